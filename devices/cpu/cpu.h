@@ -1,0 +1,144 @@
+/* The CPU plugin's internal interface: how kernels see nodes and tensors, how they are
+ * registered, and the helpers they share (attributes, errors, the thread pool).
+ *
+ * A kernel file (conv.c, gemm.c, ...) defines one cpu_op_list, cpu_ops_<family>, listed in
+ * registry.c. The host has already inferred every output's shape and dtype and allocated its
+ * memory before run() is called; kernels still validate what they rely on and fail with a
+ * message instead of reading or writing out of bounds. */
+#ifndef TSR_CPU_CPU_H
+#define TSR_CPU_CPU_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tessera/plugin.h"
+
+typedef struct cpu_tensor {
+  uint32_t dtype;          /* tsr_dtype */
+  uint32_t rank;
+  const int64_t *dims;     /* rank entries */
+  void *data;              /* NULL only when count == 0 (or an absent optional input) */
+  size_t count;            /* element count */
+  size_t nbytes;
+  bool present;            /* false for an absent optional input/output */
+  bool is_const;           /* data is a weight or constant, known at compile time */
+} cpu_tensor;
+
+/* A node as a kernel sees it. At prepare()/check() time `in`/`out` carry dtypes and shapes
+ * (and data only for constants); at run() time the tensors passed to run() carry the data. */
+typedef struct cpu_node {
+  const tsr_plugin_graph *g;
+  const tsr_plugin_graph_api *api;
+  uint32_t index;
+  const char *name;
+  const char *op_type;
+  int64_t opset;
+  uint32_t n_in, n_out;
+  const cpu_tensor *in;
+  const cpu_tensor *out;
+} cpu_node;
+
+typedef struct cpu_pool cpu_pool;
+
+/* Instruction-set levels, chosen once when the plugin starts (cpuid), or forced to GENERIC by
+ * the environment variable TESSERA_CPU_GENERIC=1. */
+typedef enum cpu_isa { CPU_ISA_GENERIC = 0, CPU_ISA_AVX2_FMA = 1 } cpu_isa;
+
+/* Per-call context: the error buffer and the threads the kernel may use. */
+typedef struct cpu_ctx {
+  cpu_pool *pool;          /* NULL means run on the calling thread */
+  cpu_isa isa;
+  char *err;               /* message buffer for cpu_fail() */
+  size_t err_size;
+} cpu_ctx;
+
+typedef struct cpu_op {
+  const char *op_type;
+  const char *domain;      /* "" for ai.onnx */
+  int64_t min_opset, max_opset; /* the versions this entry implements, inclusive */
+  /* Optional: compile-time check of dtypes, shapes and attributes. Returns
+   * TSR_PLUGIN_REASON_NONE when supported, else a reason with a short message in msg. */
+  tsr_plugin_reason (*check)(const cpu_node *n, char *msg, size_t msg_size);
+  /* Optional: builds per-node state once (packed weights, parsed attributes). Returns 0, or
+   * -1 with a message in msg. */
+  int (*prepare)(const cpu_node *n, void **out_state, char *msg, size_t msg_size);
+  /* Runs the node. Returns 0, or -1 after cpu_fail(). */
+  int (*run)(cpu_ctx *ctx, const cpu_node *n, void *state, const cpu_tensor *in, cpu_tensor *out);
+  void (*release)(void *state);
+} cpu_op;
+
+typedef struct cpu_op_list {
+  const cpu_op *ops;
+  size_t count;
+} cpu_op_list;
+
+/* The families, each defined by its file. */
+extern const cpu_op_list cpu_ops_conv;        /* conv.c: Conv, ConvTranspose */
+extern const cpu_op_list cpu_ops_gemm;        /* gemm.c: Gemm, MatMul */
+extern const cpu_op_list cpu_ops_pool;        /* pool.c: MaxPool, AveragePool, Global*, LpPool */
+extern const cpu_op_list cpu_ops_norm;        /* norm.c: BatchNormalization, LayerNormalization,
+                                                 InstanceNormalization, LRN */
+extern const cpu_op_list cpu_ops_elementwise; /* elementwise.c: arithmetic, comparison, logic,
+                                                 unary math, activations */
+extern const cpu_op_list cpu_ops_reduce;      /* reduce.c: Reduce*, ArgMax/ArgMin, Softmax,
+                                                 LogSoftmax, Hardmax */
+extern const cpu_op_list cpu_ops_shape;       /* shape_ops.c: Reshape, Transpose, Concat, ... */
+extern const cpu_op_list cpu_ops_resize;      /* resize.c: Resize, Upsample */
+
+/* Finds the entry for an op at an opset version; NULL when none. */
+const cpu_op *cpu_find_op(const char *domain, const char *op_type, int64_t opset);
+
+/* ---- Helpers for kernels -------------------------------------------------------------- */
+
+/* Formats a message into ctx->err and returns -1. */
+int cpu_fail(cpu_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* snprintf into a check()/prepare() message buffer; returns `reason` so a check can say
+ * `return cpu_refuse(msg, size, TSR_PLUGIN_REASON_DTYPE, "dtype %s", ...)`. */
+tsr_plugin_reason cpu_refuse(char *msg, size_t size, tsr_plugin_reason reason, const char *fmt,
+                             ...) __attribute__((format(printf, 4, 5)));
+
+bool cpu_has_attr(const cpu_node *n, const char *name);
+int64_t cpu_attr_int(const cpu_node *n, const char *name, int64_t dflt);
+float cpu_attr_float(const cpu_node *n, const char *name, float dflt);
+/* Returns dflt when absent; the string lives as long as the graph. */
+const char *cpu_attr_string(const cpu_node *n, const char *name, const char *dflt);
+/* Returns the element count and sets *out, or returns 0 and sets *out = NULL when absent. */
+size_t cpu_attr_ints(const cpu_node *n, const char *name, const int64_t **out);
+size_t cpu_attr_floats(const cpu_node *n, const char *name, const float **out);
+/* A TENSOR attribute; false when absent. */
+bool cpu_attr_tensor(const cpu_node *n, const char *name, tsr_plugin_attr *out);
+
+/* Bytes per element of a dtype; 0 when not storable. */
+size_t cpu_dtype_size(uint32_t dtype);
+const char *cpu_dtype_name(uint32_t dtype);
+
+/* Reads element i of an integer tensor (int8..uint64, bool) as int64; used for indices,
+ * shapes and axes inputs. */
+int64_t cpu_read_int(const cpu_tensor *t, size_t i);
+/* Reads/writes element i of any numeric tensor as double (float16 included). */
+double cpu_read_f64(const cpu_tensor *t, size_t i);
+void cpu_write_f64(cpu_tensor *t, size_t i, double v);
+
+/* IEEE half <-> float. */
+float cpu_half_to_float(uint16_t h);
+uint16_t cpu_float_to_half(float f);
+
+/* Splits [0, n) into chunks and calls fn(arg, begin, end) on the pool's threads and the
+ * caller's; returns when all are done. `grain` is the smallest chunk worth a thread. When the
+ * pool is busy with another run, everything runs on the calling thread. */
+void cpu_parallel_for(cpu_ctx *ctx, size_t n, size_t grain,
+                      void (*fn)(void *arg, size_t begin, size_t end), void *arg);
+/* The number of threads parallel_for may use (>= 1). */
+size_t cpu_thread_count(const cpu_ctx *ctx);
+
+/* Single-precision GEMM used by Gemm, MatMul and Conv:
+ *   C[m x n] = alpha * op(A)[m x k] * op(B)[k x n] + beta * C
+ * with row-major A (lda), B (ldb), C (ldc); trans_a/trans_b select op(). beta == 0 ignores C's
+ * old contents. Runs on ctx's threads and ISA. Defined in gemm.c. */
+void cpu_sgemm(cpu_ctx *ctx, bool trans_a, bool trans_b, size_t m, size_t n, size_t k,
+               float alpha, const float *a, size_t lda, const float *b, size_t ldb, float beta,
+               float *c, size_t ldc);
+
+#endif
