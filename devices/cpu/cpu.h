@@ -46,6 +46,9 @@ typedef struct cpu_pool cpu_pool;
  * the environment variable TESSERA_CPU_GENERIC=1. */
 typedef enum cpu_isa { CPU_ISA_GENERIC = 0, CPU_ISA_AVX2_FMA = 1 } cpu_isa;
 
+/* The best ISA level this machine and build support, honouring TESSERA_CPU_GENERIC. */
+cpu_isa cpu_detect_isa(void);
+
 /* Per-call context: the error buffer and the threads the kernel may use. */
 typedef struct cpu_ctx {
   cpu_pool *pool;          /* NULL means run on the calling thread */
