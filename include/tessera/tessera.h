@@ -306,9 +306,9 @@ typedef struct tsr_plan_partition_info {
 } tsr_plan_partition_info;
 
 TSR_API size_t tsr_plan_node_count(const tsr_plan *plan);
-TSR_API tsr_status tsr_plan_node_info(const tsr_plan *plan, size_t index, tsr_plan_node_info *out);
+TSR_API tsr_status tsr_plan_get_node(const tsr_plan *plan, size_t index, tsr_plan_node_info *out);
 TSR_API size_t tsr_plan_partition_count(const tsr_plan *plan);
-TSR_API tsr_status tsr_plan_partition_info(const tsr_plan *plan, size_t index,
+TSR_API tsr_status tsr_plan_get_partition(const tsr_plan *plan, size_t index,
                                            tsr_plan_partition_info *out);
 /* Activation arena bytes planned per device, summed; weights are not counted. */
 TSR_API uint64_t tsr_plan_arena_bytes(const tsr_plan *plan);

@@ -1,0 +1,200 @@
+/* The runtime's internals: loaded plugins and their devices, the graph views plugins see,
+ * plans (placement, partitions, memory) and their execution. */
+#ifndef TSR_SCHEDULER_SCHEDULER_H
+#define TSR_SCHEDULER_SCHEDULER_H
+
+#include <pthread.h>
+
+#include "core/graph.h"
+#include "core/shape_infer.h"
+#include "tessera/plugin.h"
+
+/* ---- Runtime, plugins, devices ------------------------------------------------------- */
+
+typedef struct tsr__plugin {
+  const tsr_plugin_table *table;
+  void *state;
+  void *dl_handle;        /* NULL for the built-in CPU plugin */
+  char *path;
+} tsr__plugin;
+
+typedef struct tsr__device {
+  tsr__plugin *plugin;
+  uint32_t local_index;   /* the plugin's own device number */
+  tsr_plugin_device_props props;
+  char id[64];            /* "cpu", "opencl:0" */
+  char plugin_name[32];
+} tsr__device;
+
+typedef struct tsr__plugin_failure {
+  char *path;
+  char *reason;
+} tsr__plugin_failure;
+
+struct tsr_runtime {
+  tsr_allocator alloc;
+  int log_level;
+  tsr__plugin **plugins;
+  size_t n_plugins;
+  tsr__device *devices;
+  size_t n_devices;
+  tsr__plugin_failure *failures;
+  size_t n_failures;
+};
+
+/* Host services handed to every plugin. */
+extern const tsr_plugin_host tsr__plugin_host;
+/* The built-in CPU plugin's query function (devices/cpu/plugin.c). */
+const tsr_plugin_table *tsr__cpu_plugin_query(uint32_t host_max_abi_version);
+
+/* A host-side error slot a plugin writes through tsr__plugin_host.set_error. */
+struct tsr_plugin_error {
+  char message[1024];
+};
+/* Turns a plugin result and its error slot into a status ("<what>: <message>"). */
+tsr_status tsr__plugin_status(tsr_plugin_result r, const tsr_plugin_error *err, const char *fmt,
+                              ...) __attribute__((format(printf, 3, 4)));
+
+/* Registers a plugin from its table (used for the built-in CPU and for loaded libraries).
+ * A table that fails negotiation or init is recorded as a failure, not returned as an error;
+ * only running out of memory is an error. */
+tsr_status tsr__runtime_add_plugin(tsr_runtime *rt, const tsr_plugin_table *table,
+                                   void *dl_handle, const char *path);
+
+/* ---- Models and tensors ------------------------------------------------------------- */
+
+struct tsr_model {
+  tsr_runtime *runtime;
+  tsr__graph *graph;
+  /* Public views of the graph inputs and outputs. */
+  tsr_value_info *input_info, *output_info;
+};
+
+struct tsr_tensor {
+  const tsr_allocator *alloc;
+  tsr_dtype dtype;
+  size_t rank;
+  int64_t *dims;
+  size_t count;
+  size_t nbytes;
+  void *data;
+};
+
+tsr_status tsr__tensor_new(const tsr_allocator *alloc, tsr_dtype dtype, size_t rank,
+                           const int64_t *dims, tsr_tensor **out);
+
+/* ---- Graph views ---------------------------------------------------------------------- */
+
+/* A view of some nodes of a graph with concrete shapes, as plugins see it. */
+struct tsr_plugin_graph {
+  const tsr__graph *g;
+  const tsr__vshape *vals;     /* per graph value */
+  uint32_t n_nodes;
+  uint32_t *nodes;             /* graph node indices, in execution order */
+  uint32_t n_values;
+  uint32_t *values;            /* local value index -> graph value index */
+  int32_t *local_of;           /* graph value index -> local index, or -1 */
+  uint32_t n_inputs, n_outputs;
+  uint32_t *inputs, *outputs;  /* local value indices */
+};
+
+extern const tsr_plugin_graph_api tsr__graph_api;
+
+/* Builds a view over `nodes` (graph node indices). Inputs are the non-constant values read
+ * but not produced inside; outputs are the values produced inside that are read outside or
+ * are graph outputs (`used_outside[v]` non-zero; NULL means every produced value). */
+tsr_status tsr__view_create(const tsr__graph *g, const tsr__vshape *vals, const uint32_t *nodes,
+                            uint32_t n_nodes, const uint8_t *used_outside,
+                            tsr_plugin_graph **out);
+void tsr__view_destroy(const tsr__graph *g, tsr_plugin_graph *view);
+
+/* ---- Plans ---------------------------------------------------------------------------- */
+
+/* Where one value lives on one device while a plan runs. */
+typedef struct tsr__instance {
+  uint32_t value;      /* graph value index */
+  uint32_t device;     /* index into the plan's devices */
+  uint64_t offset, size;
+  uint32_t first, last; /* lifetime in execution steps */
+} tsr__instance;
+
+typedef struct tsr__copy {
+  uint32_t value;
+  uint32_t from_instance, to_instance;
+} tsr__copy;
+
+typedef struct tsr__partition {
+  uint32_t device;           /* index into the plan's devices */
+  uint32_t *nodes;           /* graph node indices */
+  uint32_t n_nodes;
+  tsr_plugin_graph *view;
+  void *executable;
+  int32_t *binding_instance; /* per local value: instance index, or -1 for constants */
+  tsr__copy *copies_in;      /* done before the partition runs */
+  uint32_t n_copies_in;
+  uint64_t bytes_in, bytes_out;
+} tsr__partition;
+
+typedef struct tsr__node_place {
+  int32_t device;            /* index into the plan's devices; -1 when folded */
+  int32_t partition;
+  tsr_reason reason;         /* why the first device in order refused it */
+  char reason_text[160];
+  int32_t refused_by;        /* plan device index, or -1 */
+  double cost_us;
+} tsr__node_place;
+
+/* The memory one run needs: an arena per plan device. Runs in flight each hold their own;
+ * idle ones wait on the plan's free list. */
+typedef struct tsr__run_ctx tsr__run_ctx;
+struct tsr__run_ctx {
+  tsr__run_ctx *next;
+  void **arenas;             /* per plan device; NULL when its arena size is 0 */
+};
+
+typedef struct tsr__plan {
+  struct tsr_session *session;
+  int64_t *key;              /* concatenated input dims the plan was made for */
+  size_t key_len;
+  tsr__vshape *vals;
+  tsr__node_place *place;    /* per graph node */
+  tsr__partition *parts;
+  uint32_t n_parts;
+  tsr__instance *instances;
+  uint32_t n_instances;
+  int32_t *input_instance_first; /* per graph input: a list head into input_links */
+  uint64_t *arena_size;      /* per plan device */
+  /* Graph outputs: where to read each one from. */
+  int32_t *output_instance;  /* per graph output: instance index, or -1 when constant data */
+  /* Run contexts (arenas) free for reuse, guarded by the session's mutex. */
+  tsr__run_ctx *free_ctx;
+} tsr__plan;
+
+struct tsr_session {
+  tsr_runtime *runtime;
+  const tsr_model *model;
+  const tsr_allocator *alloc;
+  uint32_t *devices;         /* runtime device indices in preference order */
+  uint32_t n_devices;
+  uint64_t *budgets;         /* per session device; 0 = none */
+  int strict;
+  uint32_t threads;
+  uint32_t precisions;
+  pthread_mutex_t mu;
+  tsr__plan **plans;         /* cached per input shape */
+  size_t n_plans;
+};
+
+/* Builds (or finds in the cache) the plan for these input shapes; *out stays owned by the
+ * session. Takes the session mutex. */
+tsr_status tsr__session_get_plan(tsr_session *s, const int32_t *dtypes, const size_t *ranks,
+                                 const int64_t *const *dims, tsr__plan **out);
+tsr_status tsr__plan_build(tsr_session *s, const int32_t *dtypes, const size_t *ranks,
+                           const int64_t *const *dims, tsr__plan **out);
+void tsr__plan_destroy(tsr__plan *p);
+void tsr__run_ctx_destroy(tsr__plan *p, tsr__run_ctx *c);
+
+/* Constant folding through the built-in CPU plugin: evaluates one node at plan time. */
+tsr_status tsr__fold_eval(void *ctx, const tsr__graph *g, uint32_t node, tsr__vshape *vals);
+
+#endif
