@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The main job: set up, build, then run the bundled example model on the best device and show
+# where it ran and how long each device took.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/setup.sh
+[ -d build ] || meson setup build --buildtype=release
+ninja -C build
+
+models=build/example
+mkdir -p "$models"
+/usr/bin/python3 examples/models/make_example.py "$models"
+
+echo
+echo "== devices"
+build/tools/tessera devices
+echo
+echo "== plan"
+build/tools/tessera partition "$models/tiny_cnn.onnx"
+echo
+echo "== run (best device, 20 runs)"
+build/tools/tessera run "$models/tiny_cnn.onnx" --input "input=$models/input.npy" \
+  --output-dir "$models/out" --device auto --repeat 20
+/usr/bin/python3 examples/models/check_output.py "$models/expected.npy" "$models/out/probabilities.npy"

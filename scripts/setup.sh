@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what Tessera needs to build and test on Debian 12 (run as root, or with sudo
+# available). Safe to run again: packages already present are left alone.
+set -euo pipefail
+
+packages=(
+  build-essential pkg-config meson ninja-build
+  protobuf-c-compiler libprotobuf-c-dev libonnx-dev
+  check
+  python3 python3-numpy python3-onnx
+  valgrind clang-14 libclang-rt-14-dev
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+else
+  echo "setup: all packages present"
+fi

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Sets up, builds and runs every test: the unit suites, the ONNX node suite on every device,
+# the end-to-end CLI and embedding tests; then the unit suites again under AddressSanitizer and
+# UndefinedBehaviorSanitizer. The last line counts meson tests over both builds.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/setup.sh || exit 1
+
+status=0
+[ -d build ] || meson setup build || exit 1
+ninja -C build || exit 1
+meson test -C build --print-errorlogs --num-processes 2 || status=1
+
+# Sanitizers: a clang build with ASan + UBSan (LeakSanitizer included) running the unit suites
+# and the end-to-end tests; the long node suite runs in the plain build only.
+if [ ! -d build-asan ]; then
+  CC=clang-14 meson setup build-asan -Db_sanitize=address,undefined -Db_lundef=false \
+    --buildtype=debug || exit 1
+fi
+ninja -C build-asan || exit 1
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+  meson test -C build-asan --print-errorlogs --num-processes 2 --no-suite slow || status=1
+
+/usr/bin/python3 scripts/summarize_tests.py build/meson-logs/testlog.json \
+  build-asan/meson-logs/testlog.json || status=1
+exit $status
