@@ -3,6 +3,7 @@
 #define TSR_TESTS_HARNESS_H
 
 #include <check.h>
+#include <stdio.h>
 #include <stddef.h>
 
 #include "tessera/tessera.h"
