@@ -242,7 +242,8 @@ static void extend(tsr__plan *p, int32_t *inst_of, uint32_t v, uint32_t dev, uin
 }
 
 tsr_status tsr__plan_build(tsr_session *s, const int32_t *dtypes, const size_t *ranks,
-                           const int64_t *const *dims, tsr__plan **out) {
+                           const int64_t *const *dims, const tsr_tensor *const *input_data,
+                           tsr__plan **out) {
   *out = NULL;
   const tsr__graph *g = s->model->graph;
   const tsr_allocator *a = s->alloc;
@@ -264,8 +265,22 @@ tsr_status tsr__plan_build(tsr_session *s, const int32_t *dtypes, const size_t *
     goto done;
   }
   for (uint32_t v = 0; v < g->n_values; v++) p->vals[v].rank = -1;
-  for (uint32_t i = 0; i < g->n_inputs && !st; i++)
-    st = tsr__vshape_set(g, &p->vals[g->inputs[i]], dtypes[i], (int32_t)ranks[i], dims[i]);
+  for (uint32_t i = 0; i < g->n_inputs && !st; i++) {
+    tsr__vshape *v = &p->vals[g->inputs[i]];
+    st = tsr__vshape_set(g, v, dtypes[i], (int32_t)ranks[i], dims[i]);
+    const tsr_tensor *t = input_data ? input_data[i] : NULL;
+    if (!st && t) {
+      void *copy = tsr__alloc(a, t->nbytes ? t->nbytes : 1);
+      if (!copy) {
+        st = OOM();
+        break;
+      }
+      if (t->nbytes) memcpy(copy, t->data, t->nbytes);
+      v->data = copy;
+      v->nbytes = t->nbytes;
+      v->owns_data = true;
+    }
+  }
   if (!st) st = tsr__infer_shapes(g, p->vals, tsr__fold_eval, s);
   if (st) goto done;
 

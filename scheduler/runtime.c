@@ -83,10 +83,22 @@ static const char *table_problem(const tsr_plugin_table *t) {
   if (t->abi_version > TSR_PLUGIN_ABI_VERSION)
     return "it answered with an ABI version newer than the host asked for";
   if (!t->name || !*t->name) return "its table has no name";
-  if (!t->init || !t->shutdown || !t->device_count || !t->device_props || !t->supports ||
-      !t->alloc || !t->free || !t->write || !t->read || !t->compile || !t->execute ||
-      !t->release_executable)
-    return "its table lacks a required function";
+  /* Name the missing slot: a vendor reading the skip reason should see what to fix. */
+#define REQUIRE_SLOT(member) \
+  if (!t->member) return "its table lacks the required function '" #member "' (it is NULL)"
+  REQUIRE_SLOT(init);
+  REQUIRE_SLOT(shutdown);
+  REQUIRE_SLOT(device_count);
+  REQUIRE_SLOT(device_props);
+  REQUIRE_SLOT(supports);
+  REQUIRE_SLOT(alloc);
+  REQUIRE_SLOT(free);
+  REQUIRE_SLOT(write);
+  REQUIRE_SLOT(read);
+  REQUIRE_SLOT(compile);
+  REQUIRE_SLOT(execute);
+  REQUIRE_SLOT(release_executable);
+#undef REQUIRE_SLOT
   return NULL;
 }
 

@@ -183,14 +183,21 @@ struct tsr_session {
   pthread_mutex_t mu;
   tsr__plan **plans;         /* cached per input shape */
   size_t n_plans;
+  bool keys_values;          /* shapes depend on input values: small inputs join plan keys */
 };
 
 /* Builds (or finds in the cache) the plan for these input shapes; *out stays owned by the
  * session. Takes the session mutex. */
+/* `data` (may be NULL) holds the caller's input tensors: when the model's shapes depend on the
+ * values of small inputs (a Reshape whose shape is a graph input), plans are keyed by those
+ * values too and the values become constants of the plan. */
 tsr_status tsr__session_get_plan(tsr_session *s, const int32_t *dtypes, const size_t *ranks,
-                                 const int64_t *const *dims, tsr__plan **out);
+                                 const int64_t *const *dims, const tsr_tensor *const *data,
+                                 tsr__plan **out);
+/* input_data[i] non-NULL makes graph input i a constant of the plan (copied). */
 tsr_status tsr__plan_build(tsr_session *s, const int32_t *dtypes, const size_t *ranks,
-                           const int64_t *const *dims, tsr__plan **out);
+                           const int64_t *const *dims, const tsr_tensor *const *input_data,
+                           tsr__plan **out);
 void tsr__plan_destroy(tsr__plan *p);
 void tsr__run_ctx_destroy(tsr__plan *p, tsr__run_ctx *c);
 

@@ -256,7 +256,7 @@ static tsr_status plan_for_model_shapes(tsr_session *s, tsr__plan **out) {
     if (!dims[i] && !st) st = tsr__status_make(TSR_STATUS_OUT_OF_MEMORY, "out of memory");
     for (size_t d = 0; dims[i] && d < ranks[i]; d++) dims[i][d] = in->dims[d] < 0 ? 1 : in->dims[d];
   }
-  if (!st) st = tsr__session_get_plan(s, dtypes, ranks, (const int64_t *const *)dims, out);
+  if (!st) st = tsr__session_get_plan(s, dtypes, ranks, (const int64_t *const *)dims, NULL, out);
   for (uint32_t i = 0; dims && i < n; i++) free(dims[i]);
   free(dims);
   free(ranks);
@@ -293,6 +293,11 @@ tsr_status tsr_session_create(tsr_runtime *rt, const tsr_model *model,
   if (!st && model_shapes_static(model)) {
     tsr__plan *p = NULL;
     st = plan_for_model_shapes(s, &p);
+    /* Shapes that depend on input values are planned at the first run, when they are known. */
+    if (st && s->keys_values) {
+      tsr_status_free(st);
+      st = NULL;
+    }
   }
   if (st) {
     tsr_session_destroy(s);
@@ -312,29 +317,81 @@ void tsr_session_destroy(tsr_session *s) {
   tsr__free(s->alloc, s);
 }
 
-static size_t key_length(const tsr_session *s, const size_t *ranks) {
+/* Inputs this small may decide shapes (a Reshape's target, Resize scales); when a model's
+ * shapes depend on input values, their values join the plan key. */
+#define VALUE_KEY_MAX_ELEMENTS 64
+
+static bool value_keyed(const tsr_tensor *t) {
+  return t && t->count <= VALUE_KEY_MAX_ELEMENTS;
+}
+
+static size_t key_length(const tsr_session *s, const size_t *ranks,
+                         const tsr_tensor *const *data) {
   size_t n = 0;
-  for (uint32_t i = 0; i < s->model->graph->n_inputs; i++) n += 2 + ranks[i];
+  for (uint32_t i = 0; i < s->model->graph->n_inputs; i++) {
+    n += 3 + ranks[i];
+    if (data && value_keyed(data[i])) n += (data[i]->nbytes + 7) / 8;
+  }
   return n;
 }
 
 static void make_key(const tsr_session *s, const int32_t *dtypes, const size_t *ranks,
-                     const int64_t *const *dims, int64_t *key) {
+                     const int64_t *const *dims, const tsr_tensor *const *data, int64_t *key) {
   size_t k = 0;
   for (uint32_t i = 0; i < s->model->graph->n_inputs; i++) {
     key[k++] = dtypes[i];
     key[k++] = (int64_t)ranks[i];
     for (size_t d = 0; d < ranks[i]; d++) key[k++] = dims[i][d];
+    bool keyed = data && value_keyed(data[i]);
+    key[k++] = keyed;
+    if (keyed) {
+      memcpy(&key[k], data[i]->data, data[i]->nbytes);
+      k += (data[i]->nbytes + 7) / 8;
+    }
   }
 }
 
+/* Shape inference reports a shape that depends on values known only at run time as
+ * UNSUPPORTED with this phrase; the session then plans with the small inputs' values. */
+static bool depends_on_values(tsr_status st) {
+  return tsr_status_code_of(st) == TSR_STATUS_UNSUPPORTED &&
+         strstr(tsr_status_message(st), "only known at run time") != NULL;
+}
+
+static tsr_status get_plan_keyed(tsr_session *s, const int32_t *dtypes, const size_t *ranks,
+                                 const int64_t *const *dims, const tsr_tensor *const *data,
+                                 tsr__plan **out);
+
 tsr_status tsr__session_get_plan(tsr_session *s, const int32_t *dtypes, const size_t *ranks,
-                                 const int64_t *const *dims, tsr__plan **out) {
+                                 const int64_t *const *dims, const tsr_tensor *const *data,
+                                 tsr__plan **out) {
+  pthread_mutex_lock(&s->mu);
+  bool keys_values = s->keys_values;
+  pthread_mutex_unlock(&s->mu);
+  if (!keys_values) {
+    tsr_status st = get_plan_keyed(s, dtypes, ranks, dims, NULL, out);
+    if (!depends_on_values(st)) return st;
+    pthread_mutex_lock(&s->mu);
+    s->keys_values = true;
+    pthread_mutex_unlock(&s->mu);
+    if (!data) return st;
+    tsr_status_free(st);
+  }
+  if (!data)
+    return tsr__status_make(TSR_STATUS_INVALID_ARGUMENT,
+                            "the model's shapes depend on input values; plan it with the inputs "
+                            "of a run");
+  return get_plan_keyed(s, dtypes, ranks, dims, data, out);
+}
+
+static tsr_status get_plan_keyed(tsr_session *s, const int32_t *dtypes, const size_t *ranks,
+                                 const int64_t *const *dims, const tsr_tensor *const *data,
+                                 tsr__plan **out) {
   *out = NULL;
-  size_t len = key_length(s, ranks);
+  size_t len = key_length(s, ranks, data);
   int64_t *key = tsr__calloc(s->alloc, len + 1, sizeof *key);
   if (!key) return tsr__status_make(TSR_STATUS_OUT_OF_MEMORY, "out of memory");
-  make_key(s, dtypes, ranks, dims, key);
+  make_key(s, dtypes, ranks, dims, data, key);
   pthread_mutex_lock(&s->mu);
   for (size_t i = 0; i < s->n_plans; i++) {
     tsr__plan *p = s->plans[i];
@@ -348,7 +405,19 @@ tsr_status tsr__session_get_plan(tsr_session *s, const int32_t *dtypes, const si
   /* Planning happens under the lock: concurrent first runs of a new shape wait for one plan
    * instead of each building their own. */
   tsr__plan *p = NULL;
-  tsr_status st = tsr__plan_build(s, dtypes, ranks, dims, &p);
+  const tsr_tensor **keyed = NULL;
+  if (data) {
+    keyed = calloc(s->model->graph->n_inputs + 1, sizeof *keyed);
+    if (!keyed) {
+      pthread_mutex_unlock(&s->mu);
+      tsr__free(s->alloc, key);
+      return tsr__status_make(TSR_STATUS_OUT_OF_MEMORY, "out of memory");
+    }
+    for (uint32_t i = 0; i < s->model->graph->n_inputs; i++)
+      keyed[i] = value_keyed(data[i]) ? data[i] : NULL;
+  }
+  tsr_status st = tsr__plan_build(s, dtypes, ranks, dims, keyed, &p);
+  free(keyed);
   if (!st) {
     tsr__plan **np = tsr__realloc(s->alloc, s->plans, (s->n_plans + 1) * sizeof *np);
     if (!np) {
@@ -675,7 +744,7 @@ tsr_status tsr_session_run(tsr_session *s, const tsr_run_options *options, size_
       ranks[k] = ordered[k]->rank;
       dims[k] = ordered[k]->dims;
     }
-    st = tsr__session_get_plan(s, dtypes, ranks, dims, &p);
+    st = tsr__session_get_plan(s, dtypes, ranks, dims, ordered, &p);
   }
   tsr__run_ctx *c = NULL;
   if (!st) st = run_ctx_acquire(p, &c);
@@ -740,7 +809,7 @@ tsr_status tsr_session_plan(tsr_session *s, size_t n_inputs, const char *const *
     st = find_input(g, input_names[k], &idx);
   }
   tsr__plan *p = NULL;
-  if (!st) st = tsr__session_get_plan(s, dtypes, ranks, (const int64_t *const *)dims, &p);
+  if (!st) st = tsr__session_get_plan(s, dtypes, ranks, (const int64_t *const *)dims, NULL, &p);
   for (uint32_t i = 0; dims && i < n; i++) free(dims[i]);
   free(dims);
   free(ranks);

@@ -197,7 +197,7 @@ START_TEST(broadcast_mismatch_names_the_node) {
   mb_output(m, "y", TSR_DTYPE_FLOAT32);
   tsr_model *model = load(m);
   tsr_session *s = NULL;
-  tsr_test_expect_error(tsr_session_create(rt, model, NULL, &s), TSR_STATUS_INVALID_MODEL, "add_1");
+  tsr_test_expect_error(tsr_session_create(rt, model, NULL, &s), TSR_STATUS_INVALID_ARGUMENT, "add_1");
   tsr_model_destroy(model);
 }
 END_TEST
