@@ -17,7 +17,7 @@ static void usage(FILE *f) {
           "usage:\n"
           "  tessera devices\n"
           "  tessera run MODEL.onnx [--input NAME=FILE]... [--output-dir DIR] [--device LIST]\n"
-          "              [--threads N] [--strict] [--repeat N]\n"
+          "              [--threads N] [--strict] [--repeat N] [--profile]\n"
           "  tessera partition MODEL.onnx [--device LIST] [--shape NAME=D1xD2...]... [--json]\n"
           "\n"
           "FILE is a .npy file or an ONNX TensorProto (.pb). LIST is 'auto' or device ids or\n"
@@ -105,6 +105,40 @@ static double elem_as_double(tsr_tensor *t, size_t i) {
   }
 }
 
+/* Time per operator type, summed over nodes, most expensive first. */
+static void print_op_profile(const tsr_profile *profile, uint64_t runs) {
+  size_t n = tsr_profile_node_count(profile), n_ops = 0;
+  struct op_time {
+    char op[64];
+    double ms;
+    size_t nodes;
+  } *ops = calloc(n + 1, sizeof *ops);
+  if (!ops) return;
+  double total = 0;
+  for (size_t i = 0; i < n; i++) {
+    tsr_profile_entry e = {sizeof e};
+    if (tsr_profile_node(profile, i, &e)) continue;
+    double ms = (double)e.total_ns / 1e6 / (double)(runs ? runs : 1);
+    total += ms;
+    size_t k = 0;
+    while (k < n_ops && strcmp(ops[k].op, e.op_type)) k++;
+    if (k == n_ops) snprintf(ops[n_ops++].op, sizeof ops[k].op, "%s", e.op_type);
+    ops[k].ms += ms;
+    ops[k].nodes++;
+  }
+  for (size_t i = 1; i < n_ops; i++)
+    for (size_t j = i; j > 0 && ops[j].ms > ops[j - 1].ms; j--) {
+      struct op_time t = ops[j];
+      ops[j] = ops[j - 1];
+      ops[j - 1] = t;
+    }
+  printf("%-24s %10s %7s %6s\n", "OP", "MS/RUN", "SHARE", "NODES");
+  for (size_t i = 0; i < n_ops; i++)
+    printf("%-24s %10.3f %6.1f%% %6zu\n", ops[i].op, ops[i].ms,
+           total > 0 ? 100.0 * ops[i].ms / total : 0.0, ops[i].nodes);
+  free(ops);
+}
+
 static double now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -115,7 +149,7 @@ typedef struct cli_opts {
   const char *model;
   const char *devices;
   const char *output_dir;
-  int threads, strict, json, repeat;
+  int threads, strict, json, repeat, profile;
   const char **in_names, **in_files;
   size_t n_in;
 } cli_opts;
@@ -157,6 +191,8 @@ static int parse_args(int argc, char **argv, cli_opts *o) {
       o->strict = 1;
     } else if (!strcmp(a, "--json")) {
       o->json = 1;
+    } else if (!strcmp(a, "--profile")) {
+      o->profile = 1;
     } else if (a[0] == '-') {
       return fail("unknown option '%s' (see 'tessera --help')", a);
     } else if (!o->model) {
@@ -252,6 +288,7 @@ static int cmd_run(tsr_runtime *rt, const cli_opts *o) {
       printf("device %-10s %.3f ms per run\n", e.device,
              (double)e.total_ns / 1e6 / (double)(runs ? runs : 1));
     }
+    if (o->profile) print_op_profile(profile, runs);
   }
   for (size_t i = 0; outputs && i < n_out; i++) tsr_tensor_destroy(outputs[i]);
   free(outputs);
@@ -355,7 +392,7 @@ static int cmd_partition(tsr_runtime *rt, const cli_opts *o) {
       for (size_t i = 0; i < nn; i++) {
         tsr_plan_node_info ni = {sizeof ni};
         tsr_plan_get_node(plan, i, &ni);
-        char part[16] = "-";
+        char part[32] = "-";
         if (ni.partition != SIZE_MAX) snprintf(part, sizeof part, "%zu", ni.partition);
         printf("%-32s %-20s %-10s %-5s", ni.name, ni.op_type, ni.device, part);
         if (ni.reason != TSR_REASON_NONE)
