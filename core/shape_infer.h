@@ -24,6 +24,12 @@ typedef struct tsr__vshape {
  * g->alloc, owns_data = true) to its outputs' vals; output dtypes and dims are already set. */
 typedef tsr_status (*tsr__eval_fn)(void *ctx, const tsr__graph *g, uint32_t node,
                                    tsr__vshape *vals);
+/* NOTE: an eval that cannot evaluate a node (an op or dtype it lacks) answers
+ * TSR_STATUS_UNSUPPORTED: the node is then left unfolded and runs with the graph; any other
+ * error fails inference. Before the call each output's nbytes holds its byte size, and
+ * inference sets nbytes of every value it infers whether or not its data is known. Only nodes
+ * whose outputs total at most 16 MiB are offered; random generators and DequantizeLinear never
+ * are. g may be a subgraph (an If branch). */
 
 /* vals has g->n_values entries. On entry, graph inputs must have dtype, rank and dims set and
  * everything else zeroed (rank -1). Initializers are filled in by this function. On success
