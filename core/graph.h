@@ -73,7 +73,7 @@ struct tsr__graph {
   char *name;
   tsr__value *values;
   uint32_t n_values, cap_values;
-  tsr__node *nodes;       /* in topological order once tsr__graph_sort() has run */
+  tsr__node *nodes;       /* in topological order once tsr__graph_finalize() has run */
   uint32_t n_nodes, cap_nodes;
   int32_t *inputs;        /* graph inputs that are not initializers */
   uint32_t n_inputs;
@@ -83,6 +83,12 @@ struct tsr__graph {
   uint32_t n_opsets;
   int64_t ir_version;
   const tsr__graph *parent;
+  /* Name index over values[0 .. n_indexed), kept by tsr__graph_intern_value once the graph
+   * has more than a few values: open addressing, linear probing, slots hold index + 1 (0 is
+   * empty). Values appended without interning are found by a linear scan of the tail. */
+  uint32_t *value_index;
+  uint32_t value_index_cap; /* a power of two, or 0 while there is no index */
+  uint32_t n_indexed;
 };
 
 /* Creates an empty graph. */
