@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "tessera/tessera.h"
+#include "tools/cli.h"
 
 static void usage(FILE *f) {
   fprintf(f,
@@ -19,27 +20,13 @@ static void usage(FILE *f) {
           "  tessera run MODEL.onnx [--input NAME=FILE]... [--output-dir DIR] [--device LIST]\n"
           "              [--threads N] [--strict] [--repeat N] [--profile]\n"
           "  tessera partition MODEL.onnx [--device LIST] [--shape NAME=D1xD2...]... [--json]\n"
+          "  tessera bench MODEL.onnx [--input NAME=FILE | --shape NAME=D1xD2...]...\n"
+          "              [--device LIST|all] [--threads N] [--warmup N] [--iterations N]\n"
+          "              [--json] [--profile TRACE.json]\n"
           "\n"
           "FILE is a .npy file or an ONNX TensorProto (.pb). LIST is 'auto' or device ids or\n"
           "plugin names in preference order, e.g. 'opencl,cpu'. Outputs are written to\n"
           "DIR/<output name>.npy with characters outside [A-Za-z0-9._-] replaced by '_'.\n");
-}
-
-static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int fail(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  fprintf(stderr, "tessera: error: ");
-  vfprintf(stderr, fmt, ap);
-  fprintf(stderr, "\n");
-  va_end(ap);
-  return 1;
-}
-
-static int fail_status(const char *what, tsr_status s) {
-  int rc = fail("%s: %s", what, tsr_status_message(s));
-  tsr_status_free(s);
-  return rc;
 }
 
 static const char *kind_name(tsr_device_kind k) {
@@ -105,119 +92,6 @@ static double elem_as_double(tsr_tensor *t, size_t i) {
   }
 }
 
-/* Time per operator type, summed over nodes, most expensive first. */
-static void print_op_profile(const tsr_profile *profile, uint64_t runs) {
-  size_t n = tsr_profile_node_count(profile), n_ops = 0;
-  struct op_time {
-    char op[64];
-    double ms;
-    size_t nodes;
-  } *ops = calloc(n + 1, sizeof *ops);
-  if (!ops) return;
-  double total = 0;
-  for (size_t i = 0; i < n; i++) {
-    tsr_profile_entry e = {sizeof e};
-    if (tsr_profile_node(profile, i, &e)) continue;
-    double ms = (double)e.total_ns / 1e6 / (double)(runs ? runs : 1);
-    total += ms;
-    size_t k = 0;
-    while (k < n_ops && strcmp(ops[k].op, e.op_type)) k++;
-    if (k == n_ops) snprintf(ops[n_ops++].op, sizeof ops[k].op, "%s", e.op_type);
-    ops[k].ms += ms;
-    ops[k].nodes++;
-  }
-  for (size_t i = 1; i < n_ops; i++)
-    for (size_t j = i; j > 0 && ops[j].ms > ops[j - 1].ms; j--) {
-      struct op_time t = ops[j];
-      ops[j] = ops[j - 1];
-      ops[j - 1] = t;
-    }
-  printf("%-24s %10s %7s %6s\n", "OP", "MS/RUN", "SHARE", "NODES");
-  for (size_t i = 0; i < n_ops; i++)
-    printf("%-24s %10.3f %6.1f%% %6zu\n", ops[i].op, ops[i].ms,
-           total > 0 ? 100.0 * ops[i].ms / total : 0.0, ops[i].nodes);
-  free(ops);
-}
-
-static double now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-typedef struct cli_opts {
-  const char *model;
-  const char *devices;
-  const char *output_dir;
-  int threads, strict, json, repeat, profile;
-  const char **in_names, **in_files;
-  size_t n_in;
-} cli_opts;
-
-static int parse_args(int argc, char **argv, cli_opts *o) {
-  memset(o, 0, sizeof *o);
-  o->repeat = 1;
-  o->in_names = calloc((size_t)argc, sizeof(char *));
-  o->in_files = calloc((size_t)argc, sizeof(char *));
-  if (!o->in_names || !o->in_files) return fail("out of memory");
-  for (int i = 2; i < argc; i++) {
-    const char *a = argv[i];
-    bool has_val = i + 1 < argc;
-    if (!strcmp(a, "--input") || !strcmp(a, "--shape")) {
-      if (!has_val) return fail("%s needs NAME=VALUE", a);
-      char *eq = strchr(argv[i + 1], '=');
-      if (!eq || eq == argv[i + 1]) return fail("%s '%s' is not NAME=VALUE", a, argv[i + 1]);
-      *eq = '\0';
-      o->in_names[o->n_in] = argv[i + 1];
-      o->in_files[o->n_in++] = eq + 1;
-      i++;
-    } else if (!strcmp(a, "--output-dir")) {
-      if (!has_val) return fail("--output-dir needs a folder");
-      o->output_dir = argv[++i];
-    } else if (!strcmp(a, "--device")) {
-      if (!has_val) return fail("--device needs a list");
-      o->devices = argv[++i];
-    } else if (!strcmp(a, "--threads") || !strcmp(a, "--repeat")) {
-      if (!has_val) return fail("%s needs a number", a);
-      char *end;
-      long v = strtol(argv[++i], &end, 10);
-      if (*end || v < (strcmp(a, "--threads") ? 1 : 0) || v > 4096)
-        return fail("%s '%s' is not a valid number", a, argv[i]);
-      if (!strcmp(a, "--threads"))
-        o->threads = (int)v;
-      else
-        o->repeat = (int)v;
-    } else if (!strcmp(a, "--strict")) {
-      o->strict = 1;
-    } else if (!strcmp(a, "--json")) {
-      o->json = 1;
-    } else if (!strcmp(a, "--profile")) {
-      o->profile = 1;
-    } else if (a[0] == '-') {
-      return fail("unknown option '%s' (see 'tessera --help')", a);
-    } else if (!o->model) {
-      o->model = a;
-    } else {
-      return fail("unexpected argument '%s'", a);
-    }
-  }
-  if (!o->model) return fail("no model file given");
-  return 0;
-}
-
-static int load_session(tsr_runtime *rt, const cli_opts *o, tsr_model **model,
-                        tsr_session **session) {
-  tsr_status s = tsr_model_load_file(rt, o->model, model);
-  if (s) return fail_status("loading model", s);
-  tsr_session_options so = {sizeof so};
-  so.devices = o->devices;
-  so.threads = o->threads;
-  so.strict = o->strict;
-  s = tsr_session_create(rt, *model, &so, session);
-  if (s) return fail_status("creating session", s);
-  return 0;
-}
-
 static int cmd_run(tsr_runtime *rt, const cli_opts *o) {
   tsr_model *model = NULL;
   tsr_session *session = NULL;
@@ -225,7 +99,7 @@ static int cmd_run(tsr_runtime *rt, const cli_opts *o) {
   size_t n_out = 0;
   tsr_tensor **outputs = NULL;
   tsr_profile *profile = NULL;
-  int rc = load_session(rt, o, &model, &session);
+  int rc = load_session(rt, o, NULL, &model, &session);
   for (size_t i = 0; !rc && i < o->n_in; i++) {
     tsr_status s = tsr_tensor_load_file(rt, o->in_files[i], &inputs[i]);
     if (s) {
@@ -300,41 +174,11 @@ static int cmd_run(tsr_runtime *rt, const cli_opts *o) {
   return rc;
 }
 
-static void json_string(const char *s) {
-  putchar('"');
-  for (; *s; s++) {
-    unsigned char c = (unsigned char)*s;
-    if (c == '"' || c == '\\')
-      printf("\\%c", c);
-    else if (c < 0x20)
-      printf("\\u%04x", c);
-    else
-      putchar(c);
-  }
-  putchar('"');
-}
-
-static int parse_shape(const char *text, int64_t *dims, size_t *rank, size_t max) {
-  *rank = 0;
-  if (!*text) return 0; /* a scalar */
-  const char *p = text;
-  while (*p) {
-    char *end;
-    long long v = strtoll(p, &end, 10);
-    if (end == p || v < 0 || *rank == max) return -1;
-    dims[(*rank)++] = v;
-    if (*end == 'x' || *end == ',') end++;
-    else if (*end) return -1;
-    p = end;
-  }
-  return 0;
-}
-
 static int cmd_partition(tsr_runtime *rt, const cli_opts *o) {
   tsr_model *model = NULL;
   tsr_session *session = NULL;
   tsr_plan *plan = NULL;
-  int rc = load_session(rt, o, &model, &session);
+  int rc = load_session(rt, o, NULL, &model, &session);
   int64_t(*dims)[16] = calloc(o->n_in + 1, sizeof *dims);
   size_t *ranks = calloc(o->n_in + 1, sizeof *ranks);
   const int64_t **shapes = calloc(o->n_in + 1, sizeof *shapes);
@@ -352,17 +196,17 @@ static int cmd_partition(tsr_runtime *rt, const cli_opts *o) {
     size_t nn = tsr_plan_node_count(plan), np = tsr_plan_partition_count(plan);
     if (o->json) {
       printf("{\"model\": ");
-      json_string(o->model);
+      json_string(stdout, o->model);
       printf(", \"nodes\": [");
       for (size_t i = 0; i < nn; i++) {
         tsr_plan_node_info ni = {sizeof ni};
         tsr_plan_get_node(plan, i, &ni);
         printf("%s\n  {\"name\": ", i ? "," : "");
-        json_string(ni.name);
+        json_string(stdout, ni.name);
         printf(", \"op\": ");
-        json_string(ni.op_type);
+        json_string(stdout, ni.op_type);
         printf(", \"device\": ");
-        json_string(ni.device);
+        json_string(stdout, ni.device);
         printf(", \"partition\": ");
         if (ni.partition == SIZE_MAX) printf("null");
         else printf("%zu", ni.partition);
@@ -373,7 +217,7 @@ static int cmd_partition(tsr_runtime *rt, const cli_opts *o) {
           char buf[512];
           snprintf(buf, sizeof buf, "%s refused (%s): %s", ni.refused_by, tsr_reason_name(ni.reason),
                    ni.reason_text);
-          json_string(buf);
+          json_string(stdout, buf);
         }
         printf("}");
       }
@@ -382,7 +226,7 @@ static int cmd_partition(tsr_runtime *rt, const cli_opts *o) {
         tsr_plan_partition_info pi = {sizeof pi};
         tsr_plan_get_partition(plan, i, &pi);
         printf("%s\n  {\"index\": %zu, \"device\": ", i ? "," : "", i);
-        json_string(pi.device);
+        json_string(stdout, pi.device);
         printf(", \"node_count\": %zu, \"bytes_in\": %llu, \"bytes_out\": %llu}", pi.node_count,
                (unsigned long long)pi.bytes_in, (unsigned long long)pi.bytes_out);
       }
@@ -424,8 +268,9 @@ int main(int argc, char **argv) {
     return argc < 2 ? 2 : 0;
   }
   const char *cmd = argv[1];
-  if (strcmp(cmd, "devices") && strcmp(cmd, "run") && strcmp(cmd, "partition")) {
-    fail("unknown command '%s' (commands: devices, run, partition)", cmd);
+  if (strcmp(cmd, "devices") && strcmp(cmd, "run") && strcmp(cmd, "partition") &&
+      strcmp(cmd, "bench")) {
+    fail("unknown command '%s' (commands: devices, run, partition, bench)", cmd);
     return 2;
   }
   tsr_runtime_options ro = {sizeof ro};
@@ -440,9 +285,11 @@ int main(int argc, char **argv) {
   } else {
     cli_opts o;
     rc = parse_args(argc, argv, &o);
-    if (!rc) rc = !strcmp(cmd, "run") ? cmd_run(rt, &o) : cmd_partition(rt, &o);
-    free(o.in_names);
-    free(o.in_files);
+    if (!rc)
+      rc = !strcmp(cmd, "run")     ? cmd_run(rt, &o)
+           : !strcmp(cmd, "bench") ? cmd_bench(rt, &o)
+                                   : cmd_partition(rt, &o);
+    free_args(&o);
   }
   tsr_runtime_destroy(rt);
   return rc;
