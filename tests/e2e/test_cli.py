@@ -665,12 +665,57 @@ def test_embed(tmp):
           describe(rc, out, err))
 
 
+def test_bench(tmp):
+    d = os.path.join(tmp, "tiny_cnn")
+    model = os.path.join(d, "tiny_cnn.onnx")
+    if not os.path.exists(model):
+        check("bench (no tiny CNN to run)", False)
+        return
+    rc, out, err = run([TESSERA, "bench", model, "--iterations", "5", "--warmup", "1",
+                        "--shape", "input=2x3x32x32", "--json"])
+    if check("bench --json exits 0", rc == 0 and not crashed(rc, err), describe(rc, out, err)):
+        try:
+            r = json.loads(out)
+        except ValueError:
+            r = {}
+        keys = ("median_ms", "min_ms", "p90_ms", "p99_ms", "load_ms", "peak_rss_mb", "first_run_ms")
+        check("bench --json has the latency, load and memory keys",
+              all(isinstance(r.get(k), (int, float)) for k in keys), out[:300])
+        check("bench --json orders min <= median <= p90 <= p99",
+              r and r["min_ms"] <= r["median_ms"] <= r["p90_ms"] <= r["p99_ms"], out[:300])
+        check("bench --json counts the iterations", r.get("iterations") == 5, out[:300])
+    trace = os.path.join(tmp, "trace.json")
+    rc, out, err = run([TESSERA, "bench", model, "--iterations", "3", "--device", "all", "--json",
+                        "--profile", trace])
+    if check("bench --device all --json --profile exits 0", rc == 0 and not crashed(rc, err),
+             describe(rc, out, err)):
+        try:
+            rows = json.loads(out)
+        except ValueError:
+            rows = None
+        check("bench --device all prints a list with one row per device",
+              isinstance(rows, list) and rows and rows[0].get("device") == "cpu", out[:300])
+        try:
+            with open(trace) as f:
+                events = json.load(f)["traceEvents"]
+        except (OSError, ValueError, KeyError):
+            events = []
+        check("bench --profile writes a Chrome trace with one event per node",
+              len(events) == 10 and all(e.get("ph") == "X" and e.get("dur", -1) >= 0
+                                       for e in events), repr(events[:2]))
+    rc, out, err = run([TESSERA, "bench", model, "--iterations", "2"])
+    check("bench prints a table", rc == 0 and "MEDIAN_MS" in out, describe(rc, out, err))
+    expect_error("bench with an unknown --shape input", [TESSERA, "bench", model, "--shape",
+                 "nope=1x3"], ["nope"])
+
+
 def main():
     rng = np.random.default_rng(20261126)
     with tempfile.TemporaryDirectory(prefix="tessera-e2e-") as tmp:
         for group in (lambda: test_models(tmp, rng), lambda: test_partition(tmp, rng),
                       test_devices, lambda: test_bad_input(tmp, rng),
-                      lambda: test_plugins_cli(tmp, rng), lambda: test_embed(tmp)):
+                      lambda: test_plugins_cli(tmp, rng), lambda: test_embed(tmp),
+                      lambda: test_bench(tmp)):
             try:
                 group()
             except Exception as e:  # a broken group must not hide the others
