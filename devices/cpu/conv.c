@@ -1,0 +1,627 @@
+/* Conv and ConvTranspose, 1-D to 3-D, with groups, strides, dilations, pads and auto_pad.
+ *
+ * float32 runs on cpu_sgemm: a 1x1 stride-1 unpadded convolution is a GEMM over the input as
+ * it lies; the general case lowers each (batch, group) to im2col in column tiles (bounding the
+ * scratch memory) and one GEMM per tile; convolutions with one input channel per group
+ * (depthwise, with any channel multiplier) run a direct kernel instead, since their im2col
+ * GEMM would have a depth of only kh*kw. ConvTranspose is the adjoint: a GEMM with the weights
+ * transposed produces columns that col2im scatters into the output. float64 runs direct loops
+ * in double precision; float16 is staged through float32. */
+#include <math.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "devices/cpu/cpu.h"
+#include "devices/cpu/gemm_util.h"
+#include "devices/cpu/nn_util.h"
+
+/* Scratch budget of one im2col/col2im tile, in floats (4 MiB). */
+#define COL_TILE_FLOATS ((size_t)1 << 20)
+
+typedef struct conv_plan {
+  bool transpose;
+  nn_window w;
+  size_t N, C, M, G; /* batch, input channels, output channels, groups */
+  size_t cg, mg;     /* channels per group: input, output */
+  size_t kk;         /* kernel elements: k0*k1*k2 */
+  size_t in_sp, out_sp;
+  bool has_bias;
+} conv_plan;
+
+static tsr_plugin_reason conv_transpose_window(const cpu_node *n, conv_plan *p, const int64_t *y_sp,
+                                               char *msg, size_t size) {
+  nn_window *w = &p->w;
+  int nsp = w->nsp, off = NN_SP - nsp;
+  int64_t op[2 * NN_SP] = {0}, os[NN_SP] = {0};
+  tsr_plugin_reason r;
+  if ((r = nn_read_sp_attr(n, "output_padding", nsp, (size_t)nsp, 0, op, msg, size)))
+    return r;
+  const int64_t *osv;
+  size_t os_n = cpu_attr_ints(n, "output_shape", &osv);
+  if (osv) {
+    /* Either the spatial dims or the whole shape (N, C first). */
+    if (os_n != (size_t)nsp && os_n != (size_t)nsp + 2)
+      return cpu_refuse(msg, size, TSR_PLUGIN_REASON_ATTRIBUTE,
+                        "attribute output_shape has %zu values, expected %d", os_n, nsp);
+    for (int i = 0; i < nsp; i++) {
+      os[off + i] = osv[os_n - (size_t)nsp + (size_t)i];
+      if (os[off + i] < 0 || os[off + i] > NN_ATTR_LIMIT)
+        return cpu_refuse(msg, size, TSR_PLUGIN_REASON_ATTRIBUTE, "output_shape[%d] is %lld", i,
+                          (long long)os[off + i]);
+    }
+  }
+  for (int i = off; i < NN_SP; i++) {
+    int64_t ek = (w->k[i] - 1) * w->d[i] + 1;
+    int64_t full = w->s[i] * (w->in[i] - 1) + op[i] + ek;
+    int64_t total = -1;
+    if (osv) {
+      /* Padding is derived from the requested size; a size above the full output leaves the
+       * tail to the bias alone (total clamps at 0), as onnxruntime does. */
+      total = full - os[i];
+      if (total < 0)
+        total = 0;
+    } else if (w->auto_pad == NN_PAD_SAME_UPPER || w->auto_pad == NN_PAD_SAME_LOWER) {
+      total = ek - w->s[i] > 0 ? ek - w->s[i] : 0; /* ONNX shape inference: out = in * stride */
+    } else if (w->auto_pad == NN_PAD_VALID) {
+      w->pb[i] = w->pe[i] = 0;
+    }
+    if (total >= 0) {
+      int64_t small = total / 2, big = total - small;
+      bool upper = w->auto_pad == NN_PAD_SAME_UPPER;
+      w->pb[i] = upper ? small : big;
+      w->pe[i] = upper ? big : small;
+    }
+    int64_t out = osv ? os[i] : full - w->pb[i] - w->pe[i];
+    if (out < 0 || (w->in[i] == 0 && !osv))
+      return cpu_refuse(msg, size, TSR_PLUGIN_REASON_SHAPE, "output spatial dim %d would be %lld",
+                        i - off, (long long)out);
+    if (y_sp[i - off] != out)
+      return cpu_refuse(msg, size, TSR_PLUGIN_REASON_SHAPE,
+                        "output spatial dim %d is %lld, expected %lld", i - off,
+                        (long long)y_sp[i - off], (long long)out);
+    w->out[i] = out;
+  }
+  return TSR_PLUGIN_REASON_NONE;
+}
+
+static tsr_plugin_reason conv_setup(const cpu_node *n, const cpu_tensor *in, const cpu_tensor *out,
+                                    bool transpose, conv_plan *p, char *msg, size_t size) {
+  char s1[96], s2[96];
+  memset(p, 0, sizeof *p);
+  p->transpose = transpose;
+  if (n->n_in < 2 || n->n_out < 1 || !in[0].present || !in[1].present || !out[0].present)
+    return cpu_refuse(msg, size, TSR_PLUGIN_REASON_SHAPE, "expects inputs X and W");
+  const cpu_tensor *x = &in[0], *wt = &in[1], *y = &out[0];
+  uint32_t dt = x->dtype;
+  if (dt != TSR_DTYPE_FLOAT32 && dt != TSR_DTYPE_FLOAT64 && dt != TSR_DTYPE_FLOAT16)
+    return cpu_refuse(msg, size, TSR_PLUGIN_REASON_DTYPE, "dtype %s not supported",
+                      cpu_dtype_name(dt));
+  p->has_bias = n->n_in > 2 && in[2].present;
+  if (wt->dtype != dt || y->dtype != dt || (p->has_bias && in[2].dtype != dt))
+    return cpu_refuse(msg, size, TSR_PLUGIN_REASON_DTYPE, "X, W, B and Y must all be %s",
+                      cpu_dtype_name(dt));
+  if (x->rank < 3 || x->rank > 5)
+    return cpu_refuse(msg, size, TSR_PLUGIN_REASON_SHAPE,
+                      "X has rank %u; 1-D, 2-D and 3-D convolutions (rank 3..5) are implemented",
+                      x->rank);
+  nn_dims_str(s1, sizeof s1, x->rank, x->dims);
+  nn_dims_str(s2, sizeof s2, wt->rank, wt->dims);
+  if (wt->rank != x->rank || y->rank != x->rank)
+    return cpu_refuse(msg, size, TSR_PLUGIN_REASON_SHAPE, "X %s, W %s and Y must share a rank", s1,
+                      s2);
+  int64_t group = cpu_attr_int(n, "group", 1);
+  if (group < 1 || group > NN_ATTR_LIMIT)
+    return cpu_refuse(msg, size, TSR_PLUGIN_REASON_ATTRIBUTE, "group is %lld", (long long)group);
+  int64_t N = x->dims[0], C = x->dims[1], M;
+  if (!transpose) {
+    M = wt->dims[0];
+    if (wt->dims[1] * group != C || M % group != 0)
+      return cpu_refuse(msg, size, TSR_PLUGIN_REASON_SHAPE,
+                        "W %s does not fit X %s with group %lld", s2, s1, (long long)group);
+  } else {
+    M = wt->dims[1] * group;
+    if (wt->dims[0] != C || C % group != 0)
+      return cpu_refuse(msg, size, TSR_PLUGIN_REASON_SHAPE,
+                        "W %s does not fit X %s with group %lld", s2, s1, (long long)group);
+  }
+  if (y->dims[0] != N || y->dims[1] != M)
+    return cpu_refuse(msg, size, TSR_PLUGIN_REASON_SHAPE,
+                      "Y %s should have batch %lld and %lld channels",
+                      nn_dims_str(s1, sizeof s1, y->rank, y->dims), (long long)N, (long long)M);
+  if (p->has_bias && (in[2].rank != 1 || in[2].dims[0] != M))
+    return cpu_refuse(msg, size, TSR_PLUGIN_REASON_SHAPE, "B %s should be [%lld]",
+                      nn_dims_str(s1, sizeof s1, in[2].rank, in[2].dims), (long long)M);
+  int nsp = (int)x->rank - 2;
+  tsr_plugin_reason r = nn_window_attrs(n, nsp, x->dims + 2, wt->dims + 2, true, &p->w, msg, size);
+  if (r)
+    return r;
+  if (!transpose) {
+    if ((r = nn_window_forward(&p->w, false, msg, size)))
+      return r;
+    if ((r = nn_window_match_out(&p->w, y->dims + 2, false, msg, size)))
+      return r;
+  } else {
+    if ((r = conv_transpose_window(n, p, y->dims + 2, msg, size)))
+      return r;
+  }
+  p->N = (size_t)N;
+  p->C = (size_t)C;
+  p->M = (size_t)M;
+  p->G = (size_t)group;
+  p->cg = (size_t)C / p->G;
+  p->mg = (size_t)M / p->G;
+  p->kk = nn_prod(p->w.k, 0, NN_SP);
+  p->in_sp = nn_prod(p->w.in, 0, NN_SP);
+  p->out_sp = nn_prod(p->w.out, 0, NN_SP);
+  return TSR_PLUGIN_REASON_NONE;
+}
+
+static tsr_plugin_reason conv_check(const cpu_node *n, char *msg, size_t size) {
+  conv_plan p;
+  return conv_setup(n, n->in, n->out, false, &p, msg, size);
+}
+
+static tsr_plugin_reason convt_check(const cpu_node *n, char *msg, size_t size) {
+  conv_plan p;
+  return conv_setup(n, n->in, n->out, true, &p, msg, size);
+}
+
+/* The output index range [lo, hi) within [0, len) for which pos = o * s + off lies in
+ * [0, limit). */
+static inline void valid_range(int64_t len, int64_t s, int64_t off, int64_t limit, int64_t *lo,
+                               int64_t *hi) {
+  int64_t a = nn_ceildiv(-off, s), b = nn_ceildiv(limit - off, s);
+  *lo = a < 0 ? 0 : (a > len ? len : a);
+  *hi = b < *lo ? *lo : (b > len ? len : b);
+}
+
+/* ---- float32: im2col + GEMM ----------------------------------------------------------- */
+
+typedef struct im2col_job {
+  const conv_plan *p;
+  const float *x; /* the group's first input channel of one image */
+  float *col;     /* rows of tc floats */
+  size_t col0, tc;
+} im2col_job;
+
+static void im2col_task(void *arg, size_t r0, size_t r1) {
+  const im2col_job *j = arg;
+  const nn_window *w = &j->p->w;
+  for (size_t r = r0; r < r1; r++) {
+    size_t c = r / j->p->kk, kidx = r % j->p->kk;
+    int64_t kz = (int64_t)(kidx / (size_t)(w->k[1] * w->k[2]));
+    int64_t ky = (int64_t)(kidx / (size_t)w->k[2]) % w->k[1], kx = (int64_t)kidx % w->k[2];
+    int64_t offz = kz * w->d[0] - w->pb[0], offy = ky * w->d[1] - w->pb[1];
+    int64_t offx = kx * w->d[2] - w->pb[2];
+    const float *xc = j->x + c * j->p->in_sp;
+    float *dst = j->col + (r - 0) * j->tc;
+    size_t pos = j->col0, end = j->col0 + j->tc;
+    int64_t plane = w->out[1] * w->out[2];
+    int64_t oz = (int64_t)pos / plane, oy = ((int64_t)pos / w->out[2]) % w->out[1];
+    int64_t ox = (int64_t)pos % w->out[2];
+    while (pos < end) {
+      int64_t len = w->out[2] - ox;
+      if ((size_t)len > end - pos)
+        len = (int64_t)(end - pos);
+      int64_t iz = oz * w->s[0] + offz, iy = oy * w->s[1] + offy;
+      if (iz < 0 || iz >= w->in[0] || iy < 0 || iy >= w->in[1]) {
+        memset(dst, 0, (size_t)len * sizeof *dst);
+      } else {
+        const float *xrow = xc + (iz * w->in[1] + iy) * w->in[2];
+        int64_t lo, hi;
+        valid_range(ox + len, w->s[2], offx, w->in[2], &lo, &hi);
+        if (lo < ox)
+          lo = ox;
+        if (hi < lo)
+          hi = lo;
+        float *d = dst - ox; /* indexed by ox */
+        for (int64_t o = ox; o < lo; o++)
+          d[o] = 0.0f;
+        if (w->s[2] == 1) {
+          if (hi > lo)
+            memcpy(d + lo, xrow + lo + offx, (size_t)(hi - lo) * sizeof *d);
+        } else {
+          for (int64_t o = lo; o < hi; o++)
+            d[o] = xrow[o * w->s[2] + offx];
+        }
+        for (int64_t o = hi; o < ox + len; o++)
+          d[o] = 0.0f;
+      }
+      dst += len;
+      pos += (size_t)len;
+      ox = 0;
+      if (++oy == w->out[1]) {
+        oy = 0;
+        oz++;
+      }
+    }
+  }
+}
+
+typedef struct col2im_job {
+  const conv_plan *p;
+  const float *col; /* mg*kk rows of tc floats, over input positions [col0, col0+tc) */
+  float *y;         /* the group's first output channel of one image */
+  size_t col0, tc;
+} col2im_job;
+
+/* Scatters the columns of output channels [m0, m1) into y; a channel's rows are contiguous,
+ * so threads that split channels never write the same element. */
+static void col2im_task(void *arg, size_t m0, size_t m1) {
+  const col2im_job *j = arg;
+  const nn_window *w = &j->p->w;
+  size_t kk = j->p->kk;
+  for (size_t m = m0; m < m1; m++) {
+    float *ym = j->y + m * j->p->out_sp;
+    for (size_t kidx = 0; kidx < kk; kidx++) {
+      int64_t kz = (int64_t)(kidx / (size_t)(w->k[1] * w->k[2]));
+      int64_t ky = (int64_t)(kidx / (size_t)w->k[2]) % w->k[1], kx = (int64_t)kidx % w->k[2];
+      int64_t offz = kz * w->d[0] - w->pb[0], offy = ky * w->d[1] - w->pb[1];
+      int64_t offx = kx * w->d[2] - w->pb[2];
+      const float *src = j->col + (m * kk + kidx) * j->tc;
+      size_t pos = j->col0, end = j->col0 + j->tc;
+      int64_t plane = w->in[1] * w->in[2];
+      int64_t iz = (int64_t)pos / plane, iy = ((int64_t)pos / w->in[2]) % w->in[1];
+      int64_t ix = (int64_t)pos % w->in[2];
+      while (pos < end) {
+        int64_t len = w->in[2] - ix;
+        if ((size_t)len > end - pos)
+          len = (int64_t)(end - pos);
+        int64_t oz = iz * w->s[0] + offz, oy = iy * w->s[1] + offy;
+        if (oz >= 0 && oz < w->out[0] && oy >= 0 && oy < w->out[1]) {
+          float *yrow = ym + (oz * w->out[1] + oy) * w->out[2];
+          int64_t lo, hi;
+          valid_range(ix + len, w->s[2], offx, w->out[2], &lo, &hi);
+          if (lo < ix)
+            lo = ix;
+          const float *s = src - ix;
+          for (int64_t i = lo; i < hi; i++)
+            yrow[i * w->s[2] + offx] += s[i];
+        }
+        src += len;
+        pos += (size_t)len;
+        ix = 0;
+        if (++iy == w->in[1]) {
+          iy = 0;
+          iz++;
+        }
+      }
+    }
+  }
+}
+
+/* Columns per tile so that rows * tc floats stay within the scratch budget. */
+static size_t col_tile(size_t rows, size_t total) {
+  size_t tc = COL_TILE_FLOATS / (rows ? rows : 1);
+  if (tc >= total)
+    return total;
+  tc = tc / CPU_SGEMM_NR * CPU_SGEMM_NR;
+  return tc < CPU_SGEMM_NR ? (total < CPU_SGEMM_NR ? total : CPU_SGEMM_NR) : tc;
+}
+
+typedef struct conv_job {
+  cpu_ctx *ctx;
+  const conv_plan *p;
+  const float *x, *w;
+  float *y;
+  bool inner_parallel; /* one item at a time, with the threads inside each GEMM */
+  atomic_int failed;
+} conv_job;
+
+static bool conv_is_pointwise(const conv_plan *p) {
+  for (int i = 0; i < NN_SP; i++)
+    if (p->w.k[i] != 1 || p->w.s[i] != 1 || p->w.pb[i] || p->w.pe[i])
+      return false;
+  return true;
+}
+
+/* Conv for items (image, group) in [begin, end). */
+static void conv_items(void *arg, size_t begin, size_t end) {
+  conv_job *j = arg;
+  const conv_plan *p = j->p;
+  cpu_ctx ctx = *j->ctx;
+  if (!j->inner_parallel)
+    ctx.pool = NULL;
+  size_t K = p->cg * p->kk;
+  bool pointwise = conv_is_pointwise(p);
+  size_t tc = col_tile(K, p->out_sp);
+  float *col = pointwise ? NULL : nn_alloc_aligned(K * tc, sizeof(float));
+  if (!pointwise && !col) {
+    atomic_store(&j->failed, 1);
+    return;
+  }
+  for (size_t it = begin; it < end; it++) {
+    size_t n = it / p->G, g = it % p->G;
+    const float *xg = j->x + (n * p->C + g * p->cg) * p->in_sp;
+    const float *wg = j->w + g * p->mg * K;
+    float *yg = j->y + (n * p->M + g * p->mg) * p->out_sp;
+    if (pointwise) {
+      cpu_sgemm(&ctx, false, false, p->mg, p->out_sp, K, 1.0f, wg, K, xg, p->in_sp, 0.0f, yg,
+                p->out_sp);
+      continue;
+    }
+    for (size_t col0 = 0; col0 < p->out_sp; col0 += tc) {
+      size_t w_cols = p->out_sp - col0 < tc ? p->out_sp - col0 : tc;
+      im2col_job ij = {.p = p, .x = xg, .col = col, .col0 = col0, .tc = w_cols};
+      cpu_parallel_for(&ctx, K, nn_grain(w_cols, 1 << 15), im2col_task, &ij);
+      cpu_sgemm(&ctx, false, false, p->mg, w_cols, K, 1.0f, wg, K, col, w_cols, 0.0f, yg + col0,
+                p->out_sp);
+    }
+  }
+  free(col);
+}
+
+/* ConvTranspose for items (image, group) in [begin, end); y is already zero. */
+static void convt_items(void *arg, size_t begin, size_t end) {
+  conv_job *j = arg;
+  const conv_plan *p = j->p;
+  cpu_ctx ctx = *j->ctx;
+  if (!j->inner_parallel)
+    ctx.pool = NULL;
+  size_t rows = p->mg * p->kk;
+  bool pointwise = conv_is_pointwise(p) && p->in_sp == p->out_sp;
+  size_t tc = col_tile(rows, p->in_sp);
+  float *col = pointwise ? NULL : nn_alloc_aligned(rows * tc, sizeof(float));
+  if (!pointwise && !col) {
+    atomic_store(&j->failed, 1);
+    return;
+  }
+  for (size_t it = begin; it < end; it++) {
+    size_t n = it / p->G, g = it % p->G;
+    const float *xg = j->x + (n * p->C + g * p->cg) * p->in_sp;
+    const float *wg = j->w + g * p->cg * rows; /* cg x (mg*kk), used transposed */
+    float *yg = j->y + (n * p->M + g * p->mg) * p->out_sp;
+    if (pointwise) {
+      cpu_sgemm(&ctx, true, false, p->mg, p->in_sp, p->cg, 1.0f, wg, rows, xg, p->in_sp, 0.0f, yg,
+                p->out_sp);
+      continue;
+    }
+    for (size_t col0 = 0; col0 < p->in_sp; col0 += tc) {
+      size_t w_cols = p->in_sp - col0 < tc ? p->in_sp - col0 : tc;
+      cpu_sgemm(&ctx, true, false, rows, w_cols, p->cg, 1.0f, wg, rows, xg + col0, p->in_sp, 0.0f,
+                col, w_cols);
+      col2im_job cj = {.p = p, .col = col, .y = yg, .col0 = col0, .tc = w_cols};
+      cpu_parallel_for(&ctx, p->mg, nn_grain(p->kk * w_cols, 1 << 15), col2im_task, &cj);
+    }
+  }
+  free(col);
+}
+
+/* ---- float32: direct kernel for one input channel per group --------------------------- */
+
+typedef struct dw_job {
+  cpu_ctx *ctx;
+  const conv_plan *p;
+  const float *x, *w, *b;
+  float *y;
+} dw_job;
+
+static void depthwise_task(void *arg, size_t begin, size_t end) {
+  const dw_job *j = arg;
+  const conv_plan *p = j->p;
+  const nn_window *w = &p->w;
+  for (size_t plane = begin; plane < end; plane++) {
+    size_t n = plane / p->M, m = plane % p->M;
+    const float *xp = j->x + (n * p->C + m / p->mg) * p->in_sp;
+    const float *wk = j->w + m * p->kk;
+    float *yp = j->y + plane * p->out_sp;
+    float bias = j->b ? j->b[m] : 0.0f;
+    for (size_t i = 0; i < p->out_sp; i++)
+      yp[i] = bias;
+    for (int64_t oz = 0; oz < w->out[0]; oz++)
+      for (int64_t oy = 0; oy < w->out[1]; oy++) {
+        float *yrow = yp + (oz * w->out[1] + oy) * w->out[2];
+        for (int64_t kz = 0; kz < w->k[0]; kz++) {
+          int64_t iz = oz * w->s[0] - w->pb[0] + kz * w->d[0];
+          if (iz < 0 || iz >= w->in[0])
+            continue;
+          for (int64_t ky = 0; ky < w->k[1]; ky++) {
+            int64_t iy = oy * w->s[1] - w->pb[1] + ky * w->d[1];
+            if (iy < 0 || iy >= w->in[1])
+              continue;
+            const float *xrow = xp + (iz * w->in[1] + iy) * w->in[2];
+            const float *wrow = wk + (kz * w->k[1] + ky) * w->k[2];
+            for (int64_t kx = 0; kx < w->k[2]; kx++) {
+              int64_t offx = kx * w->d[2] - w->pb[2], lo, hi;
+              valid_range(w->out[2], w->s[2], offx, w->in[2], &lo, &hi);
+              float wv = wrow[kx];
+              if (w->s[2] == 1)
+                cpu_saxpy(j->ctx, (size_t)(hi - lo), wv, xrow + lo + offx, yrow + lo);
+              else
+                for (int64_t o = lo; o < hi; o++)
+                  yrow[o] += wv * xrow[o * w->s[2] + offx];
+            }
+          }
+        }
+      }
+  }
+}
+
+typedef struct bias_job {
+  const conv_plan *p;
+  const float *b;
+  float *y;
+} bias_job;
+
+static void bias_task(void *arg, size_t begin, size_t end) {
+  const bias_job *j = arg;
+  for (size_t plane = begin; plane < end; plane++) {
+    float bv = j->b[plane % j->p->M];
+    float *yp = j->y + plane * j->p->out_sp;
+    for (size_t i = 0; i < j->p->out_sp; i++)
+      yp[i] += bv;
+  }
+}
+
+static int conv_f32(cpu_ctx *ctx, const conv_plan *p, const float *x, const float *w,
+                    const float *b, float *y) {
+  size_t planes = p->N * p->M;
+  if (!p->transpose && p->cg == 1 && p->G > 1) {
+    dw_job dj = {.ctx = ctx, .p = p, .x = x, .w = w, .b = b, .y = y};
+    cpu_parallel_for(ctx, planes, nn_grain(p->out_sp * p->kk, 1 << 15), depthwise_task, &dj);
+    return 0;
+  }
+  if (p->transpose)
+    memset(y, 0, planes * p->out_sp * sizeof *y);
+  size_t items = p->N * p->G;
+  double flops = 2.0 * (double)p->mg * (double)p->cg * (double)p->kk *
+                 (double)(p->transpose ? p->in_sp : p->out_sp);
+  size_t threads = cpu_thread_count(ctx);
+  conv_job j = {.ctx = ctx, .p = p, .x = x, .w = w, .y = y};
+  atomic_init(&j.failed, 0);
+  void (*fn)(void *, size_t, size_t) = p->transpose ? convt_items : conv_items;
+  if (threads > 1 && items >= 2 && (items >= 2 * threads || flops < 4e6)) {
+    cpu_parallel_for(ctx, items, nn_grain((size_t)flops / 2 + 1, 1 << 16), fn, &j);
+  } else {
+    j.inner_parallel = true;
+    fn(&j, 0, items);
+  }
+  if (atomic_load(&j.failed))
+    return cpu_fail(ctx, "out of memory for the im2col buffer");
+  if (b) {
+    bias_job bj = {.p = p, .b = b, .y = y};
+    cpu_parallel_for(ctx, planes, nn_grain(p->out_sp, 1 << 15), bias_task, &bj);
+  }
+  return 0;
+}
+
+/* ---- float64: direct loops ------------------------------------------------------------ */
+
+typedef struct f64_job {
+  const conv_plan *p;
+  const double *x, *w, *b;
+  double *y;
+} f64_job;
+
+static void conv_f64_task(void *arg, size_t begin, size_t end) {
+  const f64_job *j = arg;
+  const conv_plan *p = j->p;
+  const nn_window *w = &p->w;
+  for (size_t plane = begin; plane < end; plane++) {
+    size_t n = plane / p->M, m = plane % p->M, g = m / p->mg;
+    double *yp = j->y + plane * p->out_sp;
+    for (int64_t oz = 0; oz < w->out[0]; oz++)
+      for (int64_t oy = 0; oy < w->out[1]; oy++)
+        for (int64_t ox = 0; ox < w->out[2]; ox++) {
+          double s = j->b ? j->b[m] : 0.0;
+          for (size_t c = 0; c < p->cg; c++) {
+            const double *xc = j->x + (n * p->C + g * p->cg + c) * p->in_sp;
+            const double *wc = j->w + (m * p->cg + c) * p->kk;
+            for (int64_t kz = 0; kz < w->k[0]; kz++) {
+              int64_t iz = oz * w->s[0] - w->pb[0] + kz * w->d[0];
+              if (iz < 0 || iz >= w->in[0])
+                continue;
+              for (int64_t ky = 0; ky < w->k[1]; ky++) {
+                int64_t iy = oy * w->s[1] - w->pb[1] + ky * w->d[1];
+                if (iy < 0 || iy >= w->in[1])
+                  continue;
+                for (int64_t kx = 0; kx < w->k[2]; kx++) {
+                  int64_t ix = ox * w->s[2] - w->pb[2] + kx * w->d[2];
+                  if (ix < 0 || ix >= w->in[2])
+                    continue;
+                  s += xc[(iz * w->in[1] + iy) * w->in[2] + ix] *
+                       wc[(kz * w->k[1] + ky) * w->k[2] + kx];
+                }
+              }
+            }
+          }
+          yp[(oz * w->out[1] + oy) * w->out[2] + ox] = s;
+        }
+  }
+}
+
+/* Each task owns whole output planes, so the scatter never races. */
+static void convt_f64_task(void *arg, size_t begin, size_t end) {
+  const f64_job *j = arg;
+  const conv_plan *p = j->p;
+  const nn_window *w = &p->w;
+  for (size_t plane = begin; plane < end; plane++) {
+    size_t n = plane / p->M, m = plane % p->M, g = m / p->mg, ml = m % p->mg;
+    double *yp = j->y + plane * p->out_sp;
+    for (size_t i = 0; i < p->out_sp; i++)
+      yp[i] = j->b ? j->b[m] : 0.0;
+    for (size_t c = 0; c < p->cg; c++) {
+      const double *xc = j->x + (n * p->C + g * p->cg + c) * p->in_sp;
+      const double *wc = j->w + ((g * p->cg + c) * p->mg + ml) * p->kk;
+      for (int64_t iz = 0; iz < w->in[0]; iz++)
+        for (int64_t iy = 0; iy < w->in[1]; iy++)
+          for (int64_t ix = 0; ix < w->in[2]; ix++) {
+            double xv = xc[(iz * w->in[1] + iy) * w->in[2] + ix];
+            for (int64_t kz = 0; kz < w->k[0]; kz++) {
+              int64_t oz = iz * w->s[0] - w->pb[0] + kz * w->d[0];
+              if (oz < 0 || oz >= w->out[0])
+                continue;
+              for (int64_t ky = 0; ky < w->k[1]; ky++) {
+                int64_t oy = iy * w->s[1] - w->pb[1] + ky * w->d[1];
+                if (oy < 0 || oy >= w->out[1])
+                  continue;
+                for (int64_t kx = 0; kx < w->k[2]; kx++) {
+                  int64_t ox = ix * w->s[2] - w->pb[2] + kx * w->d[2];
+                  if (ox < 0 || ox >= w->out[2])
+                    continue;
+                  yp[(oz * w->out[1] + oy) * w->out[2] + ox] +=
+                      xv * wc[(kz * w->k[1] + ky) * w->k[2] + kx];
+                }
+              }
+            }
+          }
+    }
+  }
+}
+
+/* ---- Entry points --------------------------------------------------------------------- */
+
+static int conv_run_common(cpu_ctx *ctx, const cpu_node *n, const cpu_tensor *in, cpu_tensor *out,
+                           bool transpose) {
+  char msg[256];
+  conv_plan p;
+  if (conv_setup(n, in, out, transpose, &p, msg, sizeof msg))
+    return cpu_fail(ctx, "%s", msg);
+  if (out[0].count == 0)
+    return 0;
+  const cpu_tensor *b = p.has_bias ? &in[2] : NULL;
+  switch (in[0].dtype) {
+  case TSR_DTYPE_FLOAT32:
+    return conv_f32(ctx, &p, in[0].data, in[1].data, b ? b->data : NULL, out[0].data);
+  case TSR_DTYPE_FLOAT64: {
+    f64_job j = {
+        .p = &p, .x = in[0].data, .w = in[1].data, .b = b ? b->data : NULL, .y = out[0].data};
+    size_t per = (transpose ? p.in_sp : p.out_sp) * p.cg * p.kk;
+    cpu_parallel_for(ctx, p.N * p.M, nn_grain(per, 1 << 15),
+                     transpose ? convt_f64_task : conv_f64_task, &j);
+    return 0;
+  }
+  default: { /* float16 */
+    float *x = nn_f32_copy(&in[0]), *w = nn_f32_copy(&in[1]), *bf = b ? nn_f32_copy(b) : NULL;
+    float *y = malloc(out[0].count * sizeof *y);
+    int rc = -1;
+    if (x && w && y && (!b || bf)) {
+      rc = conv_f32(ctx, &p, x, w, bf, y);
+      if (rc == 0)
+        nn_f32_store(&out[0], y);
+    } else {
+      rc = cpu_fail(ctx, "out of memory");
+    }
+    free(x), free(w), free(bf), free(y);
+    return rc;
+  }
+  }
+}
+
+static int conv_run(cpu_ctx *ctx, const cpu_node *n, void *state, const cpu_tensor *in,
+                    cpu_tensor *out) {
+  return conv_run_common(ctx, n, in, out, false);
+}
+
+static int convt_run(cpu_ctx *ctx, const cpu_node *n, void *state, const cpu_tensor *in,
+                     cpu_tensor *out) {
+  return conv_run_common(ctx, n, in, out, true);
+}
+
+static const cpu_op conv_ops[] = {
+    {"Conv", "", 1, 17, conv_check, NULL, conv_run, NULL},
+    {"ConvTranspose", "", 1, 17, convt_check, NULL, convt_run, NULL},
+};
+
+const cpu_op_list cpu_ops_conv = {conv_ops, sizeof conv_ops / sizeof conv_ops[0]};

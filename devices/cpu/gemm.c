@@ -1,0 +1,868 @@
+/* Gemm and MatMul, and cpu_sgemm: the packed single-precision GEMM that Gemm, MatMul and the
+ * convolutions run on.
+ *
+ * cpu_sgemm follows the Goto/BLIS scheme: C is computed in NC-column by KC-deep blocks; each
+ * block of op(B) is packed into NR-column micro-panels and each block of op(A) into MR-row
+ * micro-panels, so that the micro-kernel streams both from contiguous, aligned memory with a
+ * KC x NR panel of B resident in L1 and an MC x KC block of A in L2. Threads split the MC x NC
+ * tiles of each block. Other dtypes take simple exact loops: float64 in double precision,
+ * integers with wrap-around arithmetic as numpy does, float16/bfloat16 staged through float32. */
+#include <math.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "devices/cpu/cpu.h"
+#include "devices/cpu/gemm_util.h"
+#include "devices/cpu/nn_util.h"
+
+#define MR CPU_SGEMM_MR
+#define NR CPU_SGEMM_NR
+
+/* Block sizes: a KC x NR panel of B (16 KiB) stays in L1 while the micro-kernel sweeps an
+ * MC x KC block of A (144 KiB, in L2). MBIG bounds the packed A buffer. */
+enum { KC = 256, MC = 144, NC = 4096, MBIG = 16 * MC };
+
+/* Below this many multiply-adds packing costs more than it saves. */
+#define SGEMM_SMALL_MNK 4096
+/* Below this many flops a GEMM stays on one thread. */
+#define SGEMM_SERIAL_FLOPS 2.0e6
+
+/* ---- Generic micro-kernel ------------------------------------------------------------- */
+
+static void ukernel_generic(size_t kc, const float *ap, const float *bp, float *c, size_t ldc,
+                            size_t mr, size_t nr, float alpha, float beta) {
+  float acc[MR][NR];
+  memset(acc, 0, sizeof acc);
+  for (size_t p = 0; p < kc; p++) {
+    for (size_t i = 0; i < MR; i++) {
+      float av = ap[i];
+      for (size_t j = 0; j < NR; j++)
+        acc[i][j] += av * bp[j];
+    }
+    ap += MR;
+    bp += NR;
+  }
+  for (size_t i = 0; i < mr; i++) {
+    float *cr = c + i * ldc;
+    if (beta == 0.0f)
+      for (size_t j = 0; j < nr; j++)
+        cr[j] = alpha * acc[i][j];
+    else
+      for (size_t j = 0; j < nr; j++)
+        cr[j] = alpha * acc[i][j] + beta * cr[j];
+  }
+}
+
+/* ---- Packing -------------------------------------------------------------------------- */
+
+/* op(A)[row0 .. row0+rows) x [p0 .. p0+kc) into one MR micro-panel, zero-padded. */
+static void pack_a_panel(bool ta, const float *a, size_t lda, size_t row0, size_t rows, size_t p0,
+                         size_t kc, float *dst) {
+  if (!ta) {
+    for (size_t i = 0; i < MR; i++) {
+      if (i < rows) {
+        const float *src = a + (row0 + i) * lda + p0;
+        for (size_t p = 0; p < kc; p++)
+          dst[p * MR + i] = src[p];
+      } else {
+        for (size_t p = 0; p < kc; p++)
+          dst[p * MR + i] = 0.0f;
+      }
+    }
+  } else {
+    for (size_t p = 0; p < kc; p++) {
+      const float *src = a + (p0 + p) * lda + row0;
+      float *d = dst + p * MR;
+      size_t i = 0;
+      for (; i < rows; i++)
+        d[i] = src[i];
+      for (; i < MR; i++)
+        d[i] = 0.0f;
+    }
+  }
+}
+
+/* op(B)[p0 .. p0+kc) x [col0 .. col0+cols) into one NR micro-panel, zero-padded. */
+static void pack_b_panel(bool tb, const float *b, size_t ldb, size_t p0, size_t kc, size_t col0,
+                         size_t cols, float *dst) {
+  if (!tb) {
+    for (size_t p = 0; p < kc; p++) {
+      const float *src = b + (p0 + p) * ldb + col0;
+      float *d = dst + p * NR;
+      if (cols == NR) {
+        memcpy(d, src, NR * sizeof *d);
+      } else {
+        size_t j = 0;
+        for (; j < cols; j++)
+          d[j] = src[j];
+        for (; j < NR; j++)
+          d[j] = 0.0f;
+      }
+    }
+  } else {
+    for (size_t j = 0; j < NR; j++) {
+      if (j < cols) {
+        const float *src = b + (col0 + j) * ldb + p0;
+        for (size_t p = 0; p < kc; p++)
+          dst[p * NR + j] = src[p];
+      } else {
+        for (size_t p = 0; p < kc; p++)
+          dst[p * NR + j] = 0.0f;
+      }
+    }
+  }
+}
+
+/* ---- The blocked driver --------------------------------------------------------------- */
+
+typedef struct sgemm_job {
+  bool ta, tb;
+  size_t m, n, k;
+  float alpha, beta; /* beta of the current KC block: the caller's for the first, then 1 */
+  const float *a, *b;
+  size_t lda, ldb;
+  float *c;
+  size_t ldc;
+  cpu_sgemm_ukernel_fn uk;
+  /* The block being computed. */
+  size_t pc, kc, jc, nc, ic, mb;
+  float *ap, *bp;
+  size_t nsub, n_nsub; /* columns per compute item, items per MC block */
+  bool inline_b;       /* B panels are packed by compute_task, not pack_b_task */
+} sgemm_job;
+
+static void pack_a_task(void *arg, size_t begin, size_t end) {
+  sgemm_job *j = arg;
+  for (size_t t = begin; t < end; t++) {
+    size_t r0 = t * MR, rows = j->mb - r0 < MR ? j->mb - r0 : MR;
+    pack_a_panel(j->ta, j->a, j->lda, j->ic + r0, rows, j->pc, j->kc, j->ap + t * MR * j->kc);
+  }
+}
+
+static void pack_b_task(void *arg, size_t begin, size_t end) {
+  sgemm_job *j = arg;
+  for (size_t t = begin; t < end; t++) {
+    size_t c0 = t * NR, cols = j->nc - c0 < NR ? j->nc - c0 : NR;
+    pack_b_panel(j->tb, j->b, j->ldb, j->pc, j->kc, j->jc + c0, cols, j->bp + t * NR * j->kc);
+  }
+}
+
+/* One item is an MC-row block times an nsub-column slice of the packed block. The B panel is
+ * the outer loop so that it stays in L1 while the rows of A stream past it. When all of A's
+ * rows fit one MC block, every B panel is used by one item only: it is then packed right
+ * before use (inline_b) instead of into a shared block that would spill to L3 in between. */
+static void compute_task(void *arg, size_t begin, size_t end) {
+  sgemm_job *j = arg;
+  _Alignas(64) float bl[KC * NR];
+  for (size_t t = begin; t < end; t++) {
+    size_t im = t / j->n_nsub, jn = t % j->n_nsub;
+    size_t r0 = im * MC, r1 = r0 + MC < j->mb ? r0 + MC : j->mb;
+    size_t c0 = jn * j->nsub, c1 = c0 + j->nsub < j->nc ? c0 + j->nsub : j->nc;
+    for (size_t jr = c0; jr < c1; jr += NR) {
+      size_t nr = c1 - jr < NR ? c1 - jr : NR;
+      const float *bpan = j->bp + (jr / NR) * NR * j->kc;
+      if (j->inline_b) {
+        pack_b_panel(j->tb, j->b, j->ldb, j->pc, j->kc, j->jc + jr, nr, bl);
+        bpan = bl;
+      }
+      for (size_t ir = r0; ir < r1; ir += MR) {
+        size_t mr = r1 - ir < MR ? r1 - ir : MR;
+        const float *apan = j->ap + (ir / MR) * MR * j->kc;
+        float *cp = j->c + (j->ic + ir) * j->ldc + j->jc + jr;
+        j->uk(j->kc, apan, bpan, cp, j->ldc, mr, nr, j->alpha, j->beta);
+      }
+    }
+  }
+}
+
+#define A_AT(i, p) (ta ? a[(p)*lda + (i)] : a[(i)*lda + (p)])
+#define B_AT(p, j) (tb ? b[(j)*ldb + (p)] : b[(p)*ldb + (j)])
+
+/* Direct loops for tiny products and for when scratch memory cannot be had. */
+static void sgemm_naive(bool ta, bool tb, size_t m, size_t n, size_t k, float alpha, const float *a,
+                        size_t lda, const float *b, size_t ldb, float beta, float *c, size_t ldc) {
+  for (size_t i = 0; i < m; i++)
+    for (size_t j = 0; j < n; j++) {
+      float s = 0.0f;
+      for (size_t p = 0; p < k; p++)
+        s += A_AT(i, p) * B_AT(p, j);
+      float *cp = c + i * ldc + j;
+      *cp = beta == 0.0f ? alpha * s : alpha * s + beta * *cp;
+    }
+}
+
+/* Matrix-vector products (m == 1 or n == 1) are memory bound: packing would read B twice. */
+enum { GEMV_COLS = 1024, GEMV_ROWS = 64 };
+
+typedef struct gemv_job {
+  cpu_ctx *ctx;
+  size_t n, k;
+  float alpha, beta;
+  const float *x;   /* the vector, contiguous, k long */
+  const float *mat; /* rows of k (dot form) or of n (axpy form) */
+  size_t ld;
+  float *y;
+  size_t incy;
+} gemv_job;
+
+/* y[j] = alpha * sum_p x[p] * mat[p][j] + beta * y[j], by column blocks. */
+static void gemv_axpy_task(void *arg, size_t begin, size_t end) {
+  gemv_job *g = arg;
+  float acc[GEMV_COLS];
+  for (size_t blk = begin; blk < end; blk++) {
+    size_t j0 = blk * GEMV_COLS, len = g->n - j0 < GEMV_COLS ? g->n - j0 : GEMV_COLS;
+    memset(acc, 0, len * sizeof *acc);
+    for (size_t p = 0; p < g->k; p++)
+      cpu_saxpy(g->ctx, len, g->x[p], g->mat + p * g->ld + j0, acc);
+    for (size_t j = 0; j < len; j++) {
+      float *yp = g->y + (j0 + j) * g->incy;
+      *yp = g->beta == 0.0f ? g->alpha * acc[j] : g->alpha * acc[j] + g->beta * *yp;
+    }
+  }
+}
+
+/* y[j] = alpha * dot(mat[j], x) + beta * y[j]. */
+static void gemv_dot_task(void *arg, size_t begin, size_t end) {
+  gemv_job *g = arg;
+  for (size_t j = begin; j < end; j++) {
+    float s = cpu_sdot(g->ctx, g->k, g->mat + j * g->ld, g->x);
+    float *yp = g->y + j * g->incy;
+    *yp = g->beta == 0.0f ? g->alpha * s : g->alpha * s + g->beta * *yp;
+  }
+}
+
+/* Returns false when the shape is not a vector case it handles (or memory ran out). */
+static bool sgemm_gemv(cpu_ctx *ctx, bool ta, bool tb, size_t m, size_t n, size_t k, float alpha,
+                       const float *a, size_t lda, const float *b, size_t ldb, float beta, float *c,
+                       size_t ldc) {
+  gemv_job g = {.ctx = ctx, .k = k, .alpha = alpha, .beta = beta};
+  float *tmp = NULL;
+  if (m == 1) {
+    /* The vector is row 0 of op(A): contiguous unless A is transposed with lda > 1. */
+    if (ta && lda != 1) {
+      if (!(tmp = malloc(k * sizeof *tmp)))
+        return false;
+      for (size_t p = 0; p < k; p++)
+        tmp[p] = a[p * lda];
+      g.x = tmp;
+    } else {
+      g.x = a;
+    }
+    g.n = n;
+    g.mat = b;
+    g.ld = ldb;
+    g.y = c;
+    g.incy = 1;
+    if (!tb) {
+      size_t blocks = (n + GEMV_COLS - 1) / GEMV_COLS;
+      cpu_parallel_for(ctx, blocks, nn_grain(GEMV_COLS * k, 1 << 16), gemv_axpy_task, &g);
+    } else {
+      cpu_parallel_for(ctx, n, nn_grain(k, 1 << 16), gemv_dot_task, &g);
+    }
+  } else if (n == 1 && !ta) {
+    /* The vector is column 0 of op(B); rows of A are contiguous. */
+    if (!tb && ldb != 1) {
+      if (!(tmp = malloc(k * sizeof *tmp)))
+        return false;
+      for (size_t p = 0; p < k; p++)
+        tmp[p] = b[p * ldb];
+      g.x = tmp;
+    } else {
+      g.x = b;
+    }
+    g.n = m;
+    g.mat = a;
+    g.ld = lda;
+    g.y = c;
+    g.incy = ldc;
+    cpu_parallel_for(ctx, m, nn_grain(k, 1 << 16), gemv_dot_task, &g);
+  } else {
+    return false;
+  }
+  free(tmp);
+  return true;
+}
+
+void cpu_sgemm(cpu_ctx *ctx, bool trans_a, bool trans_b, size_t m, size_t n, size_t k, float alpha,
+               const float *a, size_t lda, const float *b, size_t ldb, float beta, float *c,
+               size_t ldc) {
+  if (m == 0 || n == 0)
+    return;
+  if (k == 0 || alpha == 0.0f) {
+    for (size_t i = 0; i < m; i++)
+      for (size_t j = 0; j < n; j++)
+        c[i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[i * ldc + j];
+    return;
+  }
+  if ((double)m * (double)n * (double)k <= SGEMM_SMALL_MNK) {
+    sgemm_naive(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return;
+  }
+  if ((m == 1 || n == 1) &&
+      sgemm_gemv(ctx, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc))
+    return;
+
+  sgemm_job j = {.ta = trans_a,
+                 .tb = trans_b,
+                 .m = m,
+                 .n = n,
+                 .k = k,
+                 .alpha = alpha,
+                 .a = a,
+                 .b = b,
+                 .lda = lda,
+                 .ldb = ldb,
+                 .c = c,
+                 .ldc = ldc,
+                 .uk = ukernel_generic};
+#ifdef CPU_GEMM_HAVE_AVX2
+  if (ctx && ctx->isa == CPU_ISA_AVX2_FMA)
+    j.uk = cpu_sgemm_ukernel_avx2;
+#endif
+  size_t kc_max = k < KC ? k : KC;
+  size_t nc_max = n < NC ? (n + NR - 1) / NR * NR : NC;
+  size_t mb_max = m < MBIG ? (m + MR - 1) / MR * MR : MBIG;
+  j.inline_b = m <= MC;
+  float *ap = nn_alloc_aligned(mb_max * kc_max, sizeof(float));
+  float *bp = nn_alloc_aligned(j.inline_b ? 1 : nc_max * kc_max, sizeof(float));
+  if (!ap || !bp) {
+    free(ap);
+    free(bp);
+    sgemm_naive(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return;
+  }
+  j.ap = ap;
+  j.bp = bp;
+  size_t threads = cpu_thread_count(ctx);
+  bool serial = 2.0 * (double)m * (double)n * (double)k < SGEMM_SERIAL_FLOPS || threads == 1;
+
+  for (size_t jc = 0; jc < n; jc += NC) {
+    j.jc = jc;
+    j.nc = n - jc < NC ? n - jc : NC;
+    size_t nb_panels = (j.nc + NR - 1) / NR;
+    for (size_t pc = 0; pc < k; pc += KC) {
+      j.pc = pc;
+      j.kc = k - pc < KC ? k - pc : KC;
+      j.beta = pc == 0 ? beta : 1.0f;
+      if (!j.inline_b)
+        cpu_parallel_for(ctx, nb_panels, serial ? nb_panels : nn_grain(NR * j.kc, 1 << 15),
+                         pack_b_task, &j);
+      for (size_t ic = 0; ic < m; ic += MBIG) {
+        j.ic = ic;
+        j.mb = m - ic < MBIG ? m - ic : MBIG;
+        size_t na_panels = (j.mb + MR - 1) / MR;
+        cpu_parallel_for(ctx, na_panels, serial ? na_panels : nn_grain(MR * j.kc, 1 << 15),
+                         pack_a_task, &j);
+        /* Enough items for every thread to take a few, without slicing below one panel. */
+        size_t n_mblk = (j.mb + MC - 1) / MC;
+        j.nsub = nb_panels * NR;
+        if (!serial && n_mblk < 4 * threads) {
+          size_t want = (4 * threads + n_mblk - 1) / n_mblk;
+          size_t per = (nb_panels + want - 1) / want;
+          j.nsub = (per ? per : 1) * NR;
+        }
+        j.n_nsub = (j.nc + j.nsub - 1) / j.nsub;
+        size_t items = n_mblk * j.n_nsub;
+        cpu_parallel_for(ctx, items, serial ? items : 1, compute_task, &j);
+      }
+    }
+  }
+  free(ap);
+  free(bp);
+}
+
+/* ---- Typed loops for the dtypes that do not go through cpu_sgemm ---------------------- */
+
+static bool gemm_dtype_ok(uint32_t dt) {
+  switch (dt) {
+  case TSR_DTYPE_FLOAT32:
+  case TSR_DTYPE_FLOAT64:
+  case TSR_DTYPE_FLOAT16:
+  case TSR_DTYPE_BFLOAT16:
+  case TSR_DTYPE_INT32:
+  case TSR_DTYPE_INT64:
+  case TSR_DTYPE_UINT32:
+  case TSR_DTYPE_UINT64: return true;
+  default: return false;
+  }
+}
+
+static bool is_int_dtype(uint32_t dt) {
+  return dt == TSR_DTYPE_INT32 || dt == TSR_DTYPE_INT64 || dt == TSR_DTYPE_UINT32 ||
+         dt == TSR_DTYPE_UINT64;
+}
+
+/* Integers are computed modulo 2^64 and truncated, which is what numpy's wrap-around gives. */
+static inline uint64_t ld_u64(const void *p, uint32_t dt, size_t i) {
+  switch (dt) {
+  case TSR_DTYPE_INT32: return (uint64_t)(int64_t)((const int32_t *)p)[i];
+  case TSR_DTYPE_UINT32: return ((const uint32_t *)p)[i];
+  case TSR_DTYPE_INT64: return (uint64_t)((const int64_t *)p)[i];
+  default: return ((const uint64_t *)p)[i];
+  }
+}
+
+static inline void st_u64(void *p, uint32_t dt, size_t i, uint64_t v) {
+  switch (dt) {
+  case TSR_DTYPE_INT32: ((int32_t *)p)[i] = (int32_t)(uint32_t)v; break;
+  case TSR_DTYPE_UINT32: ((uint32_t *)p)[i] = (uint32_t)v; break;
+  case TSR_DTYPE_INT64: ((int64_t *)p)[i] = (int64_t)v; break;
+  default: ((uint64_t *)p)[i] = v; break;
+  }
+}
+
+static inline bool is_signed_int(uint32_t dt) {
+  return dt == TSR_DTYPE_INT32 || dt == TSR_DTYPE_INT64;
+}
+
+/* Converts a double to the integer dtype, saturating instead of overflowing. */
+static uint64_t f64_to_u64_sat(double v, uint32_t dt) {
+  if (isnan(v))
+    return 0;
+  if (is_signed_int(dt)) {
+    if (v <= -9223372036854775808.0)
+      return (uint64_t)INT64_MIN;
+    if (v >= 9223372036854775807.0)
+      return (uint64_t)INT64_MAX;
+    return (uint64_t)(int64_t)v;
+  }
+  if (v <= 0)
+    return 0;
+  if (v >= 18446744073709551615.0)
+    return UINT64_MAX;
+  return (uint64_t)v;
+}
+
+static double u64_to_f64(uint64_t v, uint32_t dt) {
+  return is_signed_int(dt) ? (double)(int64_t)v : (double)v;
+}
+
+/* One output row of a product in a typed loop: y[row, 0..n) = sum_p A(row, p) B(p, j),
+ * then y = alpha * y + beta * c via `epilogue` (Gemm) or plain (MatMul). */
+typedef struct typed_mm {
+  uint32_t dtype;
+  bool ta, tb;
+  size_t m, n, k, lda, ldb;
+  /* Per batch: element offsets of A, B and Y. */
+  const size_t *a_off, *b_off;
+  const void *a, *b;
+  void *y;
+  /* Gemm epilogue y = alpha * AB + beta * C, with C's broadcast strides (C may be NULL). */
+  bool epilogue;
+  const void *c;
+  size_t c_rs, c_cs;
+  double alpha, beta;
+  bool int_scale; /* alpha and beta are small integers: keep integer arithmetic exact */
+  int64_t ialpha, ibeta;
+  atomic_int failed;
+} typed_mm;
+
+static void typed_row_f64(const typed_mm *t, size_t bt, size_t i, double *acc) {
+  const double *a = (const double *)t->a + t->a_off[bt], *b = (const double *)t->b + t->b_off[bt];
+  double *y = (double *)t->y + (bt * t->m + i) * t->n;
+  size_t n = t->n, lda = t->lda, ldb = t->ldb;
+  memset(acc, 0, n * sizeof *acc);
+  for (size_t p = 0; p < t->k; p++) {
+    double av = t->ta ? a[p * lda + i] : a[i * lda + p];
+    if (t->tb)
+      for (size_t j = 0; j < n; j++)
+        acc[j] += av * b[j * ldb + p];
+    else
+      for (size_t j = 0; j < n; j++)
+        acc[j] += av * b[p * ldb + j];
+  }
+  const double *c = t->c;
+  for (size_t j = 0; j < n; j++) {
+    double v = acc[j];
+    if (t->epilogue)
+      v = t->alpha * v + (c ? t->beta * c[i * t->c_rs + j * t->c_cs] : 0.0);
+    y[j] = v;
+  }
+}
+
+static void typed_row_int(const typed_mm *t, size_t bt, size_t i, uint64_t *acc) {
+  uint32_t dt = t->dtype;
+  size_t ao = t->a_off[bt], bo = t->b_off[bt], yo = (bt * t->m + i) * t->n;
+  size_t n = t->n, lda = t->lda, ldb = t->ldb;
+  memset(acc, 0, n * sizeof *acc);
+  for (size_t p = 0; p < t->k; p++) {
+    uint64_t av = ld_u64(t->a, dt, ao + (t->ta ? p * lda + i : i * lda + p));
+    for (size_t j = 0; j < n; j++)
+      acc[j] += av * ld_u64(t->b, dt, bo + (t->tb ? j * ldb + p : p * ldb + j));
+  }
+  for (size_t j = 0; j < n; j++) {
+    uint64_t v = acc[j];
+    if (t->epilogue) {
+      uint64_t cv = t->c ? ld_u64(t->c, dt, i * t->c_rs + j * t->c_cs) : 0;
+      if (t->int_scale)
+        v = (uint64_t)t->ialpha * v + (uint64_t)t->ibeta * cv;
+      else
+        v = f64_to_u64_sat(t->alpha * u64_to_f64(v, dt) + t->beta * u64_to_f64(cv, dt), dt);
+    }
+    st_u64(t->y, dt, yo + j, v);
+  }
+}
+
+static void typed_task(void *arg, size_t begin, size_t end) {
+  typed_mm *t = arg;
+  bool is_f64 = t->dtype == TSR_DTYPE_FLOAT64;
+  void *acc = malloc((t->n ? t->n : 1) * 8);
+  if (!acc) {
+    atomic_store(&t->failed, 1);
+    return;
+  }
+  for (size_t r = begin; r < end; r++) {
+    size_t bt = r / t->m, i = r % t->m;
+    if (is_f64)
+      typed_row_f64(t, bt, i, acc);
+    else
+      typed_row_int(t, bt, i, acc);
+  }
+  free(acc);
+}
+
+static int run_typed(cpu_ctx *ctx, typed_mm *t, size_t batches) {
+  size_t rows = batches * t->m;
+  if (rows == 0 || t->n == 0)
+    return 0;
+  atomic_init(&t->failed, 0);
+  cpu_parallel_for(ctx, rows, nn_grain(t->n * (t->k + 1), 1 << 15), typed_task, t);
+  return atomic_load(&t->failed) ? cpu_fail(ctx, "out of memory") : 0;
+}
+
+/* ---- Gemm ----------------------------------------------------------------------------- */
+
+typedef struct gemm_plan {
+  bool ta, tb;
+  size_t m, n, k;
+  float alpha, beta;
+  bool has_c;
+  size_t c_rs, c_cs; /* element strides of C's rows and columns after broadcasting (0 or not) */
+} gemm_plan;
+
+static tsr_plugin_reason gemm_setup(const cpu_node *n, const cpu_tensor *in, const cpu_tensor *out,
+                                    gemm_plan *p, char *msg, size_t size) {
+  char s1[96], s2[96];
+  memset(p, 0, sizeof *p);
+  if (n->n_in < 2 || n->n_out < 1 || !in[0].present || !in[1].present)
+    return cpu_refuse(msg, size, TSR_PLUGIN_REASON_SHAPE, "expects inputs A and B");
+  uint32_t dt = in[0].dtype;
+  if (!gemm_dtype_ok(dt))
+    return cpu_refuse(msg, size, TSR_PLUGIN_REASON_DTYPE, "dtype %s not supported",
+                      cpu_dtype_name(dt));
+  p->has_c = n->n_in > 2 && in[2].present;
+  if (in[1].dtype != dt || out[0].dtype != dt || (p->has_c && in[2].dtype != dt))
+    return cpu_refuse(msg, size, TSR_PLUGIN_REASON_DTYPE, "inputs and output must all be %s",
+                      cpu_dtype_name(dt));
+  if (in[0].rank != 2 || in[1].rank != 2)
+    return cpu_refuse(msg, size, TSR_PLUGIN_REASON_SHAPE, "A %s and B %s must be matrices",
+                      nn_dims_str(s1, sizeof s1, in[0].rank, in[0].dims),
+                      nn_dims_str(s2, sizeof s2, in[1].rank, in[1].dims));
+  p->ta = cpu_attr_int(n, "transA", 0) != 0;
+  p->tb = cpu_attr_int(n, "transB", 0) != 0;
+  p->alpha = cpu_attr_float(n, "alpha", 1.0f);
+  p->beta = cpu_attr_float(n, "beta", 1.0f);
+  int64_t m = in[0].dims[p->ta ? 1 : 0], k = in[0].dims[p->ta ? 0 : 1];
+  int64_t kb = in[1].dims[p->tb ? 1 : 0], nn = in[1].dims[p->tb ? 0 : 1];
+  if (k != kb)
+    return cpu_refuse(msg, size, TSR_PLUGIN_REASON_SHAPE,
+                      "inner dims differ: op(A) is %lldx%lld, op(B) is %lldx%lld", (long long)m,
+                      (long long)k, (long long)kb, (long long)nn);
+  if (out[0].rank != 2 || out[0].dims[0] != m || out[0].dims[1] != nn)
+    return cpu_refuse(msg, size, TSR_PLUGIN_REASON_SHAPE, "output is %s, expected [%lld,%lld]",
+                      nn_dims_str(s1, sizeof s1, out[0].rank, out[0].dims), (long long)m,
+                      (long long)nn);
+  p->m = (size_t)m;
+  p->n = (size_t)nn;
+  p->k = (size_t)k;
+  if (p->has_c) {
+    const cpu_tensor *c = &in[2];
+    int64_t cm = 1, cn = 1;
+    if (c->rank > 2)
+      return cpu_refuse(msg, size, TSR_PLUGIN_REASON_SHAPE, "C has rank %u, at most 2 allowed",
+                        c->rank);
+    if (c->rank == 2)
+      cm = c->dims[0];
+    if (c->rank >= 1)
+      cn = c->dims[c->rank - 1];
+    if ((cm != 1 && cm != m) || (cn != 1 && cn != nn))
+      return cpu_refuse(msg, size, TSR_PLUGIN_REASON_SHAPE,
+                        "C %s does not broadcast to [%lld,%lld]",
+                        nn_dims_str(s1, sizeof s1, c->rank, c->dims), (long long)m, (long long)nn);
+    p->c_rs = cm == 1 ? 0 : (size_t)cn;
+    p->c_cs = cn == 1 ? 0 : 1;
+  }
+  return TSR_PLUGIN_REASON_NONE;
+}
+
+static tsr_plugin_reason gemm_check(const cpu_node *n, char *msg, size_t size) {
+  gemm_plan p;
+  return gemm_setup(n, n->in, n->out, &p, msg, size);
+}
+
+static int gemm_f32(cpu_ctx *ctx, const gemm_plan *p, const float *a, const float *b,
+                    const float *c, float *y) {
+  float beta = 0.0f;
+  if (c && p->beta != 0.0f) {
+    for (size_t i = 0; i < p->m; i++)
+      for (size_t j = 0; j < p->n; j++)
+        y[i * p->n + j] = c[i * p->c_rs + j * p->c_cs];
+    beta = p->beta;
+  }
+  cpu_sgemm(ctx, p->ta, p->tb, p->m, p->n, p->k, p->alpha, a, p->ta ? p->m : p->k, b,
+            p->tb ? p->k : p->n, beta, y, p->n);
+  return 0;
+}
+
+static int gemm_run(cpu_ctx *ctx, const cpu_node *n, void *state, const cpu_tensor *in,
+                    cpu_tensor *out) {
+  char msg[256];
+  gemm_plan p;
+  if (gemm_setup(n, in, out, &p, msg, sizeof msg))
+    return cpu_fail(ctx, "%s", msg);
+  if (out[0].count == 0)
+    return 0;
+  uint32_t dt = in[0].dtype;
+  const cpu_tensor *c = p.has_c ? &in[2] : NULL;
+  if (dt == TSR_DTYPE_FLOAT32)
+    return gemm_f32(ctx, &p, in[0].data, in[1].data, c ? c->data : NULL, out[0].data);
+  if (dt == TSR_DTYPE_FLOAT16 || dt == TSR_DTYPE_BFLOAT16) {
+    float *a = nn_f32_copy(&in[0]), *b = nn_f32_copy(&in[1]);
+    float *cf = c ? nn_f32_copy(c) : NULL;
+    float *y = malloc(out[0].count * sizeof *y);
+    int rc = -1;
+    if (a && b && y && (!c || cf)) {
+      rc = gemm_f32(ctx, &p, a, b, cf, y);
+      nn_f32_store(&out[0], y);
+    }
+    free(a), free(b), free(cf), free(y);
+    return rc == 0 ? 0 : cpu_fail(ctx, "out of memory");
+  }
+  size_t zero = 0;
+  typed_mm t = {.dtype = dt,
+                .ta = p.ta,
+                .tb = p.tb,
+                .m = p.m,
+                .n = p.n,
+                .k = p.k,
+                .lda = p.ta ? p.m : p.k,
+                .ldb = p.tb ? p.k : p.n,
+                .a_off = &zero,
+                .b_off = &zero,
+                .a = in[0].data,
+                .b = in[1].data,
+                .y = out[0].data,
+                .alpha = p.alpha,
+                .beta = p.beta};
+  if (c && p.beta != 0.0f) {
+    t.c = c->data;
+    t.c_rs = p.c_rs;
+    t.c_cs = p.c_cs;
+  }
+  t.epilogue = t.c || p.alpha != 1.0f;
+  if (is_int_dtype(dt)) {
+    double fa = t.alpha, fb = t.beta;
+    t.int_scale =
+        fa == floor(fa) && fb == floor(fb) && fabs(fa) < 2147483648.0 && fabs(fb) < 2147483648.0;
+    t.ialpha = (int64_t)(t.int_scale ? fa : 0);
+    t.ibeta = (int64_t)(t.int_scale ? fb : 0);
+  }
+  return run_typed(ctx, &t, 1);
+}
+
+/* ---- MatMul --------------------------------------------------------------------------- */
+
+enum { MM_MAX_BATCH_RANK = 16 };
+
+typedef struct matmul_plan {
+  size_t m, n, k;
+  size_t batches;
+  int brank;                                               /* batch rank of the output */
+  int64_t bdims[MM_MAX_BATCH_RANK];                        /* output batch dims */
+  size_t a_bs[MM_MAX_BATCH_RANK], b_bs[MM_MAX_BATCH_RANK]; /* batch strides, 0 = broadcast */
+  bool b_shared; /* B has no batch extent: A's batches fold into one tall product */
+} matmul_plan;
+
+static tsr_plugin_reason matmul_setup(const cpu_node *n, const cpu_tensor *in,
+                                      const cpu_tensor *out, matmul_plan *p, char *msg,
+                                      size_t size) {
+  char s1[96], s2[96], s3[96], s4[96];
+  memset(p, 0, sizeof *p);
+  if (n->n_in < 2 || n->n_out < 1 || !in[0].present || !in[1].present)
+    return cpu_refuse(msg, size, TSR_PLUGIN_REASON_SHAPE, "expects inputs A and B");
+  uint32_t dt = in[0].dtype;
+  if (!gemm_dtype_ok(dt))
+    return cpu_refuse(msg, size, TSR_PLUGIN_REASON_DTYPE, "dtype %s not supported",
+                      cpu_dtype_name(dt));
+  if (in[1].dtype != dt || out[0].dtype != dt)
+    return cpu_refuse(msg, size, TSR_PLUGIN_REASON_DTYPE, "inputs and output must all be %s",
+                      cpu_dtype_name(dt));
+  const cpu_tensor *a = &in[0], *b = &in[1];
+  if (a->rank < 1 || b->rank < 1)
+    return cpu_refuse(msg, size, TSR_PLUGIN_REASON_SHAPE, "MatMul of a scalar");
+  int ar = (int)a->rank, br = (int)b->rank;
+  int64_t m = ar >= 2 ? a->dims[ar - 2] : 1, k = a->dims[ar - 1];
+  int64_t kb = br >= 2 ? b->dims[br - 2] : b->dims[0], nn = br >= 2 ? b->dims[br - 1] : 1;
+  nn_dims_str(s1, sizeof s1, a->rank, a->dims);
+  nn_dims_str(s2, sizeof s2, b->rank, b->dims);
+  if (k != kb)
+    return cpu_refuse(msg, size, TSR_PLUGIN_REASON_SHAPE, "inner dims differ: A %s, B %s", s1, s2);
+  int abr = ar > 2 ? ar - 2 : 0, bbr = br > 2 ? br - 2 : 0;
+  int obr = abr > bbr ? abr : bbr;
+  if (obr > MM_MAX_BATCH_RANK)
+    return cpu_refuse(msg, size, TSR_PLUGIN_REASON_SHAPE, "batch rank %d above %d", obr,
+                      MM_MAX_BATCH_RANK);
+  /* Expected output: broadcast batch dims, then M unless A is 1-D, then N unless B is 1-D. */
+  int64_t want[MM_MAX_BATCH_RANK + 2];
+  int wr = 0;
+  size_t as = (size_t)(m * k), bs = (size_t)(k * nn);
+  p->batches = 1;
+  for (int d = obr - 1; d >= 0; d--) {
+    int ai = d - (obr - abr), bi = d - (obr - bbr);
+    int64_t ad = ai >= 0 ? a->dims[ai] : 1, bd = bi >= 0 ? b->dims[bi] : 1;
+    if (ad != bd && ad != 1 && bd != 1)
+      return cpu_refuse(msg, size, TSR_PLUGIN_REASON_SHAPE,
+                        "batch dims of A %s and B %s do not broadcast", s1, s2);
+    int64_t od = ad == 1 ? bd : ad;
+    p->bdims[d] = od;
+    p->a_bs[d] = ad == 1 ? 0 : as;
+    p->b_bs[d] = bd == 1 ? 0 : bs;
+    as *= (size_t)ad;
+    bs *= (size_t)bd;
+    p->batches *= (size_t)od;
+  }
+  p->brank = obr;
+  for (int d = 0; d < obr; d++)
+    want[wr++] = p->bdims[d];
+  if (ar >= 2)
+    want[wr++] = m;
+  if (br >= 2)
+    want[wr++] = nn;
+  bool same = (int)out[0].rank == wr;
+  for (int d = 0; same && d < wr; d++)
+    same = out[0].dims[d] == want[d];
+  if (!same)
+    return cpu_refuse(msg, size, TSR_PLUGIN_REASON_SHAPE,
+                      "output is %s, expected %s for A %s, B %s",
+                      nn_dims_str(s3, sizeof s3, out[0].rank, out[0].dims),
+                      nn_dims_str(s4, sizeof s4, (uint32_t)wr, want), s1, s2);
+  p->m = (size_t)m;
+  p->n = (size_t)nn;
+  p->k = (size_t)k;
+  p->b_shared = true;
+  for (int d = 0; d < obr; d++)
+    if (p->b_bs[d] != 0 || p->a_bs[d] == 0)
+      p->b_shared = false;
+  return TSR_PLUGIN_REASON_NONE;
+}
+
+static tsr_plugin_reason matmul_check(const cpu_node *n, char *msg, size_t size) {
+  matmul_plan p;
+  return matmul_setup(n, n->in, n->out, &p, msg, size);
+}
+
+static void batch_offsets(const matmul_plan *p, size_t bt, size_t *ao, size_t *bo) {
+  *ao = *bo = 0;
+  for (int d = p->brank - 1; d >= 0; d--) {
+    size_t idx = bt % (size_t)p->bdims[d];
+    bt /= (size_t)p->bdims[d];
+    *ao += idx * p->a_bs[d];
+    *bo += idx * p->b_bs[d];
+  }
+}
+
+typedef struct mm_batch_job {
+  cpu_ctx *ctx;
+  const matmul_plan *p;
+  const float *a, *b;
+  float *y;
+} mm_batch_job;
+
+/* Many small products: one thread per product, each GEMM on its own thread. */
+static void mm_batch_task(void *arg, size_t begin, size_t end) {
+  mm_batch_job *j = arg;
+  cpu_ctx serial = *j->ctx;
+  serial.pool = NULL;
+  const matmul_plan *p = j->p;
+  for (size_t bt = begin; bt < end; bt++) {
+    size_t ao, bo;
+    batch_offsets(p, bt, &ao, &bo);
+    cpu_sgemm(&serial, false, false, p->m, p->n, p->k, 1.0f, j->a + ao, p->k, j->b + bo, p->n, 0.0f,
+              j->y + bt * p->m * p->n, p->n);
+  }
+}
+
+static int matmul_f32(cpu_ctx *ctx, const matmul_plan *p, const float *a, const float *b,
+                      float *y) {
+  if (p->b_shared) {
+    /* [..., M, K] x [K, N]: the batches of A stack into one (batches*M) x K matrix. */
+    cpu_sgemm(ctx, false, false, p->batches * p->m, p->n, p->k, 1.0f, a, p->k, b, p->n, 0.0f, y,
+              p->n);
+    return 0;
+  }
+  double flops = 2.0 * (double)p->m * (double)p->n * (double)p->k;
+  mm_batch_job j = {.ctx = ctx, .p = p, .a = a, .b = b, .y = y};
+  if (p->batches >= 2 * cpu_thread_count(ctx) || flops < SGEMM_SERIAL_FLOPS) {
+    size_t grain = nn_grain((size_t)(flops / 2 + 1), 1 << 16);
+    cpu_parallel_for(ctx, p->batches, grain, mm_batch_task, &j);
+    return 0;
+  }
+  for (size_t bt = 0; bt < p->batches; bt++) {
+    size_t ao, bo;
+    batch_offsets(p, bt, &ao, &bo);
+    cpu_sgemm(ctx, false, false, p->m, p->n, p->k, 1.0f, a + ao, p->k, b + bo, p->n, 0.0f,
+              y + bt * p->m * p->n, p->n);
+  }
+  return 0;
+}
+
+static int matmul_run(cpu_ctx *ctx, const cpu_node *n, void *state, const cpu_tensor *in,
+                      cpu_tensor *out) {
+  char msg[256];
+  matmul_plan p;
+  if (matmul_setup(n, in, out, &p, msg, sizeof msg))
+    return cpu_fail(ctx, "%s", msg);
+  if (out[0].count == 0)
+    return 0;
+  uint32_t dt = in[0].dtype;
+  if (dt == TSR_DTYPE_FLOAT32)
+    return matmul_f32(ctx, &p, in[0].data, in[1].data, out[0].data);
+  if (dt == TSR_DTYPE_FLOAT16 || dt == TSR_DTYPE_BFLOAT16) {
+    float *a = nn_f32_copy(&in[0]), *b = nn_f32_copy(&in[1]);
+    float *y = malloc(out[0].count * sizeof *y);
+    int rc = -1;
+    if (a && b && y) {
+      rc = matmul_f32(ctx, &p, a, b, y);
+      nn_f32_store(&out[0], y);
+    }
+    free(a), free(b), free(y);
+    return rc == 0 ? 0 : cpu_fail(ctx, "out of memory");
+  }
+  size_t *offs = malloc(2 * p.batches * sizeof *offs);
+  if (!offs)
+    return cpu_fail(ctx, "out of memory");
+  for (size_t bt = 0; bt < p.batches; bt++)
+    batch_offsets(&p, bt, &offs[bt], &offs[p.batches + bt]);
+  typed_mm t = {.dtype = dt,
+                .m = p.m,
+                .n = p.n,
+                .k = p.k,
+                .lda = p.k,
+                .ldb = p.n,
+                .a_off = offs,
+                .b_off = offs + p.batches,
+                .a = in[0].data,
+                .b = in[1].data,
+                .y = out[0].data};
+  int rc = run_typed(ctx, &t, p.batches);
+  free(offs);
+  return rc;
+}
+
+static const cpu_op gemm_ops[] = {
+    {"Gemm", "", 7, 17, gemm_check, NULL, gemm_run, NULL},
+    {"MatMul", "", 1, 17, matmul_check, NULL, matmul_run, NULL},
+};
+
+const cpu_op_list cpu_ops_gemm = {gemm_ops, sizeof gemm_ops / sizeof gemm_ops[0]};

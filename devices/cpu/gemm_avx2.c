@@ -1,0 +1,151 @@
+/* AVX2/FMA variants of the GEMM building blocks. The file is compiled with the same flags as
+ * the rest of the library; each function carries its own target attribute and is only called
+ * after cpuid said AVX2 and FMA are there (ctx->isa == CPU_ISA_AVX2_FMA). */
+#include "devices/cpu/gemm_util.h"
+
+#ifdef CPU_GEMM_HAVE_AVX2
+
+#include <immintrin.h>
+
+#define AVX2 __attribute__((target("avx2,fma")))
+
+/* Writes one row of the tile: c = alpha * acc + beta * c, or alpha * acc when beta == 0. */
+#define STORE_ROW(row, lo, hi)                                                                     \
+  do {                                                                                             \
+    float *cr = c + (row)*ldc;                                                                     \
+    if (beta == 0.0f) {                                                                            \
+      _mm256_storeu_ps(cr, _mm256_mul_ps(va, lo));                                                 \
+      _mm256_storeu_ps(cr + 8, _mm256_mul_ps(va, hi));                                             \
+    } else {                                                                                       \
+      _mm256_storeu_ps(cr, _mm256_fmadd_ps(va, lo, _mm256_mul_ps(vb, _mm256_loadu_ps(cr))));       \
+      _mm256_storeu_ps(cr + 8,                                                                     \
+                       _mm256_fmadd_ps(va, hi, _mm256_mul_ps(vb, _mm256_loadu_ps(cr + 8))));       \
+    }                                                                                              \
+  } while (0)
+
+/* The 6x16 tile lives in twelve ymm registers; each step of k loads two vectors of B and
+ * broadcasts six scalars of A, which keeps both FMA ports busy with 12 independent chains. */
+AVX2 void cpu_sgemm_ukernel_avx2(size_t kc, const float *ap, const float *bp, float *c, size_t ldc,
+                                 size_t mr, size_t nr, float alpha, float beta) {
+  __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+  __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+  __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
+  __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+  __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
+  __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+  const float *a = ap, *b = bp;
+
+#define STEP(off_a, off_b)                                                                         \
+  do {                                                                                             \
+    __m256 b0 = _mm256_load_ps(b + (off_b)), b1 = _mm256_load_ps(b + (off_b) + 8);                 \
+    __m256 a0 = _mm256_broadcast_ss(a + (off_a) + 0);                                              \
+    __m256 a1 = _mm256_broadcast_ss(a + (off_a) + 1);                                              \
+    c00 = _mm256_fmadd_ps(a0, b0, c00);                                                            \
+    c01 = _mm256_fmadd_ps(a0, b1, c01);                                                            \
+    c10 = _mm256_fmadd_ps(a1, b0, c10);                                                            \
+    c11 = _mm256_fmadd_ps(a1, b1, c11);                                                            \
+    a0 = _mm256_broadcast_ss(a + (off_a) + 2);                                                     \
+    a1 = _mm256_broadcast_ss(a + (off_a) + 3);                                                     \
+    c20 = _mm256_fmadd_ps(a0, b0, c20);                                                            \
+    c21 = _mm256_fmadd_ps(a0, b1, c21);                                                            \
+    c30 = _mm256_fmadd_ps(a1, b0, c30);                                                            \
+    c31 = _mm256_fmadd_ps(a1, b1, c31);                                                            \
+    a0 = _mm256_broadcast_ss(a + (off_a) + 4);                                                     \
+    a1 = _mm256_broadcast_ss(a + (off_a) + 5);                                                     \
+    c40 = _mm256_fmadd_ps(a0, b0, c40);                                                            \
+    c41 = _mm256_fmadd_ps(a0, b1, c41);                                                            \
+    c50 = _mm256_fmadd_ps(a1, b0, c50);                                                            \
+    c51 = _mm256_fmadd_ps(a1, b1, c51);                                                            \
+  } while (0)
+
+  size_t p = 0;
+  for (; p + 4 <= kc; p += 4) {
+    _mm_prefetch((const char *)(b + 4 * CPU_SGEMM_NR * 4), _MM_HINT_T0);
+    STEP(0, 0);
+    STEP(CPU_SGEMM_MR, CPU_SGEMM_NR);
+    STEP(2 * CPU_SGEMM_MR, 2 * CPU_SGEMM_NR);
+    STEP(3 * CPU_SGEMM_MR, 3 * CPU_SGEMM_NR);
+    a += 4 * CPU_SGEMM_MR;
+    b += 4 * CPU_SGEMM_NR;
+  }
+  for (; p < kc; p++) {
+    STEP(0, 0);
+    a += CPU_SGEMM_MR;
+    b += CPU_SGEMM_NR;
+  }
+#undef STEP
+
+  const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+  if (mr == CPU_SGEMM_MR && nr == CPU_SGEMM_NR) {
+    STORE_ROW(0, c00, c01);
+    STORE_ROW(1, c10, c11);
+    STORE_ROW(2, c20, c21);
+    STORE_ROW(3, c30, c31);
+    STORE_ROW(4, c40, c41);
+    STORE_ROW(5, c50, c51);
+    return;
+  }
+  /* An edge tile: spill the registers and write only the mr x nr corner. */
+  _Alignas(32) float t[CPU_SGEMM_MR][CPU_SGEMM_NR];
+  _mm256_store_ps(t[0], c00), _mm256_store_ps(t[0] + 8, c01);
+  _mm256_store_ps(t[1], c10), _mm256_store_ps(t[1] + 8, c11);
+  _mm256_store_ps(t[2], c20), _mm256_store_ps(t[2] + 8, c21);
+  _mm256_store_ps(t[3], c30), _mm256_store_ps(t[3] + 8, c31);
+  _mm256_store_ps(t[4], c40), _mm256_store_ps(t[4] + 8, c41);
+  _mm256_store_ps(t[5], c50), _mm256_store_ps(t[5] + 8, c51);
+  for (size_t i = 0; i < mr; i++) {
+    float *cr = c + i * ldc;
+    if (beta == 0.0f)
+      for (size_t j = 0; j < nr; j++)
+        cr[j] = alpha * t[i][j];
+    else
+      for (size_t j = 0; j < nr; j++)
+        cr[j] = alpha * t[i][j] + beta * cr[j];
+  }
+}
+
+AVX2 void cpu_saxpy_avx2(size_t n, float a, const float *x, float *y) {
+  const __m256 va = _mm256_set1_ps(a);
+  size_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    __m256 y0 = _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i));
+    __m256 y1 = _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i + 8), _mm256_loadu_ps(y + i + 8));
+    __m256 y2 = _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i + 16), _mm256_loadu_ps(y + i + 16));
+    __m256 y3 = _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i + 24), _mm256_loadu_ps(y + i + 24));
+    _mm256_storeu_ps(y + i, y0);
+    _mm256_storeu_ps(y + i + 8, y1);
+    _mm256_storeu_ps(y + i + 16, y2);
+    _mm256_storeu_ps(y + i + 24, y3);
+  }
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+  for (; i < n; i++)
+    y[i] += a * x[i];
+}
+
+AVX2 float cpu_sdot_avx2(size_t n, const float *x, const float *y) {
+  __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+  __m256 s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
+  size_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    s0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), s0);
+    s1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8), _mm256_loadu_ps(y + i + 8), s1);
+    s2 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 16), _mm256_loadu_ps(y + i + 16), s2);
+    s3 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 24), _mm256_loadu_ps(y + i + 24), s3);
+  }
+  for (; i + 8 <= n; i += 8)
+    s0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), s0);
+  __m256 s = _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3));
+  __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+  h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+  h = _mm_add_ss(h, _mm_movehdup_ps(h));
+  float r = _mm_cvtss_f32(h);
+  for (; i < n; i++)
+    r += x[i] * y[i];
+  return r;
+}
+
+#else
+/* ISO C forbids an empty translation unit. */
+typedef int cpu_gemm_avx2_unused;
+#endif
