@@ -14,12 +14,12 @@ mkdir -p "$models"
 
 echo
 echo "== devices"
-build/tools/tessera devices
+build/tessera devices
 echo
 echo "== plan"
-build/tools/tessera partition "$models/tiny_cnn.onnx"
+build/tessera partition "$models/tiny_cnn.onnx"
 echo
 echo "== run (best device, 20 runs)"
-build/tools/tessera run "$models/tiny_cnn.onnx" --input "input=$models/input.npy" \
+build/tessera run "$models/tiny_cnn.onnx" --input "input=$models/input.npy" \
   --output-dir "$models/out" --device auto --repeat 20
 /usr/bin/python3 examples/models/check_output.py "$models/expected.npy" "$models/out/probabilities.npy"
