@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/setup.sh
-[ -d build ] || meson setup build --buildtype=release
+[ -d build ] || meson setup build
 ninja -C build
 
 models=build/example

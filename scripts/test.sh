@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh || exit 1
 
 status=0
-[ -d build ] || meson setup build -Dreal_models=enabled || exit 1
+[ -d build ] || meson setup build || exit 1
+meson configure build -Dreal_models=enabled || exit 1
 ninja -C build || exit 1
 meson test -C build --print-errorlogs --num-processes 2 || status=1
 
