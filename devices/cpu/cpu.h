@@ -48,6 +48,8 @@ typedef enum cpu_isa { CPU_ISA_GENERIC = 0, CPU_ISA_AVX2_FMA = 1 } cpu_isa;
 
 /* The best ISA level this machine and build support, honouring TESSERA_CPU_GENERIC. */
 cpu_isa cpu_detect_isa(void);
+/* Whether the CPU converts half floats in hardware (F16C). */
+bool cpu_has_f16c(void);
 
 /* Per-call context: the error buffer and the threads the kernel may use. */
 typedef struct cpu_ctx {
@@ -89,6 +91,17 @@ extern const cpu_op_list cpu_ops_reduce;      /* reduce.c: Reduce*, ArgMax/ArgMi
                                                  LogSoftmax, Hardmax */
 extern const cpu_op_list cpu_ops_shape;       /* shape_ops.c: Reshape, Transpose, Concat, ... */
 extern const cpu_op_list cpu_ops_resize;      /* resize.c: Resize, Upsample */
+extern const cpu_op_list cpu_ops_quant;       /* quant.c: QuantizeLinear, DequantizeLinear,
+                                                 DynamicQuantizeLinear, QLinearConv,
+                                                 QLinearMatMul, MatMulInteger, ConvInteger */
+extern const cpu_op_list cpu_ops_rnn;         /* rnn.c: LSTM, GRU, RNN */
+extern const cpu_op_list cpu_ops_misc;        /* misc.c: Einsum, Det, Shrink,
+                                                 MeanVarianceNormalization, ReverseSequence,
+                                                 MaxUnpool */
+extern const cpu_op_list cpu_ops_detect;      /* detect.c: NonMaxSuppression, RoiAlign,
+                                                 GridSample, Unique */
+extern const cpu_op_list cpu_ops_signal;      /* signal.c: DFT, STFT, window functions,
+                                                 MelWeightMatrix */
 
 /* Finds the entry for an op at an opset version; NULL when none. */
 const cpu_op *cpu_find_op(const char *domain, const char *op_type, int64_t opset);

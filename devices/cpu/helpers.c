@@ -7,6 +7,10 @@
 
 #include "devices/cpu/cpu.h"
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+
 int cpu_fail(cpu_ctx *ctx, const char *fmt, ...) {
   if (ctx && ctx->err && ctx->err_size) {
     va_list ap;
@@ -250,4 +254,14 @@ cpu_isa cpu_detect_isa(void) {
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return CPU_ISA_AVX2_FMA;
 #endif
   return CPU_ISA_GENERIC;
+}
+
+/* Through cpuid: clang's __builtin_cpu_supports does not know "f16c". */
+bool cpu_has_f16c(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  unsigned a, b, c, d;
+  return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
+#else
+  return false;
+#endif
 }

@@ -11,10 +11,6 @@
 #include "devices/cpu/cpu.h"
 #include "devices/cpu/threadpool.h"
 
-#if defined(__x86_64__) || defined(__i386__)
-#include <cpuid.h>
-#endif
-
 #define CPU_ALIGN 64
 
 typedef struct cpu_state {
@@ -85,11 +81,7 @@ static void describe_features(cpu_isa isa, char *out, size_t size) {
     switch (i) {
     case 0: has = __builtin_cpu_supports("sse4.2"); break;
     case 1: has = __builtin_cpu_supports("avx"); break;
-    case 2: { /* clang's __builtin_cpu_supports does not know f16c */
-      unsigned a, b, c, d;
-      has = __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
-      break;
-    }
+    case 2: has = cpu_has_f16c(); break;
     case 3: has = __builtin_cpu_supports("fma"); break;
     case 4: has = __builtin_cpu_supports("avx2"); break;
     case 5: has = __builtin_cpu_supports("avx512f"); break;

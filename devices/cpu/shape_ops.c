@@ -2197,7 +2197,7 @@ static int run_cast(cpu_ctx *ctx, const cpu_node *n, void *state, const cpu_tens
   }
   cast_job j = {in[0].data, out[0].data, from, to, false};
 #ifdef CAST_HAVE_F16C
-  j.f16c = ctx->isa == CPU_ISA_AVX2_FMA && __builtin_cpu_supports("f16c");
+  j.f16c = ctx->isa == CPU_ISA_AVX2_FMA && cpu_has_f16c();
 #endif
   cpu_parallel_for(ctx, in[0].count, 16384, cast_chunk, &j);
   return 0;
