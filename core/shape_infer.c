@@ -6,10 +6,20 @@
  * output. The driver (infer_node) resolves the node's opset, checks its arity, runs the rule and
  * then folds the node through the eval callback when all its inputs are known.
  *
- * Semantics are those of ai.onnx at the opset version the node imports, for opsets 7 and later.
- * Later opsets than 17 get the newest rule known here; the opset-18 changes that affect shapes
- * (axes inputs of Reduce* and Pad, Split's num_outputs, Resize's axes and aspect-ratio policy)
- * are implemented because they are small.
+ * Semantics are those of ai.onnx at the opset version the node imports. Later opsets than 17
+ * get the newest rule known here; the opset-18 changes that affect shapes (axes inputs of Reduce*
+ * and Pad, Split's num_outputs, Resize's axes and aspect-ratio policy) are implemented because
+ * they are small.
+ *
+ * Opsets 1 to 6: a rule whose `oldest` field says so also serves them. Most ops only lost the
+ * legacy `consumed_inputs` attribute at opset 6 or 7, which changes nothing here. Where the older
+ * version differs (Caffe2-style broadcasting with `broadcast`/`axis`, `is_test` training modes,
+ * Reshape's shape attribute, Split's split input, Pad's `paddings`, Concat's default axis), the
+ * rule implements the old form when it is small, and otherwise refuses the node with the same
+ * "operator ... is not supported" message as an opset it does not cover at all. Rules with
+ * `oldest` 7 cover opset 7 on: ops introduced at 7 or later, and Upsample, whose first version
+ * differs. Cast and Tile start at 6 (Cast-1 names its target type by string, Tile-1 takes
+ * tiles and axis inputs).
  *
  * Status codes:
  * - INVALID_ARGUMENT: shapes or data that do not fit together. Shapes come mostly from the
@@ -85,6 +95,7 @@ typedef struct op_rule {
   uint8_t max_inputs;
   uint8_t max_outputs;
   uint8_t flags;
+  uint8_t oldest; /* the oldest opset the rule implements (see the top comment) */
 } op_rule;
 
 static tsr_status infer_graph(const tsr__graph *g, tsr__vshape *vals, tsr__eval_fn eval,
@@ -112,6 +123,19 @@ DEFINE_FAIL(bad, TSR_STATUS_INVALID_ARGUMENT)
 DEFINE_FAIL(bad_model, TSR_STATUS_INVALID_MODEL)
 DEFINE_FAIL(unsupported, TSR_STATUS_UNSUPPORTED)
 DEFINE_FAIL(internal, TSR_STATUS_INTERNAL)
+
+/* Refuses a node of opset 1..6 whose older semantics differ from opset 7 in a way that is not
+ * implemented, with the message the driver gives an opset it does not cover. */
+__attribute__((format(printf, 2, 3))) static tsr_status old_opset(const ictx *c, const char *fmt,
+                                                                  ...) {
+  char why[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(why, sizeof why, fmt, ap);
+  va_end(ap);
+  return unsupported(c, "operator %s (domain '%s', opset %lld) is not supported: %s", c->n->op_type,
+                     c->n->domain ? c->n->domain : "", LL(c->opset), why);
+}
 
 static tsr_status oom(const ictx *c) {
   return tsr__status_make(TSR_STATUS_OUT_OF_MEMORY,
@@ -652,9 +676,53 @@ static tsr_status infer_isnan(ictx *c) {
   return set_out(c, 0, TSR_DTYPE_BOOL, x->rank, x->dims);
 }
 
+/* Binary ops before opset 7 broadcast the Caffe2 way: with broadcast = 0 (the default) A and B
+ * have the same shape; with broadcast = 1, B's dims match a run of A's dims that starts at
+ * `axis`, by default A's trailing dims (dims of 1 in B also pass). The output is A's shape. The
+ * trailing case is numpy broadcasting as well, so such nodes run with the opset-7 rule and
+ * kernels; B aligned anywhere else would need B reshaped first and is refused. */
+static tsr_status legacy_broadcast(ictx *c) {
+  if (c->opset >= 7)
+    return NULL;
+  const tsr__vshape *a = in(c, 0), *b = in(c, 1);
+  if (aint(c, "broadcast", 0) == 0) {
+    if (!dims_equal(a->dims, a->rank, b->dims, b->rank))
+      return bad(c,
+                 "inputs '%s' %s and '%s' %s differ in shape; before opset 7 that needs "
+                 "broadcast = 1",
+                 in_name(c, 0), vstr(c, a), in_name(c, 1), vstr(c, b));
+    return NULL;
+  }
+  if (count_of(b) == 1 && b->rank <= a->rank)
+    return NULL;
+  if (b->rank > a->rank)
+    return bad(c, "input '%s' %s has more dims than '%s' %s (broadcast = 1 before opset 7)",
+               in_name(c, 1), vstr(c, b), in_name(c, 0), vstr(c, a));
+  int64_t start = a->rank - b->rank;
+  if (has_attr(c, "axis")) {
+    int64_t axis = aint(c, "axis", 0);
+    if (axis < 0)
+      axis += a->rank;
+    if (axis < 0 || axis > start)
+      return bad(c, "attribute 'axis' %lld cannot align '%s' %s within '%s' %s", LL(axis),
+                 in_name(c, 1), vstr(c, b), in_name(c, 0), vstr(c, a));
+    if (axis != start)
+      return old_opset(c,
+                       "broadcasting '%s' %s from axis %lld of '%s' %s (broadcast = 1) is not "
+                       "implemented; only B aligned with A's trailing dims is",
+                       in_name(c, 1), vstr(c, b), LL(axis), in_name(c, 0), vstr(c, a));
+  }
+  for (int64_t k = 0; k < b->rank; k++)
+    if (b->dims[k] != a->dims[start + k] && b->dims[k] != 1)
+      return bad(c, "input '%s' %s does not match the trailing dims of '%s' %s (broadcast = 1)",
+                 in_name(c, 1), vstr(c, b), in_name(c, 0), vstr(c, a));
+  return NULL;
+}
+
 /* Add, Sub, Mul, Div, Bitwise*: one dtype in and out, multidirectional broadcasting. */
 static tsr_status infer_arith(ictx *c) {
   TSR_RETURN_IF_ERROR(want_same_dtype(c, 0, 1));
+  TSR_RETURN_IF_ERROR(legacy_broadcast(c));
   return broadcast_out(c, 0, 2, in(c, 0)->dtype);
 }
 
@@ -678,12 +746,14 @@ static tsr_status infer_bitshift(ictx *c) {
 static tsr_status infer_pow(ictx *c) {
   if (c->opset < 12)
     TSR_RETURN_IF_ERROR(want_same_dtype(c, 0, 1));
+  TSR_RETURN_IF_ERROR(legacy_broadcast(c));
   return broadcast_out(c, 0, 2, in(c, 0)->dtype);
 }
 
 /* Equal, Less, Greater, ...: bool results. */
 static tsr_status infer_compare(ictx *c) {
   TSR_RETURN_IF_ERROR(want_same_dtype(c, 0, 1));
+  TSR_RETURN_IF_ERROR(legacy_broadcast(c));
   return broadcast_out(c, 0, 2, TSR_DTYPE_BOOL);
 }
 
@@ -691,6 +761,7 @@ static tsr_status infer_compare(ictx *c) {
 static tsr_status infer_logic(ictx *c) {
   TSR_RETURN_IF_ERROR(want_dtype(c, 0, TSR_DTYPE_BOOL));
   TSR_RETURN_IF_ERROR(want_dtype(c, 1, TSR_DTYPE_BOOL));
+  TSR_RETURN_IF_ERROR(legacy_broadcast(c));
   return broadcast_out(c, 0, 2, TSR_DTYPE_BOOL);
 }
 
@@ -714,6 +785,14 @@ static tsr_status infer_variadic(ictx *c) {
 static tsr_status infer_prelu(ictx *c) {
   TSR_RETURN_IF_ERROR(want_same_dtype(c, 0, 1));
   const tsr__vshape *x = in(c, 0);
+  /* Before opset 7 the slope is one value or one per element; other shapes had no numpy
+   * meaning (Caffe2 read a [C] slope per channel) and are refused. */
+  const tsr__vshape *s = in(c, 1);
+  if (c->opset < 7 && count_of(s) != 1 && !dims_equal(s->dims, s->rank, x->dims, x->rank))
+    return old_opset(c,
+                     "slope '%s' %s for input '%s' %s: before opset 7 only a single slope or "
+                     "one per element is implemented",
+                     in_name(c, 1), vstr(c, s), in_name(c, 0), vstr(c, x));
   TSR_RETURN_IF_ERROR(want_unidirectional(c, 1, x->dims, x->rank, "input"));
   return same_as(c, 0, 0);
 }
@@ -736,6 +815,9 @@ static tsr_status infer_clip(ictx *c) {
 }
 
 static tsr_status infer_dropout(ictx *c) {
+  if (c->opset < 7 && aint(c, "is_test", 0) == 0)
+    return old_opset(c, "training mode (is_test = 0, the default before opset 7) draws random "
+                        "masks and is not implemented; is_test = 1 is");
   if (c->opset < 12 && c->n->n_inputs > 1)
     return bad_model(c, "has %u inputs; before opset 12 ratio is an attribute", c->n->n_inputs);
   TSR_RETURN_IF_ERROR(want_scalar(c, 1));
@@ -848,6 +930,18 @@ static tsr_status infer_multinomial(ictx *c) {
 /* ---- Normalization --------------------------------------------------------------------- */
 
 static tsr_status infer_batchnorm(ictx *c) {
+  if (c->opset < 7) {
+    /* is_test = 1 with output Y alone is what opset 7 computes with one output. */
+    if (aint(c, "is_test", 0) == 0)
+      return old_opset(c, "training mode (is_test = 0, the default before opset 7) is not "
+                          "implemented; is_test = 1 is");
+    for (uint32_t k = 1; k < c->n->n_outputs; k++)
+      if (out_id(c, k) >= 0)
+        return old_opset(c,
+                         "with is_test = 1 only output Y is implemented; output %u '%s' is "
+                         "requested",
+                         k, out_name(c, k));
+  }
   TSR_RETURN_IF_ERROR(want_rank(c, 0, 2, ANY_RANK));
   const tsr__vshape *x = in(c, 0);
   int64_t ch = x->dims[1];
@@ -1260,10 +1354,38 @@ static tsr_status infer_max_unpool(ictx *c) {
   return set_out(c, 0, x->dtype, x->rank, d);
 }
 
+/* A STRING attribute that must be one of `allowed` (n of them); dflt when absent. */
+static tsr_status want_choice(ictx *c, const char *name, const char *dflt,
+                              const char *const *allowed, size_t n) {
+  const char *v = astr(c, name, dflt);
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(v, allowed[i]) == 0)
+      return NULL;
+  char list[256] = "";
+  for (size_t i = 0; i < n; i++) {
+    size_t len = strlen(list);
+    snprintf(list + len, sizeof list - len, "%s%s", i ? (i + 1 < n ? ", " : " or ") : "",
+             allowed[i]);
+  }
+  return bad_model(c, "attribute '%s' is '%s', expected %s", name, v, list);
+}
+
 static tsr_status infer_roi_align(ictx *c) {
   TSR_RETURN_IF_ERROR(want_rank(c, 0, 4, 4));
   TSR_RETURN_IF_ERROR(want_rank(c, 1, 2, 2));
   TSR_RETURN_IF_ERROR(want_rank(c, 2, 1, 1));
+  TSR_RETURN_IF_ERROR(want_float(c, 0));
+  TSR_RETURN_IF_ERROR(want_same_dtype(c, 0, 1));
+  TSR_RETURN_IF_ERROR(want_index_dtype(c, 2));
+  static const char *const modes[] = {"avg", "max"};
+  static const char *const transforms[] = {"half_pixel", "output_half_pixel"};
+  TSR_RETURN_IF_ERROR(want_choice(c, "mode", "avg", modes, 2));
+  if (c->opset >= 16)
+    TSR_RETURN_IF_ERROR(
+        want_choice(c, "coordinate_transformation_mode", "half_pixel", transforms, 2));
+  if (aint(c, "sampling_ratio", 0) < 0)
+    return bad_model(c, "attribute 'sampling_ratio' is %lld; it must be >= 0",
+                     LL(aint(c, "sampling_ratio", 0)));
   const tsr__vshape *x = in(c, 0), *rois = in(c, 1);
   if (rois->dims[1] != 4)
     return bad(c, "input 1 '%s' %s must have shape [num_rois, 4]", in_name(c, 1), vstr(c, rois));
@@ -1347,6 +1469,10 @@ static tsr_status infer_gemm(ictx *c) {
                in_name(c, 0), vstr(c, a), ta ? " (transposed)" : "", in_name(c, 1), vstr(c, b),
                tb ? " (transposed)" : "", LL(ka), LL(kb));
   int64_t d[2] = {m, n};
+  const tsr__vshape *cv = in(c, 2);
+  if (c->opset < 7 && cv && aint(c, "broadcast", 0) == 0 && !dims_equal(cv->dims, cv->rank, d, 2))
+    return bad(c, "input 2 '%s' %s must be %s: before opset 7 C broadcasts only with broadcast = 1",
+               in_name(c, 2), vstr(c, cv), dstr(c, d, 2));
   TSR_RETURN_IF_ERROR(want_unidirectional(c, 2, d, 2, "the product"));
   return set_out(c, 0, a->dtype, 2, d);
 }
@@ -1449,10 +1575,23 @@ static tsr_status infer_rnn(ictx *c) {
 
 static tsr_status infer_reshape(ictx *c) {
   const tsr__vshape *x = in(c, 0);
-  int64_t *shape;
+  const int64_t *shape;
   size_t n;
-  TSR_RETURN_IF_ERROR(want_rank(c, 1, 1, 1));
-  TSR_RETURN_IF_ERROR(in_ints(c, 1, &shape, &n));
+  if (c->opset < 5) {
+    /* Reshape-1: the shape is an attribute. */
+    if (c->n->n_inputs > 1)
+      return bad_model(c, "has %u inputs; before opset 5 the shape is an attribute",
+                       c->n->n_inputs);
+    if (!aints(c, "shape", &shape, &n))
+      return missing_attr(c, "shape");
+  } else {
+    if (!in(c, 1))
+      return bad_model(c, "input 1 'shape' is required from opset 5");
+    int64_t *s;
+    TSR_RETURN_IF_ERROR(want_rank(c, 1, 1, 1));
+    TSR_RETURN_IF_ERROR(in_ints(c, 1, &s, &n));
+    shape = s;
+  }
   bool allowzero = c->opset >= 14 && aint(c, "allowzero", 0) != 0;
   TMP_DIMS(d, n ? n : 1);
   int64_t known = 1, infer_at = -1, total;
@@ -1541,6 +1680,10 @@ static tsr_status infer_transpose(ictx *c) {
 
 static tsr_status infer_concat(ictx *c) {
   const tsr__attr *ax = attr(c, "axis", TSR_PLUGIN_ATTR_INT);
+  /* The axis is required from opset 4; Concat-1 defaults it to 1. */
+  const tsr__attr dflt = {.type = TSR_PLUGIN_ATTR_INT, .i = 1};
+  if (!ax && c->opset < 4 && !has_attr(c, "axis"))
+    ax = &dflt;
   if (!ax)
     return missing_attr(c, "axis");
   uint32_t first = UINT32_MAX;
@@ -1578,8 +1721,19 @@ static tsr_status infer_split(ictx *c) {
   int64_t dim = x->dims[axis];
   const int64_t *split = NULL;
   size_t ns = 0;
-  if (c->opset < 13) {
-    if (c->n->n_inputs > 1)
+  if (c->opset < 2 && in(c, 1)) {
+    /* Split-1 may take the lengths as an input of the data's type. */
+    double *v;
+    TSR_RETURN_IF_ERROR(in_nums(c, 1, &v, &ns));
+    TMP_DIMS(s, ns ? ns : 1);
+    for (size_t i = 0; i < ns; i++) {
+      if (!(v[i] >= 0 && v[i] <= (double)INT64_MAX / 2))
+        return bad(c, "input 1 '%s' has an invalid length %g", in_name(c, 1), v[i]);
+      s[i] = (int64_t)v[i];
+    }
+    split = s;
+  } else if (c->opset < 13) {
+    if (c->opset >= 2 && c->n->n_inputs > 1)
       return bad_model(c, "has %u inputs; before opset 13 'split' is an attribute", c->n->n_inputs);
     aints(c, "split", &split, &ns);
   } else if (in(c, 1)) {
@@ -1818,8 +1972,9 @@ static tsr_status infer_pad(ictx *c) {
     if (c->n->n_inputs > 1)
       return bad_model(c, "has %u inputs; before opset 11 the pads are an attribute",
                        c->n->n_inputs);
-    if (!aints(c, "pads", &pads, &np))
-      return missing_attr(c, "pads");
+    /* Pad-1 names them `paddings`. */
+    if (!aints(c, "pads", &pads, &np) && !(c->opset < 2 && aints(c, "paddings", &pads, &np)))
+      return missing_attr(c, c->opset < 2 ? "paddings" : "pads");
   } else {
     if (!in(c, 1))
       return bad_model(c, "input 1 'pads' is required from opset 11");
@@ -2170,8 +2325,9 @@ static tsr_status infer_nms(ictx *c) {
   float iou = 0, score_min = 0;
   bool has_min = in(c, 4) != NULL, center = aint(c, "center_point_box", 0) != 0;
   if (in(c, 2)) {
-    TSR_RETURN_IF_ERROR(in_nums(c, 2, &v, &n));
-    max_out = (int64_t)v[0];
+    int64_t *m;
+    TSR_RETURN_IF_ERROR(in_ints(c, 2, &m, &n));
+    max_out = m[0];
   }
   if (in(c, 3)) {
     TSR_RETURN_IF_ERROR(in_nums(c, 3, &v, &n));
@@ -2194,9 +2350,13 @@ static tsr_status infer_nms(ictx *c) {
     for (int64_t k = 0; k < ncls; k++) {
       size_t nc = 0, nk = 0;
       const double *s = sc + ((size_t)b * (size_t)ncls + (size_t)k) * nboxes;
-      for (size_t i = 0; i < nboxes; i++)
-        if (!has_min || (float)s[i] > score_min)
-          cand[nc++] = (scored){(float)s[i], (int64_t)i};
+      /* NaN scores are never selected (they have no place in the order); the CPU kernel
+       * (devices/cpu/detect.c) selects exactly as this loop does, so that counts agree. */
+      for (size_t i = 0; i < nboxes; i++) {
+        float sv = (float)s[i];
+        if (sv == sv && (!has_min || sv > score_min))
+          cand[nc++] = (scored){sv, (int64_t)i};
+      }
       qsort(cand, nc, sizeof *cand, cmp_scored);
       for (size_t i = 0; i < nc && (int64_t)nk < max_out; i++) {
         bool keep = true;
@@ -2210,6 +2370,254 @@ static tsr_status infer_nms(ictx *c) {
   }
   int64_t d[2] = {total, 3};
   return set_out(c, 0, TSR_DTYPE_INT64, 2, d);
+}
+
+/* ---- Sampling, Unique and signal processing --------------------------------------------- */
+
+static tsr_status infer_grid_sample(ictx *c) {
+  TSR_RETURN_IF_ERROR(want_rank(c, 0, 4, 4));
+  TSR_RETURN_IF_ERROR(want_rank(c, 1, 4, 4));
+  TSR_RETURN_IF_ERROR(want_float(c, 1));
+  const tsr__vshape *x = in(c, 0), *grid = in(c, 1);
+  if (tsr_dtype_size((tsr_dtype)x->dtype) == 0)
+    return bad_model(c, "input 0 '%s' must be numeric, got %s", in_name(c, 0), dt(x->dtype));
+  if (grid->dims[0] != x->dims[0] || grid->dims[3] != 2)
+    return bad(c, "grid '%s' %s must be [N, H_out, W_out, 2] with N = %lld, as input '%s' %s",
+               in_name(c, 1), vstr(c, grid), LL(x->dims[0]), in_name(c, 0), vstr(c, x));
+  static const char *const modes[] = {"bilinear", "nearest", "bicubic"};
+  static const char *const pads[] = {"zeros", "border", "reflection"};
+  TSR_RETURN_IF_ERROR(want_choice(c, "mode", "bilinear", modes, 3));
+  TSR_RETURN_IF_ERROR(want_choice(c, "padding_mode", "zeros", pads, 3));
+  int64_t d[4] = {x->dims[0], x->dims[1], grid->dims[1], grid->dims[2]};
+  return set_out(c, 0, x->dtype, 4, d);
+}
+
+/* Orders elements i and j of numeric data: exactly for integers, by value for floats, where
+ * -0 equals +0 and NaN equals NaN and follows every number (as numpy.unique orders them). The
+ * Unique kernel (devices/cpu/detect.c) orders the same way, so that counts agree. */
+static int cmp_elem(const void *data, int32_t dtype, size_t i, size_t j) {
+  if (dtype == TSR_DTYPE_INT64 || dtype == TSR_DTYPE_UINT64) {
+    uint64_t a, b;
+    memcpy(&a, (const char *)data + 8 * i, 8);
+    memcpy(&b, (const char *)data + 8 * j, 8);
+    if (dtype == TSR_DTYPE_INT64)
+      return (int64_t)a < (int64_t)b ? -1 : (int64_t)a > (int64_t)b;
+    return a < b ? -1 : a > b;
+  }
+  double a = read_num(data, dtype, i), b = read_num(data, dtype, j);
+  if (a != a || b != b)
+    return (a != a) - (b != b);
+  return a < b ? -1 : a > b;
+}
+
+/* The slices of Unique: `n` slices along an axis, each made of outer x inner elements. */
+typedef struct uslices {
+  const void *data;
+  int32_t dtype;
+  size_t outer, n, inner;
+} uslices;
+
+/* Lexicographic order of slices a and b, in the row-major order of their elements. */
+static int cmp_slices(const uslices *s, size_t a, size_t b) {
+  for (size_t o = 0; o < s->outer; o++)
+    for (size_t k = 0; k < s->inner; k++) {
+      size_t base = o * s->n * s->inner + k;
+      int r = cmp_elem(s->data, s->dtype, base + a * s->inner, base + b * s->inner);
+      if (r)
+        return r;
+    }
+  return 0;
+}
+
+/* The number of distinct slices: a stable bottom-up merge sort of their indices (no global
+ * state, so concurrent inferences are safe), then a count of the runs. */
+static tsr_status count_unique(ictx *c, const uslices *s, int64_t *out) {
+  size_t n = s->n, bytes;
+  if (!tsr__mul_size(n, 2 * sizeof(size_t), &bytes))
+    return oom(c);
+  size_t *a = tmp(c, bytes);
+  if (!a)
+    return oom(c);
+  size_t *b = a + n;
+  for (size_t i = 0; i < n; i++)
+    a[i] = i;
+  for (size_t w = 1; w < n; w *= 2) {
+    for (size_t lo = 0; lo < n; lo += 2 * w) {
+      size_t mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n;
+      size_t i = lo, j = mid, k = lo;
+      while (i < mid && j < hi)
+        b[k++] = cmp_slices(s, a[j], a[i]) < 0 ? a[j++] : a[i++];
+      while (i < mid)
+        b[k++] = a[i++];
+      while (j < hi)
+        b[k++] = a[j++];
+    }
+    size_t *t = a;
+    a = b;
+    b = t;
+  }
+  int64_t u = n ? 1 : 0;
+  for (size_t i = 1; i < n; i++)
+    u += cmp_slices(s, a[i - 1], a[i]) != 0;
+  *out = u;
+  return NULL;
+}
+
+/* Unique's output sizes are the number of distinct values (or slices): known when the input's
+ * data is, and then the node is folded; otherwise only at run time. */
+static tsr_status infer_unique(ictx *c) {
+  const tsr__vshape *x = in(c, 0);
+  if (tsr_dtype_size((tsr_dtype)x->dtype) == 0)
+    return unsupported(c, "input 0 '%s' of dtype %s is not supported", in_name(c, 0), dt(x->dtype));
+  bool has_axis = has_attr(c, "axis");
+  int64_t axis = 0;
+  uslices s = {x->data, x->dtype, 1, count_of(x), 1};
+  if (has_axis) {
+    TSR_RETURN_IF_ERROR(norm_axis(c, aint(c, "axis", 0), x->rank, "axis", &axis));
+    int64_t outer, inner;
+    if (!dims_product(x->dims, 0, axis, &outer) ||
+        !dims_product(x->dims, axis + 1, x->rank, &inner))
+      return bad(c, "input size overflows");
+    s.outer = (size_t)outer;
+    s.n = (size_t)x->dims[axis];
+    s.inner = (size_t)inner;
+  }
+  int64_t u;
+  if (s.n == 0)
+    u = 0;
+  else if (s.outer == 0 || s.inner == 0)
+    u = 1; /* every slice is empty, so all are equal */
+  else if (!x->data)
+    return need_data(c, 0);
+  else
+    TSR_RETURN_IF_ERROR(count_unique(c, &s, &u));
+  TMP_DIMS(d, x->rank ? x->rank : 1);
+  copy_dims(d, x);
+  d[axis] = u;
+  TSR_RETURN_IF_ERROR(set_out(c, 0, x->dtype, has_axis ? x->rank : 1, has_axis ? d : &u));
+  int64_t n = (int64_t)s.n;
+  TSR_RETURN_IF_ERROR(set_out(c, 1, TSR_DTYPE_INT64, 1, &u));
+  TSR_RETURN_IF_ERROR(set_out(c, 2, TSR_DTYPE_INT64, 1, &n));
+  return set_out(c, 3, TSR_DTYPE_INT64, 1, &u);
+}
+
+/* The last dim of a signal: 1 for real values, 2 for complex (real, imaginary) pairs. */
+static tsr_status want_signal(ictx *c, uint32_t i) {
+  const tsr__vshape *x = in(c, i);
+  int64_t last = x->dims[x->rank - 1];
+  if (last != 1 && last != 2)
+    return bad(c, "input %u '%s' %s must end in 1 (real) or 2 (complex) values", i, in_name(c, i),
+               vstr(c, x));
+  return NULL;
+}
+
+/* One int32/int64 scalar input whose value an output shape depends on. */
+static tsr_status in_scalar_int(ictx *c, uint32_t i, int64_t *out) {
+  *out = 0;
+  TSR_RETURN_IF_ERROR(want_index_dtype(c, i));
+  TSR_RETURN_IF_ERROR(want_scalar(c, i));
+  int64_t *v;
+  size_t n;
+  TSR_RETURN_IF_ERROR(in_ints(c, i, &v, &n));
+  *out = v[0];
+  return NULL;
+}
+
+static tsr_status infer_dft(ictx *c) {
+  TSR_RETURN_IF_ERROR(want_rank(c, 0, 3, ANY_RANK));
+  TSR_RETURN_IF_ERROR(want_float(c, 0));
+  TSR_RETURN_IF_ERROR(want_signal(c, 0));
+  const tsr__vshape *x = in(c, 0);
+  int64_t r = x->rank, axis = aint(c, "axis", 1), a = axis < 0 ? axis + r : axis;
+  if (a < 1 || a > r - 2)
+    return bad(c, "attribute 'axis' %lld must name a signal dim of input '%s' %s (1..%lld)",
+               LL(axis), in_name(c, 0), vstr(c, x), LL(r - 2));
+  bool onesided = aint(c, "onesided", 0) != 0;
+  if (onesided && x->dims[r - 1] == 2)
+    return bad_model(c, "onesided output needs a real input; input '%s' %s is complex",
+                     in_name(c, 0), vstr(c, x));
+  int64_t len = x->dims[a];
+  if (in(c, 1))
+    TSR_RETURN_IF_ERROR(in_scalar_int(c, 1, &len));
+  if (len < 1)
+    return bad(c, "the DFT length is %lld; it must be >= 1", LL(len));
+  TMP_DIMS(d, r);
+  copy_dims(d, x);
+  d[a] = onesided ? len / 2 + 1 : len;
+  d[r - 1] = 2;
+  return set_out(c, 0, x->dtype, r, d);
+}
+
+static tsr_status infer_stft(ictx *c) {
+  TSR_RETURN_IF_ERROR(want_rank(c, 0, 3, 3));
+  TSR_RETURN_IF_ERROR(want_float(c, 0));
+  TSR_RETURN_IF_ERROR(want_signal(c, 0));
+  TSR_RETURN_IF_ERROR(want_rank(c, 2, 1, 1));
+  TSR_RETURN_IF_ERROR(want_same_dtype(c, 0, 2));
+  const tsr__vshape *x = in(c, 0), *w = in(c, 2);
+  bool onesided = aint(c, "onesided", 1) != 0;
+  if (onesided && x->dims[2] == 2)
+    return bad_model(c,
+                     "onesided output (the default) needs a real signal; input '%s' %s is "
+                     "complex",
+                     in_name(c, 0), vstr(c, x));
+  if (!w && !in(c, 3))
+    return bad_model(c, "needs a window (input 2) or a frame_length (input 3)");
+  int64_t step, len;
+  TSR_RETURN_IF_ERROR(in_scalar_int(c, 1, &step));
+  if (in(c, 3)) {
+    TSR_RETURN_IF_ERROR(in_scalar_int(c, 3, &len));
+    if (w && w->dims[0] != len)
+      return bad(c, "window '%s' %s does not have frame_length %lld values", in_name(c, 2),
+                 vstr(c, w), LL(len));
+  } else {
+    len = w->dims[0];
+  }
+  if (step < 1)
+    return bad(c, "frame_step is %lld; it must be >= 1", LL(step));
+  if (len < 1 || len > x->dims[1])
+    return bad(c, "the frame length %lld must be 1..%lld, the length of signal '%s' %s", LL(len),
+               LL(x->dims[1]), in_name(c, 0), vstr(c, x));
+  int64_t d[4] = {x->dims[0], (x->dims[1] - len) / step + 1, onesided ? len / 2 + 1 : len, 2};
+  return set_out(c, 0, x->dtype, 4, d);
+}
+
+/* output_datatype of the window functions and MelWeightMatrix: any numeric dtype but bool. */
+static tsr_status out_datatype(ictx *c, int32_t *out) {
+  int64_t t = aint(c, "output_datatype", TSR_DTYPE_FLOAT32);
+  *out = (int32_t)t;
+  if (t == TSR_DTYPE_BOOL || t == TSR_DTYPE_STRING || !dtype_known(t))
+    return bad_model(c, "attribute 'output_datatype' %lld is not a numeric dtype", LL(t));
+  return NULL;
+}
+
+/* HannWindow, HammingWindow, BlackmanWindow: [size], where size is the input's value. */
+static tsr_status infer_window(ictx *c) {
+  int32_t dtype;
+  TSR_RETURN_IF_ERROR(out_datatype(c, &dtype));
+  int64_t size;
+  TSR_RETURN_IF_ERROR(in_scalar_int(c, 0, &size));
+  if (size < 0)
+    return bad(c, "input 0 '%s' asks for a window of %lld values", in_name(c, 0), LL(size));
+  return set_out(c, 0, dtype, 1, &size);
+}
+
+static tsr_status infer_mel_weight_matrix(ictx *c) {
+  int32_t dtype;
+  TSR_RETURN_IF_ERROR(out_datatype(c, &dtype));
+  for (uint32_t i = 2; i < 5; i++) {
+    TSR_RETURN_IF_ERROR(i == 2 ? want_index_dtype(c, i) : want_float(c, i));
+    TSR_RETURN_IF_ERROR(want_scalar(c, i));
+  }
+  int64_t bins, len;
+  TSR_RETURN_IF_ERROR(in_scalar_int(c, 0, &bins));
+  TSR_RETURN_IF_ERROR(in_scalar_int(c, 1, &len));
+  if (bins < 0)
+    return bad(c, "num_mel_bins is %lld; it must be >= 0", LL(bins));
+  if (len < 1)
+    return bad(c, "dft_length is %lld; it must be >= 1", LL(len));
+  int64_t d[2] = {len / 2 + 1, bins};
+  return set_out(c, 0, dtype, 2, d);
 }
 
 /* ---- Shapes as data, constants, generators --------------------------------------------- */
@@ -2229,7 +2637,8 @@ static tsr_status infer_shape(ictx *c) {
   end = end < 0 ? 0 : end > r ? r : end;
   int64_t n = end > start ? end - start : 0;
   TSR_RETURN_IF_ERROR(set_out(c, 0, TSR_DTYPE_INT64, 1, &n));
-  return set_out_data(c, 0, x->dims + start, (size_t)n * sizeof(int64_t));
+  /* A scalar has no dims array: nothing to copy (and no pointer arithmetic on NULL). */
+  return set_out_data(c, 0, n ? x->dims + start : NULL, (size_t)n * sizeof(int64_t));
 }
 
 static tsr_status infer_size(ictx *c) {
@@ -2746,166 +3155,174 @@ static tsr_status infer_scan(ictx *c) {
 /* ---- The rules, sorted by op_type (strcmp order) for binary search --------------------- */
 
 static const op_rule rules[] = {
-    {"Abs", infer_same, 1, 1, 1, 0},
-    {"Acos", infer_same, 1, 1, 1, 0},
-    {"Acosh", infer_same, 1, 1, 1, 0},
-    {"Add", infer_arith, 2, 2, 1, 0},
-    {"And", infer_logic, 2, 2, 1, 0},
-    {"ArgMax", infer_argmax, 1, 1, 1, 0},
-    {"ArgMin", infer_argmax, 1, 1, 1, 0},
-    {"Asin", infer_same, 1, 1, 1, 0},
-    {"Asinh", infer_same, 1, 1, 1, 0},
-    {"Atan", infer_same, 1, 1, 1, 0},
-    {"Atanh", infer_same, 1, 1, 1, 0},
-    {"AveragePool", infer_pool, 1, 1, 1, 0},
-    {"BatchNormalization", infer_batchnorm, 5, 5, 5, 0},
-    {"Bernoulli", infer_random_like, 1, 1, 1, F_NOFOLD},
-    {"BitShift", infer_bitshift, 2, 2, 1, 0},
-    {"BitwiseAnd", infer_arith, 2, 2, 1, 0},
-    {"BitwiseNot", infer_same, 1, 1, 1, 0},
-    {"BitwiseOr", infer_arith, 2, 2, 1, 0},
-    {"BitwiseXor", infer_arith, 2, 2, 1, 0},
-    {"Cast", infer_cast, 1, 1, 1, 0},
-    {"CastLike", infer_castlike, 2, 2, 1, 0},
-    {"Ceil", infer_same, 1, 1, 1, 0},
-    {"Celu", infer_same, 1, 1, 1, 0},
-    {"Clip", infer_clip, 1, 3, 1, 0},
-    {"Compress", infer_compress, 2, 2, 1, 0},
-    {"Concat", infer_concat, 1, VAR, 1, 0},
-    {"Constant", infer_constant, 0, 0, 1, F_SELF},
-    {"ConstantOfShape", infer_constant_of_shape, 1, 1, 1, 0},
-    {"Conv", infer_conv, 2, 3, 1, 0},
-    {"ConvInteger", infer_conv_integer, 2, 4, 1, 0},
-    {"ConvTranspose", infer_conv_transpose, 2, 3, 1, 0},
-    {"Cos", infer_same, 1, 1, 1, 0},
-    {"Cosh", infer_same, 1, 1, 1, 0},
-    {"CumSum", infer_cumsum, 2, 2, 1, 0},
-    {"DepthToSpace", infer_depth_to_space, 1, 1, 1, 0},
-    {"DequantizeLinear", infer_dequantize, 2, 3, 1, F_NOFOLD},
-    {"Det", infer_det, 1, 1, 1, 0},
-    {"Div", infer_arith, 2, 2, 1, 0},
-    {"Dropout", infer_dropout, 1, 3, 2, 0},
-    {"DynamicQuantizeLinear", infer_dynamic_quantize, 1, 1, 3, 0},
-    {"Einsum", infer_einsum, 1, VAR, 1, 0},
-    {"Elu", infer_same, 1, 1, 1, 0},
-    {"Equal", infer_compare, 2, 2, 1, 0},
-    {"Erf", infer_same, 1, 1, 1, 0},
-    {"Exp", infer_same, 1, 1, 1, 0},
-    {"Expand", infer_expand, 2, 2, 1, 0},
-    {"EyeLike", infer_eyelike, 1, 1, 1, 0},
-    {"Flatten", infer_flatten, 1, 1, 1, 0},
-    {"Floor", infer_same, 1, 1, 1, 0},
-    {"GRU", infer_rnn, 3, 6, 2, 0},
-    {"Gather", infer_gather, 2, 2, 1, 0},
-    {"GatherElements", infer_gather_elements, 2, 2, 1, 0},
-    {"GatherND", infer_gather_nd, 2, 2, 1, 0},
-    {"Gelu", infer_same, 1, 1, 1, 0},
-    {"Gemm", infer_gemm, 2, 3, 1, 0},
-    {"GlobalAveragePool", infer_global_pool, 1, 1, 1, 0},
-    {"GlobalLpPool", infer_global_pool, 1, 1, 1, 0},
-    {"GlobalMaxPool", infer_global_pool, 1, 1, 1, 0},
-    {"Greater", infer_compare, 2, 2, 1, 0},
-    {"GreaterOrEqual", infer_compare, 2, 2, 1, 0},
-    {"GroupNormalization", infer_groupnorm, 3, 3, 1, 0},
-    {"HardSigmoid", infer_same, 1, 1, 1, 0},
-    {"HardSwish", infer_same, 1, 1, 1, 0},
-    {"Hardmax", infer_softmax, 1, 1, 1, 0},
-    {"Identity", infer_same, 1, 1, 1, 0},
-    {"If", infer_if, 1, 1, VAR, F_CONTROL},
-    {"InstanceNormalization", infer_instancenorm, 3, 3, 1, 0},
-    {"IsInf", infer_isnan, 1, 1, 1, 0},
-    {"IsNaN", infer_isnan, 1, 1, 1, 0},
-    {"LRN", infer_lrn, 1, 1, 1, 0},
-    {"LSTM", infer_rnn, 3, 8, 3, 0},
-    {"LayerNormalization", infer_layernorm, 2, 3, 3, 0},
-    {"LeakyRelu", infer_same, 1, 1, 1, 0},
-    {"Less", infer_compare, 2, 2, 1, 0},
-    {"LessOrEqual", infer_compare, 2, 2, 1, 0},
-    {"Log", infer_same, 1, 1, 1, 0},
-    {"LogSoftmax", infer_softmax, 1, 1, 1, 0},
-    {"Loop", infer_loop, 2, VAR, VAR, F_CONTROL},
-    {"LpNormalization", infer_lp_normalization, 1, 1, 1, 0},
-    {"LpPool", infer_pool, 1, 1, 1, 0},
-    {"MatMul", infer_matmul, 2, 2, 1, 0},
-    {"MatMulInteger", infer_matmul_integer, 2, 4, 1, 0},
-    {"Max", infer_variadic, 1, VAR, 1, 0},
-    {"MaxPool", infer_pool, 1, 1, 2, 0},
-    {"MaxUnpool", infer_max_unpool, 2, 3, 1, 0},
-    {"Mean", infer_variadic, 1, VAR, 1, 0},
-    {"MeanVarianceNormalization", infer_same, 1, 1, 1, 0},
-    {"Min", infer_variadic, 1, VAR, 1, 0},
-    {"Mish", infer_same, 1, 1, 1, 0},
-    {"Mod", infer_mod, 2, 2, 1, 0},
-    {"Mul", infer_arith, 2, 2, 1, 0},
-    {"Multinomial", infer_multinomial, 1, 1, 1, F_NOFOLD},
-    {"Neg", infer_same, 1, 1, 1, 0},
-    {"NonMaxSuppression", infer_nms, 2, 5, 1, 0},
-    {"NonZero", infer_nonzero, 1, 1, 1, 0},
-    {"Not", infer_not, 1, 1, 1, 0},
-    {"OneHot", infer_onehot, 3, 3, 1, 0},
-    {"Or", infer_logic, 2, 2, 1, 0},
-    {"PRelu", infer_prelu, 2, 2, 1, 0},
-    {"Pad", infer_pad, 1, 4, 1, 0},
-    {"Pow", infer_pow, 2, 2, 1, 0},
-    {"QLinearConv", infer_qlinear_conv, 8, 9, 1, 0},
-    {"QLinearMatMul", infer_qlinear_matmul, 8, 8, 1, 0},
-    {"QuantizeLinear", infer_quantize, 2, 3, 1, 0},
-    {"RNN", infer_rnn, 3, 6, 2, 0},
-    {"RandomNormal", infer_random, 0, 0, 1, F_NOFOLD},
-    {"RandomNormalLike", infer_random_like, 1, 1, 1, F_NOFOLD},
-    {"RandomUniform", infer_random, 0, 0, 1, F_NOFOLD},
-    {"RandomUniformLike", infer_random_like, 1, 1, 1, F_NOFOLD},
-    {"Range", infer_range, 3, 3, 1, 0},
-    {"Reciprocal", infer_same, 1, 1, 1, 0},
-    {"ReduceL1", infer_reduce, 1, 2, 1, 0},
-    {"ReduceL2", infer_reduce, 1, 2, 1, 0},
-    {"ReduceLogSum", infer_reduce, 1, 2, 1, 0},
-    {"ReduceLogSumExp", infer_reduce, 1, 2, 1, 0},
-    {"ReduceMax", infer_reduce, 1, 2, 1, 0},
-    {"ReduceMean", infer_reduce, 1, 2, 1, 0},
-    {"ReduceMin", infer_reduce, 1, 2, 1, 0},
-    {"ReduceProd", infer_reduce, 1, 2, 1, 0},
-    {"ReduceSum", infer_reduce, 1, 2, 1, 0},
-    {"ReduceSumSquare", infer_reduce, 1, 2, 1, 0},
-    {"Relu", infer_same, 1, 1, 1, 0},
-    {"Reshape", infer_reshape, 2, 2, 1, 0},
-    {"Resize", infer_resize, 1, 4, 1, 0},
-    {"ReverseSequence", infer_reverse_sequence, 2, 2, 1, 0},
-    {"RoiAlign", infer_roi_align, 3, 3, 1, 0},
-    {"Round", infer_same, 1, 1, 1, 0},
-    {"Scan", infer_scan, 1, VAR, VAR, F_CONTROL},
-    {"Scatter", infer_scatter_elements, 3, 3, 1, 0},
-    {"ScatterElements", infer_scatter_elements, 3, 3, 1, 0},
-    {"ScatterND", infer_scatter_nd, 3, 3, 1, 0},
-    {"Selu", infer_same, 1, 1, 1, 0},
-    {"Shape", infer_shape, 1, 1, 1, F_SELF},
-    {"Shrink", infer_same, 1, 1, 1, 0},
-    {"Sigmoid", infer_same, 1, 1, 1, 0},
-    {"Sign", infer_same, 1, 1, 1, 0},
-    {"Sin", infer_same, 1, 1, 1, 0},
-    {"Sinh", infer_same, 1, 1, 1, 0},
-    {"Size", infer_size, 1, 1, 1, F_SELF},
-    {"Slice", infer_slice, 1, 5, 1, 0},
-    {"Softmax", infer_softmax, 1, 1, 1, 0},
-    {"Softplus", infer_same, 1, 1, 1, 0},
-    {"Softsign", infer_same, 1, 1, 1, 0},
-    {"SpaceToDepth", infer_depth_to_space, 1, 1, 1, 0},
-    {"Split", infer_split, 1, 2, VAR, 0},
-    {"Sqrt", infer_same, 1, 1, 1, 0},
-    {"Squeeze", infer_squeeze, 1, 2, 1, 0},
-    {"Sub", infer_arith, 2, 2, 1, 0},
-    {"Sum", infer_variadic, 1, VAR, 1, 0},
-    {"Tan", infer_same, 1, 1, 1, 0},
-    {"Tanh", infer_same, 1, 1, 1, 0},
-    {"ThresholdedRelu", infer_same, 1, 1, 1, 0},
-    {"Tile", infer_tile, 2, 2, 1, 0},
-    {"TopK", infer_topk, 1, 2, 2, 0},
-    {"Transpose", infer_transpose, 1, 1, 1, 0},
-    {"Trilu", infer_trilu, 1, 2, 1, 0},
-    {"Unsqueeze", infer_unsqueeze, 1, 2, 1, 0},
-    {"Upsample", infer_resize, 1, 2, 1, 0},
-    {"Where", infer_where, 3, 3, 1, 0},
-    {"Xor", infer_logic, 2, 2, 1, 0},
+    {"Abs", infer_same, 1, 1, 1, 0, 1},
+    {"Acos", infer_same, 1, 1, 1, 0, 7},
+    {"Acosh", infer_same, 1, 1, 1, 0, 7},
+    {"Add", infer_arith, 2, 2, 1, 0, 1},
+    {"And", infer_logic, 2, 2, 1, 0, 1},
+    {"ArgMax", infer_argmax, 1, 1, 1, 0, 1},
+    {"ArgMin", infer_argmax, 1, 1, 1, 0, 1},
+    {"Asin", infer_same, 1, 1, 1, 0, 7},
+    {"Asinh", infer_same, 1, 1, 1, 0, 7},
+    {"Atan", infer_same, 1, 1, 1, 0, 7},
+    {"Atanh", infer_same, 1, 1, 1, 0, 7},
+    {"AveragePool", infer_pool, 1, 1, 1, 0, 1},
+    {"BatchNormalization", infer_batchnorm, 5, 5, 5, 0, 1},
+    {"Bernoulli", infer_random_like, 1, 1, 1, F_NOFOLD, 7},
+    {"BitShift", infer_bitshift, 2, 2, 1, 0, 7},
+    {"BitwiseAnd", infer_arith, 2, 2, 1, 0, 7},
+    {"BitwiseNot", infer_same, 1, 1, 1, 0, 7},
+    {"BitwiseOr", infer_arith, 2, 2, 1, 0, 7},
+    {"BitwiseXor", infer_arith, 2, 2, 1, 0, 7},
+    {"BlackmanWindow", infer_window, 1, 1, 1, 0, 7},
+    {"Cast", infer_cast, 1, 1, 1, 0, 6},
+    {"CastLike", infer_castlike, 2, 2, 1, 0, 7},
+    {"Ceil", infer_same, 1, 1, 1, 0, 1},
+    {"Celu", infer_same, 1, 1, 1, 0, 7},
+    {"Clip", infer_clip, 1, 3, 1, 0, 1},
+    {"Compress", infer_compress, 2, 2, 1, 0, 7},
+    {"Concat", infer_concat, 1, VAR, 1, 0, 1},
+    {"Constant", infer_constant, 0, 0, 1, F_SELF, 1},
+    {"ConstantOfShape", infer_constant_of_shape, 1, 1, 1, 0, 7},
+    {"Conv", infer_conv, 2, 3, 1, 0, 1},
+    {"ConvInteger", infer_conv_integer, 2, 4, 1, 0, 7},
+    {"ConvTranspose", infer_conv_transpose, 2, 3, 1, 0, 1},
+    {"Cos", infer_same, 1, 1, 1, 0, 7},
+    {"Cosh", infer_same, 1, 1, 1, 0, 7},
+    {"CumSum", infer_cumsum, 2, 2, 1, 0, 7},
+    {"DFT", infer_dft, 1, 2, 1, 0, 7},
+    {"DepthToSpace", infer_depth_to_space, 1, 1, 1, 0, 1},
+    {"DequantizeLinear", infer_dequantize, 2, 3, 1, F_NOFOLD, 7},
+    {"Det", infer_det, 1, 1, 1, 0, 7},
+    {"Div", infer_arith, 2, 2, 1, 0, 1},
+    {"Dropout", infer_dropout, 1, 3, 2, 0, 1},
+    {"DynamicQuantizeLinear", infer_dynamic_quantize, 1, 1, 3, 0, 7},
+    {"Einsum", infer_einsum, 1, VAR, 1, 0, 7},
+    {"Elu", infer_same, 1, 1, 1, 0, 1},
+    {"Equal", infer_compare, 2, 2, 1, 0, 1},
+    {"Erf", infer_same, 1, 1, 1, 0, 7},
+    {"Exp", infer_same, 1, 1, 1, 0, 1},
+    {"Expand", infer_expand, 2, 2, 1, 0, 7},
+    {"EyeLike", infer_eyelike, 1, 1, 1, 0, 7},
+    {"Flatten", infer_flatten, 1, 1, 1, 0, 1},
+    {"Floor", infer_same, 1, 1, 1, 0, 1},
+    {"GRU", infer_rnn, 3, 6, 2, 0, 1},
+    {"Gather", infer_gather, 2, 2, 1, 0, 1},
+    {"GatherElements", infer_gather_elements, 2, 2, 1, 0, 7},
+    {"GatherND", infer_gather_nd, 2, 2, 1, 0, 7},
+    {"Gelu", infer_same, 1, 1, 1, 0, 7},
+    {"Gemm", infer_gemm, 2, 3, 1, 0, 1},
+    {"GlobalAveragePool", infer_global_pool, 1, 1, 1, 0, 1},
+    {"GlobalLpPool", infer_global_pool, 1, 1, 1, 0, 1},
+    {"GlobalMaxPool", infer_global_pool, 1, 1, 1, 0, 1},
+    {"Greater", infer_compare, 2, 2, 1, 0, 1},
+    {"GreaterOrEqual", infer_compare, 2, 2, 1, 0, 7},
+    {"GridSample", infer_grid_sample, 2, 2, 1, 0, 7},
+    {"GroupNormalization", infer_groupnorm, 3, 3, 1, 0, 7},
+    {"HammingWindow", infer_window, 1, 1, 1, 0, 7},
+    {"HannWindow", infer_window, 1, 1, 1, 0, 7},
+    {"HardSigmoid", infer_same, 1, 1, 1, 0, 1},
+    {"HardSwish", infer_same, 1, 1, 1, 0, 7},
+    {"Hardmax", infer_softmax, 1, 1, 1, 0, 1},
+    {"Identity", infer_same, 1, 1, 1, 0, 1},
+    {"If", infer_if, 1, 1, VAR, F_CONTROL, 1},
+    {"InstanceNormalization", infer_instancenorm, 3, 3, 1, 0, 1},
+    {"IsInf", infer_isnan, 1, 1, 1, 0, 7},
+    {"IsNaN", infer_isnan, 1, 1, 1, 0, 7},
+    {"LRN", infer_lrn, 1, 1, 1, 0, 1},
+    {"LSTM", infer_rnn, 3, 8, 3, 0, 1},
+    {"LayerNormalization", infer_layernorm, 2, 3, 3, 0, 7},
+    {"LeakyRelu", infer_same, 1, 1, 1, 0, 1},
+    {"Less", infer_compare, 2, 2, 1, 0, 1},
+    {"LessOrEqual", infer_compare, 2, 2, 1, 0, 7},
+    {"Log", infer_same, 1, 1, 1, 0, 1},
+    {"LogSoftmax", infer_softmax, 1, 1, 1, 0, 1},
+    {"Loop", infer_loop, 2, VAR, VAR, F_CONTROL, 1},
+    {"LpNormalization", infer_lp_normalization, 1, 1, 1, 0, 1},
+    {"LpPool", infer_pool, 1, 1, 1, 0, 1},
+    {"MatMul", infer_matmul, 2, 2, 1, 0, 1},
+    {"MatMulInteger", infer_matmul_integer, 2, 4, 1, 0, 7},
+    {"Max", infer_variadic, 1, VAR, 1, 0, 1},
+    {"MaxPool", infer_pool, 1, 1, 2, 0, 1},
+    {"MaxUnpool", infer_max_unpool, 2, 3, 1, 0, 7},
+    {"Mean", infer_variadic, 1, VAR, 1, 0, 1},
+    {"MeanVarianceNormalization", infer_same, 1, 1, 1, 0, 7},
+    {"MelWeightMatrix", infer_mel_weight_matrix, 5, 5, 1, 0, 7},
+    {"Min", infer_variadic, 1, VAR, 1, 0, 1},
+    {"Mish", infer_same, 1, 1, 1, 0, 7},
+    {"Mod", infer_mod, 2, 2, 1, 0, 7},
+    {"Mul", infer_arith, 2, 2, 1, 0, 1},
+    {"Multinomial", infer_multinomial, 1, 1, 1, F_NOFOLD, 7},
+    {"Neg", infer_same, 1, 1, 1, 0, 1},
+    {"NonMaxSuppression", infer_nms, 2, 5, 1, 0, 7},
+    {"NonZero", infer_nonzero, 1, 1, 1, 0, 7},
+    {"Not", infer_not, 1, 1, 1, 0, 1},
+    {"OneHot", infer_onehot, 3, 3, 1, 0, 7},
+    {"Or", infer_logic, 2, 2, 1, 0, 1},
+    {"PRelu", infer_prelu, 2, 2, 1, 0, 1},
+    {"Pad", infer_pad, 1, 4, 1, 0, 1},
+    {"Pow", infer_pow, 2, 2, 1, 0, 1},
+    {"QLinearConv", infer_qlinear_conv, 8, 9, 1, 0, 7},
+    {"QLinearMatMul", infer_qlinear_matmul, 8, 8, 1, 0, 7},
+    {"QuantizeLinear", infer_quantize, 2, 3, 1, 0, 7},
+    {"RNN", infer_rnn, 3, 6, 2, 0, 1},
+    {"RandomNormal", infer_random, 0, 0, 1, F_NOFOLD, 1},
+    {"RandomNormalLike", infer_random_like, 1, 1, 1, F_NOFOLD, 1},
+    {"RandomUniform", infer_random, 0, 0, 1, F_NOFOLD, 1},
+    {"RandomUniformLike", infer_random_like, 1, 1, 1, F_NOFOLD, 1},
+    {"Range", infer_range, 3, 3, 1, 0, 7},
+    {"Reciprocal", infer_same, 1, 1, 1, 0, 1},
+    {"ReduceL1", infer_reduce, 1, 2, 1, 0, 1},
+    {"ReduceL2", infer_reduce, 1, 2, 1, 0, 1},
+    {"ReduceLogSum", infer_reduce, 1, 2, 1, 0, 1},
+    {"ReduceLogSumExp", infer_reduce, 1, 2, 1, 0, 1},
+    {"ReduceMax", infer_reduce, 1, 2, 1, 0, 1},
+    {"ReduceMean", infer_reduce, 1, 2, 1, 0, 1},
+    {"ReduceMin", infer_reduce, 1, 2, 1, 0, 1},
+    {"ReduceProd", infer_reduce, 1, 2, 1, 0, 1},
+    {"ReduceSum", infer_reduce, 1, 2, 1, 0, 1},
+    {"ReduceSumSquare", infer_reduce, 1, 2, 1, 0, 1},
+    {"Relu", infer_same, 1, 1, 1, 0, 1},
+    {"Reshape", infer_reshape, 1, 2, 1, 0, 1},
+    {"Resize", infer_resize, 1, 4, 1, 0, 7},
+    {"ReverseSequence", infer_reverse_sequence, 2, 2, 1, 0, 7},
+    {"RoiAlign", infer_roi_align, 3, 3, 1, 0, 7},
+    {"Round", infer_same, 1, 1, 1, 0, 7},
+    {"STFT", infer_stft, 2, 4, 1, 0, 7},
+    {"Scan", infer_scan, 1, VAR, VAR, F_CONTROL, 7},
+    {"Scatter", infer_scatter_elements, 3, 3, 1, 0, 7},
+    {"ScatterElements", infer_scatter_elements, 3, 3, 1, 0, 7},
+    {"ScatterND", infer_scatter_nd, 3, 3, 1, 0, 7},
+    {"Selu", infer_same, 1, 1, 1, 0, 1},
+    {"Shape", infer_shape, 1, 1, 1, F_SELF, 1},
+    {"Shrink", infer_same, 1, 1, 1, 0, 7},
+    {"Sigmoid", infer_same, 1, 1, 1, 0, 1},
+    {"Sign", infer_same, 1, 1, 1, 0, 7},
+    {"Sin", infer_same, 1, 1, 1, 0, 7},
+    {"Sinh", infer_same, 1, 1, 1, 0, 7},
+    {"Size", infer_size, 1, 1, 1, F_SELF, 1},
+    {"Slice", infer_slice, 1, 5, 1, 0, 1},
+    {"Softmax", infer_softmax, 1, 1, 1, 0, 1},
+    {"Softplus", infer_same, 1, 1, 1, 0, 1},
+    {"Softsign", infer_same, 1, 1, 1, 0, 1},
+    {"SpaceToDepth", infer_depth_to_space, 1, 1, 1, 0, 1},
+    {"Split", infer_split, 1, 2, VAR, 0, 1},
+    {"Sqrt", infer_same, 1, 1, 1, 0, 1},
+    {"Squeeze", infer_squeeze, 1, 2, 1, 0, 1},
+    {"Sub", infer_arith, 2, 2, 1, 0, 1},
+    {"Sum", infer_variadic, 1, VAR, 1, 0, 1},
+    {"Tan", infer_same, 1, 1, 1, 0, 7},
+    {"Tanh", infer_same, 1, 1, 1, 0, 1},
+    {"ThresholdedRelu", infer_same, 1, 1, 1, 0, 7},
+    {"Tile", infer_tile, 2, 2, 1, 0, 6},
+    {"TopK", infer_topk, 1, 2, 2, 0, 1},
+    {"Transpose", infer_transpose, 1, 1, 1, 0, 1},
+    {"Trilu", infer_trilu, 1, 2, 1, 0, 7},
+    {"Unique", infer_unique, 1, 1, 4, 0, 7},
+    {"Unsqueeze", infer_unsqueeze, 1, 2, 1, 0, 1},
+    {"Upsample", infer_resize, 1, 2, 1, 0, 7},
+    {"Where", infer_where, 3, 3, 1, 0, 7},
+    {"Xor", infer_logic, 2, 2, 1, 0, 1},
 };
 
 static int cmp_rule(const void *key, const void *elem) {
@@ -3064,11 +3481,17 @@ static tsr_status infer_node(ictx *c) {
   if (!rule)
     return unsupported(c, "operator %s (domain '%s', opset %lld) is not supported", n->op_type,
                        domain, LL(c->opset));
-  if (c->opset < 7)
+  int64_t oldest = rule->oldest;
+  if (c->opset < oldest && oldest == 7)
     return unsupported(c,
                        "operator %s (domain '%s', opset %lld) is not supported: shape "
                        "inference covers opsets 7 and later",
                        n->op_type, domain, LL(c->opset));
+  if (c->opset < oldest)
+    return unsupported(c,
+                       "operator %s (domain '%s', opset %lld) is not supported: shape "
+                       "inference covers %s from opset %lld on; older versions differ",
+                       n->op_type, domain, LL(c->opset), n->op_type, LL(oldest));
 
   /* Arity, and every present input already inferred. */
   if (rule->max_inputs != VAR && n->n_inputs > rule->max_inputs)

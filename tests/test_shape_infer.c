@@ -1765,7 +1765,9 @@ END_TEST
 START_TEST(test_unknown_ops_and_opsets) {
   one_err("Foo", 13, "x", "x:f32[1]", TSR_STATUS_UNSUPPORTED,
           "node 'Foo' (Foo): operator Foo (domain '', opset 13) is not supported");
-  one_err("Relu", 6, "x", "x:f32[1]", TSR_STATUS_UNSUPPORTED, "opsets 7 and later");
+  /* Acos appears in opset 7; Upsample-1 differs from Upsample-7 and is not implemented. */
+  one_err("Acos", 6, "x", "x:f32[1]", TSR_STATUS_UNSUPPORTED, "opsets 7 and later");
+  one_err("Upsample", 6, "x", "x:f32[1,1,2,2]", TSR_STATUS_UNSUPPORTED, "opsets 7 and later");
   tsr__graph *g = mk();
   tsr__node *n = node_named(g, "ms_gelu", "FastGelu", 1, "x", "y");
   tsr__free(g->alloc, n->domain);
@@ -1821,6 +1823,7 @@ START_TEST(test_op_table_complete) {
                                     "BitwiseNot",
                                     "BitwiseOr",
                                     "BitwiseXor",
+                                    "BlackmanWindow",
                                     "Cast",
                                     "CastLike",
                                     "Ceil",
@@ -1838,6 +1841,7 @@ START_TEST(test_op_table_complete) {
                                     "CumSum",
                                     "DepthToSpace",
                                     "DequantizeLinear",
+                                    "DFT",
                                     "Det",
                                     "Div",
                                     "Dropout",
@@ -1856,6 +1860,7 @@ START_TEST(test_op_table_complete) {
                                     "GatherElements",
                                     "GatherND",
                                     "Gelu",
+                                    "GridSample",
                                     "Gemm",
                                     "GlobalAveragePool",
                                     "GlobalLpPool",
@@ -1865,6 +1870,8 @@ START_TEST(test_op_table_complete) {
                                     "GroupNormalization",
                                     "HardSigmoid",
                                     "HardSwish",
+                                    "HammingWindow",
+                                    "HannWindow",
                                     "Hardmax",
                                     "Identity",
                                     "If",
@@ -1887,6 +1894,7 @@ START_TEST(test_op_table_complete) {
                                     "Max",
                                     "MaxPool",
                                     "MaxUnpool",
+                                    "MelWeightMatrix",
                                     "Mean",
                                     "MeanVarianceNormalization",
                                     "Min",
@@ -1929,6 +1937,7 @@ START_TEST(test_op_table_complete) {
                                     "ReverseSequence",
                                     "RoiAlign",
                                     "Round",
+                                    "STFT",
                                     "Scan",
                                     "Scatter",
                                     "ScatterElements",
@@ -1958,6 +1967,7 @@ START_TEST(test_op_table_complete) {
                                     "TopK",
                                     "Transpose",
                                     "Trilu",
+                                    "Unique",
                                     "Unsqueeze",
                                     "Upsample",
                                     "Where",
@@ -2088,6 +2098,431 @@ START_TEST(test_allocation_failures) {
 }
 END_TEST
 
+/* ---- Opsets 1 to 6 ---------------------------------------------------------------------- */
+
+/* Ops whose versions 1..6 differ from opset 7 only by the legacy consumed_inputs attribute. */
+START_TEST(test_old_opsets_same_rule) {
+  one("Selu", 6, "x", "x:f32[2,3]", "f32[2,3]");
+  one("Elu", 1, "x", "x:f32[2,3]", "f32[2,3]");
+  one("HardSigmoid", 6, "x", "x:f32[4]", "f32[4]");
+  one("Relu", 1, "x", "x:f32[4]", "f32[4]");
+  one("Not", 1, "x", "x:bool[4]", "bool[4]");
+  one("Softsign", 1, "x", "x:f32[4]", "f32[4]");
+  one("Softplus", 1, "x", "x:f32[4]", "f32[4]");
+  one("Sum", 6, "a,b", "a:f32[3] b:f32[3]", "f32[3]");
+  one("Clip", 6, "x", "x:f32[3]", "f32[3]");
+  one("InstanceNormalization", 6, "x,s,b", "x:f32[1,2,3,4] s:f32[2] b:f32[2]", "f32[1,2,3,4]");
+  one("GlobalMaxPool", 1, "x", "x:f32[1,2,3,4]", "f32[1,2,1,1]");
+  one("GlobalAveragePool", 1, "x", "x:f32[1,2,3,4]", "f32[1,2,1,1]");
+  one("MatMul", 1, "a,b", "a:f32[2,3] b:f32[3,4]", "f32[2,4]");
+  one_err("Cast", 5, "x", "x:f32[2]", TSR_STATUS_UNSUPPORTED,
+          "operator Cast (domain '', opset 5) is not supported: shape inference covers Cast from "
+          "opset 6 on");
+  one_err("Tile", 5, "x,t,a", "x:f32[2] t:i64[] a:i64[]", TSR_STATUS_UNSUPPORTED,
+          "covers Tile from opset 6 on");
+  tsr__graph *g = mk();
+  tsr__node *n = node(g, "MaxPool", 1, "x", "y");
+  ATTR_INTS(g, n, "kernel_shape", 2, 2);
+  n = node(g, "Conv", 1, "x,w", "c");
+  n = node(g, "Gemm", 6, "a,b,cc", "gm");
+  attr_i(g, n, "broadcast", 1);
+  n = node(g, "Gemm", 6, "a,b,full", "gm2");
+  n = node(g, "Cast", 6, "a", "cast");
+  attr_i(g, n, "to", TSR_DTYPE_INT64);
+  tsr__vshape *v;
+  ck_assert_ok(
+      run(g, "x:f32[1,2,4,4] w:f32[3,2,3,3] a:f32[2,3] b:f32[3,5] cc:f32[5] full:f32[2,5]", &v));
+  expect(g, v, "y", "f32[1,2,3,3]");
+  expect(g, v, "c", "f32[1,3,2,2]");
+  expect(g, v, "gm", "f32[2,5]");
+  expect(g, v, "gm2", "f32[2,5]");
+  expect(g, v, "cast", "i64[2,3]");
+  done(g, v);
+  g = mk();
+  node(g, "Gemm", 6, "a,b,cc", "gm");
+  tsr_test_expect_error(run(g, "a:f32[2,3] b:f32[3,5] cc:f32[5]", &v), TSR_STATUS_INVALID_ARGUMENT,
+                        "before opset 7 C broadcasts only with broadcast = 1");
+  done(g, v);
+}
+END_TEST
+
+/* Caffe2-style broadcasting before opset 7: the trailing form runs, an axis elsewhere does not. */
+START_TEST(test_old_opsets_broadcast) {
+  one("Add", 6, "a,b", "a:f32[2,3] b:f32[2,3]", "f32[2,3]");
+  one_err("Add", 6, "a,b", "a:f32[2,3] b:f32[3]", TSR_STATUS_INVALID_ARGUMENT,
+          "before opset 7 that needs broadcast = 1");
+  static const struct {
+    const char *op, *b;
+    int64_t axis; /* -100: none */
+    tsr_status_code code;
+    const char *want;
+  } cases[] = {
+      {"Add", "b:f32[4,5]", -100, TSR_STATUS_OK, "f32[2,3,4,5]"},
+      {"Mul", "b:f32[]", 1, TSR_STATUS_OK, "f32[2,3,4,5]"},
+      {"Sub", "b:f32[1,5]", 2, TSR_STATUS_OK, "f32[2,3,4,5]"},
+      {"Div", "b:f32[5]", -1, TSR_STATUS_OK, "f32[2,3,4,5]"},
+      {"Pow", "b:f32[3,4]", 1, TSR_STATUS_UNSUPPORTED, "from axis 1 of 'a' [2,3,4,5]"},
+      {"Add", "b:f32[3]", 1, TSR_STATUS_UNSUPPORTED, "is not implemented"},
+      {"Add", "b:f32[4]", -100, TSR_STATUS_INVALID_ARGUMENT, "does not match the trailing dims"},
+      {"Add", "b:f32[3,4,5]", 3, TSR_STATUS_INVALID_ARGUMENT, "cannot align"},
+      {"Add", "b:f32[1,2,3,4,5]", -100, TSR_STATUS_INVALID_ARGUMENT, "has more dims"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    tsr__graph *g = mk();
+    tsr__node *n = node(g, cases[i].op, 6, "a,b", "y");
+    attr_i(g, n, "broadcast", 1);
+    if (cases[i].axis != -100)
+      attr_i(g, n, "axis", cases[i].axis);
+    char inputs[128];
+    snprintf(inputs, sizeof inputs, "a:f32[2,3,4,5] %s", cases[i].b);
+    tsr__vshape *v;
+    tsr_status st = run(g, inputs, &v);
+    if (cases[i].code == TSR_STATUS_OK) {
+      ck_assert_ok(st);
+      expect(g, v, "y", cases[i].want);
+    } else {
+      tsr_test_expect_error(st, cases[i].code, cases[i].want);
+    }
+    done(g, v);
+  }
+  /* Comparisons and logic keep their bool outputs. */
+  tsr__graph *g = mk();
+  tsr__node *n = node(g, "Equal", 1, "a,b", "eq");
+  attr_i(g, n, "broadcast", 1);
+  n = node(g, "And", 1, "p,q", "and");
+  attr_i(g, n, "broadcast", 1);
+  node(g, "Less", 1, "a,a", "lt");
+  tsr__vshape *v;
+  ck_assert_ok(run(g, "a:i64[2,3] b:i64[3] p:bool[2,2] q:bool[1]", &v));
+  expect(g, v, "eq", "bool[2,3]");
+  expect(g, v, "and", "bool[2,2]");
+  expect(g, v, "lt", "bool[2,3]");
+  done(g, v);
+  /* PRelu-6: one slope, or one per element; a per-channel slope is not numpy broadcasting. */
+  one("PRelu", 6, "x,s", "x:f32[1,3,2,2] s:f32[1]", "f32[1,3,2,2]");
+  one("PRelu", 6, "x,s", "x:f32[1,3] s:f32[1,3]", "f32[1,3]");
+  one_err("PRelu", 6, "x,s", "x:f32[1,3,2,2] s:f32[3]", TSR_STATUS_UNSUPPORTED,
+          "only a single slope or one per element");
+}
+END_TEST
+
+/* is_test modes, and the old forms of Reshape, Split, Pad and Concat. */
+START_TEST(test_old_opsets_forms) {
+  tsr__graph *g = mk();
+  tsr__node *n = node(g, "BatchNormalization", 6, "x,s,b,m,var", "bn");
+  attr_i(g, n, "is_test", 1);
+  n = node(g, "Dropout", 6, "x", "do,mask");
+  attr_i(g, n, "is_test", 1);
+  n = node(g, "Reshape", 4, "x", "rs");
+  ATTR_INTS(g, n, "shape", 2, -1);
+  n = node(g, "Concat", 3, "x,x", "cc");
+  n = node(g, "Split", 1, "x,parts", "s1,s2");
+  attr_i(g, n, "axis", 1);
+  init(g, "parts", TSR_DTYPE_FLOAT32, 1, NULL, 2, (float[]){1, 2});
+  n = node(g, "Split", 2, "x", "t1,t2");
+  attr_i(g, n, "axis", 2);
+  n = node(g, "Pad", 1, "x", "p1");
+  ATTR_INTS(g, n, "paddings", 0, 0, 1, 1, 0, 0, 1, 1);
+  n = node(g, "Pad", 2, "x", "p2");
+  ATTR_INTS(g, n, "pads", 0, 1, 0, 0, 0, 1, 0, 0);
+  tsr__vshape *v;
+  ck_assert_ok(run(g, "x:f32[1,3,2,2] s:f32[3] b:f32[3] m:f32[3] var:f32[3]", &v));
+  expect(g, v, "bn", "f32[1,3,2,2]");
+  expect(g, v, "do", "f32[1,3,2,2]");
+  expect(g, v, "mask", "f32[1,3,2,2]"); /* of the input's type before opset 10 */
+  expect(g, v, "rs", "f32[2,6]");
+  expect(g, v, "cc", "f32[1,6,2,2]"); /* Concat-1's default axis is 1 */
+  expect(g, v, "s1", "f32[1,1,2,2]");
+  expect(g, v, "s2", "f32[1,2,2,2]");
+  expect(g, v, "t1", "f32[1,3,1,2]");
+  expect(g, v, "p1", "f32[1,3,4,4]");
+  expect(g, v, "p2", "f32[1,5,2,2]");
+  done(g, v);
+
+  g = mk();
+  node(g, "BatchNormalization", 6, "x,s,b,m,var", "bn");
+  ck_assert_ptr_nonnull(g);
+  tsr_test_expect_error(run(g, "x:f32[1,3] s:f32[3] b:f32[3] m:f32[3] var:f32[3]", &v),
+                        TSR_STATUS_UNSUPPORTED,
+                        "operator BatchNormalization (domain '', opset 6) is not supported: "
+                        "training mode (is_test = 0");
+  done(g, v);
+  g = mk();
+  n = node(g, "BatchNormalization", 6, "x,s,b,m,var", "bn,rm,rv");
+  attr_i(g, n, "is_test", 1);
+  tsr_test_expect_error(run(g, "x:f32[1,3] s:f32[3] b:f32[3] m:f32[3] var:f32[3]", &v),
+                        TSR_STATUS_UNSUPPORTED, "only output Y is implemented");
+  done(g, v);
+  one_err("Dropout", 6, "x", "x:f32[2]", TSR_STATUS_UNSUPPORTED, "draws random masks");
+  one_err("Concat", 4, "a,b", "a:f32[2] b:f32[2]", TSR_STATUS_INVALID_MODEL,
+          "attribute 'axis' is required");
+  one_err("Reshape", 4, "x,s", "x:f32[2] s:i64[1]", TSR_STATUS_INVALID_MODEL,
+          "before opset 5 the shape is an attribute");
+  one_err("Reshape", 13, "x", "x:f32[2]", TSR_STATUS_INVALID_MODEL,
+          "input 1 'shape' is required from opset 5");
+  one_err("Split", 2, "x,s", "x:f32[2] s:i64[1]", TSR_STATUS_INVALID_MODEL,
+          "before opset 13 'split' is an attribute");
+  one_err("Split", 1, "x,s", "x:f32[2] s:f32[1]", TSR_STATUS_UNSUPPORTED, "only known at run time");
+  one_err("Pad", 1, "x", "x:f32[2]", TSR_STATUS_INVALID_MODEL, "attribute 'paddings' is required");
+}
+END_TEST
+
+/* ---- Sampling, Unique and signal processing --------------------------------------------- */
+
+START_TEST(test_grid_sample) {
+  one("GridSample", 16, "x,g", "x:f32[2,3,5,6] g:f32[2,7,8,2]", "f32[2,3,7,8]");
+  one("GridSample", 16, "x,g", "x:f64[1,1,0,6] g:f32[1,0,8,2]", "f64[1,1,0,8]");
+  one_err("GridSample", 16, "x,g", "x:f32[2,3,5,6] g:f32[1,7,8,2]", TSR_STATUS_INVALID_ARGUMENT,
+          "grid 'g' [1,7,8,2] must be [N, H_out, W_out, 2] with N = 2");
+  one_err("GridSample", 16, "x,g", "x:f32[2,3,5,6] g:f32[2,7,8,3]", TSR_STATUS_INVALID_ARGUMENT,
+          "must be [N, H_out, W_out, 2]");
+  one_err("GridSample", 16, "x,g", "x:f32[2,3,5] g:f32[2,7,8,2]", TSR_STATUS_INVALID_ARGUMENT,
+          "must have rank 4");
+  one_err("GridSample", 16, "x,g", "x:f32[2,3,5,6] g:i64[2,7,8,2]", TSR_STATUS_INVALID_MODEL,
+          "floating-point");
+  tsr__graph *g = mk();
+  tsr__node *n = node(g, "GridSample", 16, "x,g", "y");
+  attr_s(g, n, "mode", "cubic");
+  tsr__vshape *v;
+  tsr_test_expect_error(run(g, "x:f32[1,1,2,2] g:f32[1,1,1,2]", &v), TSR_STATUS_INVALID_MODEL,
+                        "attribute 'mode' is 'cubic', expected bilinear, nearest or bicubic");
+  done(g, v);
+  g = mk();
+  n = node(g, "GridSample", 16, "x,g", "y");
+  attr_s(g, n, "padding_mode", "wrap");
+  tsr_test_expect_error(run(g, "x:f32[1,1,2,2] g:f32[1,1,1,2]", &v), TSR_STATUS_INVALID_MODEL,
+                        "'padding_mode' is 'wrap'");
+  done(g, v);
+}
+END_TEST
+
+START_TEST(test_unique) {
+  /* Without data the sizes are unknown: the session plans again with the input's values. */
+  one_err("Unique", 11, "x", "x:f32[6]", TSR_STATUS_UNSUPPORTED,
+          "node 'Unique' (Unique): output shape depends on input 0 'x', which is only known at "
+          "run time");
+  tsr__graph *g = mk();
+  node(g, "Unique", 11, "x", "y,idx,inv,cnt");
+  init(g, "x", TSR_DTYPE_FLOAT32, 1, NULL, 6, (float[]){2, 1, 1, 3, 4, 3});
+  tsr__node *n = node(g, "Unique", 11, "m", "ym,im,vm,cm");
+  attr_i(g, n, "axis", 1);
+  init(g, "m", TSR_DTYPE_INT64, 3, (int64_t[]){2, 4, 2}, 16,
+       (int64_t[]){1, 1, 0, 1, 2, 1, 0, 1, 1, 1, 0, 1, 2, 1, 0, 1});
+  n = node(g, "Unique", 11, "m", "ym0");
+  attr_i(g, n, "axis", -3);
+  /* int64 values that differ beyond double precision stay distinct */
+  node(g, "Unique", 11, "big", "yb");
+  init(g, "big", TSR_DTYPE_INT64, 1, NULL, 3, (int64_t[]){INT64_MAX, INT64_MAX - 1, INT64_MAX});
+  /* NaN equals NaN, -0 equals +0 */
+  node(g, "Unique", 11, "nan", "yn");
+  init(g, "nan", TSR_DTYPE_FLOAT32, 1, NULL, 5, (float[]){NAN, 0.0f, -0.0f, NAN, 1.0f});
+  tsr__vshape *v;
+  ck_assert_ok(run(g, "", &v));
+  expect(g, v, "y", "f32[4]");
+  expect(g, v, "idx", "i64[4]");
+  expect(g, v, "inv", "i64[6]");
+  expect(g, v, "cnt", "i64[4]");
+  expect(g, v, "ym", "i64[2,3,2]");
+  expect(g, v, "im", "i64[3]");
+  expect(g, v, "vm", "i64[4]");
+  expect(g, v, "ym0", "i64[1,4,2]");
+  expect(g, v, "yb", "i64[2]");
+  expect(g, v, "yn", "f32[3]");
+  done(g, v);
+  /* Empty inputs need no data: nothing is unique, or every empty slice is the same. */
+  one("Unique", 11, "x", "x:f32[0,3]", "f32[0]");
+  g = mk();
+  n = node(g, "Unique", 11, "x", "y,i,inv");
+  attr_i(g, n, "axis", 0);
+  ck_assert_ok(run(g, "x:f32[3,0]", &v));
+  expect(g, v, "y", "f32[1,0]");
+  expect(g, v, "inv", "i64[3]");
+  done(g, v);
+  g = mk();
+  n = node(g, "Unique", 11, "x", "y");
+  attr_i(g, n, "axis", 2);
+  tsr_test_expect_error(run(g, "x:f32[3,0]", &v), TSR_STATUS_INVALID_ARGUMENT,
+                        "axis 2 is out of range for rank 2");
+  done(g, v);
+}
+END_TEST
+
+START_TEST(test_roi_align_rules) {
+  one("RoiAlign", 16, "x,r,b", "x:f32[2,3,8,8] r:f32[5,4] b:i64[5]", "f32[5,3,1,1]");
+  one_err("RoiAlign", 16, "x,r,b", "x:f32[2,3,8,8] r:f32[5,4] b:f32[5]", TSR_STATUS_INVALID_MODEL,
+          "must be int32 or int64");
+  one_err("RoiAlign", 16, "x,r,b", "x:f32[2,3,8,8] r:f64[5,4] b:i64[5]", TSR_STATUS_INVALID_MODEL,
+          "same dtype");
+  one_err("RoiAlign", 16, "x,r,b", "x:f32[2,3,8,8] r:f32[5,4] b:i64[4]",
+          TSR_STATUS_INVALID_ARGUMENT, "one batch index per roi");
+  static const char *const bad_attrs[][3] = {
+      {"mode", "min", "attribute 'mode' is 'min', expected avg or max"},
+      {"coordinate_transformation_mode", "asymmetric", "expected half_pixel or output_half_pixel"},
+  };
+  for (size_t i = 0; i < 2; i++) {
+    tsr__graph *g = mk();
+    tsr__node *n = node(g, "RoiAlign", 16, "x,r,b", "y");
+    attr_s(g, n, bad_attrs[i][0], bad_attrs[i][1]);
+    tsr__vshape *v;
+    tsr_test_expect_error(run(g, "x:f32[2,3,8,8] r:f32[5,4] b:i64[5]", &v),
+                          TSR_STATUS_INVALID_MODEL, bad_attrs[i][2]);
+    done(g, v);
+  }
+  /* Opset 10 has no coordinate_transformation_mode to check. */
+  tsr__graph *g = mk();
+  tsr__node *n = node(g, "RoiAlign", 10, "x,r,b", "y");
+  attr_s(g, n, "coordinate_transformation_mode", "asymmetric");
+  attr_i(g, n, "output_height", 2);
+  attr_i(g, n, "output_width", 3);
+  tsr__vshape *v;
+  ck_assert_ok(run(g, "x:f32[2,3,8,8] r:f32[5,4] b:i64[5]", &v));
+  expect(g, v, "y", "f32[5,3,2,3]");
+  done(g, v);
+}
+END_TEST
+
+START_TEST(test_nms_edge_values) {
+  tsr__graph *g = mk();
+  /* A NaN score is never selected; an enormous max_output_boxes_per_class is just a bound. */
+  node(g, "NonMaxSuppression", 11, "boxes,scores,maxout", "sel");
+  init(g, "boxes", TSR_DTYPE_FLOAT32, 3, (int64_t[]){1, 3, 4}, 12,
+       (float[]){0, 0, 1, 1, 0, 5, 1, 6, 0, 10, 1, 11});
+  init(g, "scores", TSR_DTYPE_FLOAT32, 3, (int64_t[]){1, 1, 3}, 3, (float[]){0.9f, NAN, 0.7f});
+  INIT_I64(g, "maxout", INT64_MAX);
+  tsr__vshape *v;
+  ck_assert_ok(run(g, "", &v));
+  expect(g, v, "sel", "i64[2,3]");
+  done(g, v);
+}
+END_TEST
+
+START_TEST(test_dft_stft) {
+  one("DFT", 17, "x", "x:f32[1,10,10,1]", "f32[1,10,10,2]");
+  one("DFT", 17, "x", "x:f64[2,5,3,2]", "f64[2,5,3,2]");
+  tsr__graph *g = mk();
+  tsr__node *n = node(g, "DFT", 17, "x", "one");
+  attr_i(g, n, "onesided", 1);
+  n = node(g, "DFT", 17, "x,len", "pad");
+  attr_i(g, n, "axis", 2);
+  init_scalar_i64(g, "len", 16);
+  n = node(g, "DFT", 17, "x", "neg");
+  attr_i(g, n, "axis", -2);
+  attr_i(g, n, "onesided", 1);
+  attr_i(g, n, "inverse", 1);
+  tsr__vshape *v;
+  ck_assert_ok(run(g, "x:f32[1,10,7,1]", &v));
+  expect(g, v, "one", "f32[1,6,7,2]");
+  expect(g, v, "pad", "f32[1,10,16,2]");
+  expect(g, v, "neg", "f32[1,10,4,2]");
+  done(g, v);
+  one_err("DFT", 17, "x,len", "x:f32[1,10,1] len:i64[]", TSR_STATUS_UNSUPPORTED,
+          "depends on input 1 'len', which is only known at run time");
+  g = mk();
+  n = node(g, "DFT", 17, "x", "y");
+  attr_i(g, n, "onesided", 1);
+  tsr_test_expect_error(run(g, "x:f32[1,10,2]", &v), TSR_STATUS_INVALID_MODEL,
+                        "onesided output needs a real input");
+  done(g, v);
+  g = mk();
+  n = node(g, "DFT", 17, "x", "y");
+  attr_i(g, n, "axis", 0);
+  tsr_test_expect_error(run(g, "x:f32[1,10,1]", &v), TSR_STATUS_INVALID_ARGUMENT,
+                        "attribute 'axis' 0 must name a signal dim");
+  done(g, v);
+  one_err("DFT", 17, "x", "x:f32[1,10,3]", TSR_STATUS_INVALID_ARGUMENT,
+          "must end in 1 (real) or 2 (complex) values");
+  one_err("DFT", 17, "x", "x:i32[1,10,1]", TSR_STATUS_INVALID_MODEL, "floating-point");
+  one_err("DFT", 17, "x", "x:f32[10,1]", TSR_STATUS_INVALID_ARGUMENT, "rank >= 3");
+  one_err("DFT", 17, "x", "x:f32[1,0,1]", TSR_STATUS_INVALID_ARGUMENT, "the DFT length is 0");
+
+  /* STFT: frames = (length - frame_length) / step + 1, bins = frame_length / 2 + 1. */
+  g = mk();
+  node(g, "STFT", 17, "sig,step,,flen", "a");
+  n = node(g, "STFT", 17, "sig,step,win", "b");
+  attr_i(g, n, "onesided", 0);
+  node(g, "STFT", 17, "sig,step,win,flen", "c");
+  init_scalar_i64(g, "step", 8);
+  init(g, "flen", TSR_DTYPE_INT32, 0, NULL, 1, (int32_t[]){16});
+  ck_assert_ok(run(g, "sig:f32[2,128,1] win:f32[16]", &v));
+  expect(g, v, "a", "f32[2,15,9,2]");
+  expect(g, v, "b", "f32[2,15,16,2]");
+  expect(g, v, "c", "f32[2,15,9,2]");
+  done(g, v);
+  one_err("STFT", 17, "sig,step", "sig:f32[1,128,1] step:i64[]", TSR_STATUS_INVALID_MODEL,
+          "needs a window (input 2) or a frame_length (input 3)");
+  one_err("STFT", 17, "sig,step,win", "sig:f32[1,128,1] step:i64[] win:f32[16]",
+          TSR_STATUS_UNSUPPORTED, "input 1 'step', which is only known at run time");
+  one_err("STFT", 17, "sig,step,win", "sig:f32[1,128,2] step:i64[] win:f32[16]",
+          TSR_STATUS_INVALID_MODEL, "needs a real signal");
+  static const struct {
+    int64_t step, len;
+    const char *want;
+  } bad_cases[] = {{0, 16, "frame_step is 0"},
+                   {4, 200, "the frame length 200 must be 1..128"},
+                   {4, 8, "does not have frame_length 8 values"}};
+  for (size_t i = 0; i < 3; i++) {
+    g = mk();
+    node(g, "STFT", 17, "sig,step,win,flen", "y");
+    init_scalar_i64(g, "step", bad_cases[i].step);
+    init_scalar_i64(g, "flen", bad_cases[i].len);
+    tsr_test_expect_error(
+        run(g, i == 1 ? "sig:f32[1,128,1] win:f32[200]" : "sig:f32[1,128,1] win:f32[16]", &v),
+        TSR_STATUS_INVALID_ARGUMENT, bad_cases[i].want);
+    done(g, v);
+  }
+}
+END_TEST
+
+START_TEST(test_windows_mel) {
+  tsr__graph *g = mk();
+  node(g, "HannWindow", 17, "n", "hann");
+  tsr__node *n = node(g, "HammingWindow", 17, "n", "hamming");
+  attr_i(g, n, "output_datatype", TSR_DTYPE_FLOAT64);
+  n = node(g, "BlackmanWindow", 17, "n", "blackman");
+  attr_i(g, n, "periodic", 0);
+  attr_i(g, n, "output_datatype", TSR_DTYPE_INT32);
+  init(g, "n", TSR_DTYPE_INT32, 0, NULL, 1, (int32_t[]){10});
+  node(g, "MelWeightMatrix", 17, "bins,dftlen,rate,lo,hi", "mel");
+  init(g, "bins", TSR_DTYPE_INT32, 0, NULL, 1, (int32_t[]){8});
+  init_scalar_i64(g, "dftlen", 16);
+  tsr__vshape *v;
+  ck_assert_ok(run(g, "rate:i32[] lo:f32[] hi:f32[]", &v));
+  expect(g, v, "hann", "f32[10]");
+  expect(g, v, "hamming", "f64[10]");
+  expect(g, v, "blackman", "i32[10]");
+  expect(g, v, "mel", "f32[9,8]");
+  done(g, v);
+  one_err("HannWindow", 17, "n", "n:i64[]", TSR_STATUS_UNSUPPORTED,
+          "node 'HannWindow' (HannWindow): output shape depends on input 0 'n', which is only "
+          "known at run time");
+  one_err("HannWindow", 17, "n", "n:f32[]", TSR_STATUS_INVALID_MODEL, "must be int32 or int64");
+  one_err("HannWindow", 17, "n", "n:i64[2]", TSR_STATUS_INVALID_ARGUMENT, "must be a scalar");
+  g = mk();
+  n = node(g, "HannWindow", 17, "n", "y");
+  attr_i(g, n, "output_datatype", TSR_DTYPE_BOOL);
+  init_scalar_i64(g, "n", 4);
+  tsr_test_expect_error(run(g, "", &v), TSR_STATUS_INVALID_MODEL,
+                        "attribute 'output_datatype' 9 is not a numeric dtype");
+  done(g, v);
+  g = mk();
+  node(g, "HannWindow", 17, "n", "y");
+  init_scalar_i64(g, "n", -1);
+  tsr_test_expect_error(run(g, "", &v), TSR_STATUS_INVALID_ARGUMENT, "a window of -1 values");
+  done(g, v);
+  one_err("MelWeightMatrix", 17, "a,b,c,d,e", "a:i64[] b:i64[] c:i64[] d:f32[] e:f32[]",
+          TSR_STATUS_UNSUPPORTED, "input 0 'a', which is only known at run time");
+  one_err("MelWeightMatrix", 17, "a,b,c,d,e", "a:i64[] b:i64[] c:f32[] d:f32[] e:f32[]",
+          TSR_STATUS_INVALID_MODEL, "input 2 'c' must be int32 or int64");
+  g = mk();
+  node(g, "MelWeightMatrix", 17, "bins,dftlen,rate,lo,hi", "mel");
+  init_scalar_i64(g, "bins", 4);
+  init_scalar_i64(g, "dftlen", 0);
+  tsr_test_expect_error(run(g, "rate:i32[] lo:f32[] hi:f32[]", &v), TSR_STATUS_INVALID_ARGUMENT,
+                        "dft_length is 0");
+  done(g, v);
+}
+END_TEST
+
 static Suite *shape_infer_suite(void) {
   Suite *s = suite_create("shape_infer");
   TCase *tc = tcase_create("elementwise");
@@ -2125,6 +2560,19 @@ static Suite *shape_infer_suite(void) {
   tcase_add_test(tc, test_data_ops);
   tcase_add_test(tc, test_nms);
   tcase_add_test(tc, test_misc_ops);
+  suite_add_tcase(s, tc);
+  tc = tcase_create("old_opsets");
+  tcase_add_test(tc, test_old_opsets_same_rule);
+  tcase_add_test(tc, test_old_opsets_broadcast);
+  tcase_add_test(tc, test_old_opsets_forms);
+  suite_add_tcase(s, tc);
+  tc = tcase_create("detect_signal");
+  tcase_add_test(tc, test_grid_sample);
+  tcase_add_test(tc, test_unique);
+  tcase_add_test(tc, test_roi_align_rules);
+  tcase_add_test(tc, test_nms_edge_values);
+  tcase_add_test(tc, test_dft_stft);
+  tcase_add_test(tc, test_windows_mel);
   suite_add_tcase(s, tc);
   tc = tcase_create("driver");
   tcase_add_test(tc, test_shape_size_folded);

@@ -6,6 +6,8 @@
 static const cpu_op_list *const families[] = {
     &cpu_ops_conv,        &cpu_ops_gemm,   &cpu_ops_pool,  &cpu_ops_norm,
     &cpu_ops_elementwise, &cpu_ops_reduce, &cpu_ops_shape, &cpu_ops_resize,
+    &cpu_ops_quant,       &cpu_ops_rnn,    &cpu_ops_misc,  &cpu_ops_signal,
+    &cpu_ops_detect,
 };
 
 static bool same_domain(const char *a, const char *b) {
