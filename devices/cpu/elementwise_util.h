@@ -74,6 +74,7 @@ static inline float cpu_ew_expf(float x) {
   const float hi = 88.7228394f, lo = -87.3365479f;
   float xc = x > hi ? hi : x;
   xc = xc < lo ? lo : xc;
+  xc = x != x ? 0.0f : xc; /* NaN would make the int conversion below undefined */
   /* n = round(x / ln2) by the 1.5 * 2^23 trick: exact for |x / ln2| < 2^22. */
   const float shifter = 12582912.0f;
   float t = xc * 1.44269504088896341f + shifter;
