@@ -7,6 +7,7 @@
 #include "devices/cpu/threadpool.h"
 
 #define MAX_ITEMS 16
+#define MAX_RANK 16
 
 typedef struct direct_attr {
   char name[64];
@@ -20,7 +21,7 @@ struct cpu_direct {
   direct_attr attrs[MAX_ITEMS];
   size_t n_attrs;
   cpu_tensor in[MAX_ITEMS], out[MAX_ITEMS];
-  int64_t in_dims[MAX_ITEMS][8], out_dims[MAX_ITEMS][8];
+  int64_t in_dims[MAX_ITEMS][MAX_RANK], out_dims[MAX_ITEMS][MAX_RANK];
   uint32_t n_in, n_out;
 };
 
@@ -95,6 +96,11 @@ void cpu_direct_attr_floats(cpu_direct *d, const char *name, size_t n, const flo
 
 static void fill(cpu_tensor *t, int64_t *dims_store, uint32_t dtype, uint32_t rank,
                  const int64_t *dims) {
+  if (rank > MAX_RANK) {
+    /* A test-harness limit, not a library one: say so loudly rather than overflow. */
+    fprintf(stderr, "cpu_direct: rank %u is over the harness limit of %d\n", rank, MAX_RANK);
+    abort();
+  }
   t->dtype = dtype;
   t->rank = rank;
   size_t count = 1;
