@@ -9,6 +9,8 @@ packages=(
   check
   python3 python3-numpy python3-onnx
   valgrind clang-14 libclang-rt-14-dev
+  # The OpenCL plugin builds against the ICD loader and is tested on PoCL (the host CPU).
+  ocl-icd-opencl-dev opencl-headers pocl-opencl-icd clinfo
 )
 
 missing=()

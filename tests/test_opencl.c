@@ -1,0 +1,302 @@
+/* The OpenCL plugin (devices/opencl) through the public API: results against the CPU device,
+ * several threads on one session, the program-binary cache, a machine with no OpenCL platform
+ * and a kernel build that fails. The plugin is loaded by path from the build folder; when it
+ * was not built, or the machine has no OpenCL device, the tests that need one pass vacuously
+ * (they say so on stderr). Check forks each test, so environment variables set here stay in
+ * that test. */
+#include <dirent.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "harness.h"
+#include "model_builder.h"
+
+/* PoCL (with the LLVM inside it) and the ICD loader keep allocations until the process ends;
+ * LeakSanitizer reads these suppressions from the test itself, so that only leaks through
+ * those libraries are ignored (libstdc++ too: Tessera is C, so a stack through operator new
+ * is PoCL's C++) (devices/opencl/lsan.supp holds the same list for other
+ * programs). */
+const char *__lsan_default_suppressions(void);
+const char *__lsan_default_suppressions(void) {
+  return "leak:libpocl.so\nleak:libOpenCL.so\nleak:libLLVM\nleak:libclang-cpp\n"
+         "leak:libstdc++.so\n";
+}
+
+static bool plugin_path(char *out, size_t size) {
+  snprintf(out, size, "%s/../devices/opencl/libtessera_opencl.so", tsr_test_builddir());
+  struct stat sb;
+  return stat(out, &sb) == 0;
+}
+
+/* A runtime with the OpenCL plugin loaded; NULL (and a note) when it is not built. */
+static tsr_runtime *runtime_with_opencl(void) {
+  char path[4096];
+  if (!plugin_path(path, sizeof path)) {
+    fprintf(stderr, "test_opencl: plugin not built; skipping\n");
+    return NULL;
+  }
+  tsr_runtime_options ro = {sizeof ro};
+  tsr_runtime *rt = NULL;
+  ck_assert_ok(tsr_runtime_create(&ro, &rt));
+  ck_assert_ok(tsr_runtime_load_plugin(rt, path));
+  return rt;
+}
+
+static bool has_opencl_device(tsr_runtime *rt) {
+  for (size_t i = 0; i < tsr_runtime_device_count(rt); i++) {
+    tsr_device_info di = {sizeof di};
+    if (!tsr_runtime_device_info(rt, i, &di) && !strcmp(di.plugin, "opencl")) return true;
+  }
+  fprintf(stderr, "test_opencl: no OpenCL device on this machine; skipping\n");
+  return false;
+}
+
+/* x[2,3,8,8] -> Conv(4x3x3x3, pads 1, bias) -> Relu -> MaxPool 2x2 -> Flatten
+ *            -> Gemm(64 -> 5, transB) -> Softmax. */
+static tsr_model *cnn_model(tsr_runtime *rt) {
+  mb_model *m = mb_new(13);
+  int64_t xd[] = {2, 3, 8, 8}, wd[] = {4, 3, 3, 3}, bd[] = {4}, fd[] = {5, 64}, fbd[] = {5};
+  mb_input(m, "x", TSR_DTYPE_FLOAT32, 4, xd);
+  float w[108], b[4], fw[320], fb[5];
+  for (int i = 0; i < 108; i++) w[i] = sinf((float)i) * 0.3f;
+  for (int i = 0; i < 4; i++) b[i] = 0.1f * (float)i - 0.1f;
+  for (int i = 0; i < 320; i++) fw[i] = cosf((float)i * 0.7f) * 0.2f;
+  for (int i = 0; i < 5; i++) fb[i] = 0.05f * (float)i;
+  mb_init_f32(m, "w", 4, wd, w);
+  mb_init_f32(m, "b", 1, bd, b);
+  mb_init_f32(m, "fw", 2, fd, fw);
+  mb_init_f32(m, "fb", 1, fbd, fb);
+  mb_node(m, "Conv", "conv", "x,w,b", "c");
+  int64_t pads[] = {1, 1, 1, 1}, k2[] = {2, 2};
+  mb_attr_ints(m, "pads", 4, pads);
+  mb_node(m, "Relu", "relu", "c", "r");
+  mb_node(m, "MaxPool", "pool", "r", "p");
+  mb_attr_ints(m, "kernel_shape", 2, k2);
+  mb_attr_ints(m, "strides", 2, k2);
+  mb_node(m, "Flatten", "flat", "p", "f");
+  mb_node(m, "Gemm", "fc", "f,fw,fb", "g");
+  mb_attr_int(m, "transB", 1);
+  mb_node(m, "Softmax", "softmax", "g", "y");
+  mb_output(m, "y", TSR_DTYPE_FLOAT32);
+  size_t size;
+  void *bytes = mb_serialize(m, &size);
+  mb_free(m);
+  tsr_model *model = NULL;
+  ck_assert_ok(tsr_model_load_memory(rt, bytes, size, NULL, &model));
+  free(bytes);
+  return model;
+}
+
+static tsr_tensor *cnn_input(tsr_runtime *rt) {
+  int64_t xd[] = {2, 3, 8, 8};
+  tsr_tensor *x = NULL;
+  ck_assert_ok(tsr_tensor_create(rt, TSR_DTYPE_FLOAT32, 4, xd, &x));
+  float *p = tsr_tensor_data(x);
+  for (int i = 0; i < 384; i++) p[i] = sinf((float)i * 0.37f);
+  return x;
+}
+
+static tsr_tensor *run_on(tsr_runtime *rt, tsr_model *model, const char *devices, int strict,
+                          tsr_tensor *x) {
+  tsr_session_options so = {sizeof so};
+  so.devices = devices;
+  so.strict = strict;
+  tsr_session *s = NULL;
+  ck_assert_ok(tsr_session_create(rt, model, &so, &s));
+  const char *names[] = {"x"};
+  const tsr_tensor *ins[] = {x};
+  tsr_tensor *y = NULL;
+  ck_assert_ok(tsr_session_run(s, NULL, 1, names, ins, 1, NULL, &y));
+  tsr_session_destroy(s);
+  return y;
+}
+
+static void assert_close(tsr_tensor *a, tsr_tensor *b) {
+  ck_assert_uint_eq(tsr_tensor_element_count(a), tsr_tensor_element_count(b));
+  const float *pa = tsr_tensor_data(a), *pb = tsr_tensor_data(b);
+  for (size_t i = 0; i < tsr_tensor_element_count(a); i++)
+    ck_assert_msg(fabsf(pa[i] - pb[i]) <= 1e-5f + 1e-4f * fabsf(pb[i]),
+                  "element %zu: %g vs %g", i, (double)pa[i], (double)pb[i]);
+}
+
+/* Keeps the test's cache out of the user's ~/.cache. */
+static char *private_cache(void) {
+  char *dir = tsr_test_tmpdir();
+  setenv("XDG_CACHE_HOME", dir, 1);
+  return dir;
+}
+
+START_TEST(matches_cpu_and_caches_the_program) {
+  char *cache = private_cache();
+  tsr_runtime *rt = runtime_with_opencl();
+  if (!rt || !has_opencl_device(rt)) goto out;
+  tsr_device_info di = {sizeof di};
+  for (size_t i = 0; i < tsr_runtime_device_count(rt); i++)
+    if (!tsr_runtime_device_info(rt, i, &di) && !strcmp(di.plugin, "opencl")) break;
+  ck_assert(!strncmp(di.id, "opencl", 6));
+  ck_assert(di.name && *di.name);
+  tsr_model *model = cnn_model(rt);
+  tsr_tensor *x = cnn_input(rt);
+  tsr_tensor *want = run_on(rt, model, "cpu", 1, x);
+  tsr_tensor *got = run_on(rt, model, "opencl", 1, x);
+  assert_close(got, want);
+  /* The program binary went to $XDG_CACHE_HOME/tessera/opencl. */
+  char dir[4200];
+  snprintf(dir, sizeof dir, "%s/tessera/opencl", cache);
+  DIR *d = opendir(dir);
+  ck_assert_msg(d != NULL, "no cache folder %s", dir);
+  int bins = 0;
+  for (struct dirent *e; (e = readdir(d));) bins += strstr(e->d_name, ".bin") != NULL;
+  closedir(d);
+  ck_assert_int_ge(bins, 1);
+  /* A second runtime builds from the cached binary and gives the same result. */
+  tsr_tensor *again = run_on(rt, model, "opencl", 1, x);
+  assert_close(again, want);
+  tsr_tensor_destroy(again);
+  tsr_tensor_destroy(got);
+  tsr_tensor_destroy(want);
+  tsr_tensor_destroy(x);
+  tsr_model_destroy(model);
+out:
+  tsr_runtime_destroy(rt);
+  free(cache);
+}
+END_TEST
+
+typedef struct worker {
+  tsr_session *s;
+  tsr_tensor *x, *want;
+  int failures;
+} worker;
+
+static void *work(void *arg) {
+  worker *w = arg;
+  const char *names[] = {"x"};
+  const tsr_tensor *ins[] = {w->x};
+  for (int i = 0; i < 10; i++) {
+    tsr_tensor *y = NULL;
+    tsr_status st = tsr_session_run(w->s, NULL, 1, names, ins, 1, NULL, &y);
+    if (st) {
+      tsr_status_free(st);
+      w->failures++;
+      continue;
+    }
+    const float *a = tsr_tensor_data(y), *b = tsr_tensor_data(w->want);
+    for (size_t k = 0; k < tsr_tensor_element_count(y); k++)
+      if (fabsf(a[k] - b[k]) > 1e-5f + 1e-4f * fabsf(b[k])) {
+        w->failures++;
+        break;
+      }
+    tsr_tensor_destroy(y);
+  }
+  return NULL;
+}
+
+START_TEST(several_threads_on_one_session) {
+  char *cache = private_cache();
+  tsr_runtime *rt = runtime_with_opencl();
+  if (!rt || !has_opencl_device(rt)) goto out;
+  tsr_model *model = cnn_model(rt);
+  tsr_tensor *x = cnn_input(rt);
+  tsr_tensor *want = run_on(rt, model, "cpu", 1, x);
+  tsr_session_options so = {sizeof so};
+  so.devices = "opencl";
+  so.strict = 1;
+  tsr_session *s = NULL;
+  ck_assert_ok(tsr_session_create(rt, model, &so, &s));
+  worker w[4];
+  pthread_t th[4];
+  for (int i = 0; i < 4; i++) {
+    w[i] = (worker){s, x, want, 0};
+    ck_assert_int_eq(pthread_create(&th[i], NULL, work, &w[i]), 0);
+  }
+  for (int i = 0; i < 4; i++) {
+    pthread_join(th[i], NULL);
+    ck_assert_int_eq(w[i].failures, 0);
+  }
+  tsr_session_destroy(s);
+  tsr_tensor_destroy(want);
+  tsr_tensor_destroy(x);
+  tsr_model_destroy(model);
+out:
+  tsr_runtime_destroy(rt);
+  free(cache);
+}
+END_TEST
+
+START_TEST(no_platform_loads_with_no_devices) {
+  /* The ICD loader reads its vendor folder from OCL_ICD_VENDORS; an empty one means no
+   * platform at all. */
+  char *empty = tsr_test_tmpdir();
+  setenv("OCL_ICD_VENDORS", empty, 1);
+  tsr_runtime *rt = runtime_with_opencl();
+  if (!rt) goto out;
+  ck_assert_uint_eq(tsr_runtime_plugin_failure_count(rt), 0);
+  for (size_t i = 0; i < tsr_runtime_device_count(rt); i++) {
+    tsr_device_info di = {sizeof di};
+    ck_assert_ok(tsr_runtime_device_info(rt, i, &di));
+    ck_assert_str_ne(di.plugin, "opencl");
+  }
+  /* The runtime still runs models on the CPU, and asking for OpenCL says it is not there. */
+  tsr_model *model = cnn_model(rt);
+  tsr_tensor *x = cnn_input(rt);
+  tsr_tensor *y = run_on(rt, model, NULL, 0, x);
+  ck_assert_uint_eq(tsr_tensor_element_count(y), 10);
+  tsr_session_options so = {sizeof so};
+  so.devices = "opencl";
+  so.strict = 1;
+  tsr_session *s = NULL;
+  tsr_test_expect_error(tsr_session_create(rt, model, &so, &s), TSR_STATUS_NOT_FOUND,
+                        "not available");
+  tsr_tensor_destroy(y);
+  tsr_tensor_destroy(x);
+  tsr_model_destroy(model);
+out:
+  tsr_runtime_destroy(rt);
+  free(empty);
+}
+END_TEST
+
+START_TEST(failing_build_reports_the_log) {
+  char *cache = private_cache();
+  /* An extra build option that breaks every kernel; the plugin reads it at build time. */
+  setenv("TESSERA_OPENCL_BUILD_OPTIONS", "-Dfloat=no_such_type", 1);
+  tsr_runtime *rt = runtime_with_opencl();
+  if (!rt || !has_opencl_device(rt)) goto out;
+  tsr_model *model = cnn_model(rt);
+  tsr_session_options so = {sizeof so};
+  so.devices = "opencl";
+  so.strict = 1;
+  tsr_session *s = NULL;
+  tsr_status st = tsr_session_create(rt, model, &so, &s);
+  ck_assert_ptr_nonnull(st);
+  const char *msg = tsr_status_message(st);
+  ck_assert_msg(strstr(msg, "CL_BUILD_PROGRAM_FAILURE") && strstr(msg, "build log") &&
+                    strstr(msg, "no_such_type"),
+                "unexpected message: %s", msg);
+  tsr_status_free(st);
+  tsr_model_destroy(model);
+out:
+  tsr_runtime_destroy(rt);
+  free(cache);
+}
+END_TEST
+
+static Suite *suite(void) {
+  Suite *s = suite_create("opencl");
+  TCase *tc = tcase_create("opencl");
+  tcase_set_timeout(tc, 120);
+  tcase_add_test(tc, matches_cpu_and_caches_the_program);
+  tcase_add_test(tc, several_threads_on_one_session);
+  tcase_add_test(tc, no_platform_loads_with_no_devices);
+  tcase_add_test(tc, failing_build_reports_the_log);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int main(void) { return tsr_test_run_suite(suite()) ? 1 : 0; }
