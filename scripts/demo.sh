@@ -12,6 +12,10 @@ models=build/example
 mkdir -p "$models"
 /usr/bin/python3 examples/models/make_example.py "$models"
 
+# Plugins built in this tree live beside their sources in build/; an installed Tessera finds
+# them beside libtessera.so instead.
+export TESSERA_PLUGIN_PATH="$PWD/build/devices/opencl${TESSERA_PLUGIN_PATH:+:$TESSERA_PLUGIN_PATH}"
+
 echo
 echo "== devices"
 build/tessera devices
@@ -23,3 +27,8 @@ echo "== run (best device, 20 runs)"
 build/tessera run "$models/tiny_cnn.onnx" --input "input=$models/input.npy" \
   --output-dir "$models/out" --device auto --repeat 20
 /usr/bin/python3 examples/models/check_output.py "$models/expected.npy" "$models/out/probabilities.npy"
+
+echo
+echo "== latency per device (median of 50 runs after 5 warm-up runs)"
+build/tessera bench "$models/tiny_cnn.onnx" --input "input=$models/input.npy" --device all \
+  --warmup 5 --iterations 50
