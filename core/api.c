@@ -4,6 +4,7 @@
 
 #include "core/npy.h"
 #include "core/onnx_import.h"
+#include "core/passes.h"
 #include "scheduler/scheduler.h"
 
 /* ---- Tensors -------------------------------------------------------------------------- */
@@ -165,6 +166,11 @@ tsr_status tsr_model_load_memory(tsr_runtime *rt, const void *data, size_t size,
     return tsr__status_make(TSR_STATUS_INVALID_ARGUMENT, "runtime and data are required");
   tsr__graph *g = NULL;
   TSR_RETURN_IF_ERROR(tsr__onnx_import(&rt->alloc, data, size, base_dir, &g));
+  tsr_status ps = tsr__passes_run(g);
+  if (ps) {
+    tsr__graph_destroy(g);
+    return ps;
+  }
   tsr_model *m = tsr__calloc(&rt->alloc, 1, sizeof *m);
   if (!m) {
     tsr__graph_destroy(g);

@@ -1,0 +1,665 @@
+/* Graph optimisation passes run once at model load; see passes.h for what each one does.
+ *
+ * Every pass works on the outer graph in place and keeps two tables current as it goes: how
+ * many node inputs read each value, and which values are pinned (a graph output, or read by
+ * name from a subgraph, so that they can be neither renamed nor removed). Removed nodes are
+ * only marked; they are freed and the node array is compacted at the end, and
+ * tsr__graph_finalize then recomputes producers and the topological order. Until then
+ * values[].producer is kept right by hand, because later rewrites consult it.
+ *
+ * A rewrite commits only once everything it needs is allocated, so an out-of-memory error
+ * leaves the graph consistent (and the model load fails with it). */
+#include "core/passes.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { PIN_OUTPUT = 1, PIN_SUBGRAPH = 2 };
+
+typedef struct pass_ctx {
+  tsr__graph *g;
+  const tsr_allocator *a;
+  uint32_t *uses;  /* per value: node inputs of g that read it, counting repeats */
+  uint8_t *pinned; /* per value: PIN_* bits */
+  uint32_t cap;    /* entries in uses and pinned; at least g->n_values */
+  uint8_t *dead;   /* per node: removed, freed by compact() */
+  bool rewired;    /* nodes changed: the graph needs finalizing again */
+  tsr__pass_stats stats;
+} pass_ctx;
+
+static tsr_status oom(void) {
+  return tsr__status_make(TSR_STATUS_OUT_OF_MEMORY, "out of memory optimising the graph");
+}
+
+/* ---- Bookkeeping -------------------------------------------------------------------- */
+
+/* Grows uses/pinned after values were added; new entries are zero. */
+static tsr_status grow_tables(pass_ctx *c) {
+  if (c->g->n_values <= c->cap)
+    return NULL;
+  uint32_t cap = c->cap * 2 > c->g->n_values ? c->cap * 2 : c->g->n_values;
+  uint32_t *uses = tsr__realloc(c->a, c->uses, (size_t)cap * sizeof *uses);
+  if (!uses)
+    return oom();
+  c->uses = uses;
+  uint8_t *pinned = tsr__realloc(c->a, c->pinned, cap);
+  if (!pinned)
+    return oom();
+  c->pinned = pinned;
+  memset(c->uses + c->cap, 0, (size_t)(cap - c->cap) * sizeof *uses);
+  memset(c->pinned + c->cap, 0, cap - c->cap);
+  c->cap = cap;
+  return NULL;
+}
+
+/* Pins every value of the outer graph whose name a subgraph (at any depth) reads from an
+ * enclosing scope. Conservative: a name that an intermediate subgraph defines itself is
+ * pinned too, which only forgoes a rewrite. */
+static void pin_subgraph_reads(pass_ctx *c, const tsr__graph *s) {
+  for (uint32_t v = 0; v < s->n_values; v++) {
+    if (!s->values[v].outer || !s->values[v].name)
+      continue;
+    int32_t idx = tsr__graph_find_value(c->g, s->values[v].name);
+    if (idx >= 0)
+      c->pinned[idx] |= PIN_SUBGRAPH;
+  }
+  for (uint32_t i = 0; i < s->n_nodes; i++)
+    for (uint32_t k = 0; k < s->nodes[i].n_attrs; k++)
+      if (s->nodes[i].attrs[k].g)
+        pin_subgraph_reads(c, s->nodes[i].attrs[k].g);
+}
+
+static void count_uses(pass_ctx *c) {
+  const tsr__graph *g = c->g;
+  memset(c->uses, 0, (size_t)c->cap * sizeof *c->uses);
+  for (uint32_t i = 0; i < g->n_nodes; i++) {
+    if (c->dead && c->dead[i])
+      continue;
+    for (uint32_t k = 0; k < g->nodes[i].n_inputs; k++)
+      if (g->nodes[i].inputs[k] >= 0)
+        c->uses[g->nodes[i].inputs[k]]++;
+  }
+}
+
+static tsr_status ctx_init(pass_ctx *c, tsr__graph *g) {
+  memset(c, 0, sizeof *c);
+  c->g = g;
+  c->a = g->alloc;
+  c->cap = g->n_values ? g->n_values : 1;
+  c->uses = tsr__calloc(c->a, c->cap, sizeof *c->uses);
+  c->pinned = tsr__calloc(c->a, c->cap, 1);
+  c->dead = tsr__calloc(c->a, g->n_nodes ? g->n_nodes : 1, 1);
+  if (!c->uses || !c->pinned || !c->dead)
+    return oom();
+  count_uses(c);
+  for (uint32_t k = 0; k < g->n_outputs; k++)
+    c->pinned[g->outputs[k]] |= PIN_OUTPUT;
+  for (uint32_t i = 0; i < g->n_nodes; i++)
+    for (uint32_t k = 0; k < g->nodes[i].n_attrs; k++)
+      if (g->nodes[i].attrs[k].g)
+        pin_subgraph_reads(c, g->nodes[i].attrs[k].g);
+  return NULL;
+}
+
+static void ctx_free(pass_ctx *c) {
+  tsr__free(c->a, c->uses);
+  tsr__free(c->a, c->pinned);
+  tsr__free(c->a, c->dead);
+}
+
+/* Marks node i removed: its inputs lose a reader and its outputs their producer. */
+static void kill_node(pass_ctx *c, uint32_t i) {
+  tsr__node *n = &c->g->nodes[i];
+  c->dead[i] = 1;
+  c->rewired = true;
+  for (uint32_t k = 0; k < n->n_inputs; k++)
+    if (n->inputs[k] >= 0)
+      c->uses[n->inputs[k]]--;
+  for (uint32_t k = 0; k < n->n_outputs; k++)
+    if (n->outputs[k] >= 0 && c->g->values[n->outputs[k]].producer == (int32_t)i)
+      c->g->values[n->outputs[k]].producer = -1;
+}
+
+/* Makes every live node that reads `from` read `to` instead: a scan of every node. */
+static void replace_reads(pass_ctx *c, int32_t from, int32_t to) {
+  tsr__graph *g = c->g;
+  for (uint32_t i = 0; i < g->n_nodes; i++) {
+    if (c->dead[i])
+      continue;
+    for (uint32_t k = 0; k < g->nodes[i].n_inputs; k++)
+      if (g->nodes[i].inputs[k] == from)
+        g->nodes[i].inputs[k] = to;
+  }
+  c->uses[to] += c->uses[from];
+  c->uses[from] = 0;
+}
+
+/* Makes node p write `to` where it wrote `from`. */
+static void move_output(pass_ctx *c, uint32_t p, int32_t from, int32_t to) {
+  tsr__node *n = &c->g->nodes[p];
+  for (uint32_t k = 0; k < n->n_outputs; k++)
+    if (n->outputs[k] == from)
+      n->outputs[k] = to;
+  c->g->values[from].producer = -1;
+  c->g->values[to].producer = (int32_t)p;
+}
+
+/* Grows node i's input list to at least n entries, the new ones absent (-1). */
+static tsr_status reserve_inputs(pass_ctx *c, uint32_t i, uint32_t n) {
+  tsr__node *nd = &c->g->nodes[i];
+  if (nd->n_inputs >= n)
+    return NULL;
+  int32_t *in = tsr__realloc(c->a, nd->inputs, (size_t)n * sizeof *in);
+  if (!in)
+    return oom();
+  for (uint32_t j = nd->n_inputs; j < n; j++)
+    in[j] = -1;
+  nd->inputs = in;
+  nd->n_inputs = n;
+  return NULL;
+}
+
+/* Sets input k (< n_inputs, see reserve_inputs) of node i to v. */
+static void set_input(pass_ctx *c, uint32_t i, uint32_t k, int32_t v) {
+  tsr__node *n = &c->g->nodes[i];
+  if (n->inputs[k] >= 0)
+    c->uses[n->inputs[k]]--;
+  n->inputs[k] = v;
+  if (v >= 0)
+    c->uses[v]++;
+  c->rewired = true;
+}
+
+static bool is_op(const tsr__node *n, const char *op) {
+  return n->op_type && strcmp(n->op_type, op) == 0 && (!n->domain || !*n->domain);
+}
+
+/* The value's float32 initializer when its data is all there; NULL otherwise. */
+static const tsr__tensor_data *const_f32(const pass_ctx *c, int32_t v) {
+  if (v < 0)
+    return NULL;
+  const tsr__tensor_data *t = c->g->values[v].init;
+  size_t count, bytes;
+  if (!t || t->dtype != TSR_DTYPE_FLOAT32 || t->rank < 0 ||
+      !tsr__shape_count(t->dims, (size_t)t->rank, &count) ||
+      !tsr__mul_size(count, sizeof(float), &bytes) || t->nbytes != bytes || (bytes && !t->data))
+    return NULL;
+  return t;
+}
+
+static bool is_vector(const tsr__tensor_data *t, int64_t n) {
+  return t && t->rank == 1 && t->dims[0] == n;
+}
+
+/* True when a single node input reads v and nothing outside the nodes can see it. */
+static bool private_value(const pass_ctx *c, int32_t v) { return c->uses[v] == 1 && !c->pinned[v]; }
+
+/* Adds a float32 initializer named after `base` (made unique) holding `data`, which it takes
+ * over on success. */
+static tsr_status add_const_f32(pass_ctx *c, const char *base, const char *suffix, int32_t rank,
+                                const int64_t *dims, float *data, size_t nbytes, int32_t *out) {
+  *out = -1;
+  const tsr_allocator *a = c->a;
+  size_t len = strlen(base) + strlen(suffix) + 24;
+  char *name = tsr__alloc(a, len);
+  tsr__tensor_data *t = tsr__calloc(a, 1, sizeof *t);
+  int64_t *tdims = tsr__calloc(a, rank ? (size_t)rank : 1, sizeof *tdims);
+  tsr__dim *vdims = tsr__calloc(a, rank ? (size_t)rank : 1, sizeof *vdims);
+  tsr_status st = NULL;
+  if (!name || !t || !tdims || !vdims) {
+    st = oom();
+    goto fail;
+  }
+  snprintf(name, len, "%s%s", base, suffix);
+  for (unsigned n = 1; tsr__graph_find_value(c->g, name) >= 0; n++)
+    snprintf(name, len, "%s%s_%u", base, suffix, n);
+  int32_t idx;
+  if ((st = tsr__graph_intern_value(c->g, name, &idx)) || (st = grow_tables(c)))
+    goto fail;
+  for (int32_t d = 0; d < rank; d++) {
+    tdims[d] = dims[d];
+    vdims[d].value = dims[d];
+  }
+  t->dtype = TSR_DTYPE_FLOAT32;
+  t->rank = rank;
+  t->dims = tdims;
+  t->data = data;
+  t->nbytes = nbytes;
+  tsr__value *v = &c->g->values[idx];
+  v->dtype = TSR_DTYPE_FLOAT32;
+  v->rank = rank;
+  v->dims = vdims;
+  v->init = t;
+  tsr__free(a, name);
+  *out = idx;
+  return NULL;
+fail:
+  /* An interned value without data is harmless: nothing reads it. */
+  tsr__free(a, name);
+  tsr__free(a, t);
+  tsr__free(a, tdims);
+  tsr__free(a, vdims);
+  return st;
+}
+
+/* New float32 data for input k of node i, which reads `old`: a weight that only this node
+ * reads is overwritten in place (*out = old), anything else gets a new initializer (*out is
+ * its index) so that its other readers keep their data. prepare_weight() allocates and may
+ * fail; commit_weight() cannot. Both take over `data` once prepare_weight succeeds. */
+static tsr_status prepare_weight(pass_ctx *c, uint32_t i, int32_t old, const char *suffix,
+                                 int32_t rank, const int64_t *dims, float *data, size_t nbytes,
+                                 int32_t *out) {
+  if (old >= 0 && private_value(c, old)) {
+    *out = old;
+    return NULL;
+  }
+  return add_const_f32(c, c->g->nodes[i].name, suffix, rank, dims, data, nbytes, out);
+}
+
+static void commit_weight(pass_ctx *c, uint32_t i, uint32_t k, int32_t v, float *data) {
+  if (v == c->g->nodes[i].inputs[k]) {
+    tsr__tensor_data *t = c->g->values[v].init;
+    tsr__free(c->a, t->data);
+    t->data = data;
+  } else {
+    set_input(c, i, k, v);
+  }
+}
+
+/* ---- BatchNormalization into Conv / ConvTranspose ---------------------------------------- */
+
+/* True when BatchNormalization node n computes Y = (X - mean) / sqrt(var + eps) * scale + B
+ * with one output (the inference form this pass folds). */
+static bool bn_is_inference(const tsr__node *n) {
+  /* Opsets below 7 (is_test, consumed_inputs) are not supported by the runtime; leave them
+   * to fail as they would without the pass. */
+  if (n->opset < 7 || n->n_inputs != 5 || n->n_outputs < 1 || n->outputs[0] < 0)
+    return false;
+  for (uint32_t k = 0; k < 5; k++)
+    if (n->inputs[k] < 0)
+      return false;
+  for (uint32_t k = 1; k < n->n_outputs; k++)
+    if (n->outputs[k] >= 0)
+      return false;
+  if (n->opset < 9 && tsr__node_attr_int(n, "spatial", 1) == 0)
+    return false;
+  if (n->opset >= 14 && tsr__node_attr_int(n, "training_mode", 0) != 0)
+    return false;
+  return true;
+}
+
+static tsr_status fold_batchnorm(pass_ctx *c, uint32_t bi) {
+  tsr__graph *g = c->g;
+  const tsr__node *bn = &g->nodes[bi];
+  if (!is_op(bn, "BatchNormalization") || !bn_is_inference(bn))
+    return NULL;
+  int32_t x = bn->inputs[0], y = bn->outputs[0];
+  int32_t p = g->values[x].producer;
+  if (p < 0 || c->dead[p] || !private_value(c, x))
+    return NULL;
+  const tsr__node *conv = &g->nodes[p];
+  bool transpose = is_op(conv, "ConvTranspose");
+  if ((!transpose && !is_op(conv, "Conv")) || conv->n_outputs != 1 || conv->outputs[0] != x ||
+      conv->n_inputs < 2 || conv->n_inputs > 3)
+    return NULL;
+  int32_t wv = conv->inputs[1], bv = conv->n_inputs > 2 ? conv->inputs[2] : -1;
+  const tsr__tensor_data *w = const_f32(c, wv);
+  if (!w || w->rank < 3)
+    return NULL;
+  int64_t group = tsr__node_attr_int(conv, "group", 1), m, mg = 0, cg = 0;
+  if (group < 1)
+    return NULL;
+  if (!transpose) {
+    m = w->dims[0];
+  } else {
+    /* W is [C, M / group, k...]: input channel ci feeds outputs of group ci / (C / group). */
+    if (w->dims[0] % group != 0 || w->dims[1] > INT64_MAX / group)
+      return NULL;
+    mg = w->dims[1];
+    cg = w->dims[0] / group;
+    m = mg * group;
+  }
+  if (m <= 0)
+    return NULL;
+  const tsr__tensor_data *cb = bv >= 0 ? const_f32(c, bv) : NULL;
+  if (bv >= 0 && !is_vector(cb, m))
+    return NULL;
+  const tsr__tensor_data *prm[4];
+  for (int k = 0; k < 4; k++) {
+    prm[k] = const_f32(c, bn->inputs[k + 1]);
+    if (!is_vector(prm[k], m))
+      return NULL;
+  }
+  const float *gamma = prm[0]->data, *beta = prm[1]->data, *mean = prm[2]->data,
+              *var = prm[3]->data;
+  double eps = tsr__node_attr_float(bn, "epsilon", 1e-5f);
+
+  size_t count = w->nbytes / sizeof(float);
+  if (count == 0)
+    return NULL;
+  size_t per = count / (size_t)w->dims[0]; /* dims[0] > 0 since count > 0 */
+  double *scale = tsr__calloc(c->a, (size_t)m, sizeof *scale);
+  float *nw = tsr__alloc(c->a, w->nbytes);
+  float *nb = tsr__alloc(c->a, (size_t)m * sizeof *nb);
+  if (!scale || !nw || !nb) {
+    tsr__free(c->a, scale);
+    tsr__free(c->a, nw);
+    tsr__free(c->a, nb);
+    return oom();
+  }
+  /* Folding must not turn a finite result into inf or NaN (or the reverse): any channel
+   * whose factors are not finite keeps the graph as it is. */
+  bool finite = true;
+  for (int64_t o = 0; o < m && finite; o++) {
+    scale[o] = (double)gamma[o] / sqrt((double)var[o] + eps);
+    double b = ((cb ? (double)((const float *)cb->data)[o] : 0.0) - mean[o]) * scale[o] + beta[o];
+    nb[o] = (float)b;
+    finite = isfinite(scale[o]) && isfinite(nb[o]);
+  }
+  const float *wd = w->data;
+  for (size_t e = 0; e < count && finite; e++) {
+    size_t o;
+    if (!transpose) {
+      o = e / per;
+    } else {
+      size_t ci = e / per, j = (e / (per / (size_t)mg)) % (size_t)mg;
+      o = ci / (size_t)cg * (size_t)mg + j;
+    }
+    nw[e] = (float)((double)wd[e] * scale[o]);
+    finite = isfinite(nw[e]) || !isfinite(wd[e]);
+  }
+  tsr__free(c->a, scale);
+  if (!finite) {
+    tsr__free(c->a, nw);
+    tsr__free(c->a, nb);
+    return NULL;
+  }
+
+  /* Everything that can fail first: room for a bias input, new initializers. */
+  int64_t bdims[1] = {m};
+  int32_t nwv = -1, nbv = -1;
+  tsr_status st = reserve_inputs(c, (uint32_t)p, 3);
+  if (!st)
+    st = prepare_weight(c, (uint32_t)p, wv, ".bn_weight", w->rank, w->dims, nw, w->nbytes, &nwv);
+  if (st) {
+    tsr__free(c->a, nw);
+    tsr__free(c->a, nb);
+    return st;
+  }
+  st = prepare_weight(c, (uint32_t)p, bv, ".bn_bias", 1, bdims, nb, (size_t)m * sizeof *nb, &nbv);
+  if (st) {
+    tsr__free(c->a, nb);
+    if (nwv == wv)
+      tsr__free(c->a, nw); /* not yet taken; a new weight value owns nw already */
+    return st;
+  }
+  /* Commit. The BN's readers and the graph outputs keep the name y; the Conv now writes it.
+   * prepare_weight may have added values: pointers into g->values are stale from here. */
+  commit_weight(c, (uint32_t)p, 1, nwv, nw);
+  commit_weight(c, (uint32_t)p, 2, nbv, nb);
+  kill_node(c, bi);
+  move_output(c, (uint32_t)p, x, y);
+  c->stats.batchnorms_folded++;
+  return NULL;
+}
+
+/* ---- Identity and inference Dropout ---------------------------------------------------- */
+
+/* True when every byte of the first element of a constant is zero (false, 0, 0.0). */
+static bool const_is_zero(const tsr__tensor_data *t) {
+  size_t es = t ? tsr_dtype_size((tsr_dtype)t->dtype) : 0;
+  if (!es || t->nbytes < es || !t->data)
+    return false;
+  for (size_t i = 0; i < es; i++)
+    if (((const uint8_t *)t->data)[i])
+      return false;
+  return true;
+}
+
+/* True when Dropout node n only copies its input: inference mode, no mask anyone reads. */
+static bool dropout_is_identity(const pass_ctx *c, const tsr__node *n) {
+  /* Before opset 7 training (is_test = 0) was the default; the runtime refuses those. */
+  if (n->opset < 7 || n->n_inputs < 1 || n->n_outputs < 1 || n->n_outputs > 2)
+    return false;
+  if (n->opset < 12) {
+    if (n->n_inputs > 1)
+      return false;
+  } else if (n->n_inputs > 3) {
+    return false;
+  } else if (n->n_inputs == 3 && n->inputs[2] >= 0 &&
+             !const_is_zero(c->g->values[n->inputs[2]].init)) {
+    return false; /* training_mode true, or not known until run time */
+  }
+  if (n->n_outputs == 2 && n->outputs[1] >= 0) {
+    int32_t mask = n->outputs[1];
+    if (c->uses[mask] || c->pinned[mask])
+      return false;
+  }
+  return true;
+}
+
+/* Removes node i when it is a pass-through. Readers of its output that come later in the
+ * sweep are redirected lazily through `alias` (value -> value it now stands for, -1 for
+ * none) rather than by scanning every node, so that the sweep stays linear; uses[] counts
+ * them on the new value at once. */
+static void remove_passthrough(pass_ctx *c, uint32_t i, int32_t *alias) {
+  tsr__graph *g = c->g;
+  const tsr__node *n = &g->nodes[i];
+  bool identity = is_op(n, "Identity");
+  if (identity ? n->n_inputs != 1 || n->n_outputs != 1
+               : !is_op(n, "Dropout") || !dropout_is_identity(c, n))
+    return;
+  int32_t x = n->inputs[0], y = n->outputs[0];
+  if (x < 0 || y < 0 || x == y || (c->pinned[y] & PIN_SUBGRAPH))
+    return;
+  if (!(c->pinned[y] & PIN_OUTPUT)) {
+    /* Readers of y read x; all of them come later in topological order. */
+    kill_node(c, i);
+    alias[y] = x;
+    c->uses[x] += c->uses[y];
+    c->uses[y] = 0;
+  } else {
+    /* y is a graph output and keeps its name: x's producer writes y instead, and x's
+     * readers read y. A graph input, initializer or other output x keeps the node. Rare
+     * enough (once per graph output at most) for a scan of every node. */
+    int32_t p = g->values[x].producer;
+    if (p < 0 || c->dead[p] || c->pinned[x])
+      return;
+    kill_node(c, i);
+    move_output(c, (uint32_t)p, x, y);
+    replace_reads(c, x, y);
+    alias[x] = y; /* later readers still holding an alias of x */
+  }
+  c->stats.identities_removed++;
+}
+
+/* One sweep in topological order: each node's inputs are resolved through the aliases of
+ * pass-throughs removed before it, then the node itself may go. */
+static tsr_status remove_passthroughs(pass_ctx *c) {
+  tsr__graph *g = c->g;
+  int32_t *alias = tsr__alloc(c->a, (size_t)c->cap * sizeof *alias);
+  if (!alias)
+    return oom();
+  for (uint32_t v = 0; v < c->cap; v++)
+    alias[v] = -1;
+  for (uint32_t i = 0; i < g->n_nodes; i++) {
+    if (c->dead[i])
+      continue;
+    tsr__node *n = &g->nodes[i];
+    for (uint32_t k = 0; k < n->n_inputs; k++)
+      while (n->inputs[k] >= 0 && alias[n->inputs[k]] >= 0)
+        n->inputs[k] = alias[n->inputs[k]];
+    remove_passthrough(c, i, alias);
+  }
+  tsr__free(c->a, alias);
+  return NULL;
+}
+
+/* ---- MatMul + Add into Gemm ------------------------------------------------------------ */
+
+/* True when v is certainly a matrix before any shape is known: a graph input declared with
+ * rank 2 (the session enforces declared ranks), or the output of Flatten or Gemm. */
+static bool is_matrix(const pass_ctx *c, int32_t v) {
+  const tsr__value *val = &c->g->values[v];
+  if (val->producer < 0)
+    return !val->init && val->rank == 2;
+  const tsr__node *p = &c->g->nodes[val->producer];
+  return (is_op(p, "Flatten") || is_op(p, "Gemm")) && p->outputs[0] == v;
+}
+
+static tsr_status fuse_gemm(pass_ctx *c, uint32_t ai) {
+  tsr__graph *g = c->g;
+  const tsr__node *add = &g->nodes[ai];
+  /* Gemm (with unidirectional broadcast of C) starts at opset 7. */
+  if (!is_op(add, "Add") || add->opset < 7 || add->n_inputs != 2 || add->n_outputs != 1 ||
+      add->outputs[0] < 0 || add->n_attrs)
+    return NULL;
+  for (int side = 0; side < 2; side++) {
+    int32_t mv = add->inputs[side], cv = add->inputs[1 - side];
+    if (mv < 0 || cv < 0 || mv == cv)
+      continue;
+    int32_t p = g->values[mv].producer;
+    if (p < 0 || c->dead[p] || !private_value(c, mv))
+      continue;
+    const tsr__node *mm = &g->nodes[p];
+    if (!is_op(mm, "MatMul") || mm->n_inputs != 2 || mm->n_outputs != 1 || mm->n_attrs ||
+        mm->inputs[0] < 0 || mm->inputs[1] < 0 || !is_matrix(c, mm->inputs[0]))
+      continue;
+    const tsr__tensor_data *b = const_f32(c, mm->inputs[1]), *bias = const_f32(c, cv);
+    if (!b || b->rank != 2 || !bias || bias->rank > 2)
+      continue;
+    /* C must broadcast to [M, N] without growing it: [], [1], [N], [1, 1] or [1, N]. */
+    int64_t n = b->dims[1], last = bias->rank ? bias->dims[bias->rank - 1] : 1;
+    if ((last != 1 && last != n) || (bias->rank == 2 && bias->dims[0] != 1))
+      continue;
+    char *op = tsr__strdup(c->a, "Gemm");
+    tsr_status st = op ? reserve_inputs(c, (uint32_t)p, 3) : oom();
+    if (st) {
+      tsr__free(c->a, op);
+      return st;
+    }
+    int32_t y = add->outputs[0];
+    set_input(c, (uint32_t)p, 2, cv);
+    kill_node(c, ai);
+    tsr__node *gm = &g->nodes[p];
+    tsr__free(c->a, gm->op_type);
+    gm->op_type = op;
+    move_output(c, (uint32_t)p, mv, y);
+    c->stats.gemms_fused++;
+    return NULL;
+  }
+  return NULL;
+}
+
+/* ---- Teardown of removed nodes --------------------------------------------------------- */
+
+/* Frees what a node owns. Mirrors node_clear() in graph.c, which is private to it. */
+static void node_free(const tsr_allocator *a, tsr__node *n) {
+  for (uint32_t i = 0; n->attrs && i < n->n_attrs; i++) {
+    tsr__attr *at = &n->attrs[i];
+    tsr__free(a, at->name);
+    tsr__free(a, at->s);
+    tsr__free(a, at->floats);
+    tsr__free(a, at->ints);
+    for (size_t k = 0; at->strings && k < at->count; k++)
+      tsr__free(a, at->strings[k]);
+    tsr__free(a, at->strings);
+    tsr__tensor_data_free(a, at->t);
+    tsr__graph_destroy(at->g);
+  }
+  tsr__free(a, n->attrs);
+  tsr__free(a, n->name);
+  tsr__free(a, n->op_type);
+  tsr__free(a, n->domain);
+  tsr__free(a, n->inputs);
+  tsr__free(a, n->outputs);
+  memset(n, 0, sizeof *n);
+}
+
+static void compact(pass_ctx *c) {
+  tsr__graph *g = c->g;
+  uint32_t kept = 0;
+  for (uint32_t i = 0; i < g->n_nodes; i++) {
+    if (c->dead[i]) {
+      node_free(c->a, &g->nodes[i]);
+      continue;
+    }
+    if (kept != i)
+      g->nodes[kept] = g->nodes[i];
+    c->dead[kept] = 0;
+    kept++;
+  }
+  g->n_nodes = kept;
+}
+
+/* ---- Entry points ---------------------------------------------------------------------- */
+
+static tsr_status apply(pass_ctx *c, uint32_t passes) {
+  tsr__graph *g = c->g;
+  const uint32_t n = g->n_nodes;
+  /* Pass-throughs first, so that Conv -> Identity -> BatchNormalization folds too. Nodes
+   * are in topological order, so one sweep each suffices. */
+  if (passes & TSR__PASS_REMOVE_IDENTITY)
+    TSR_RETURN_IF_ERROR(remove_passthroughs(c));
+  if (passes & TSR__PASS_FOLD_BATCHNORM)
+    for (uint32_t i = 0; i < n; i++)
+      if (!c->dead[i])
+        TSR_RETURN_IF_ERROR(fold_batchnorm(c, i));
+  if (passes & TSR__PASS_FUSE_GEMM)
+    for (uint32_t i = 0; i < n; i++)
+      if (!c->dead[i])
+        TSR_RETURN_IF_ERROR(fuse_gemm(c, i));
+  return NULL;
+}
+
+/* Frees initializers that no node, graph output or subgraph reads. */
+static void drop_unused(pass_ctx *c) {
+  count_uses(c);
+  for (uint32_t v = 0; v < c->g->n_values; v++) {
+    tsr__value *val = &c->g->values[v];
+    if (!val->init || c->uses[v] || c->pinned[v])
+      continue;
+    tsr__tensor_data_free(c->a, val->init);
+    val->init = NULL;
+    c->stats.initializers_freed++;
+  }
+}
+
+tsr_status tsr__passes_apply(tsr__graph *g, uint32_t passes, tsr__pass_stats *out_stats) {
+  if (out_stats)
+    memset(out_stats, 0, sizeof *out_stats);
+  if (!g)
+    return tsr__status_make(TSR_STATUS_INVALID_ARGUMENT, "passes_apply: graph is NULL");
+  pass_ctx c;
+  tsr_status st = ctx_init(&c, g);
+  if (st) {
+    ctx_free(&c);
+    return st;
+  }
+  st = apply(&c, passes);
+  /* Even after an error, removed nodes go and the graph is finalized, so that it stays
+   * consistent for the caller to destroy. */
+  compact(&c);
+  if (!st && (passes & TSR__PASS_DROP_UNUSED))
+    drop_unused(&c);
+  if (c.rewired) {
+    tsr_status fst = tsr__graph_finalize(g);
+    if (fst && !st)
+      st = tsr__status_wrap(fst, "after optimising the graph");
+    else
+      tsr_status_free(fst);
+  }
+  if (out_stats)
+    *out_stats = c.stats;
+  ctx_free(&c);
+  return st;
+}
+
+tsr_status tsr__passes_run(tsr__graph *g) {
+  const char *off = getenv("TESSERA_NO_PASSES");
+  if (off && *off && strcmp(off, "0") != 0)
+    return NULL;
+  return tsr__passes_apply(g, TSR__PASS_ALL, NULL);
+}

@@ -1,0 +1,48 @@
+/* Graph optimisation passes: rewrites of an imported, finalized graph that keep its results
+ * (up to float rounding) and its interface (input and output names, dtypes, shapes) intact.
+ * They run once when a model is loaded, before any session shares the graph:
+ *
+ *   - BatchNormalization (inference form) right after a Conv or ConvTranspose with constant
+ *     float32 weights is folded into the convolution's weight and bias;
+ *   - Identity nodes and inference-mode Dropout are removed and their readers rewired;
+ *   - MatMul of a matrix by a constant matrix followed by Add of a constant bias becomes Gemm;
+ *   - initializers nothing reads any more are freed.
+ *
+ * Subgraphs (If, Loop, Scan bodies) are left as they are; a value of the outer graph that a
+ * subgraph reads by name is never renamed or removed. */
+#ifndef TSR_CORE_PASSES_H
+#define TSR_CORE_PASSES_H
+
+#include <stdint.h>
+
+#include "core/graph.h"
+
+/* Which passes to run; values are fixed and only appended. */
+typedef enum tsr__pass {
+  TSR__PASS_FOLD_BATCHNORM = 1u << 0,
+  TSR__PASS_REMOVE_IDENTITY = 1u << 1, /* Identity and inference Dropout */
+  TSR__PASS_FUSE_GEMM = 1u << 2,       /* MatMul + Add -> Gemm */
+  TSR__PASS_DROP_UNUSED = 1u << 3,     /* free initializers no node or output reads */
+  TSR__PASS_ALL = 0xfu,
+} tsr__pass;
+
+/* What a run of the passes changed; for tests and diagnostics. */
+typedef struct tsr__pass_stats {
+  uint32_t batchnorms_folded;
+  uint32_t identities_removed; /* Identity and Dropout nodes */
+  uint32_t gemms_fused;
+  uint32_t initializers_freed;
+} tsr__pass_stats;
+
+/* Runs the passes selected in `passes` (tsr__pass bits) on g, a graph that
+ * tsr__graph_finalize has accepted, and finalizes it again when anything changed. out_stats
+ * may be NULL. On error (out of memory) g may be partly rewritten but stays consistent and
+ * must still be destroyed by the caller; the model load that called this then fails. */
+tsr_status tsr__passes_apply(tsr__graph *g, uint32_t passes, tsr__pass_stats *out_stats);
+
+/* The model loader's entry point: every pass, unless the environment variable
+ * TESSERA_NO_PASSES is set to anything other than "" or "0" (for comparing results and
+ * timings with the graph as imported). */
+tsr_status tsr__passes_run(tsr__graph *g);
+
+#endif

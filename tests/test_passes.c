@@ -1,0 +1,826 @@
+/* Unit suite for core/passes.c: each rewrite (BatchNormalization into Conv/ConvTranspose,
+ * Identity and Dropout removal, MatMul + Add into Gemm) and each case that must be left
+ * alone. Every model runs twice on the same random input, once as optimised and once with
+ * TESSERA_NO_PASSES=1, and the results must agree; node counts show what was rewritten. The
+ * graph-level cases check the IR directly (producers, freed initializers), and loading is
+ * repeated with every allocation failing in turn. */
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/onnx_import.h"
+#include "core/passes.h"
+#include "tests/harness.h"
+#include "tests/model_builder.h"
+
+static tsr_runtime *rt;
+
+static void setup(void) { ck_assert_ok(tsr_runtime_create(NULL, &rt)); }
+static void teardown(void) {
+  tsr_runtime_destroy(rt);
+  unsetenv("TESSERA_NO_PASSES");
+}
+
+/* ---- Deterministic data ----------------------------------------------------------------- */
+
+static uint32_t seed = 12345;
+
+static float frand(float lo, float hi) {
+  seed = seed * 1664525u + 1013904223u;
+  return lo + (hi - lo) * (float)(seed >> 8) / (float)(1u << 24);
+}
+
+static float *rand_buf(size_t n, float lo, float hi) {
+  float *p = malloc((n ? n : 1) * sizeof *p);
+  for (size_t i = 0; i < n; i++)
+    p[i] = frand(lo, hi);
+  return p;
+}
+
+static size_t prod(size_t rank, const int64_t *dims) {
+  size_t n = 1;
+  for (size_t i = 0; i < rank; i++)
+    n *= (size_t)dims[i];
+  return n;
+}
+
+static void init_rand(mb_model *m, const char *name, size_t rank, const int64_t *dims, float lo,
+                      float hi) {
+  float *d = rand_buf(prod(rank, dims), lo, hi);
+  mb_init_f32(m, name, rank, dims, d);
+  free(d);
+}
+
+/* ---- Loading with and without the passes, running, comparing ---------------------------- */
+
+typedef struct bytes {
+  void *data;
+  size_t size;
+} bytes;
+
+static bytes finish(mb_model *m) {
+  bytes b;
+  b.data = mb_serialize(m, &b.size);
+  mb_free(m);
+  return b;
+}
+
+static tsr_model *load(bytes b, bool passes) {
+  setenv("TESSERA_NO_PASSES", passes ? "0" : "1", 1);
+  tsr_model *model = NULL;
+  ck_assert_ok(tsr_model_load_memory(rt, b.data, b.size, NULL, &model));
+  unsetenv("TESSERA_NO_PASSES");
+  return model;
+}
+
+/* Runs `model` on one float32 input "x" and returns every graph output. */
+static void run(tsr_model *model, const tsr_tensor *x, size_t n_out, tsr_tensor **outs) {
+  tsr_session_options so = {sizeof so};
+  so.threads = 2;
+  tsr_session *s = NULL;
+  ck_assert_ok(tsr_session_create(rt, model, &so, &s));
+  const char *names[] = {"x"};
+  ck_assert_ok(tsr_session_run(s, NULL, 1, names, &x, n_out, NULL, outs));
+  tsr_session_destroy(s);
+}
+
+static void expect_close(const tsr_tensor *got, const tsr_tensor *want, const char *what) {
+  ck_assert_int_eq(tsr_tensor_dtype(got), tsr_tensor_dtype(want));
+  ck_assert_uint_eq(tsr_tensor_rank(got), tsr_tensor_rank(want));
+  for (size_t d = 0; d < tsr_tensor_rank(got); d++)
+    ck_assert_int_eq(tsr_tensor_dims(got)[d], tsr_tensor_dims(want)[d]);
+  size_t n = tsr_tensor_element_count(got);
+  ck_assert_uint_eq(n, tsr_tensor_element_count(want));
+  ck_assert_int_eq(tsr_tensor_dtype(got), TSR_DTYPE_FLOAT32);
+  const float *a = tsr_tensor_data((tsr_tensor *)got), *b = tsr_tensor_data((tsr_tensor *)want);
+  for (size_t i = 0; i < n; i++) {
+    double tol = 1e-5 * fabs((double)b[i]) + 1e-5;
+    ck_assert_msg(fabs((double)a[i] - (double)b[i]) <= tol,
+                  "%s: element %zu is %.9g with passes, %.9g without", what, i, a[i], b[i]);
+  }
+}
+
+/* Loads the model both ways, runs both on the same random x and compares every output.
+ * Returns the node counts with and without the passes. */
+static void compare(bytes b, size_t rank, const int64_t *dims, size_t n_out, const char *what,
+                    size_t *nodes_with, size_t *nodes_without) {
+  tsr_model *opt = load(b, true), *ref = load(b, false);
+  ck_assert_uint_eq(tsr_model_output_count(opt), n_out);
+  ck_assert_uint_eq(tsr_model_output_count(ref), n_out);
+  /* The interface is the same: output names in order. */
+  for (size_t i = 0; i < n_out; i++) {
+    tsr_value_info a = {sizeof a}, r = {sizeof r};
+    ck_assert_ok(tsr_model_output_info(opt, i, &a));
+    ck_assert_ok(tsr_model_output_info(ref, i, &r));
+    ck_assert_str_eq(a.name, r.name);
+  }
+  float *xd = rand_buf(prod(rank, dims), -2.0f, 2.0f);
+  tsr_tensor *x = NULL;
+  ck_assert_ok(tsr_tensor_create_copy(rt, TSR_DTYPE_FLOAT32, rank, dims, xd,
+                                      prod(rank, dims) * sizeof(float), &x));
+  free(xd);
+  tsr_tensor *o1[4] = {0}, *o2[4] = {0};
+  ck_assert_uint_le(n_out, 4);
+  run(opt, x, n_out, o1);
+  run(ref, x, n_out, o2);
+  for (size_t i = 0; i < n_out; i++) {
+    expect_close(o1[i], o2[i], what);
+    tsr_tensor_destroy(o1[i]);
+    tsr_tensor_destroy(o2[i]);
+  }
+  tsr_tensor_destroy(x);
+  *nodes_with = tsr_model_node_count(opt);
+  *nodes_without = tsr_model_node_count(ref);
+  tsr_model_destroy(opt);
+  tsr_model_destroy(ref);
+}
+
+/* Imports without the passes and returns the IR, for checks on the graph itself. */
+static tsr__graph *import(bytes b) {
+  tsr__graph *g = NULL;
+  ck_assert_ok(tsr__onnx_import(NULL, b.data, b.size, NULL, &g));
+  return g;
+}
+
+/* Every node output names its node as producer, and nothing else claims a producer. */
+static void check_producers(const tsr__graph *g) {
+  for (uint32_t v = 0; v < g->n_values; v++) {
+    int32_t p = g->values[v].producer;
+    if (p < 0)
+      continue;
+    ck_assert_int_lt(p, (int32_t)g->n_nodes);
+    bool found = false;
+    for (uint32_t k = 0; k < g->nodes[p].n_outputs; k++)
+      found = found || g->nodes[p].outputs[k] == (int32_t)v;
+    ck_assert_msg(found, "value '%s' claims node %d as producer", g->values[v].name, p);
+  }
+  for (uint32_t i = 0; i < g->n_nodes; i++)
+    for (uint32_t k = 0; k < g->nodes[i].n_outputs; k++)
+      if (g->nodes[i].outputs[k] >= 0)
+        ck_assert_int_eq(g->values[g->nodes[i].outputs[k]].producer, (int32_t)i);
+}
+
+static bool has_op(const tsr__graph *g, const char *op) {
+  for (uint32_t i = 0; i < g->n_nodes; i++)
+    if (strcmp(g->nodes[i].op_type, op) == 0)
+      return true;
+  return false;
+}
+
+static const tsr__tensor_data *init_of(const tsr__graph *g, const char *name) {
+  int32_t v = tsr__graph_find_value(g, name);
+  return v >= 0 ? g->values[v].init : NULL;
+}
+
+/* ---- BatchNormalization into Conv ------------------------------------------------------- */
+
+typedef struct conv_case {
+  int64_t opset;
+  bool transpose, bias;
+  int64_t c_in, c_out, group;
+  bool bn_is_output; /* the BN's result is the graph output, else a Relu follows */
+} conv_case;
+
+/* x[2, c_in, 6, 5] -> Conv/ConvTranspose (3x3) -> c -> BatchNormalization -> bn [-> Relu]. */
+static bytes conv_bn_model(const conv_case *k) {
+  mb_model *m = mb_new(k->opset);
+  int64_t xd[] = {2, k->c_in, 6, 5};
+  mb_input(m, "x", TSR_DTYPE_FLOAT32, 4, xd);
+  int64_t wd[4] = {k->c_out, k->c_in / k->group, 3, 3};
+  if (k->transpose) {
+    wd[0] = k->c_in;
+    wd[1] = k->c_out / k->group;
+  }
+  int64_t cd[] = {k->c_out};
+  init_rand(m, "w", 4, wd, -0.5f, 0.5f);
+  if (k->bias)
+    init_rand(m, "b", 1, cd, -0.5f, 0.5f);
+  init_rand(m, "gamma", 1, cd, 0.5f, 1.5f);
+  init_rand(m, "beta", 1, cd, -0.5f, 0.5f);
+  init_rand(m, "mean", 1, cd, -0.3f, 0.3f);
+  init_rand(m, "var", 1, cd, 0.2f, 2.0f);
+  mb_node(m, k->transpose ? "ConvTranspose" : "Conv", "conv", k->bias ? "x,w,b" : "x,w", "c");
+  mb_attr_ints(m, "pads", 4, (int64_t[]){1, 1, 1, 1});
+  if (k->transpose)
+    mb_attr_ints(m, "strides", 2, (int64_t[]){2, 2});
+  if (k->group != 1)
+    mb_attr_int(m, "group", k->group);
+  mb_node(m, "BatchNormalization", "bn", "c,gamma,beta,mean,var", "bn");
+  mb_attr_float(m, "epsilon", 1e-3f);
+  if (k->bn_is_output) {
+    mb_output(m, "bn", TSR_DTYPE_FLOAT32);
+  } else {
+    mb_node(m, "Relu", "relu", "bn", "y");
+    mb_output(m, "y", TSR_DTYPE_FLOAT32);
+  }
+  return finish(m);
+}
+
+static void check_conv_bn(const conv_case *k, const char *what) {
+  bytes b = conv_bn_model(k);
+  size_t with, without;
+  int64_t xd[] = {2, k->c_in, 6, 5};
+  compare(b, 4, xd, 1, what, &with, &without);
+  ck_assert_msg(with + 1 == without, "%s: %zu nodes with passes, %zu without", what, with, without);
+  /* In the IR: the Conv writes the BN's output name and the BN's parameters are gone. */
+  tsr__graph *g = import(b);
+  tsr__pass_stats st;
+  ck_assert_ok(tsr__passes_apply(g, TSR__PASS_ALL, &st));
+  ck_assert_uint_eq(st.batchnorms_folded, 1);
+  ck_assert(!has_op(g, "BatchNormalization"));
+  check_producers(g);
+  int32_t bn = tsr__graph_find_value(g, "bn");
+  ck_assert_int_ge(g->values[bn].producer, 0);
+  const tsr__node *conv = &g->nodes[g->values[bn].producer];
+  ck_assert_str_eq(conv->op_type, k->transpose ? "ConvTranspose" : "Conv");
+  ck_assert_uint_eq(conv->n_inputs, 3);
+  ck_assert_ptr_nonnull(g->values[conv->inputs[2]].init);
+  ck_assert_ptr_null(init_of(g, "gamma"));
+  ck_assert_ptr_null(init_of(g, "var"));
+  ck_assert_uint_eq(st.initializers_freed, 4);
+  tsr__graph_destroy(g);
+  free(b.data);
+}
+
+START_TEST(conv_bn_with_bias) {
+  conv_case k = {13, false, true, 4, 6, 1, false};
+  check_conv_bn(&k, "Conv+BN with bias");
+}
+END_TEST
+
+START_TEST(conv_bn_without_bias) {
+  conv_case k = {13, false, false, 4, 6, 1, true};
+  check_conv_bn(&k, "Conv+BN without bias, BN output is the graph output");
+}
+END_TEST
+
+START_TEST(conv_bn_groups_and_depthwise) {
+  conv_case grouped = {13, false, true, 4, 6, 2, false};
+  check_conv_bn(&grouped, "grouped Conv+BN");
+  conv_case depthwise = {11, false, false, 5, 5, 5, false};
+  check_conv_bn(&depthwise, "depthwise Conv+BN");
+  conv_case opset15 = {15, false, true, 3, 4, 1, true};
+  check_conv_bn(&opset15, "Conv+BN at opset 15");
+}
+END_TEST
+
+START_TEST(conv_transpose_bn) {
+  conv_case plain = {13, true, true, 4, 6, 1, false};
+  check_conv_bn(&plain, "ConvTranspose+BN");
+  conv_case grouped = {13, true, false, 4, 6, 2, true};
+  check_conv_bn(&grouped, "grouped ConvTranspose+BN without bias");
+}
+END_TEST
+
+/* Two Convs share one weight: the folded Conv gets a new weight, the other keeps the old. */
+START_TEST(conv_bn_shared_weight) {
+  mb_model *m = mb_new(13);
+  int64_t xd[] = {1, 3, 5, 5}, wd[] = {3, 3, 3, 3}, cd[] = {3};
+  mb_input(m, "x", TSR_DTYPE_FLOAT32, 4, xd);
+  init_rand(m, "w", 4, wd, -0.5f, 0.5f);
+  init_rand(m, "b", 1, cd, -0.5f, 0.5f);
+  init_rand(m, "gamma", 1, cd, 0.5f, 1.5f);
+  init_rand(m, "beta", 1, cd, -0.5f, 0.5f);
+  init_rand(m, "mean", 1, cd, -0.3f, 0.3f);
+  init_rand(m, "var", 1, cd, 0.2f, 2.0f);
+  mb_node(m, "Conv", "conv1", "x,w,b", "c1");
+  mb_attr_ints(m, "pads", 4, (int64_t[]){1, 1, 1, 1});
+  mb_node(m, "BatchNormalization", "bn", "c1,gamma,beta,mean,var", "n1");
+  mb_node(m, "Conv", "conv2", "n1,w,b", "y");
+  mb_attr_ints(m, "pads", 4, (int64_t[]){1, 1, 1, 1});
+  mb_output(m, "y", TSR_DTYPE_FLOAT32);
+  bytes b = finish(m);
+  size_t with, without;
+  compare(b, 4, xd, 1, "shared weight", &with, &without);
+  ck_assert_uint_eq(with, 2);
+  ck_assert_uint_eq(without, 3);
+  tsr__graph *g = import(b);
+  ck_assert_ok(tsr__passes_apply(g, TSR__PASS_ALL, NULL));
+  check_producers(g);
+  int32_t w = tsr__graph_find_value(g, "w"), bv = tsr__graph_find_value(g, "b");
+  ck_assert_ptr_nonnull(g->values[w].init);
+  ck_assert_ptr_nonnull(g->values[bv].init);
+  const tsr__node *c1 = &g->nodes[g->values[tsr__graph_find_value(g, "n1")].producer];
+  const tsr__node *c2 = &g->nodes[g->values[tsr__graph_find_value(g, "y")].producer];
+  ck_assert_str_eq(c1->name, "conv1");
+  ck_assert_int_ne(c1->inputs[1], w);
+  ck_assert_int_ne(c1->inputs[2], bv);
+  ck_assert_int_eq(c2->inputs[1], w);
+  ck_assert_int_eq(c2->inputs[2], bv);
+  tsr__graph_destroy(g);
+  free(b.data);
+}
+END_TEST
+
+/* Conv -> c (also a graph output) -> BN: folding would change the output c. */
+START_TEST(bn_input_is_graph_output) {
+  mb_model *m = mb_new(13);
+  int64_t xd[] = {2, 3, 6, 5}, wd[] = {4, 3, 3, 3}, cd[] = {4};
+  mb_input(m, "x", TSR_DTYPE_FLOAT32, 4, xd);
+  init_rand(m, "w", 4, wd, -0.5f, 0.5f);
+  init_rand(m, "gamma", 1, cd, 0.5f, 1.5f);
+  init_rand(m, "beta", 1, cd, -0.5f, 0.5f);
+  init_rand(m, "mean", 1, cd, -0.3f, 0.3f);
+  init_rand(m, "var", 1, cd, 0.2f, 2.0f);
+  mb_node(m, "Conv", "conv", "x,w", "c");
+  mb_node(m, "BatchNormalization", "bn", "c,gamma,beta,mean,var", "y");
+  mb_output(m, "y", TSR_DTYPE_FLOAT32);
+  mb_output(m, "c", TSR_DTYPE_FLOAT32);
+  bytes b = finish(m);
+  size_t with, without;
+  compare(b, 4, xd, 2, "BN input is a graph output", &with, &without);
+  ck_assert_uint_eq(with, 2);
+  ck_assert_uint_eq(without, 2);
+  free(b.data);
+}
+END_TEST
+
+/* Conv -> c -> {BN, Relu}: the Relu needs c unscaled. And a BN whose scale is computed by a
+ * node rather than given as an initializer. Both stay. */
+START_TEST(conv_with_two_readers_or_no_constants) {
+  int64_t xd[] = {2, 3, 6, 5}, wd[] = {4, 3, 3, 3}, cd[] = {4};
+  mb_model *m = mb_new(15);
+  mb_input(m, "x", TSR_DTYPE_FLOAT32, 4, xd);
+  init_rand(m, "w", 4, wd, -0.5f, 0.5f);
+  init_rand(m, "gamma", 1, cd, 0.5f, 1.5f);
+  init_rand(m, "beta", 1, cd, -0.5f, 0.5f);
+  init_rand(m, "mean", 1, cd, -0.3f, 0.3f);
+  init_rand(m, "var", 1, cd, 0.2f, 2.0f);
+  mb_node(m, "Conv", "conv", "x,w", "c");
+  mb_node(m, "BatchNormalization", "bn", "c,gamma,beta,mean,var", "y1");
+  mb_node(m, "Relu", "relu", "c", "y2");
+  mb_output(m, "y1", TSR_DTYPE_FLOAT32);
+  mb_output(m, "y2", TSR_DTYPE_FLOAT32);
+  bytes b = finish(m);
+  size_t with, without;
+  compare(b, 4, xd, 2, "Conv with two readers", &with, &without);
+  ck_assert_uint_eq(with, 3);
+  ck_assert_uint_eq(without, 3);
+  free(b.data);
+
+  /* The BN's scale is computed (Abs of a constant is folded only at plan time). */
+  m = mb_new(15);
+  mb_input(m, "x", TSR_DTYPE_FLOAT32, 4, xd);
+  init_rand(m, "w", 4, wd, -0.5f, 0.5f);
+  init_rand(m, "g0", 1, cd, -1.5f, 1.5f);
+  init_rand(m, "beta", 1, cd, -0.5f, 0.5f);
+  init_rand(m, "mean", 1, cd, -0.3f, 0.3f);
+  init_rand(m, "var", 1, cd, 0.2f, 2.0f);
+  mb_node(m, "Abs", "abs", "g0", "gamma");
+  mb_node(m, "Conv", "conv", "x,w", "c");
+  mb_node(m, "BatchNormalization", "bn", "c,gamma,beta,mean,var", "y");
+  mb_output(m, "y", TSR_DTYPE_FLOAT32);
+  b = finish(m);
+  compare(b, 4, xd, 1, "BN with a computed scale", &with, &without);
+  ck_assert_uint_eq(with, 3);
+  ck_assert_uint_eq(without, 3);
+  free(b.data);
+}
+END_TEST
+
+/* ---- Identity and Dropout ---------------------------------------------------------------- */
+
+/* x -> Identity -> a -> Identity -> b -> Relu -> c -> Identity -> d -> Identity -> y (output),
+ * plus x -> Identity -> y2 (output; kept: both ends are graph interface), and an Identity of
+ * a weight. Five of the seven nodes go. */
+START_TEST(identity_chains) {
+  mb_model *m = mb_new(13);
+  int64_t xd[] = {3, 4}, wd[] = {4};
+  mb_input(m, "x", TSR_DTYPE_FLOAT32, 2, xd);
+  init_rand(m, "w", 1, wd, -1.0f, 1.0f);
+  mb_node(m, "Identity", "i1", "x", "a");
+  mb_node(m, "Identity", "i2", "a", "b");
+  mb_node(m, "Identity", "iw", "w", "wi");
+  mb_node(m, "Add", "add", "b,wi", "c");
+  mb_node(m, "Identity", "i3", "c", "d");
+  mb_node(m, "Identity", "i4", "d", "y");
+  mb_node(m, "Identity", "i5", "x", "y2");
+  mb_output(m, "y", TSR_DTYPE_FLOAT32);
+  mb_output(m, "y2", TSR_DTYPE_FLOAT32);
+  bytes b = finish(m);
+  size_t with, without;
+  compare(b, 2, xd, 2, "Identity chains", &with, &without);
+  ck_assert_uint_eq(without, 7);
+  ck_assert_uint_eq(with, 2);
+  tsr__graph *g = import(b);
+  tsr__pass_stats st;
+  ck_assert_ok(tsr__passes_apply(g, TSR__PASS_ALL, &st));
+  ck_assert_uint_eq(st.identities_removed, 5);
+  check_producers(g);
+  const tsr__node *add = &g->nodes[g->values[tsr__graph_find_value(g, "y")].producer];
+  ck_assert_str_eq(add->op_type, "Add");
+  ck_assert_int_eq(add->inputs[0], tsr__graph_find_value(g, "x"));
+  ck_assert_int_eq(add->inputs[1], tsr__graph_find_value(g, "w"));
+  ck_assert_str_eq(g->nodes[g->values[tsr__graph_find_value(g, "y2")].producer].name, "i5");
+  tsr__graph_destroy(g);
+  free(b.data);
+}
+END_TEST
+
+/* Relu -> r -> Identity -> y1 (output) and r -> Identity -> y2 (output): the first moves
+ * onto the Relu, the second must stay (its input is then an output itself). */
+START_TEST(identity_between_outputs) {
+  mb_model *m = mb_new(13);
+  int64_t xd[] = {2, 5};
+  mb_input(m, "x", TSR_DTYPE_FLOAT32, 2, xd);
+  mb_node(m, "Relu", "relu", "x", "r");
+  mb_node(m, "Identity", "i1", "r", "y1");
+  mb_node(m, "Identity", "i2", "r", "y2");
+  mb_output(m, "y1", TSR_DTYPE_FLOAT32);
+  mb_output(m, "y2", TSR_DTYPE_FLOAT32);
+  bytes b = finish(m);
+  size_t with, without;
+  compare(b, 2, xd, 2, "Identity between outputs", &with, &without);
+  ck_assert_uint_eq(without, 3);
+  ck_assert_uint_eq(with, 2);
+  free(b.data);
+
+  /* r -> Identity -> z goes first (its readers are redirected to r), then r -> Identity ->
+   * y1 (output) renames r to y1: the Neg that read z must end up reading y1. */
+  m = mb_new(13);
+  mb_input(m, "x", TSR_DTYPE_FLOAT32, 2, xd);
+  mb_node(m, "Relu", "relu", "x", "r");
+  mb_node(m, "Identity", "iz", "r", "z");
+  mb_node(m, "Identity", "i1", "r", "y1");
+  mb_node(m, "Neg", "neg", "z", "y2");
+  mb_output(m, "y1", TSR_DTYPE_FLOAT32);
+  mb_output(m, "y2", TSR_DTYPE_FLOAT32);
+  b = finish(m);
+  compare(b, 2, xd, 2, "Identity aliases then renamed", &with, &without);
+  ck_assert_uint_eq(without, 4);
+  ck_assert_uint_eq(with, 2);
+  tsr__graph *g = import(b);
+  ck_assert_ok(tsr__passes_apply(g, TSR__PASS_ALL, NULL));
+  check_producers(g);
+  const tsr__node *neg = &g->nodes[g->values[tsr__graph_find_value(g, "y2")].producer];
+  ck_assert_int_eq(neg->inputs[0], tsr__graph_find_value(g, "y1"));
+  ck_assert_str_eq(g->nodes[g->values[tsr__graph_find_value(g, "y1")].producer].name, "relu");
+  tsr__graph_destroy(g);
+  free(b.data);
+}
+END_TEST
+
+/* Dropout in inference: removed when the mask is unread; kept when the mask is an output. */
+START_TEST(dropout_unused_mask) {
+  static const int64_t opsets[] = {7, 10, 13};
+  for (size_t i = 0; i < sizeof opsets / sizeof opsets[0]; i++) {
+    mb_model *m = mb_new(opsets[i]);
+    int64_t xd[] = {3, 4}, one[] = {1};
+    mb_input(m, "x", TSR_DTYPE_FLOAT32, 2, xd);
+    mb_node(m, "Relu", "relu", "x", "r");
+    if (opsets[i] >= 12) {
+      mb_init_f32(m, "ratio", 0, one, (float[]){0.25f});
+      mb_node(m, "Dropout", "drop", "r,ratio", "d,mask");
+    } else {
+      mb_node(m, "Dropout", "drop", "r", "d,mask");
+      mb_attr_float(m, "ratio", 0.25f);
+    }
+    mb_node(m, "Neg", "neg", "d", "y");
+    mb_node(m, "Dropout", "drop_out", "x", "y2"); /* graph input to output: kept */
+    mb_output(m, "y", TSR_DTYPE_FLOAT32);
+    mb_output(m, "y2", TSR_DTYPE_FLOAT32);
+    bytes b = finish(m);
+    size_t with, without;
+    char what[64];
+    snprintf(what, sizeof what, "Dropout at opset %lld", (long long)opsets[i]);
+    compare(b, 2, xd, 2, what, &with, &without);
+    ck_assert_uint_eq(without, 4);
+    ck_assert_uint_eq(with, 3);
+    free(b.data);
+  }
+  /* The mask is read: the Dropout stays. */
+  mb_model *m = mb_new(13);
+  int64_t xd[] = {3, 4};
+  mb_input(m, "x", TSR_DTYPE_FLOAT32, 2, xd);
+  mb_node(m, "Relu", "relu", "x", "r");
+  mb_node(m, "Dropout", "drop", "r", "d,mask");
+  mb_node(m, "Neg", "neg", "d", "y");
+  mb_output(m, "y", TSR_DTYPE_FLOAT32);
+  mb_output(m, "mask", TSR_DTYPE_BOOL);
+  bytes b = finish(m);
+  tsr_model *opt = load(b, true);
+  ck_assert_uint_eq(tsr_model_node_count(opt), 3);
+  tsr_model_destroy(opt);
+  free(b.data);
+}
+END_TEST
+
+/* A value that a subgraph reads by name is neither renamed nor removed. */
+START_TEST(identity_read_by_subgraph_stays) {
+  tsr__graph *g = NULL;
+  ck_assert_ok(tsr__graph_create(NULL, &g));
+  const char *spec[][4] = {{"ident", "Identity", "x", "a"}, {"the_if", "If", "cond", "y"}};
+  for (int i = 0; i < 2; i++) {
+    tsr__node *n;
+    ck_assert_ok(tsr__graph_add_node(g, &n, NULL));
+    n->name = tsr__strdup(g->alloc, spec[i][0]);
+    n->op_type = tsr__strdup(g->alloc, spec[i][1]);
+    n->domain = tsr__strdup(g->alloc, "");
+    n->opset = 13;
+    n->inputs = tsr__calloc(g->alloc, 1, sizeof *n->inputs);
+    n->outputs = tsr__calloc(g->alloc, 1, sizeof *n->outputs);
+    n->n_inputs = n->n_outputs = 1;
+    int32_t in, out;
+    ck_assert_ok(tsr__graph_intern_value(g, spec[i][2], &in));
+    ck_assert_ok(tsr__graph_intern_value(g, spec[i][3], &out));
+    g->nodes[i].inputs[0] = in;
+    g->nodes[i].outputs[0] = out;
+  }
+  g->inputs = tsr__calloc(g->alloc, 2, sizeof *g->inputs);
+  g->inputs[0] = tsr__graph_find_value(g, "x");
+  g->inputs[1] = tsr__graph_find_value(g, "cond");
+  g->n_inputs = 2;
+  g->outputs = tsr__calloc(g->alloc, 1, sizeof *g->outputs);
+  g->outputs[0] = tsr__graph_find_value(g, "y");
+  g->n_outputs = 1;
+  /* then_branch: Neg(a) -> o, reading "a" from the outer graph. */
+  tsr__graph *sub = NULL;
+  ck_assert_ok(tsr__graph_create(NULL, &sub));
+  tsr__node *neg;
+  ck_assert_ok(tsr__graph_add_node(sub, &neg, NULL));
+  neg->name = tsr__strdup(sub->alloc, "neg");
+  neg->op_type = tsr__strdup(sub->alloc, "Neg");
+  neg->domain = tsr__strdup(sub->alloc, "");
+  neg->inputs = tsr__calloc(sub->alloc, 1, sizeof *neg->inputs);
+  neg->outputs = tsr__calloc(sub->alloc, 1, sizeof *neg->outputs);
+  neg->n_inputs = neg->n_outputs = 1;
+  int32_t a, o;
+  ck_assert_ok(tsr__graph_intern_value(sub, "a", &a));
+  ck_assert_ok(tsr__graph_intern_value(sub, "o", &o));
+  sub->nodes[0].inputs[0] = a;
+  sub->nodes[0].outputs[0] = o;
+  sub->outputs = tsr__calloc(sub->alloc, 1, sizeof *sub->outputs);
+  sub->outputs[0] = o;
+  sub->n_outputs = 1;
+  tsr__node *ifn = &g->nodes[1];
+  ifn->attrs = tsr__calloc(g->alloc, 1, sizeof *ifn->attrs);
+  ifn->n_attrs = 1;
+  ifn->attrs[0].name = tsr__strdup(g->alloc, "then_branch");
+  ifn->attrs[0].type = 5; /* GRAPH */
+  ifn->attrs[0].g = sub;
+  ck_assert_ok(tsr__graph_finalize(g));
+  tsr__pass_stats st;
+  ck_assert_ok(tsr__passes_apply(g, TSR__PASS_ALL, &st));
+  ck_assert_uint_eq(st.identities_removed, 0);
+  ck_assert_uint_eq(g->n_nodes, 2);
+  check_producers(g);
+  tsr__graph_destroy(g);
+}
+END_TEST
+
+/* ---- MatMul + Add into Gemm -------------------------------------------------------------- */
+
+static bytes matmul_add_model(size_t rank, const int64_t *xd, bool bias_first, bool flatten,
+                              size_t bias_rank) {
+  mb_model *m = mb_new(13);
+  int64_t k = xd[rank - 1], bd[] = {8, 5};
+  if (flatten)
+    k = (int64_t)prod(rank - 1, xd + 1);
+  bd[0] = k;
+  mb_input(m, "x", TSR_DTYPE_FLOAT32, rank, xd);
+  init_rand(m, "w", 2, bd, -1.0f, 1.0f);
+  int64_t cd[] = {1, 5};
+  init_rand(m, "bias", bias_rank, bias_rank == 2 ? cd : cd + 1, -1.0f, 1.0f);
+  if (flatten)
+    mb_node(m, "Flatten", "flat", "x", "f");
+  mb_node(m, "MatMul", "mm", flatten ? "f,w" : "x,w", "h");
+  mb_node(m, "Add", "add", bias_first ? "bias,h" : "h,bias", "y");
+  mb_output(m, "y", TSR_DTYPE_FLOAT32);
+  return finish(m);
+}
+
+START_TEST(matmul_add_becomes_gemm) {
+  int64_t xd[] = {3, 8};
+  for (int order = 0; order < 2; order++) {
+    for (size_t bias_rank = 1; bias_rank <= 2; bias_rank++) {
+      bytes b = matmul_add_model(2, xd, order, false, bias_rank);
+      size_t with, without;
+      compare(b, 2, xd, 1, "MatMul+Add", &with, &without);
+      ck_assert_uint_eq(without, 2);
+      ck_assert_uint_eq(with, 1);
+      tsr__graph *g = import(b);
+      tsr__pass_stats st;
+      ck_assert_ok(tsr__passes_apply(g, TSR__PASS_ALL, &st));
+      ck_assert_uint_eq(st.gemms_fused, 1);
+      ck_assert_str_eq(g->nodes[0].op_type, "Gemm");
+      ck_assert_str_eq(g->values[g->nodes[0].outputs[0]].name, "y");
+      check_producers(g);
+      tsr__graph_destroy(g);
+      free(b.data);
+    }
+  }
+  /* After a Flatten, A is a matrix whatever the input's rank. */
+  int64_t x4[] = {2, 2, 2, 2};
+  bytes b = matmul_add_model(4, x4, false, true, 1);
+  size_t with, without;
+  compare(b, 4, x4, 1, "Flatten+MatMul+Add", &with, &without);
+  ck_assert_uint_eq(without, 3);
+  ck_assert_uint_eq(with, 2);
+  free(b.data);
+}
+END_TEST
+
+/* A of rank 3 (batched MatMul) is not a Gemm. */
+START_TEST(batched_matmul_stays) {
+  int64_t xd[] = {2, 3, 8};
+  bytes b = matmul_add_model(3, xd, false, false, 1);
+  size_t with, without;
+  compare(b, 3, xd, 1, "batched MatMul+Add", &with, &without);
+  ck_assert_uint_eq(with, 2);
+  ck_assert_uint_eq(without, 2);
+  free(b.data);
+}
+END_TEST
+
+/* ---- Whole-graph behaviour --------------------------------------------------------------- */
+
+/* TESSERA_NO_PASSES=1 leaves the graph as imported; "0" or empty does not disable. */
+START_TEST(environment_switch) {
+  conv_case k = {13, false, true, 3, 4, 1, false};
+  bytes b = conv_bn_model(&k);
+  tsr_model *model = NULL;
+  setenv("TESSERA_NO_PASSES", "1", 1);
+  ck_assert_ok(tsr_model_load_memory(rt, b.data, b.size, NULL, &model));
+  ck_assert_uint_eq(tsr_model_node_count(model), 3);
+  tsr_model_destroy(model);
+  setenv("TESSERA_NO_PASSES", "", 1);
+  ck_assert_ok(tsr_model_load_memory(rt, b.data, b.size, NULL, &model));
+  ck_assert_uint_eq(tsr_model_node_count(model), 2);
+  tsr_model_destroy(model);
+  unsetenv("TESSERA_NO_PASSES");
+  ck_assert_ok(tsr_model_load_memory(rt, b.data, b.size, NULL, &model));
+  ck_assert_uint_eq(tsr_model_node_count(model), 2);
+  tsr_model_destroy(model);
+  free(b.data);
+}
+END_TEST
+
+/* Initializers nothing reads are freed; ones a graph output names stay. Selected passes run
+ * alone. */
+START_TEST(unused_initializers_and_selection) {
+  mb_model *m = mb_new(13);
+  int64_t xd[] = {2, 3}, d[] = {3};
+  mb_input(m, "x", TSR_DTYPE_FLOAT32, 2, xd);
+  init_rand(m, "unused", 1, d, 0, 1);
+  init_rand(m, "shown", 1, d, 0, 1);
+  init_rand(m, "w", 1, d, 0, 1);
+  mb_node(m, "Identity", "id", "x", "a");
+  mb_node(m, "Mul", "mul", "a,w", "y");
+  mb_output(m, "y", TSR_DTYPE_FLOAT32);
+  mb_output(m, "shown", TSR_DTYPE_FLOAT32);
+  bytes b = finish(m);
+  tsr__graph *g = import(b);
+  tsr__pass_stats st;
+  ck_assert_ok(tsr__passes_apply(g, TSR__PASS_DROP_UNUSED, &st));
+  ck_assert_uint_eq(st.initializers_freed, 1);
+  ck_assert_uint_eq(st.identities_removed, 0);
+  ck_assert_uint_eq(g->n_nodes, 2);
+  ck_assert_ptr_null(init_of(g, "unused"));
+  ck_assert_ptr_nonnull(init_of(g, "shown"));
+  ck_assert_ptr_nonnull(init_of(g, "w"));
+  ck_assert_ok(tsr__passes_apply(g, TSR__PASS_REMOVE_IDENTITY, &st));
+  ck_assert_uint_eq(st.identities_removed, 1);
+  ck_assert_uint_eq(g->n_nodes, 1);
+  check_producers(g);
+  tsr__graph_destroy(g);
+  tsr_test_expect_error(tsr__passes_apply(NULL, TSR__PASS_ALL, NULL), TSR_STATUS_INVALID_ARGUMENT,
+                        "NULL");
+  free(b.data);
+}
+END_TEST
+
+/* The model of a small CNN with every rewrite, loaded with the Nth allocation failing for
+ * every N until it loads: each failure is a clean out-of-memory error (leaks show under
+ * valgrind and LeakSanitizer), and the model that finally loads gives the right results. */
+typedef struct failing {
+  long calls, fail_at;
+} failing;
+
+static void *f_alloc(void *self, size_t size) {
+  failing *f = self;
+  return ++f->calls >= f->fail_at ? NULL : malloc(size);
+}
+static void *f_realloc(void *self, void *p, size_t size) {
+  failing *f = self;
+  return ++f->calls >= f->fail_at ? NULL : realloc(p, size);
+}
+static void f_free(void *self, void *p) { free(p); }
+
+static bytes every_rewrite_model(void) {
+  mb_model *m = mb_new(13);
+  int64_t xd[] = {1, 2, 4, 4}, wd[] = {3, 2, 3, 3}, cd[] = {3}, fd[] = {48, 4}, bd[] = {4};
+  mb_input(m, "x", TSR_DTYPE_FLOAT32, 4, xd);
+  init_rand(m, "w", 4, wd, -0.5f, 0.5f);
+  init_rand(m, "gamma", 1, cd, 0.5f, 1.5f);
+  init_rand(m, "beta", 1, cd, -0.5f, 0.5f);
+  init_rand(m, "mean", 1, cd, -0.3f, 0.3f);
+  init_rand(m, "var", 1, cd, 0.2f, 2.0f);
+  init_rand(m, "fw", 2, fd, -0.5f, 0.5f);
+  init_rand(m, "fb", 1, bd, -0.5f, 0.5f);
+  mb_node(m, "Identity", "id", "x", "xi");
+  mb_node(m, "Conv", "conv", "xi,w", "c");
+  mb_attr_ints(m, "pads", 4, (int64_t[]){1, 1, 1, 1});
+  mb_node(m, "BatchNormalization", "bn", "c,gamma,beta,mean,var", "n");
+  mb_node(m, "Relu", "relu", "n", "r");
+  mb_node(m, "Dropout", "drop", "r", "dr");
+  mb_node(m, "Flatten", "flat", "dr", "f");
+  mb_node(m, "MatMul", "fc", "f,fw", "h");
+  mb_node(m, "Add", "fc_bias", "h,fb", "y");
+  mb_output(m, "y", TSR_DTYPE_FLOAT32);
+  return finish(m);
+}
+
+START_TEST(every_rewrite_and_failing_allocations) {
+  bytes b = every_rewrite_model();
+  size_t with, without;
+  int64_t xd[] = {1, 2, 4, 4};
+  compare(b, 4, xd, 1, "every rewrite", &with, &without);
+  ck_assert_uint_eq(without, 8);
+  ck_assert_uint_eq(with, 4); /* Conv, Relu, Flatten, Gemm */
+  bool loaded = false;
+  long failures = 0;
+  for (long n = 1; n < 20000 && !loaded; n++) {
+    failing f = {0, n};
+    tsr_allocator a = {&f, f_alloc, f_realloc, f_free};
+    tsr_runtime_options ro = {sizeof ro, &a, 0, 0};
+    tsr_runtime *r = NULL;
+    tsr_model *model = NULL;
+    tsr_status st = tsr_runtime_create(&ro, &r);
+    if (!st)
+      st = tsr_model_load_memory(r, b.data, b.size, NULL, &model);
+    if (st) {
+      tsr_status_code code = tsr_status_code_of(st);
+      ck_assert_msg(code == TSR_STATUS_OUT_OF_MEMORY || code == TSR_STATUS_INVALID_MODEL,
+                    "allocation %ld failing gave %s: %s", n, tsr_status_code_name(code),
+                    tsr_status_message(st));
+      tsr_status_free(st);
+      failures++;
+    } else {
+      loaded = true;
+      ck_assert_uint_eq(tsr_model_node_count(model), 4);
+    }
+    tsr_model_destroy(model);
+    tsr_runtime_destroy(r);
+  }
+  ck_assert(loaded);
+  ck_assert_int_gt(failures, 10);
+  free(b.data);
+}
+END_TEST
+
+/* The passes on an imported graph with a failing allocator, directly: every failure leaves a
+ * graph that finalizes and frees cleanly. */
+START_TEST(passes_fail_cleanly) {
+  bytes b = every_rewrite_model();
+  bool done = false;
+  for (long n = 1; n < 5000 && !done; n++) {
+    tsr__graph *g = import(b);
+    failing f = {0, n};
+    tsr_allocator a = {&f, f_alloc, f_realloc, f_free};
+    const tsr_allocator *orig = g->alloc;
+    /* Both allocators are malloc underneath, so blocks may move between them. */
+    g->alloc = &a;
+    tsr_status st = tsr__passes_apply(g, TSR__PASS_ALL, NULL);
+    g->alloc = orig;
+    if (st) {
+      ck_assert_int_eq(tsr_status_code_of(st), TSR_STATUS_OUT_OF_MEMORY);
+      tsr_status_free(st);
+      ck_assert_ok(tsr__graph_finalize(g));
+      check_producers(g);
+    } else {
+      done = true;
+      ck_assert_uint_eq(g->n_nodes, 4);
+    }
+    tsr__graph_destroy(g);
+  }
+  ck_assert(done);
+  free(b.data);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("passes");
+  TCase *tc = tcase_create("passes");
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_add_test(tc, conv_bn_with_bias);
+  tcase_add_test(tc, conv_bn_without_bias);
+  tcase_add_test(tc, conv_bn_groups_and_depthwise);
+  tcase_add_test(tc, conv_transpose_bn);
+  tcase_add_test(tc, conv_bn_shared_weight);
+  tcase_add_test(tc, bn_input_is_graph_output);
+  tcase_add_test(tc, conv_with_two_readers_or_no_constants);
+  tcase_add_test(tc, identity_chains);
+  tcase_add_test(tc, identity_between_outputs);
+  tcase_add_test(tc, dropout_unused_mask);
+  tcase_add_test(tc, identity_read_by_subgraph_stays);
+  tcase_add_test(tc, matmul_add_becomes_gemm);
+  tcase_add_test(tc, batched_matmul_stays);
+  tcase_add_test(tc, environment_switch);
+  tcase_add_test(tc, unused_initializers_and_selection);
+  tcase_add_test(tc, every_rewrite_and_failing_allocations);
+  tcase_add_test(tc, passes_fail_cleanly);
+  suite_add_tcase(s, tc);
+  return tsr_test_run_suite(s) != 0;
+}
