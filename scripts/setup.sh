@@ -8,6 +8,9 @@ packages=(
   protobuf-c-compiler libprotobuf-c-dev libonnx-dev
   check
   python3 python3-numpy python3-onnx
+  # torch and torchvision (its dependency brings python3-torch) export the model zoo that
+  # bench/ and the zoo test use (bench/make_models.py).
+  python3-torchvision
   valgrind clang-14 libclang-rt-14-dev
   # The OpenCL plugin builds against the ICD loader and is tested on PoCL (the host CPU).
   ocl-icd-opencl-dev opencl-headers pocl-opencl-icd clinfo
