@@ -6,7 +6,10 @@
  * and works in double (exact for maxima, and sums of a window lose nothing); it is written
  * once and specialised per dtype by inlining. float16, int8 and uint8 are staged through
  * float32, which holds all of their values exactly. Empty windows (possible only when padding
- * is as large as the kernel, or with ceil_mode) give 0. */
+ * is as large as the kernel, or with ceil_mode) give 0.
+ *
+ * float32 MaxPool (without Indices), AveragePool and their Global forms over 1-D and 2-D
+ * windows take a faster path (below) with the same results. */
 #include <float.h>
 #include <math.h>
 #include <stdlib.h>
@@ -291,6 +294,299 @@ static void pool_task_f64(void *arg, size_t begin, size_t end) {
   pool_planes(arg, begin, end, true);
 }
 
+/* ---- The float32 fast path for 1-D and 2-D windows ------------------------------------- */
+
+/* MaxPool (without Indices) and AveragePool over float32 with at most two spatial dims, and
+ * GlobalMaxPool and GlobalAveragePool over float32, skip the general kernel's per-tap loads
+ * through double. Each output row is split into the columns whose windows lie wholly inside the
+ * input in x (the interior, read without bounds checks and, with AVX2, eight columns at a time
+ * for strides 1 and 2) and the border columns on either side (clipped as above). Rows clip in y
+ * once per row.
+ *
+ * The results are bit-identical to the general kernel's: every output takes its taps in the
+ * same order (ky, then kx), the maximum is kept as `v > acc ? v : acc` (which is what vmaxps
+ * computes for max(v, acc), so NaN and -0 come out the same), and averages still add in double
+ * in that order and divide by the same count. Only the global average adds in several partial
+ * sums, which changes the last bits of a double, not of the float result in practice. */
+
+/* The x-interior of the output columns: [lo, hi), where the taps table has the whole kernel.
+ * The set is an interval because window starts grow with the column. */
+static void fast_interior(const pool_plan *p, const pool_taps *tp, int64_t *lo, int64_t *hi) {
+  const nn_window *w = &p->w;
+  int64_t n = w->out[2], a = 0;
+  while (a < n && !(tp->k0[2][a] == 0 && tp->k1[2][a] == w->k[2]))
+    a++;
+  int64_t b = a;
+  while (b < n && tp->k0[2][b] == 0 && tp->k1[2][b] == w->k[2])
+    b++;
+  *lo = a;
+  *hi = b;
+}
+
+/* Columns [ox0, ox1) of output row oy with clipped windows, as pool_plane computes them. */
+static ALWAYS_INLINE void fast_edge(const pool_plan *p, const pool_taps *tp, const float *x,
+                                    float *yrow, int64_t oy, int64_t ox0, int64_t ox1, bool max) {
+  const nn_window *w = &p->w;
+  int64_t y0 = oy * w->s[1] - w->pb[1], ky0 = tp->k0[1][oy], ky1 = tp->k1[1][oy];
+  for (int64_t ox = ox0; ox < ox1; ox++) {
+    int64_t x0 = ox * w->s[2] - w->pb[2], kx0 = tp->k0[2][ox], kx1 = tp->k1[2][ox];
+    float best = 0.0f;
+    double sum = 0.0;
+    bool any = false;
+    for (int64_t ky = ky0; ky < ky1; ky++) {
+      const float *row = x + (y0 + ky * w->d[1]) * w->in[2] + x0;
+      for (int64_t kx = kx0; kx < kx1; kx++) {
+        float v = row[kx * w->d[2]];
+        if (max) {
+          if (!any || v > best)
+            best = v;
+          any = true;
+        } else {
+          sum += v;
+        }
+      }
+    }
+    if (max) {
+      yrow[ox] = best;
+    } else {
+      int64_t cnt = p->count_include_pad ? tp->npad[0][0] * tp->npad[1][oy] * tp->npad[2][ox]
+                                         : (ky1 - ky0) * (kx1 - kx0);
+      yrow[ox] = (float)(cnt > 0 ? sum / (double)cnt : 0.0);
+    }
+  }
+}
+
+/* Interior columns, portable C: n outputs, output j taking src[r * rstep + kx * dw + j * sw]
+ * for r < nky, kx < kw. The tap loops are outside the column loop so that compilers can
+ * vectorise it; averages go through a small double buffer on the stack. */
+static ALWAYS_INLINE void fast_row_c(const float *restrict src, int64_t nky, int64_t rstep,
+                                     int64_t kw, int64_t dw, int64_t sw, float *restrict y,
+                                     int64_t n, double div, bool max) {
+  if (max) {
+    for (int64_t j = 0; j < n; j++)
+      y[j] = src[j * sw];
+    for (int64_t r = 0; r < nky; r++)
+      for (int64_t kx = (r == 0); kx < kw; kx++) {
+        const float *s = src + r * rstep + kx * dw;
+        for (int64_t j = 0; j < n; j++) {
+          float v = s[j * sw];
+          y[j] = v > y[j] ? v : y[j];
+        }
+      }
+    return;
+  }
+  enum { CHUNK = 64 };
+  double acc[CHUNK];
+  for (int64_t j0 = 0; j0 < n; j0 += CHUNK) {
+    int64_t m = n - j0 < CHUNK ? n - j0 : CHUNK;
+    const float *s0 = src + j0 * sw;
+    for (int64_t j = 0; j < m; j++)
+      acc[j] = 0.0;
+    for (int64_t r = 0; r < nky; r++)
+      for (int64_t kx = 0; kx < kw; kx++) {
+        const float *s = s0 + r * rstep + kx * dw;
+        for (int64_t j = 0; j < m; j++)
+          acc[j] += s[j * sw];
+      }
+    for (int64_t j = 0; j < m; j++)
+      y[j0 + j] = (float)(acc[j] / div);
+  }
+}
+
+#if defined(TSR_CPU_HAVE_AVX2) && (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+#include <immintrin.h>
+#define POOL_HAVE_AVX2 1
+#define AVX2 __attribute__((target("avx2,fma")))
+
+/* Eight columns of stride S starting at p. For S == 2 they come out in the order
+ * 0,2,8,10,4,6,12,14 (two loads, p[0..7] and p[7..14], so nothing past the last column is
+ * read); pool_unscramble puts them back once per output vector. */
+AVX2 static ALWAYS_INLINE __m256 pool_ld8(const float *p, int S) {
+  if (S == 1)
+    return _mm256_loadu_ps(p);
+  __m256 a = _mm256_loadu_ps(p), b = _mm256_loadu_ps(p + 7);
+  return _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 2, 0));
+}
+
+AVX2 static ALWAYS_INLINE __m256 pool_unscramble(__m256 v, int S) {
+  if (S == 1)
+    return v;
+  return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(v), _MM_SHUFFLE(3, 1, 2, 0)));
+}
+
+/* NV vectors of eight outputs; their chains are independent, which hides vmaxps latency. */
+AVX2 static ALWAYS_INLINE void fast_block_avx2(const float *src, int64_t nky, int64_t rstep,
+                                               int64_t kw, int64_t dw, float *y, double div,
+                                               bool max, int S, int NV) {
+  if (max) {
+    __m256 acc[4];
+    for (int v = 0; v < NV; v++)
+      acc[v] = pool_ld8(src + v * 8 * S, S);
+    for (int64_t r = 0; r < nky; r++)
+      for (int64_t kx = (r == 0); kx < kw; kx++) {
+        const float *s = src + r * rstep + kx * dw;
+        for (int v = 0; v < NV; v++) /* v > acc ? v : acc */
+          acc[v] = _mm256_max_ps(pool_ld8(s + v * 8 * S, S), acc[v]);
+      }
+    for (int v = 0; v < NV; v++)
+      _mm256_storeu_ps(y + 8 * v, pool_unscramble(acc[v], S));
+    return;
+  }
+  __m256d lo[4], hi[4];
+  for (int v = 0; v < NV; v++)
+    lo[v] = hi[v] = _mm256_setzero_pd();
+  for (int64_t r = 0; r < nky; r++)
+    for (int64_t kx = 0; kx < kw; kx++) {
+      const float *s = src + r * rstep + kx * dw;
+      for (int v = 0; v < NV; v++) {
+        __m256 t = pool_ld8(s + v * 8 * S, S);
+        lo[v] = _mm256_add_pd(lo[v], _mm256_cvtps_pd(_mm256_castps256_ps128(t)));
+        hi[v] = _mm256_add_pd(hi[v], _mm256_cvtps_pd(_mm256_extractf128_ps(t, 1)));
+      }
+    }
+  __m256d d = _mm256_set1_pd(div);
+  for (int v = 0; v < NV; v++) {
+    __m128 a = _mm256_cvtpd_ps(_mm256_div_pd(lo[v], d));
+    __m128 b = _mm256_cvtpd_ps(_mm256_div_pd(hi[v], d));
+    _mm256_storeu_ps(y + 8 * v, pool_unscramble(_mm256_set_m128(b, a), S));
+  }
+}
+
+AVX2 static ALWAYS_INLINE void fast_row_avx2_s(const float *src, int64_t nky, int64_t rstep,
+                                               int64_t kw, int64_t dw, float *y, int64_t n,
+                                               double div, bool max, int S) {
+  int64_t j = 0;
+  for (; j + 32 <= n; j += 32)
+    fast_block_avx2(src + j * S, nky, rstep, kw, dw, y + j, div, max, S, 4);
+  for (; j + 8 <= n; j += 8)
+    fast_block_avx2(src + j * S, nky, rstep, kw, dw, y + j, div, max, S, 1);
+  /* The last few columns: one more vector ending at n recomputes some outputs, which is
+   * harmless since each output depends only on x. */
+  if (j < n)
+    fast_block_avx2(src + (n - 8) * S, nky, rstep, kw, dw, y + n - 8, div, max, S, 1);
+}
+
+AVX2 static void fast_row_avx2(const float *src, int64_t nky, int64_t rstep, int64_t kw, int64_t dw,
+                               int64_t sw, float *y, int64_t n, double div, bool max) {
+  if (n >= 8 && sw == 1)
+    fast_row_avx2_s(src, nky, rstep, kw, dw, y, n, div, max, 1);
+  else if (n >= 8 && sw == 2)
+    fast_row_avx2_s(src, nky, rstep, kw, dw, y, n, div, max, 2);
+  else if (max)
+    fast_row_c(src, nky, rstep, kw, dw, sw, y, n, div, true);
+  else
+    fast_row_c(src, nky, rstep, kw, dw, sw, y, n, div, false);
+}
+#endif
+
+static ALWAYS_INLINE void fast_plane(const pool_plan *p, const pool_taps *tp, int64_t ix_lo,
+                                     int64_t ix_hi, const float *x, float *y, bool max, bool avx2) {
+  const nn_window *w = &p->w;
+  int64_t ow = w->out[2], kw = w->k[2];
+  for (int64_t oy = 0; oy < w->out[1]; oy++) {
+    float *yrow = y + oy * ow;
+    int64_t ky0 = tp->k0[1][oy], ky1 = tp->k1[1][oy];
+    if (ky0 == ky1 || ix_lo == ix_hi) {
+      fast_edge(p, tp, x, yrow, oy, 0, ow, max);
+      continue;
+    }
+    fast_edge(p, tp, x, yrow, oy, 0, ix_lo, max);
+    fast_edge(p, tp, x, yrow, oy, ix_hi, ow, max);
+    const float *src =
+        x + (oy * w->s[1] - w->pb[1] + ky0 * w->d[1]) * w->in[2] + ix_lo * w->s[2] - w->pb[2];
+    int64_t cnt = (p->count_include_pad ? tp->npad[0][0] * tp->npad[1][oy] : ky1 - ky0) * kw;
+#ifdef POOL_HAVE_AVX2
+    if (avx2) {
+      fast_row_avx2(src, ky1 - ky0, w->d[1] * w->in[2], kw, w->d[2], w->s[2], yrow + ix_lo,
+                    ix_hi - ix_lo, (double)cnt, max);
+      continue;
+    }
+#endif
+    (void)avx2;
+    fast_row_c(src, ky1 - ky0, w->d[1] * w->in[2], kw, w->d[2], w->s[2], yrow + ix_lo,
+               ix_hi - ix_lo, (double)cnt, max);
+  }
+}
+
+/* The maximum of x[0..n), n >= 1, as the sequential `v > acc` scan finds it: eight lanes each
+ * start from x[0] (so a NaN there wins, as it does in the scan, and later NaNs lose); the
+ * only values that compare equal with different bits are the zeros, and for them the scan keeps
+ * the first. */
+static ALWAYS_INLINE float fast_gmax(const float *x, size_t n) {
+  float m[8];
+  for (int l = 0; l < 8; l++)
+    m[l] = x[0];
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int l = 0; l < 8; l++)
+      m[l] = x[i + l] > m[l] ? x[i + l] : m[l];
+  for (; i < n; i++)
+    m[0] = x[i] > m[0] ? x[i] : m[0];
+  float r = m[0];
+  for (int l = 1; l < 8; l++)
+    r = m[l] > r ? m[l] : r;
+  if (r == 0.0f)
+    for (i = 0; i < n; i++)
+      if (x[i] == 0.0f)
+        return x[i];
+  return r;
+}
+
+static ALWAYS_INLINE float fast_gavg(const float *x, size_t n) {
+  double s[8] = {0};
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int l = 0; l < 8; l++)
+      s[l] += x[i + l];
+  for (; i < n; i++)
+    s[0] += x[i];
+  double t = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+  return n ? (float)(t / (double)n) : 0.0f;
+}
+
+typedef struct fast_job {
+  const pool_plan *p;
+  pool_taps taps;
+  int64_t ix_lo, ix_hi;
+  const float *x;
+  float *y;
+} fast_job;
+
+static ALWAYS_INLINE void fast_planes(const fast_job *j, size_t begin, size_t end, bool avx2) {
+  const pool_plan *p = j->p;
+  bool max = p->kind == POOL_MAX;
+  for (size_t pl = begin; pl < end; pl++) {
+    const float *x = j->x + pl * p->in_sp;
+    if (p->global) {
+      if (p->in_sp == 0)
+        j->y[pl] = 0.0f;
+      else
+        j->y[pl] = max ? fast_gmax(x, p->in_sp) : fast_gavg(x, p->in_sp);
+      continue;
+    }
+    float *y = j->y + pl * p->out_sp;
+    if (max)
+      fast_plane(p, &j->taps, j->ix_lo, j->ix_hi, x, y, true, avx2);
+    else
+      fast_plane(p, &j->taps, j->ix_lo, j->ix_hi, x, y, false, avx2);
+  }
+}
+
+static void fast_task(void *arg, size_t begin, size_t end) { fast_planes(arg, begin, end, false); }
+
+#ifdef POOL_HAVE_AVX2
+AVX2 static void fast_task_avx2(void *arg, size_t begin, size_t end) {
+  fast_planes(arg, begin, end, true);
+}
+#endif
+
+/* Whether the fast path takes this plan (the dtype is checked by the caller). */
+static bool fast_ok(const pool_plan *p) {
+  if (p->kind == POOL_LP || p->indices)
+    return false;
+  return p->global || p->w.nsp <= 2;
+}
+
 static int pool_run_common(cpu_ctx *ctx, const cpu_node *n, const cpu_tensor *in, cpu_tensor *out,
                            pool_kind kind, bool global) {
   char msg[256];
@@ -306,6 +602,19 @@ static int pool_run_common(cpu_ctx *ctx, const cpu_node *n, const cpu_tensor *in
   if (!global && !(taps_buf = pool_taps_build(&p.w, &j.taps)))
     return cpu_fail(ctx, "out of memory");
   uint32_t dt = in[0].dtype;
+  if (dt == TSR_DTYPE_FLOAT32 && fast_ok(&p)) {
+    fast_job fj = {.p = &p, .taps = j.taps, .x = in[0].data, .y = out[0].data};
+    void (*task)(void *, size_t, size_t) = fast_task;
+    if (!global)
+      fast_interior(&p, &fj.taps, &fj.ix_lo, &fj.ix_hi);
+#ifdef POOL_HAVE_AVX2
+    if (ctx->isa == CPU_ISA_AVX2_FMA)
+      task = fast_task_avx2;
+#endif
+    cpu_parallel_for(ctx, p.planes, grain, task, &fj);
+    free(taps_buf);
+    return 0;
+  }
   float *xf = NULL, *yf = NULL;
   if (dt == TSR_DTYPE_FLOAT32 || dt == TSR_DTYPE_FLOAT64) {
     j.x = in[0].data;
