@@ -553,6 +553,128 @@ static tsr_status fuse_gemm(pass_ctx *c, uint32_t ai) {
   return NULL;
 }
 
+/* ---- Activation into Conv / Gemm -------------------------------------------------------- */
+
+/* The scalar of a constant float32 bound of Clip (opset 11+): false when it is not one. */
+static bool const_scalar_f32(const pass_ctx *c, int32_t v, float *out) {
+  const tsr__tensor_data *t = const_f32(c, v);
+  if (!t || t->nbytes != sizeof(float))
+    return false;
+  memcpy(out, t->data, sizeof *out);
+  return true;
+}
+
+/* Reads activation node n as a name and parameters the CPU kernels know (see passes.h);
+ * false when it is not one this pass fuses. */
+static bool activation_of(const pass_ctx *c, const tsr__node *n, const char **name, float *prm,
+                          uint32_t *n_prm) {
+  *n_prm = 0;
+  if (n->n_inputs < 1 || n->n_outputs != 1 || n->inputs[0] < 0 || n->outputs[0] < 0)
+    return false;
+  if (is_op(n, "Relu")) {
+    *name = "relu";
+    return n->n_inputs == 1;
+  }
+  if (is_op(n, "LeakyRelu")) {
+    *name = "leakyrelu";
+    prm[(*n_prm)++] = tsr__node_attr_float(n, "alpha", 0.01f);
+    return n->n_inputs == 1;
+  }
+  if (is_op(n, "HardSigmoid")) {
+    *name = "hardsigmoid";
+    prm[(*n_prm)++] = tsr__node_attr_float(n, "alpha", 0.2f);
+    prm[(*n_prm)++] = tsr__node_attr_float(n, "beta", 0.5f);
+    return n->n_inputs == 1;
+  }
+  if (is_op(n, "HardSwish")) {
+    *name = "hardswish";
+    return n->n_inputs == 1;
+  }
+  if (is_op(n, "Clip")) {
+    /* Absent bounds are infinite, as the CPU plugin's Clip treats them. */
+    *name = "clip";
+    float lo = -INFINITY, hi = INFINITY;
+    if (n->opset < 11) {
+      if (n->n_inputs != 1)
+        return false;
+      if (tsr__node_attr(n, "min"))
+        lo = tsr__node_attr_float(n, "min", 0);
+      if (tsr__node_attr(n, "max"))
+        hi = tsr__node_attr_float(n, "max", 0);
+    } else {
+      if (n->n_inputs > 3)
+        return false;
+      if (n->n_inputs > 1 && n->inputs[1] >= 0 && !const_scalar_f32(c, n->inputs[1], &lo))
+        return false;
+      if (n->n_inputs > 2 && n->inputs[2] >= 0 && !const_scalar_f32(c, n->inputs[2], &hi))
+        return false;
+    }
+    prm[(*n_prm)++] = lo;
+    prm[(*n_prm)++] = hi;
+    return true;
+  }
+  return false;
+}
+
+static tsr_status fuse_activation(pass_ctx *c, uint32_t ai) {
+  tsr__graph *g = c->g;
+  const tsr__node *act = &g->nodes[ai];
+  const char *name = NULL;
+  float prm[2];
+  uint32_t n_prm;
+  if (!activation_of(c, act, &name, prm, &n_prm))
+    return NULL;
+  int32_t x = act->inputs[0], y = act->outputs[0];
+  int32_t p = g->values[x].producer;
+  if (x == y || p < 0 || c->dead[p] || !private_value(c, x))
+    return NULL;
+  const tsr__node *op = &g->nodes[p];
+  /* Constant float32 weights make the dtype float32, which the kernels' epilogue covers. */
+  bool conv = is_op(op, "Conv");
+  if ((!conv && !is_op(op, "Gemm")) || op->n_outputs != 1 || op->outputs[0] != x ||
+      op->n_inputs < 2 || !const_f32(c, op->inputs[1]) ||
+      tsr__node_attr(op, "tessera.activation") || tsr__node_attr(op, "tessera.activation_params"))
+    return NULL;
+
+  /* Everything that can fail first: the two attributes. */
+  const tsr_allocator *a = c->a;
+  char *n_act = tsr__strdup(a, "tessera.activation"), *s_act = tsr__strdup(a, name);
+  char *n_prm_name = n_prm ? tsr__strdup(a, "tessera.activation_params") : NULL;
+  float *floats = n_prm ? tsr__alloc(a, n_prm * sizeof *floats) : NULL;
+  uint32_t add = n_prm ? 2 : 1;
+  tsr__attr *attrs = NULL;
+  if (n_act && s_act && (!n_prm || (n_prm_name && floats)))
+    attrs = tsr__realloc(a, g->nodes[p].attrs, (size_t)(op->n_attrs + add) * sizeof *attrs);
+  if (!attrs) {
+    tsr__free(a, n_act);
+    tsr__free(a, s_act);
+    tsr__free(a, n_prm_name);
+    tsr__free(a, floats);
+    return oom();
+  }
+  tsr__node *nd = &g->nodes[p];
+  nd->attrs = attrs;
+  tsr__attr *at = &attrs[nd->n_attrs];
+  memset(at, 0, add * sizeof *at);
+  at[0].name = n_act;
+  at[0].type = 3; /* STRING */
+  at[0].s = s_act;
+  at[0].s_len = strlen(s_act);
+  if (n_prm) {
+    memcpy(floats, prm, n_prm * sizeof *floats);
+    at[1].name = n_prm_name;
+    at[1].type = 6; /* FLOATS */
+    at[1].floats = floats;
+    at[1].count = n_prm;
+  }
+  nd->n_attrs += add;
+  /* The activation's readers and the graph outputs keep the name y; the Conv now writes it. */
+  kill_node(c, ai);
+  move_output(c, (uint32_t)p, x, y);
+  c->stats.activations_fused++;
+  return NULL;
+}
+
 /* ---- Teardown of removed nodes --------------------------------------------------------- */
 
 /* Frees what a node owns. Mirrors node_clear() in graph.c, which is private to it. */
@@ -611,6 +733,11 @@ static tsr_status apply(pass_ctx *c, uint32_t passes) {
     for (uint32_t i = 0; i < n; i++)
       if (!c->dead[i])
         TSR_RETURN_IF_ERROR(fuse_gemm(c, i));
+  /* Last, so that Conv -> BatchNormalization -> Relu and MatMul -> Add -> Relu fuse whole. */
+  if (passes & TSR__PASS_FUSE_ACTIVATION)
+    for (uint32_t i = 0; i < n; i++)
+      if (!c->dead[i])
+        TSR_RETURN_IF_ERROR(fuse_activation(c, i));
   return NULL;
 }
 

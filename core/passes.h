@@ -6,6 +6,13 @@
  *     float32 weights is folded into the convolution's weight and bias;
  *   - Identity nodes and inference-mode Dropout are removed and their readers rewired;
  *   - MatMul of a matrix by a constant matrix followed by Add of a constant bias becomes Gemm;
+ *   - Relu, Clip (constant bounds), LeakyRelu, HardSigmoid or HardSwish that alone reads the
+ *     output of a Conv or Gemm with constant float32 weights is fused into it: the activation
+ *     node goes, and the Conv/Gemm carries the internal attributes "tessera.activation"
+ *     (STRING: relu, clip, leakyrelu, hardsigmoid, hardswish) and
+ *     "tessera.activation_params" (FLOATS: clip min, max; leakyrelu alpha; hardsigmoid alpha,
+ *     beta) and writes the activation's output. Such attributes change the node's meaning:
+ *     a device that does not implement them must refuse the node (docs/PLUGINS.md);
  *   - initializers nothing reads any more are freed.
  *
  * Subgraphs (If, Loop, Scan bodies) are left as they are; a value of the outer graph that a
@@ -23,7 +30,8 @@ typedef enum tsr__pass {
   TSR__PASS_REMOVE_IDENTITY = 1u << 1, /* Identity and inference Dropout */
   TSR__PASS_FUSE_GEMM = 1u << 2,       /* MatMul + Add -> Gemm */
   TSR__PASS_DROP_UNUSED = 1u << 3,     /* free initializers no node or output reads */
-  TSR__PASS_ALL = 0xfu,
+  TSR__PASS_FUSE_ACTIVATION = 1u << 4, /* Conv/Gemm + Relu, Clip, ... -> tessera.activation */
+  TSR__PASS_ALL = 0x1fu,
 } tsr__pass;
 
 /* What a run of the passes changed; for tests and diagnostics. */
@@ -32,6 +40,7 @@ typedef struct tsr__pass_stats {
   uint32_t identities_removed; /* Identity and Dropout nodes */
   uint32_t gemms_fused;
   uint32_t initializers_freed;
+  uint32_t activations_fused;
 } tsr__pass_stats;
 
 /* Runs the passes selected in `passes` (tsr__pass bits) on g, a graph that

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "devices/cpu/cpu.h"
+#include "devices/cpu/gemm_util.h"
 #include "devices/cpu/threadpool.h"
 #include "tests/cpu_direct.h"
 #include "tests/harness.h"
@@ -156,6 +157,52 @@ static cpu_tensor mk_tensor(uint32_t dt, uint32_t rank, const int64_t *dims, voi
   return t;
 }
 
+/* ---- Fused activations: the epilogue's reference ------------------------------------------ */
+
+typedef struct test_act {
+  const char *name; /* tessera.activation; NULL for none */
+  cpu_act_kind kind;
+  size_t n_params;
+  float p[2];
+} test_act;
+
+static const test_act test_acts[] = {
+    {NULL, CPU_ACT_NONE, 0, {0}},
+    {"relu", CPU_ACT_RELU, 0, {0}},
+    {"clip", CPU_ACT_CLIP, 2, {-0.3f, 0.45f}},
+    {"leakyrelu", CPU_ACT_LEAKYRELU, 1, {0.1f}},
+    {"hardsigmoid", CPU_ACT_HARDSIGMOID, 2, {0.6f, 0.4f}},
+    {"hardswish", CPU_ACT_HARDSWISH, 0, {0}},
+};
+enum { N_TEST_ACTS = sizeof test_acts / sizeof test_acts[0] };
+
+static double clamp01(double v) { return v < 0 ? 0 : v > 1 ? 1 : v; }
+
+/* The activation in double, from the ONNX definitions. */
+static double ref_act(const test_act *a, double v) {
+  switch (a->kind) {
+  case CPU_ACT_RELU: return v < 0 ? 0 : v;
+  case CPU_ACT_CLIP: return v < a->p[0] ? a->p[0] : v > a->p[1] ? a->p[1] : v;
+  case CPU_ACT_LEAKYRELU: return v < 0 ? a->p[0] * v : v;
+  case CPU_ACT_HARDSIGMOID: return clamp01(a->p[0] * v + a->p[1]);
+  case CPU_ACT_HARDSWISH: return v * clamp01(v / 6 + 0.5);
+  default: return v;
+  }
+}
+
+static cpu_act act_of(const test_act *a) {
+  cpu_act c = {a->kind, a->p[0], a->p[1]};
+  return c;
+}
+
+static void set_act_attrs(cpu_direct *d, const test_act *a) {
+  if (!a || !a->name)
+    return;
+  cpu_direct_attr_string(d, "tessera.activation", a->name);
+  if (a->n_params)
+    cpu_direct_attr_floats(d, "tessera.activation_params", a->n_params, a->p);
+}
+
 /* ---- cpu_sgemm directly ------------------------------------------------------------------ */
 
 static void ref_gemm(bool ta, bool tb, size_t m, size_t n, size_t k, double alpha, const float *a,
@@ -176,8 +223,11 @@ static void ref_gemm(bool ta, bool tb, size_t m, size_t n, size_t k, double alph
     }
 }
 
-static void sgemm_case(rng *r, size_t m, size_t n, size_t k, bool ta, bool tb, float alpha,
-                       float beta, cpu_isa isa, size_t threads) {
+/* One random product; with `act` (an index into test_acts, or -1 for plain cpu_sgemm) it runs
+ * through cpu_sgemm_ex with that activation, and bias_mode bit 0 adds a row bias, bit 1 a
+ * column bias. */
+static void sgemm_case_ep(rng *r, size_t m, size_t n, size_t k, bool ta, bool tb, float alpha,
+                          float beta, cpu_isa isa, size_t threads, int act, int bias_mode) {
   size_t lda = (ta ? m : k) + (size_t)rint_in(r, 0, 3);
   size_t ldb = (tb ? k : n) + (size_t)rint_in(r, 0, 3);
   size_t ldc = n + (size_t)rint_in(r, 0, 3);
@@ -193,17 +243,43 @@ static void sgemm_case(rng *r, size_t m, size_t n, size_t k, bool ta, bool tb, f
   memcpy(c, c0, m * ldc * sizeof *c);
   double *ref = malloc((m * n + 1) * sizeof *ref), *mag = malloc((m * n + 1) * sizeof *mag);
   ref_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c0, ldc, ref, mag);
+  float *rb = malloc((m + 1) * sizeof *rb), *cb = malloc((n + 1) * sizeof *cb);
+  for (size_t i = 0; i < m; i++)
+    rb[i] = (float)runi(r);
+  for (size_t j = 0; j < n; j++)
+    cb[j] = (float)runi(r);
+  cpu_sgemm_epilogue ep = {0};
+  if (act >= 0) {
+    ep.row_bias = bias_mode & 1 ? rb : NULL;
+    ep.col_bias = bias_mode & 2 ? cb : NULL;
+    ep.act = act_of(&test_acts[act]);
+    for (size_t i = 0; i < m; i++)
+      for (size_t j = 0; j < n; j++) {
+        double v = ref[i * n + j];
+        if (ep.row_bias)
+          v += rb[i], mag[i * n + j] += fabs(rb[i]);
+        if (ep.col_bias)
+          v += cb[j], mag[i * n + j] += fabs(cb[j]);
+        ref[i * n + j] = ref_act(&test_acts[act], v);
+        mag[i * n + j] *= 1.5; /* hardswish's slope reaches 1.5 */
+      }
+  }
   cpu_pool *pool = cpu_pool_create(threads);
   cpu_ctx ctx = {.pool = pool, .isa = isa};
-  cpu_sgemm(&ctx, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  if (act < 0)
+    cpu_sgemm(&ctx, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  else
+    cpu_sgemm_ex(&ctx, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, &ep);
   cpu_pool_destroy(pool);
+  free(rb), free(cb);
   for (size_t i = 0; i < m; i++) {
     for (size_t j = 0; j < n; j++) {
       double got = c[i * ldc + j], want = ref[i * n + j];
       double tol = 1e-6 + 1e-6 * fabs(want) + 4e-7 * mag[i * n + j] * sqrt((double)k + 1);
       if (!(fabs(got - want) <= tol))
-        ck_abort_msg("sgemm m=%zu n=%zu k=%zu ta=%d tb=%d isa=%d: C[%zu,%zu] = %.9g, want %.9g", m,
-                     n, k, ta, tb, isa, i, j, got, want);
+        ck_abort_msg("sgemm m=%zu n=%zu k=%zu ta=%d tb=%d isa=%d act=%d bias=%d: C[%zu,%zu] = "
+                     "%.9g, want %.9g",
+                     m, n, k, ta, tb, isa, act, bias_mode, i, j, got, want);
     }
     /* The padding between rows must be untouched. */
     for (size_t j = n; j < ldc; j++)
@@ -211,6 +287,11 @@ static void sgemm_case(rng *r, size_t m, size_t n, size_t k, bool ta, bool tb, f
                     "sgemm wrote past n at row %zu", i);
   }
   free(a), free(b), free(c), free(c0), free(ref), free(mag);
+}
+
+static void sgemm_case(rng *r, size_t m, size_t n, size_t k, bool ta, bool tb, float alpha,
+                       float beta, cpu_isa isa, size_t threads) {
+  sgemm_case_ep(r, m, n, k, ta, tb, alpha, beta, isa, threads, -1, 0);
 }
 
 START_TEST(test_sgemm_random) {
@@ -252,6 +333,80 @@ START_TEST(test_sgemm_blocking_edges) {
     sgemm_case(&r, 2310, 19, 40, false, true, 0.5f, 1.0f, isa, 3);
     sgemm_case(&r, 13, 35, 777, true, false, 1.0f, -0.5f, isa, 1);
     sgemm_case(&r, 150, 150, 513, true, true, 2.0f, 0.25f, isa, 2);
+  }
+}
+END_TEST
+
+/* The epilogue on every path of cpu_sgemm_ex (naive, gemv by rows and by columns, packed
+ * full and edge tiles, several KC blocks, MBIG and NC blocks), every activation and bias
+ * placement, both ISAs and several thread counts. */
+START_TEST(test_sgemm_epilogue) {
+  rng r = {0x5eed};
+  cpu_isa best = cpu_detect_isa();
+  for (int it = 0; it < 240; it++) {
+    size_t m, n, k;
+    switch (it % 6) {
+    case 0: m = 1, n = (size_t)rint_in(&r, 1, 2000), k = (size_t)rint_in(&r, 1, 300); break;
+    case 1: m = (size_t)rint_in(&r, 1, 300), n = 1, k = (size_t)rint_in(&r, 1, 300); break;
+    case 2:
+      m = (size_t)rint_in(&r, 1, 8), n = (size_t)rint_in(&r, 1, 8), k = (size_t)rint_in(&r, 1, 8);
+      break;
+    case 3: /* several KC blocks: the epilogue must apply only after the last */
+      m = (size_t)rint_in(&r, 5, 40), n = (size_t)rint_in(&r, 15, 50),
+      k = (size_t)rint_in(&r, 257, 600);
+      break;
+    default:
+      m = (size_t)rint_in(&r, 1, 70), n = (size_t)rint_in(&r, 1, 70),
+      k = (size_t)rint_in(&r, 1, 300);
+      break;
+    }
+    bool ta = rnext(&r) & 1, tb = rnext(&r) & 1;
+    float alpha = (it % 4 == 0) ? 1.0f : (float)runi(&r) * 2;
+    float beta = (it % 3 == 0) ? 0.0f : (float)runi(&r);
+    cpu_isa isa = (it & 1) ? CPU_ISA_GENERIC : best;
+    sgemm_case_ep(&r, m, n, k, ta, tb, alpha, beta, isa, (size_t)(1 + it % 3),
+                  (it / 2) % N_TEST_ACTS, (it / 3) % 4);
+  }
+  for (int isa_i = 0; isa_i < 2; isa_i++) {
+    cpu_isa isa = isa_i ? CPU_ISA_GENERIC : best;
+    for (int act = 1; act < N_TEST_ACTS; act += 2) {
+      sgemm_case_ep(&r, 7, 4100, 300, false, false, 1.0f, 0.0f, isa, 2, act, 3);
+      int next = 1 + act % (N_TEST_ACTS - 1);
+      sgemm_case_ep(&r, 2310, 19, 40, false, true, 0.5f, 1.0f, isa, 3, next, 1);
+      sgemm_case_ep(&r, 150, 150, 513, true, true, 2.0f, 0.25f, isa, 2, act, 2);
+    }
+  }
+  /* k == 0: the epilogue still applies to beta * C. */
+  float c[6] = {-1, 2, -3, 4, -5, 6}, a[1] = {0}, b[1] = {0}, rb[2] = {10, -10};
+  cpu_ctx ctx = {.isa = best};
+  cpu_sgemm_epilogue ep = {.row_bias = rb, .act = {CPU_ACT_RELU, 0, 0}};
+  cpu_sgemm_ex(&ctx, false, false, 2, 3, 0, 1.0f, a, 1, b, 3, 1.0f, c, 3, &ep);
+  float want[6] = {9, 12, 7, 0, 0, 0};
+  for (int i = 0; i < 6; i++)
+    ck_assert_float_eq(c[i], want[i]);
+}
+END_TEST
+
+/* NaN and -0 come out of the fused relu as out of the elementwise Relu (x < 0 ? 0 : x), on
+ * both ISAs: one full 6x16 tile whose first row is NaN and the rest -0. */
+START_TEST(test_act_special_values) {
+  cpu_act relu = {CPU_ACT_RELU, 0, 0};
+  ck_assert(signbit(cpu_act_apply(&relu, -0.0f)));
+  ck_assert(isnan(cpu_act_apply(&relu, NAN)));
+  cpu_isa best = cpu_detect_isa();
+  static float a6[6 * 64], b16[64 * 16], c6[6 * 16];
+  for (int i = 0; i < 6 * 64; i++)
+    a6[i] = i < 64 ? NAN : 0.0f;
+  for (int i = 0; i < 64 * 16; i++)
+    b16[i] = 1.0f;
+  for (int isa_i = 0; isa_i < 2; isa_i++) {
+    cpu_ctx ctx = {.isa = isa_i ? CPU_ISA_GENERIC : best};
+    cpu_sgemm_epilogue ep = {.act = relu};
+    cpu_sgemm_ex(&ctx, false, false, 6, 16, 64, -1.0f, a6, 64, b16, 16, 0.0f, c6, 16, &ep);
+    for (int j = 0; j < 16; j++)
+      ck_assert(isnan(c6[j]));
+    for (int i = 16; i < 6 * 16; i++)
+      ck_assert(c6[i] == 0.0f && signbit(c6[i]));
   }
 }
 END_TEST
@@ -380,6 +535,73 @@ START_TEST(test_gemm_random) {
     cpu_direct_free(d);
     free(a), free(b), free(c), free(ref), free(mag);
   }
+}
+END_TEST
+
+/* Gemm with a fused activation: every form of C (the 1-D and column ones go through the
+ * epilogue, the rest through beta * C), alpha and beta, both ISAs. */
+START_TEST(test_gemm_activation) {
+  rng r = {2024};
+  for (int it = 0; it < 120; it++) {
+    size_t threads = vary_env(it);
+    const test_act *act = &test_acts[1 + it % 5];
+    int64_t M = rint_in(&r, 1, 60), N = rint_in(&r, 1, 60), K = rint_in(&r, 1, 300);
+    bool ta = rnext(&r) & 1, tb = rnext(&r) & 1;
+    double alpha = it % 4 == 1 ? 0.5 + runi(&r) : 1.0, beta = it % 3 == 2 ? runi(&r) : 1.0;
+    int cform = (int)(it / 5) % 6; /* none, [N], [1,N], [M,1], [M,N], scalar */
+    int64_t cdims[2];
+    int crank = -1;
+    switch (cform) {
+    case 1: crank = 1, cdims[0] = N; break;
+    case 2: crank = 2, cdims[0] = 1, cdims[1] = N; break;
+    case 3: crank = 2, cdims[0] = M, cdims[1] = 1; break;
+    case 4: crank = 2, cdims[0] = M, cdims[1] = N; break;
+    case 5: crank = 0; break;
+    default: break;
+    }
+    int64_t adims[2] = {ta ? K : M, ta ? M : K}, bdims[2] = {tb ? N : K, tb ? K : N};
+    double *a = rand_vals(&r, TSR_DTYPE_FLOAT32, (size_t)(M * K));
+    double *b = rand_vals(&r, TSR_DTYPE_FLOAT32, (size_t)(K * N));
+    double *c = crank < 0 ? NULL : rand_vals(&r, TSR_DTYPE_FLOAT32, prod(cdims, crank));
+    cpu_direct *d = cpu_direct_new("Gemm", 13);
+    if (ta)
+      cpu_direct_attr_int(d, "transA", 1);
+    if (tb)
+      cpu_direct_attr_int(d, "transB", 1);
+    cpu_direct_attr_float(d, "alpha", (float)alpha);
+    cpu_direct_attr_float(d, "beta", (float)beta);
+    alpha = (float)alpha, beta = (float)beta;
+    set_act_attrs(d, act);
+    add_input(d, TSR_DTYPE_FLOAT32, 2, adims, a);
+    add_input(d, TSR_DTYPE_FLOAT32, 2, bdims, b);
+    if (c)
+      add_input(d, TSR_DTYPE_FLOAT32, crank, cdims, c);
+    int64_t ydims[2] = {M, N};
+    cpu_direct_output(d, TSR_DTYPE_FLOAT32, 2, ydims);
+    RUN_OK(d, threads);
+    double *ref = malloc((size_t)(M * N) * sizeof *ref), *mag = malloc((size_t)(M * N) * sizeof *mag);
+    for (int64_t i = 0; i < M; i++)
+      for (int64_t j = 0; j < N; j++) {
+        double s = 0, g = 0;
+        for (int64_t p = 0; p < K; p++) {
+          double av = ta ? a[p * M + i] : a[i * K + p], bv = tb ? b[j * K + p] : b[p * N + j];
+          s += av * bv;
+          g += fabs(av * bv);
+        }
+        double cv = 0;
+        if (c)
+          cv = crank == 2 ? c[(cdims[0] == 1 ? 0 : i) * cdims[1] + (cdims[1] == 1 ? 0 : j)]
+                          : (crank == 1 ? c[j] : c[0]);
+        ref[i * N + j] = ref_act(act, alpha * s + beta * cv);
+        mag[i * N + j] = 1.5 * (fabs(alpha) * g + fabs(beta * cv));
+      }
+    char what[96];
+    snprintf(what, sizeof what, "Gemm+%s it %d C form %d", act->name, it, cform);
+    expect_close(what, cpu_direct_out(d, 0), ref, mag, (size_t)(M * N), 1e-6, 1e-5, 4e-6);
+    cpu_direct_free(d);
+    free(a), free(b), free(c), free(ref), free(mag);
+  }
+  setenv("TESSERA_CPU_GENERIC", "0", 1);
 }
 END_TEST
 
@@ -740,8 +962,8 @@ static bool forward_geom(conv_geom *g, int pad_mode, bool ceil_mode) {
   return true;
 }
 
-static void conv_case(rng *r, int it, const conv_geom *g0, int pad_mode, uint32_t dt, bool bias,
-                      size_t threads) {
+static void conv_case_act(rng *r, int it, const conv_geom *g0, int pad_mode, uint32_t dt,
+                          bool bias, size_t threads, const test_act *act) {
   conv_geom g = *g0;
   int nsp = g.nsp;
   ck_assert(forward_geom(&g, pad_mode, false));
@@ -755,6 +977,7 @@ static void conv_case(rng *r, int it, const conv_geom *g0, int pad_mode, uint32_
   set_window_attrs(d, &g, pad_mode, rnext(r) & 1, true);
   if (g.G > 1)
     cpu_direct_attr_int(d, "group", g.G);
+  set_act_attrs(d, act);
   add_input(d, dt, nsp + 2, xd, x);
   add_input(d, dt, nsp + 2, wd, w);
   if (bias)
@@ -763,14 +986,23 @@ static void conv_case(rng *r, int it, const conv_geom *g0, int pad_mode, uint32_
   RUN_OK(d, threads);
   double *ref = malloc((yc + 1) * sizeof *ref), *mag = malloc((yc + 1) * sizeof *mag);
   ref_conv(&g, x, w, b, ref, mag);
+  if (act)
+    for (size_t i = 0; i < yc; i++)
+      ref[i] = ref_act(act, ref[i]), mag[i] *= 1.5;
   double atol, rtol, mtol;
   tol_for(dt, &atol, &rtol, &mtol);
   char what[160];
-  snprintf(what, sizeof what, "Conv it %d %s %dD G=%lld C=%lld M=%lld pad_mode %d", it,
-           cpu_dtype_name(dt), nsp, (long long)g.G, (long long)g.C, (long long)g.M, pad_mode);
+  snprintf(what, sizeof what, "Conv it %d %s %dD G=%lld C=%lld M=%lld pad_mode %d act %s", it,
+           cpu_dtype_name(dt), nsp, (long long)g.G, (long long)g.C, (long long)g.M, pad_mode,
+           act && act->name ? act->name : "none");
   expect_close(what, cpu_direct_out(d, 0), ref, mag, yc, atol, rtol, mtol);
   cpu_direct_free(d);
   free(x), free(w), free(b), free(ref), free(mag);
+}
+
+static void conv_case(rng *r, int it, const conv_geom *g0, int pad_mode, uint32_t dt, bool bias,
+                      size_t threads) {
+  conv_case_act(r, it, g0, pad_mode, dt, bias, threads, NULL);
 }
 
 START_TEST(test_conv_random) {
@@ -810,6 +1042,67 @@ END_TEST
 
 /* Shapes that take the tiled im2col path (several column tiles), item-parallel batches and
  * a depthwise layer of realistic size. */
+/* Conv with a fused activation ("tessera.activation"), on its three float32 paths (depthwise,
+ * pointwise, im2col, including several column tiles), float16, both ISAs; and the refusals:
+ * an unknown activation, a wrong parameter count, float64. */
+START_TEST(test_conv_activation) {
+  rng r = {4242};
+  for (int it = 0; it < 120; it++) {
+    size_t threads = vary_env(it);
+    conv_geom g = {.nsp = 2, .N = rint_in(&r, 1, 2)};
+    int kind = it % 3; /* 0 depthwise, 1 pointwise, 2 plain */
+    int64_t cg = rint_in(&r, 1, 5), mg = rint_in(&r, 1, 9);
+    g.G = kind == 0 ? rint_in(&r, 2, 6) : 1;
+    if (kind == 0)
+      cg = 1, mg = rint_in(&r, 1, 2);
+    g.C = g.G * cg, g.M = g.G * mg;
+    for (int i = 0; i < 2; i++) {
+      g.in[i] = rint_in(&r, 3, 19);
+      g.k[i] = kind == 1 ? 1 : 3;
+      g.s[i] = kind == 1 ? 1 : rint_in(&r, 1, 2);
+      g.d[i] = 1;
+      g.pb[i] = g.pe[i] = kind == 1 ? 0 : 1;
+    }
+    uint32_t dt = it % 10 == 9 ? TSR_DTYPE_FLOAT16 : TSR_DTYPE_FLOAT32;
+    conv_case_act(&r, it, &g, 0, dt, it % 4 != 0, threads, &test_acts[1 + (it / 3) % 5]);
+  }
+  /* Several im2col column tiles and a realistic pointwise layer. */
+  conv_geom big = {.nsp = 2, .N = 1, .C = 64, .M = 24, .G = 1, .in = {40, 50}, .k = {3, 3},
+                   .s = {1, 1}, .d = {1, 1}, .pb = {1, 1}, .pe = {1, 1}};
+  conv_geom pw = {.nsp = 2, .N = 1, .C = 48, .M = 40, .G = 1, .in = {24, 40}, .k = {1, 1},
+                  .s = {1, 1}, .d = {1, 1}};
+  for (int it = 0; it < 4; it++) {
+    size_t threads = vary_env(it);
+    conv_case_act(&r, it, &big, 0, TSR_DTYPE_FLOAT32, true, threads, &test_acts[2 + it]);
+    conv_case_act(&r, it, &pw, 0, TSR_DTYPE_FLOAT32, it & 1, threads, &test_acts[1 + it]);
+  }
+  setenv("TESSERA_CPU_GENERIC", "0", 1);
+  int64_t xd[4] = {1, 2, 4, 4}, wd[4] = {3, 2, 3, 3}, yd[4] = {1, 3, 2, 2};
+  static const struct {
+    uint32_t dt;
+    const char *act;
+    size_t np;
+    const char *needle;
+  } bad[] = {{TSR_DTYPE_FLOAT32, "gelu", 0, "unknown"},
+             {TSR_DTYPE_FLOAT32, "clip", 1, "parameters"},
+             {TSR_DTYPE_FLOAT64, "relu", 0, "float32"}};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    cpu_direct *d = cpu_direct_new("Conv", 13);
+    cpu_direct_attr_string(d, "tessera.activation", bad[i].act);
+    if (bad[i].np)
+      cpu_direct_attr_floats(d, "tessera.activation_params", bad[i].np, (float[]){0.5f});
+    cpu_direct_input(d, bad[i].dt, 4, xd, NULL, false);
+    cpu_direct_input(d, bad[i].dt, 4, wd, NULL, false);
+    cpu_direct_output(d, bad[i].dt, 4, yd);
+    char err[512];
+    int rc = run(d, 1, err, sizeof err);
+    ck_assert_int_eq(rc, TSR_PLUGIN_REASON_ATTRIBUTE);
+    ck_assert_msg(strstr(err, bad[i].needle), "message '%s' lacks '%s'", err, bad[i].needle);
+    cpu_direct_free(d);
+  }
+}
+END_TEST
+
 START_TEST(test_conv_large) {
   rng r = {99};
   conv_geom g = {.nsp = 2,
@@ -1954,6 +2247,9 @@ static Suite *kernels_nn_suite(void) {
   tcase_add_test(g, test_sgemm_random);
   tcase_add_test(g, test_sgemm_blocking_edges);
   tcase_add_test(g, test_sgemm_degenerate);
+  tcase_add_test(g, test_sgemm_epilogue);
+  tcase_add_test(g, test_act_special_values);
+  tcase_add_test(g, test_gemm_activation);
   tcase_add_test(g, test_gemm_random);
   tcase_add_test(g, test_gemm_int_wrap);
   tcase_add_test(g, test_gemm_errors);
@@ -1965,6 +2261,7 @@ static Suite *kernels_nn_suite(void) {
   tcase_set_timeout(c, 600);
   tcase_add_test(c, test_conv_random);
   tcase_add_test(c, test_conv_large);
+  tcase_add_test(c, test_conv_activation);
   tcase_add_test(c, test_convtranspose_random);
   tcase_add_test(c, test_convtranspose_large);
   tcase_add_test(c, test_conv_onnx_cases);

@@ -56,8 +56,11 @@ static bool has_opencl_device(tsr_runtime *rt) {
   return false;
 }
 
-/* x[2,3,8,8] -> Conv(4x3x3x3, pads 1, bias) -> Relu -> MaxPool 2x2 -> Flatten
- *            -> Gemm(64 -> 5, transB) -> Softmax. */
+/* x[2,3,8,8] -> Conv(4x3x3x3, pads 1, bias) -> MaxPool 2x2 -> Relu -> Flatten
+ *            -> Gemm(64 -> 5, transB) -> Softmax. The Relu follows the MaxPool (the two
+ * commute) so that the graph passes cannot fuse it into the Conv: a fused Conv carries
+ * "tessera.activation", which this plugin refuses (PLUGINS.md P-22), and the strict
+ * sessions here need every node on OpenCL. */
 static tsr_model *cnn_model(tsr_runtime *rt) {
   mb_model *m = mb_new(13);
   int64_t xd[] = {2, 3, 8, 8}, wd[] = {4, 3, 3, 3}, bd[] = {4}, fd[] = {5, 64}, fbd[] = {5};
@@ -74,11 +77,11 @@ static tsr_model *cnn_model(tsr_runtime *rt) {
   mb_node(m, "Conv", "conv", "x,w,b", "c");
   int64_t pads[] = {1, 1, 1, 1}, k2[] = {2, 2};
   mb_attr_ints(m, "pads", 4, pads);
-  mb_node(m, "Relu", "relu", "c", "r");
-  mb_node(m, "MaxPool", "pool", "r", "p");
+  mb_node(m, "MaxPool", "pool", "c", "p");
   mb_attr_ints(m, "kernel_shape", 2, k2);
   mb_attr_ints(m, "strides", 2, k2);
-  mb_node(m, "Flatten", "flat", "p", "f");
+  mb_node(m, "Relu", "relu", "p", "r");
+  mb_node(m, "Flatten", "flat", "r", "f");
   mb_node(m, "Gemm", "fc", "f,fw,fb", "g");
   mb_attr_int(m, "transB", 1);
   mb_node(m, "Softmax", "softmax", "g", "y");

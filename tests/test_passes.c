@@ -223,15 +223,19 @@ static void check_conv_bn(const conv_case *k, const char *what) {
   size_t with, without;
   int64_t xd[] = {2, k->c_in, 6, 5};
   compare(b, 4, xd, 1, what, &with, &without);
-  ck_assert_msg(with + 1 == without, "%s: %zu nodes with passes, %zu without", what, with, without);
+  /* A Relu after a Conv (not a ConvTranspose) is fused as well. */
+  bool relu_fused = !k->bn_is_output && !k->transpose;
+  ck_assert_msg(with + 1 + relu_fused == without, "%s: %zu nodes with passes, %zu without", what,
+                with, without);
   /* In the IR: the Conv writes the BN's output name and the BN's parameters are gone. */
   tsr__graph *g = import(b);
   tsr__pass_stats st;
   ck_assert_ok(tsr__passes_apply(g, TSR__PASS_ALL, &st));
   ck_assert_uint_eq(st.batchnorms_folded, 1);
+  ck_assert_uint_eq(st.activations_fused, relu_fused);
   ck_assert(!has_op(g, "BatchNormalization"));
   check_producers(g);
-  int32_t bn = tsr__graph_find_value(g, "bn");
+  int32_t bn = tsr__graph_find_value(g, relu_fused ? "y" : "bn");
   ck_assert_int_ge(g->values[bn].producer, 0);
   const tsr__node *conv = &g->nodes[g->values[bn].producer];
   ck_assert_str_eq(conv->op_type, k->transpose ? "ConvTranspose" : "Conv");
@@ -634,6 +638,206 @@ START_TEST(batched_matmul_stays) {
 }
 END_TEST
 
+/* ---- Activations into Conv and Gemm ------------------------------------------------------ */
+
+/* The node that writes value `name` after the passes, with its fused activation checked. */
+static void expect_fused(bytes b, const char *out, const char *op, const char *act,
+                         size_t n_params, const float *params) {
+  tsr__graph *g = import(b);
+  tsr__pass_stats st;
+  ck_assert_ok(tsr__passes_apply(g, TSR__PASS_ALL, &st));
+  check_producers(g);
+  int32_t v = tsr__graph_find_value(g, out);
+  ck_assert_int_ge(v, 0);
+  ck_assert_int_ge(g->values[v].producer, 0);
+  const tsr__node *n = &g->nodes[g->values[v].producer];
+  ck_assert_str_eq(n->op_type, op);
+  if (!act) {
+    ck_assert_uint_eq(st.activations_fused, 0);
+    ck_assert_ptr_null(tsr__node_attr(n, "tessera.activation"));
+  } else {
+    ck_assert_uint_eq(st.activations_fused, 1);
+    ck_assert_str_eq(tsr__node_attr_string(n, "tessera.activation", ""), act);
+    const tsr__attr *p = tsr__node_attr(n, "tessera.activation_params");
+    if (!n_params) {
+      ck_assert_ptr_null(p);
+    } else {
+      ck_assert_ptr_nonnull(p);
+      ck_assert_int_eq(p->type, 6);
+      ck_assert_uint_eq(p->count, n_params);
+      for (size_t i = 0; i < n_params; i++)
+        ck_assert_float_eq(p->floats[i], params[i]);
+    }
+  }
+  tsr__graph_destroy(g);
+}
+
+typedef struct act_case {
+  const char *op; /* the activation node */
+  int64_t opset;
+  const char *inputs; /* beyond "c": ",lo,hi" for Clip */
+  const char *act;    /* expected tessera.activation */
+  size_t n_params;
+  float params[2];
+} act_case;
+
+/* x[2, c_in, 9, 7] -> Conv (kernel k, group) -> c -> activation -> y, with constant bounds
+ * lo = -0.25 and hi = 0.5 for Clip. */
+static bytes conv_act_model(const act_case *a, int64_t c_in, int64_t c_out, int64_t group,
+                            int64_t k, bool bias) {
+  mb_model *m = mb_new(a->opset);
+  int64_t xd[] = {2, c_in, 9, 7}, wd[] = {c_out, c_in / group, k, k}, cd[] = {c_out};
+  mb_input(m, "x", TSR_DTYPE_FLOAT32, 4, xd);
+  init_rand(m, "w", 4, wd, -0.5f, 0.5f);
+  if (bias)
+    init_rand(m, "b", 1, cd, -0.5f, 0.5f);
+  mb_init_f32(m, "lo", 0, NULL, (float[]){-0.25f});
+  mb_init_f32(m, "hi", 0, NULL, (float[]){0.5f});
+  mb_node(m, "Conv", "conv", bias ? "x,w,b" : "x,w", "c");
+  if (k > 1)
+    mb_attr_ints(m, "pads", 4, (int64_t[]){1, 1, 1, 1});
+  if (group != 1)
+    mb_attr_int(m, "group", group);
+  char in[64];
+  snprintf(in, sizeof in, "c%s", a->inputs);
+  mb_node(m, a->op, "act", in, "y");
+  if (strcmp(a->op, "Clip") == 0 && a->opset < 11) {
+    mb_attr_float(m, "min", a->params[0]);
+    mb_attr_float(m, "max", a->params[1]);
+  } else if (strcmp(a->op, "LeakyRelu") == 0) {
+    mb_attr_float(m, "alpha", a->params[0]);
+  } else if (strcmp(a->op, "HardSigmoid") == 0) {
+    mb_attr_float(m, "alpha", a->params[0]);
+    mb_attr_float(m, "beta", a->params[1]);
+  }
+  mb_output(m, "y", TSR_DTYPE_FLOAT32);
+  return finish(m);
+}
+
+static const act_case act_cases[] = {
+    {"Relu", 13, "", "relu", 0, {0}},
+    {"Clip", 13, ",lo,hi", "clip", 2, {-0.25f, 0.5f}},
+    {"Clip", 13, ",,hi", "clip", 2, {-INFINITY, 0.5f}},
+    {"Clip", 10, "", "clip", 2, {0.0f, 6.0f}},
+    {"LeakyRelu", 13, "", "leakyrelu", 1, {0.1f}},
+    {"HardSigmoid", 13, "", "hardsigmoid", 2, {0.3f, 0.4f}},
+    {"HardSwish", 14, "", "hardswish", 0, {0}},
+};
+
+/* Every activation after the three float32 Conv paths: im2col (3x3), pointwise (1x1 GEMM)
+ * and depthwise (direct), with and without a bias. */
+START_TEST(conv_activation_fused) {
+  int64_t shapes[][4] = {{3, 20, 1, 3}, {8, 13, 1, 1}, {6, 6, 6, 3}}; /* c_in, c_out, group, k */
+  for (size_t i = 0; i < sizeof act_cases / sizeof act_cases[0]; i++) {
+    const act_case *a = &act_cases[i];
+    for (size_t s = 0; s < 3; s++) {
+      for (int bias = 0; bias < 2; bias++) {
+        char what[128];
+        snprintf(what, sizeof what, "Conv (%s, shape %zu, bias %d) + %s opset %lld", a->inputs, s,
+                 bias, a->op, (long long)a->opset);
+        bytes b = conv_act_model(a, shapes[s][0], shapes[s][1], shapes[s][2], shapes[s][3], bias);
+        size_t with, without;
+        int64_t xd[] = {2, shapes[s][0], 9, 7};
+        compare(b, 4, xd, 1, what, &with, &without);
+        ck_assert_msg(with == 1 && without == 2, "%s: %zu nodes with passes, %zu without", what,
+                      with, without);
+        expect_fused(b, "y", "Conv", a->act, a->n_params, a->params);
+        free(b.data);
+      }
+    }
+  }
+}
+END_TEST
+
+/* x[5, 40] -> Gemm (B constant, transB, 1-D bias) -> Relu; and MatMul + Add + Clip, which
+ * becomes one Gemm with the clip fused. */
+START_TEST(gemm_activation_fused) {
+  int64_t xd[] = {5, 40}, wd[] = {24, 40}, bd[] = {24}, w2d[] = {40, 24};
+  mb_model *m = mb_new(13);
+  mb_input(m, "x", TSR_DTYPE_FLOAT32, 2, xd);
+  init_rand(m, "w", 2, wd, -0.5f, 0.5f);
+  init_rand(m, "bias", 1, bd, -0.5f, 0.5f);
+  mb_node(m, "Gemm", "fc", "x,w,bias", "h");
+  mb_attr_int(m, "transB", 1);
+  mb_attr_float(m, "beta", 0.5f);
+  mb_node(m, "Relu", "relu", "h", "y");
+  mb_output(m, "y", TSR_DTYPE_FLOAT32);
+  bytes b = finish(m);
+  size_t with, without;
+  compare(b, 2, xd, 1, "Gemm+Relu", &with, &without);
+  ck_assert_uint_eq(with, 1);
+  ck_assert_uint_eq(without, 2);
+  expect_fused(b, "y", "Gemm", "relu", 0, NULL);
+  free(b.data);
+
+  m = mb_new(13);
+  mb_input(m, "x", TSR_DTYPE_FLOAT32, 2, xd);
+  init_rand(m, "w", 2, w2d, -0.5f, 0.5f);
+  init_rand(m, "bias", 1, bd, -0.5f, 0.5f);
+  mb_init_f32(m, "lo", 0, NULL, (float[]){-0.5f});
+  mb_init_f32(m, "hi", 0, NULL, (float[]){0.75f});
+  mb_node(m, "MatMul", "mm", "x,w", "h");
+  mb_node(m, "Add", "add", "h,bias", "a");
+  mb_node(m, "Clip", "clip", "a,lo,hi", "y");
+  mb_output(m, "y", TSR_DTYPE_FLOAT32);
+  b = finish(m);
+  compare(b, 2, xd, 1, "MatMul+Add+Clip", &with, &without);
+  ck_assert_uint_eq(with, 1);
+  ck_assert_uint_eq(without, 3);
+  expect_fused(b, "y", "Gemm", "clip", 2, (float[]){-0.5f, 0.75f});
+  free(b.data);
+}
+END_TEST
+
+/* Cases that must stay apart: the Conv output has a second reader, or is a graph output; a
+ * Clip bound is computed by a node; the weights are not constant. */
+START_TEST(activation_not_fused) {
+  int64_t xd[] = {2, 3, 6, 5}, wd[] = {4, 3, 3, 3}, cd[] = {4};
+  size_t with, without;
+  for (int variant = 0; variant < 4; variant++) {
+    mb_model *m = mb_new(13);
+    mb_input(m, "x", TSR_DTYPE_FLOAT32, 4, xd);
+    init_rand(m, "w", 4, wd, -0.5f, 0.5f);
+    init_rand(m, "b", 1, cd, -0.5f, 0.5f);
+    mb_init_f32(m, "hi0", 0, NULL, (float[]){-0.5f});
+    size_t n_out = 1, nodes = 2;
+    if (variant == 3) {
+      /* The weight is computed (Neg of a constant, folded only at plan time). */
+      mb_node(m, "Neg", "neg", "w", "wn");
+      mb_node(m, "Conv", "conv", "x,wn,b", "c");
+      nodes = 3;
+    } else {
+      mb_node(m, "Conv", "conv", "x,w,b", "c");
+    }
+    mb_attr_ints(m, "pads", 4, (int64_t[]){1, 1, 1, 1});
+    if (variant == 0) { /* two readers */
+      mb_node(m, "Relu", "relu", "c", "r");
+      mb_node(m, "Add", "add", "r,c", "y");
+      nodes = 3;
+    } else if (variant == 1) { /* c is a graph output too */
+      mb_node(m, "Relu", "relu", "c", "y");
+      mb_output(m, "c", TSR_DTYPE_FLOAT32);
+      n_out = 2;
+    } else if (variant == 2) { /* the bound is computed */
+      mb_node(m, "Neg", "neg", "hi0", "hi");
+      mb_node(m, "Clip", "clip", "c,,hi", "y");
+      nodes = 3;
+    } else {
+      mb_node(m, "Relu", "relu", "c", "y");
+    }
+    mb_output(m, "y", TSR_DTYPE_FLOAT32);
+    bytes b = finish(m);
+    char what[64];
+    snprintf(what, sizeof what, "not fused, variant %d", variant);
+    compare(b, 4, xd, n_out, what, &with, &without);
+    ck_assert_msg(with == nodes && without == nodes, "%s: %zu nodes with passes, %zu without",
+                  what, with, without);
+    expect_fused(b, "c", "Conv", NULL, 0, NULL);
+    free(b.data);
+  }
+}
+END_TEST
+
 /* ---- Whole-graph behaviour --------------------------------------------------------------- */
 
 /* TESSERA_NO_PASSES=1 leaves the graph as imported; "0" or empty does not disable. */
@@ -647,11 +851,11 @@ START_TEST(environment_switch) {
   tsr_model_destroy(model);
   setenv("TESSERA_NO_PASSES", "", 1);
   ck_assert_ok(tsr_model_load_memory(rt, b.data, b.size, NULL, &model));
-  ck_assert_uint_eq(tsr_model_node_count(model), 2);
+  ck_assert_uint_eq(tsr_model_node_count(model), 1); /* BN folded, Relu fused */
   tsr_model_destroy(model);
   unsetenv("TESSERA_NO_PASSES");
   ck_assert_ok(tsr_model_load_memory(rt, b.data, b.size, NULL, &model));
-  ck_assert_uint_eq(tsr_model_node_count(model), 2);
+  ck_assert_uint_eq(tsr_model_node_count(model), 1);
   tsr_model_destroy(model);
   free(b.data);
 }
@@ -738,7 +942,7 @@ START_TEST(every_rewrite_and_failing_allocations) {
   int64_t xd[] = {1, 2, 4, 4};
   compare(b, 4, xd, 1, "every rewrite", &with, &without);
   ck_assert_uint_eq(without, 8);
-  ck_assert_uint_eq(with, 4); /* Conv, Relu, Flatten, Gemm */
+  ck_assert_uint_eq(with, 3); /* Conv (with the Relu), Flatten, Gemm */
   bool loaded = false;
   long failures = 0;
   for (long n = 1; n < 20000 && !loaded; n++) {
@@ -759,7 +963,7 @@ START_TEST(every_rewrite_and_failing_allocations) {
       failures++;
     } else {
       loaded = true;
-      ck_assert_uint_eq(tsr_model_node_count(model), 4);
+      ck_assert_uint_eq(tsr_model_node_count(model), 3);
     }
     tsr_model_destroy(model);
     tsr_runtime_destroy(r);
@@ -791,7 +995,7 @@ START_TEST(passes_fail_cleanly) {
       check_producers(g);
     } else {
       done = true;
-      ck_assert_uint_eq(g->n_nodes, 4);
+      ck_assert_uint_eq(g->n_nodes, 3);
     }
     tsr__graph_destroy(g);
   }
@@ -817,6 +1021,9 @@ int main(void) {
   tcase_add_test(tc, identity_read_by_subgraph_stays);
   tcase_add_test(tc, matmul_add_becomes_gemm);
   tcase_add_test(tc, batched_matmul_stays);
+  tcase_add_test(tc, conv_activation_fused);
+  tcase_add_test(tc, gemm_activation_fused);
+  tcase_add_test(tc, activation_not_fused);
   tcase_add_test(tc, environment_switch);
   tcase_add_test(tc, unused_initializers_and_selection);
   tcase_add_test(tc, every_rewrite_and_failing_allocations);

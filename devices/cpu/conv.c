@@ -27,6 +27,7 @@ typedef struct conv_plan {
   size_t kk;         /* kernel elements: k0*k1*k2 */
   size_t in_sp, out_sp;
   bool has_bias;
+  cpu_act act; /* Conv only: fused by core/passes.c ("tessera.activation") */
 } conv_plan;
 
 static tsr_plugin_reason conv_transpose_window(const cpu_node *n, conv_plan *p, const int64_t *y_sp,
@@ -132,8 +133,14 @@ static tsr_plugin_reason conv_setup(const cpu_node *n, const cpu_tensor *in, con
   if (p->has_bias && (in[2].rank != 1 || in[2].dims[0] != M))
     return cpu_refuse(msg, size, TSR_PLUGIN_REASON_SHAPE, "B %s should be [%lld]",
                       nn_dims_str(s1, sizeof s1, in[2].rank, in[2].dims), (long long)M);
+  tsr_plugin_reason r = cpu_act_from_node(n, &p->act, msg, size);
+  if (r)
+    return r;
+  if (p->act.kind != CPU_ACT_NONE && (transpose || dt == TSR_DTYPE_FLOAT64))
+    return cpu_refuse(msg, size, TSR_PLUGIN_REASON_ATTRIBUTE,
+                      "tessera.activation is implemented for float32 and float16 Conv only");
   int nsp = (int)x->rank - 2;
-  tsr_plugin_reason r = nn_window_attrs(n, nsp, x->dims + 2, wt->dims + 2, true, &p->w, msg, size);
+  r = nn_window_attrs(n, nsp, x->dims + 2, wt->dims + 2, true, &p->w, msg, size);
   if (r)
     return r;
   if (!transpose) {
@@ -304,6 +311,7 @@ typedef struct conv_job {
   cpu_ctx *ctx;
   const conv_plan *p;
   const float *x, *w;
+  const float *b; /* Conv: the bias, added by the GEMM's epilogue with the activation */
   float *y;
   bool inner_parallel; /* one item at a time, with the threads inside each GEMM */
   atomic_int failed;
@@ -336,17 +344,18 @@ static void conv_items(void *arg, size_t begin, size_t end) {
     const float *xg = j->x + (n * p->C + g * p->cg) * p->in_sp;
     const float *wg = j->w + g * p->mg * K;
     float *yg = j->y + (n * p->M + g * p->mg) * p->out_sp;
+    cpu_sgemm_epilogue ep = {.row_bias = j->b ? j->b + g * p->mg : NULL, .act = p->act};
     if (pointwise) {
-      cpu_sgemm(&ctx, false, false, p->mg, p->out_sp, K, 1.0f, wg, K, xg, p->in_sp, 0.0f, yg,
-                p->out_sp);
+      cpu_sgemm_ex(&ctx, false, false, p->mg, p->out_sp, K, 1.0f, wg, K, xg, p->in_sp, 0.0f, yg,
+                   p->out_sp, &ep);
       continue;
     }
     for (size_t col0 = 0; col0 < p->out_sp; col0 += tc) {
       size_t w_cols = p->out_sp - col0 < tc ? p->out_sp - col0 : tc;
       im2col_job ij = {.p = p, .x = xg, .col = col, .col0 = col0, .tc = w_cols};
       cpu_parallel_for(&ctx, K, nn_grain(w_cols, 1 << 15), im2col_task, &ij);
-      cpu_sgemm(&ctx, false, false, p->mg, w_cols, K, 1.0f, wg, K, col, w_cols, 0.0f, yg + col0,
-                p->out_sp);
+      cpu_sgemm_ex(&ctx, false, false, p->mg, w_cols, K, 1.0f, wg, K, col, w_cols, 0.0f,
+                   yg + col0, p->out_sp, &ep);
     }
   }
   free(col);
@@ -435,6 +444,9 @@ static void depthwise_task(void *arg, size_t begin, size_t end) {
           }
         }
       }
+    if (p->act.kind != CPU_ACT_NONE)
+      for (size_t i = 0; i < p->out_sp; i++)
+        yp[i] = cpu_act_apply(&p->act, yp[i]);
   }
 }
 
@@ -468,7 +480,8 @@ static int conv_f32(cpu_ctx *ctx, const conv_plan *p, const float *x, const floa
   double flops = 2.0 * (double)p->mg * (double)p->cg * (double)p->kk *
                  (double)(p->transpose ? p->in_sp : p->out_sp);
   size_t threads = cpu_thread_count(ctx);
-  conv_job j = {.ctx = ctx, .p = p, .x = x, .w = w, .y = y};
+  /* Conv adds its bias in the GEMM's epilogue; ConvTranspose after the scatter. */
+  conv_job j = {.ctx = ctx, .p = p, .x = x, .w = w, .b = p->transpose ? NULL : b, .y = y};
   atomic_init(&j.failed, 0);
   void (*fn)(void *, size_t, size_t) = p->transpose ? convt_items : conv_items;
   if (threads > 1 && items >= 2 && (items >= 2 * threads || flops < 4e6)) {
@@ -479,7 +492,7 @@ static int conv_f32(cpu_ctx *ctx, const conv_plan *p, const float *x, const floa
   }
   if (atomic_load(&j.failed))
     return cpu_fail(ctx, "out of memory for the im2col buffer");
-  if (b) {
+  if (b && p->transpose) {
     bias_job bj = {.p = p, .b = b, .y = y};
     cpu_parallel_for(ctx, planes, nn_grain(p->out_sp, 1 << 15), bias_task, &bj);
   }

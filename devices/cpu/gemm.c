@@ -28,10 +28,24 @@ enum { KC = 256, MC = 144, NC = 4096, MBIG = 16 * MC };
 /* Below this many flops a GEMM stays on one thread. */
 #define SGEMM_SERIAL_FLOPS 2.0e6
 
+/* ---- Epilogue ------------------------------------------------------------------------- */
+
+/* The epilogue for element (i, j) of C, whose value before it is v; ep may be NULL. */
+static inline float ep_apply(const cpu_sgemm_epilogue *ep, size_t i, size_t j, float v) {
+  if (!ep)
+    return v;
+  if (ep->row_bias)
+    v += ep->row_bias[i];
+  if (ep->col_bias)
+    v += ep->col_bias[j];
+  return cpu_act_apply(&ep->act, v);
+}
+
 /* ---- Generic micro-kernel ------------------------------------------------------------- */
 
 static void ukernel_generic(size_t kc, const float *ap, const float *bp, float *c, size_t ldc,
-                            size_t mr, size_t nr, float alpha, float beta) {
+                            size_t mr, size_t nr, float alpha, float beta,
+                            const cpu_sgemm_tile_ep *ep) {
   float acc[MR][NR];
   memset(acc, 0, sizeof acc);
   for (size_t p = 0; p < kc; p++) {
@@ -51,6 +65,15 @@ static void ukernel_generic(size_t kc, const float *ap, const float *bp, float *
     else
       for (size_t j = 0; j < nr; j++)
         cr[j] = alpha * acc[i][j] + beta * cr[j];
+    if (ep)
+      for (size_t j = 0; j < nr; j++) {
+        float v = cr[j];
+        if (ep->row_bias)
+          v += ep->row_bias[i];
+        if (ep->col_bias)
+          v += ep->col_bias[j];
+        cr[j] = cpu_act_apply(&ep->act, v);
+      }
   }
 }
 
@@ -125,6 +148,8 @@ typedef struct sgemm_job {
   float *c;
   size_t ldc;
   cpu_sgemm_ukernel_fn uk;
+  const cpu_sgemm_epilogue *ep; /* NULL when there is none */
+  bool last_k;                  /* the current KC block is the last: apply ep */
   /* The block being computed. */
   size_t pc, kc, jc, nc, ic, mb;
   float *ap, *bp;
@@ -170,7 +195,14 @@ static void compute_task(void *arg, size_t begin, size_t end) {
         size_t mr = r1 - ir < MR ? r1 - ir : MR;
         const float *apan = j->ap + (ir / MR) * MR * j->kc;
         float *cp = j->c + (j->ic + ir) * j->ldc + j->jc + jr;
-        j->uk(j->kc, apan, bpan, cp, j->ldc, mr, nr, j->alpha, j->beta);
+        cpu_sgemm_tile_ep tep, *tp = NULL;
+        if (j->ep && j->last_k) {
+          tep.row_bias = j->ep->row_bias ? j->ep->row_bias + j->ic + ir : NULL;
+          tep.col_bias = j->ep->col_bias ? j->ep->col_bias + j->jc + jr : NULL;
+          tep.act = j->ep->act;
+          tp = &tep;
+        }
+        j->uk(j->kc, apan, bpan, cp, j->ldc, mr, nr, j->alpha, j->beta, tp);
       }
     }
   }
@@ -181,14 +213,15 @@ static void compute_task(void *arg, size_t begin, size_t end) {
 
 /* Direct loops for tiny products and for when scratch memory cannot be had. */
 static void sgemm_naive(bool ta, bool tb, size_t m, size_t n, size_t k, float alpha, const float *a,
-                        size_t lda, const float *b, size_t ldb, float beta, float *c, size_t ldc) {
+                        size_t lda, const float *b, size_t ldb, float beta, float *c, size_t ldc,
+                        const cpu_sgemm_epilogue *ep) {
   for (size_t i = 0; i < m; i++)
     for (size_t j = 0; j < n; j++) {
       float s = 0.0f;
       for (size_t p = 0; p < k; p++)
         s += A_AT(i, p) * B_AT(p, j);
       float *cp = c + i * ldc + j;
-      *cp = beta == 0.0f ? alpha * s : alpha * s + beta * *cp;
+      *cp = ep_apply(ep, i, j, beta == 0.0f ? alpha * s : alpha * s + beta * *cp);
     }
 }
 
@@ -204,7 +237,13 @@ typedef struct gemv_job {
   size_t ld;
   float *y;
   size_t incy;
+  const cpu_sgemm_epilogue *ep;
+  bool y_is_column; /* y[j] is C[j][0] (n == 1), else C[0][j] (m == 1) */
 } gemv_job;
+
+static inline float gemv_ep(const gemv_job *g, size_t j, float v) {
+  return g->y_is_column ? ep_apply(g->ep, j, 0, v) : ep_apply(g->ep, 0, j, v);
+}
 
 /* y[j] = alpha * sum_p x[p] * mat[p][j] + beta * y[j], by column blocks. */
 static void gemv_axpy_task(void *arg, size_t begin, size_t end) {
@@ -217,7 +256,8 @@ static void gemv_axpy_task(void *arg, size_t begin, size_t end) {
       cpu_saxpy(g->ctx, len, g->x[p], g->mat + p * g->ld + j0, acc);
     for (size_t j = 0; j < len; j++) {
       float *yp = g->y + (j0 + j) * g->incy;
-      *yp = g->beta == 0.0f ? g->alpha * acc[j] : g->alpha * acc[j] + g->beta * *yp;
+      *yp = gemv_ep(g, j0 + j,
+                    g->beta == 0.0f ? g->alpha * acc[j] : g->alpha * acc[j] + g->beta * *yp);
     }
   }
 }
@@ -228,15 +268,15 @@ static void gemv_dot_task(void *arg, size_t begin, size_t end) {
   for (size_t j = begin; j < end; j++) {
     float s = cpu_sdot(g->ctx, g->k, g->mat + j * g->ld, g->x);
     float *yp = g->y + j * g->incy;
-    *yp = g->beta == 0.0f ? g->alpha * s : g->alpha * s + g->beta * *yp;
+    *yp = gemv_ep(g, j, g->beta == 0.0f ? g->alpha * s : g->alpha * s + g->beta * *yp);
   }
 }
 
 /* Returns false when the shape is not a vector case it handles (or memory ran out). */
 static bool sgemm_gemv(cpu_ctx *ctx, bool ta, bool tb, size_t m, size_t n, size_t k, float alpha,
                        const float *a, size_t lda, const float *b, size_t ldb, float beta, float *c,
-                       size_t ldc) {
-  gemv_job g = {.ctx = ctx, .k = k, .alpha = alpha, .beta = beta};
+                       size_t ldc, const cpu_sgemm_epilogue *ep) {
+  gemv_job g = {.ctx = ctx, .k = k, .alpha = alpha, .beta = beta, .ep = ep, .y_is_column = m != 1};
   float *tmp = NULL;
   if (m == 1) {
     /* The vector is row 0 of op(A): contiguous unless A is transposed with lda > 1. */
@@ -287,20 +327,28 @@ static bool sgemm_gemv(cpu_ctx *ctx, bool ta, bool tb, size_t m, size_t n, size_
 void cpu_sgemm(cpu_ctx *ctx, bool trans_a, bool trans_b, size_t m, size_t n, size_t k, float alpha,
                const float *a, size_t lda, const float *b, size_t ldb, float beta, float *c,
                size_t ldc) {
+  cpu_sgemm_ex(ctx, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, NULL);
+}
+
+void cpu_sgemm_ex(cpu_ctx *ctx, bool trans_a, bool trans_b, size_t m, size_t n, size_t k,
+                  float alpha, const float *a, size_t lda, const float *b, size_t ldb, float beta,
+                  float *c, size_t ldc, const cpu_sgemm_epilogue *ep) {
   if (m == 0 || n == 0)
     return;
+  if (ep && !ep->row_bias && !ep->col_bias && ep->act.kind == CPU_ACT_NONE)
+    ep = NULL;
   if (k == 0 || alpha == 0.0f) {
     for (size_t i = 0; i < m; i++)
       for (size_t j = 0; j < n; j++)
-        c[i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[i * ldc + j];
+        c[i * ldc + j] = ep_apply(ep, i, j, beta == 0.0f ? 0.0f : beta * c[i * ldc + j]);
     return;
   }
   if ((double)m * (double)n * (double)k <= SGEMM_SMALL_MNK) {
-    sgemm_naive(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    sgemm_naive(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, ep);
     return;
   }
   if ((m == 1 || n == 1) &&
-      sgemm_gemv(ctx, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc))
+      sgemm_gemv(ctx, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, ep))
     return;
 
   sgemm_job j = {.ta = trans_a,
@@ -315,7 +363,8 @@ void cpu_sgemm(cpu_ctx *ctx, bool trans_a, bool trans_b, size_t m, size_t n, siz
                  .ldb = ldb,
                  .c = c,
                  .ldc = ldc,
-                 .uk = ukernel_generic};
+                 .uk = ukernel_generic,
+                 .ep = ep};
 #ifdef CPU_GEMM_HAVE_AVX2
   if (ctx && ctx->isa == CPU_ISA_AVX2_FMA)
     j.uk = cpu_sgemm_ukernel_avx2;
@@ -329,7 +378,7 @@ void cpu_sgemm(cpu_ctx *ctx, bool trans_a, bool trans_b, size_t m, size_t n, siz
   if (!ap || !bp) {
     free(ap);
     free(bp);
-    sgemm_naive(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    sgemm_naive(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, ep);
     return;
   }
   j.ap = ap;
@@ -345,6 +394,7 @@ void cpu_sgemm(cpu_ctx *ctx, bool trans_a, bool trans_b, size_t m, size_t n, siz
       j.pc = pc;
       j.kc = k - pc < KC ? k - pc : KC;
       j.beta = pc == 0 ? beta : 1.0f;
+      j.last_k = pc + j.kc >= k;
       if (!j.inline_b)
         cpu_parallel_for(ctx, nb_panels, serial ? nb_panels : nn_grain(NR * j.kc, 1 << 15),
                          pack_b_task, &j);
@@ -539,6 +589,7 @@ typedef struct gemm_plan {
   float alpha, beta;
   bool has_c;
   size_t c_rs, c_cs; /* element strides of C's rows and columns after broadcasting (0 or not) */
+  cpu_act act;       /* fused by core/passes.c ("tessera.activation") */
 } gemm_plan;
 
 static tsr_plugin_reason gemm_setup(const cpu_node *n, const cpu_tensor *in, const cpu_tensor *out,
@@ -559,6 +610,14 @@ static tsr_plugin_reason gemm_setup(const cpu_node *n, const cpu_tensor *in, con
     return cpu_refuse(msg, size, TSR_PLUGIN_REASON_SHAPE, "A %s and B %s must be matrices",
                       nn_dims_str(s1, sizeof s1, in[0].rank, in[0].dims),
                       nn_dims_str(s2, sizeof s2, in[1].rank, in[1].dims));
+  tsr_plugin_reason r = cpu_act_from_node(n, &p->act, msg, size);
+  if (r)
+    return r;
+  if (p->act.kind != CPU_ACT_NONE && dt != TSR_DTYPE_FLOAT32 && dt != TSR_DTYPE_FLOAT16 &&
+      dt != TSR_DTYPE_BFLOAT16)
+    return cpu_refuse(msg, size, TSR_PLUGIN_REASON_ATTRIBUTE,
+                      "tessera.activation is implemented for float32 and half types, not %s",
+                      cpu_dtype_name(dt));
   p->ta = cpu_attr_int(n, "transA", 0) != 0;
   p->tb = cpu_attr_int(n, "transB", 0) != 0;
   p->alpha = cpu_attr_float(n, "alpha", 1.0f);
@@ -601,17 +660,34 @@ static tsr_plugin_reason gemm_check(const cpu_node *n, char *msg, size_t size) {
   return gemm_setup(n, n->in, n->out, &p, msg, size);
 }
 
+/* A C that is one row ([N] or [1, N], broadcast down the rows) or one column ([M, 1]) is
+ * added by the GEMM's epilogue instead of being copied into Y first; so is the activation. */
 static int gemm_f32(cpu_ctx *ctx, const gemm_plan *p, const float *a, const float *b,
                     const float *c, float *y) {
   float beta = 0.0f;
-  if (c && p->beta != 0.0f) {
+  cpu_sgemm_epilogue ep = {.act = p->act};
+  float *scaled = NULL;
+  bool row = c && p->c_rs == 0 && p->c_cs == 1, col = c && p->c_rs == 1 && p->c_cs == 0;
+  if (c && p->beta != 0.0f && (row || col)) {
+    const float *bias = c;
+    size_t len = row ? p->n : p->m;
+    if (p->beta != 1.0f) {
+      if (!(scaled = malloc(len * sizeof *scaled)))
+        return -1;
+      for (size_t i = 0; i < len; i++)
+        scaled[i] = p->beta * c[i];
+      bias = scaled;
+    }
+    *(row ? &ep.col_bias : &ep.row_bias) = bias;
+  } else if (c && p->beta != 0.0f) {
     for (size_t i = 0; i < p->m; i++)
       for (size_t j = 0; j < p->n; j++)
         y[i * p->n + j] = c[i * p->c_rs + j * p->c_cs];
     beta = p->beta;
   }
-  cpu_sgemm(ctx, p->ta, p->tb, p->m, p->n, p->k, p->alpha, a, p->ta ? p->m : p->k, b,
-            p->tb ? p->k : p->n, beta, y, p->n);
+  cpu_sgemm_ex(ctx, p->ta, p->tb, p->m, p->n, p->k, p->alpha, a, p->ta ? p->m : p->k, b,
+               p->tb ? p->k : p->n, beta, y, p->n, &ep);
+  free(scaled);
   return 0;
 }
 
@@ -626,7 +702,9 @@ static int gemm_run(cpu_ctx *ctx, const cpu_node *n, void *state, const cpu_tens
   uint32_t dt = in[0].dtype;
   const cpu_tensor *c = p.has_c ? &in[2] : NULL;
   if (dt == TSR_DTYPE_FLOAT32)
-    return gemm_f32(ctx, &p, in[0].data, in[1].data, c ? c->data : NULL, out[0].data);
+    return gemm_f32(ctx, &p, in[0].data, in[1].data, c ? c->data : NULL, out[0].data)
+               ? cpu_fail(ctx, "out of memory")
+               : 0;
   if (dt == TSR_DTYPE_FLOAT16 || dt == TSR_DTYPE_BFLOAT16) {
     float *a = nn_f32_copy(&in[0]), *b = nn_f32_copy(&in[1]);
     float *cf = c ? nn_f32_copy(c) : NULL;

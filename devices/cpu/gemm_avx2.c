@@ -25,8 +25,88 @@
 
 /* The 6x16 tile lives in twelve ymm registers; each step of k loads two vectors of B and
  * broadcasts six scalars of A, which keeps both FMA ports busy with 12 independent chains. */
+/* The activation on eight lanes, with the same comparisons as the scalar cpu_act_apply so
+ * that NaN and -0 come out the same: max_ps(a, b) is a > b ? a : b, min_ps(a, b) a < b ? a : b. */
+AVX2 static inline __m256 act_avx2(const cpu_act *act, __m256 x) {
+  const __m256 zero = _mm256_setzero_ps();
+  switch (act->kind) {
+  case CPU_ACT_RELU: return _mm256_max_ps(zero, x); /* x < 0 ? 0 : x */
+  case CPU_ACT_CLIP:
+    return _mm256_min_ps(_mm256_set1_ps(act->p1), _mm256_max_ps(_mm256_set1_ps(act->p0), x));
+  case CPU_ACT_LEAKYRELU:
+    return _mm256_blendv_ps(x, _mm256_mul_ps(_mm256_set1_ps(act->p0), x),
+                            _mm256_cmp_ps(x, zero, _CMP_LT_OQ));
+  case CPU_ACT_HARDSIGMOID: {
+    __m256 v = _mm256_add_ps(_mm256_mul_ps(_mm256_set1_ps(act->p0), x), _mm256_set1_ps(act->p1));
+    return _mm256_min_ps(_mm256_set1_ps(1.0f), _mm256_max_ps(zero, v));
+  }
+  case CPU_ACT_HARDSWISH: {
+    __m256 v = _mm256_add_ps(_mm256_mul_ps(x, _mm256_set1_ps((float)(1.0 / 6.0))),
+                             _mm256_set1_ps(0.5f));
+    return _mm256_mul_ps(x, _mm256_min_ps(_mm256_set1_ps(1.0f), _mm256_max_ps(zero, v)));
+  }
+  default: return x;
+  }
+}
+
+/* Stores a tile that the micro-kernel spilled to t through the epilogue: alpha, beta * C, the
+ * biases, then the activation. Kept out of line (noinline) so that the register allocation of
+ * the micro-kernel's loop stays what it is without an epilogue: inlined, the epilogue's
+ * constants pushed accumulators out to the stack. One spill per tile costs little next to kc
+ * steps of twelve FMAs. */
+AVX2 __attribute__((noinline)) static void store_tile_ep(const float (*t)[CPU_SGEMM_NR], float *c,
+                                                         size_t ldc, size_t mr, size_t nr,
+                                                         float alpha, float beta,
+                                                         const cpu_sgemm_tile_ep *ep) {
+  if (nr == CPU_SGEMM_NR) {
+    const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+    __m256 cb0 = _mm256_setzero_ps(), cb1 = _mm256_setzero_ps();
+    if (ep->col_bias) {
+      cb0 = _mm256_loadu_ps(ep->col_bias);
+      cb1 = _mm256_loadu_ps(ep->col_bias + 8);
+    }
+    for (size_t i = 0; i < mr; i++) {
+      float *cr = c + i * ldc;
+      __m256 v0, v1;
+      if (beta == 0.0f) {
+        v0 = _mm256_mul_ps(va, _mm256_load_ps(t[i]));
+        v1 = _mm256_mul_ps(va, _mm256_load_ps(t[i] + 8));
+      } else {
+        v0 = _mm256_fmadd_ps(va, _mm256_load_ps(t[i]), _mm256_mul_ps(vb, _mm256_loadu_ps(cr)));
+        v1 = _mm256_fmadd_ps(va, _mm256_load_ps(t[i] + 8),
+                             _mm256_mul_ps(vb, _mm256_loadu_ps(cr + 8)));
+      }
+      if (ep->row_bias) {
+        __m256 rb = _mm256_set1_ps(ep->row_bias[i]);
+        v0 = _mm256_add_ps(v0, rb);
+        v1 = _mm256_add_ps(v1, rb);
+      }
+      if (ep->col_bias) {
+        v0 = _mm256_add_ps(v0, cb0);
+        v1 = _mm256_add_ps(v1, cb1);
+      }
+      _mm256_storeu_ps(cr, act_avx2(&ep->act, v0));
+      _mm256_storeu_ps(cr + 8, act_avx2(&ep->act, v1));
+    }
+    return;
+  }
+  for (size_t i = 0; i < mr; i++) {
+    float *cr = c + i * ldc;
+    float rb = ep->row_bias ? ep->row_bias[i] : 0.0f;
+    for (size_t j = 0; j < nr; j++) {
+      float v = beta == 0.0f ? alpha * t[i][j] : alpha * t[i][j] + beta * cr[j];
+      if (ep->row_bias)
+        v += rb;
+      if (ep->col_bias)
+        v += ep->col_bias[j];
+      cr[j] = cpu_act_apply(&ep->act, v);
+    }
+  }
+}
+
 AVX2 void cpu_sgemm_ukernel_avx2(size_t kc, const float *ap, const float *bp, float *c, size_t ldc,
-                                 size_t mr, size_t nr, float alpha, float beta) {
+                                 size_t mr, size_t nr, float alpha, float beta,
+                                 const cpu_sgemm_tile_ep *ep) {
   __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
   __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
   __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
@@ -76,7 +156,7 @@ AVX2 void cpu_sgemm_ukernel_avx2(size_t kc, const float *ap, const float *bp, fl
 #undef STEP
 
   const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
-  if (mr == CPU_SGEMM_MR && nr == CPU_SGEMM_NR) {
+  if (mr == CPU_SGEMM_MR && nr == CPU_SGEMM_NR && !ep) {
     STORE_ROW(0, c00, c01);
     STORE_ROW(1, c10, c11);
     STORE_ROW(2, c20, c21);
@@ -85,7 +165,7 @@ AVX2 void cpu_sgemm_ukernel_avx2(size_t kc, const float *ap, const float *bp, fl
     STORE_ROW(5, c50, c51);
     return;
   }
-  /* An edge tile: spill the registers and write only the mr x nr corner. */
+  /* An edge tile, or an epilogue: spill the registers, then write only the mr x nr corner. */
   _Alignas(32) float t[CPU_SGEMM_MR][CPU_SGEMM_NR];
   _mm256_store_ps(t[0], c00), _mm256_store_ps(t[0] + 8, c01);
   _mm256_store_ps(t[1], c10), _mm256_store_ps(t[1] + 8, c11);
@@ -93,6 +173,10 @@ AVX2 void cpu_sgemm_ukernel_avx2(size_t kc, const float *ap, const float *bp, fl
   _mm256_store_ps(t[3], c30), _mm256_store_ps(t[3] + 8, c31);
   _mm256_store_ps(t[4], c40), _mm256_store_ps(t[4] + 8, c41);
   _mm256_store_ps(t[5], c50), _mm256_store_ps(t[5] + 8, c51);
+  if (ep) {
+    store_tile_ep((const float(*)[CPU_SGEMM_NR])t, c, ldc, mr, nr, alpha, beta, ep);
+    return;
+  }
   for (size_t i = 0; i < mr; i++) {
     float *cr = c + i * ldc;
     if (beta == 0.0f)

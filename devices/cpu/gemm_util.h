@@ -4,7 +4,9 @@
 #ifndef TSR_CPU_GEMM_UTIL_H
 #define TSR_CPU_GEMM_UTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 
 #include "devices/cpu/cpu.h"
 
@@ -14,16 +16,121 @@
  * packing code is shared. */
 enum { CPU_SGEMM_MR = 6, CPU_SGEMM_NR = 16 };
 
+/* ---- Epilogue: bias and activation applied as results are stored ----------------------- */
+
+/* Activations that a GEMM (and so Conv and Gemm) can apply to its results on the way out.
+ * Each matches the CPU plugin's own elementwise op bit for bit on a given input, NaN
+ * included (elementwise.c): relu is x < 0 ? 0 : x, clip is (x < lo ? lo : x) > hi ? hi : ..,
+ * leakyrelu x < 0 ? alpha * x : x, hardsigmoid clamp01(alpha * x + beta), hardswish
+ * x * clamp01(x / 6 + 0.5). */
+typedef enum cpu_act_kind {
+  CPU_ACT_NONE = 0,
+  CPU_ACT_RELU = 1,
+  CPU_ACT_CLIP = 2,        /* p0 = min, p1 = max */
+  CPU_ACT_LEAKYRELU = 3,   /* p0 = alpha */
+  CPU_ACT_HARDSIGMOID = 4, /* p0 = alpha, p1 = beta */
+  CPU_ACT_HARDSWISH = 5,
+} cpu_act_kind;
+
+typedef struct cpu_act {
+  cpu_act_kind kind;
+  float p0, p1;
+} cpu_act;
+
+static inline float cpu_act_clamp01(float v) { return v < 0 ? 0 : v > 1 ? 1 : v; }
+
+static inline float cpu_act_apply(const cpu_act *a, float x) {
+  switch (a->kind) {
+  case CPU_ACT_RELU: return x < 0 ? 0 : x;
+  case CPU_ACT_CLIP: {
+    float t = x < a->p0 ? a->p0 : x;
+    return t > a->p1 ? a->p1 : t;
+  }
+  case CPU_ACT_LEAKYRELU: return x < 0 ? a->p0 * x : x;
+  case CPU_ACT_HARDSIGMOID: return cpu_act_clamp01(a->p0 * x + a->p1);
+  case CPU_ACT_HARDSWISH: return x * cpu_act_clamp01(x * (float)(1.0 / 6.0) + 0.5f);
+  default: return x;
+  }
+}
+
+/* Reads the activation that core/passes.c fused into node n ("tessera.activation", a STRING,
+ * with its parameters in "tessera.activation_params", FLOATS). Absent means CPU_ACT_NONE.
+ * Returns TSR_PLUGIN_REASON_ATTRIBUTE with a message for a name or parameter count it does
+ * not know, so that a node whose meaning it cannot honour is refused, never run wrong. */
+static inline tsr_plugin_reason cpu_act_from_node(const cpu_node *n, cpu_act *out, char *msg,
+                                                  size_t size) {
+  static const struct {
+    const char *name;
+    cpu_act_kind kind;
+    size_t params;
+  } known[] = {{"relu", CPU_ACT_RELU, 0},
+               {"clip", CPU_ACT_CLIP, 2},
+               {"leakyrelu", CPU_ACT_LEAKYRELU, 1},
+               {"hardsigmoid", CPU_ACT_HARDSIGMOID, 2},
+               {"hardswish", CPU_ACT_HARDSWISH, 0}};
+  out->kind = CPU_ACT_NONE;
+  out->p0 = out->p1 = 0.0f;
+  const char *name = cpu_attr_string(n, "tessera.activation", NULL);
+  if (!name)
+    return TSR_PLUGIN_REASON_NONE;
+  const float *prm;
+  size_t np = cpu_attr_floats(n, "tessera.activation_params", &prm);
+  for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {
+    if (strcmp(name, known[i].name) != 0)
+      continue;
+    if (np != known[i].params)
+      return cpu_refuse(msg, size, TSR_PLUGIN_REASON_ATTRIBUTE,
+                        "tessera.activation %s takes %zu parameters, got %zu", name,
+                        known[i].params, np);
+    out->kind = known[i].kind;
+    if (np > 0)
+      out->p0 = prm[0];
+    if (np > 1)
+      out->p1 = prm[1];
+    return TSR_PLUGIN_REASON_NONE;
+  }
+  return cpu_refuse(msg, size, TSR_PLUGIN_REASON_ATTRIBUTE, "tessera.activation '%s' unknown",
+                    name);
+}
+
+/* What cpu_sgemm_ex does to each result before storing it:
+ *   C[i][j] = act(alpha * sum + beta * C[i][j] + row_bias[i] + col_bias[j])
+ * row_bias has m entries (Conv: one per output channel), col_bias n entries (Gemm's 1-D C);
+ * either may be NULL. */
+typedef struct cpu_sgemm_epilogue {
+  const float *row_bias;
+  const float *col_bias;
+  cpu_act act;
+} cpu_sgemm_epilogue;
+
+/* cpu_sgemm with an epilogue (NULL: none, exactly cpu_sgemm). The bias and the activation
+ * are applied once, when the last KC block of a tile is stored, so they cost no pass of
+ * their own over C. Defined in gemm.c. */
+void cpu_sgemm_ex(cpu_ctx *ctx, bool trans_a, bool trans_b, size_t m, size_t n, size_t k,
+                  float alpha, const float *a, size_t lda, const float *b, size_t ldb, float beta,
+                  float *c, size_t ldc, const cpu_sgemm_epilogue *ep);
+
+/* The epilogue of one register tile: the biases already offset to the tile's first row and
+ * column. The micro-kernels receive NULL for every KC block but the last. */
+typedef struct cpu_sgemm_tile_ep {
+  const float *row_bias; /* mr entries, or NULL */
+  const float *col_bias; /* nr entries, or NULL */
+  cpu_act act;
+} cpu_sgemm_tile_ep;
+
 /* One register tile: C[mr x nr] = alpha * (Ap * Bp) + beta * C, where Ap/Bp are packed
- * micro-panels of depth kc (64-byte aligned) and mr <= MR, nr <= NR. beta == 0 never reads C. */
+ * micro-panels of depth kc (64-byte aligned) and mr <= MR, nr <= NR. beta == 0 never reads C.
+ * With ep, the tile's biases and activation are applied before the store. */
 typedef void (*cpu_sgemm_ukernel_fn)(size_t kc, const float *ap, const float *bp, float *c,
-                                     size_t ldc, size_t mr, size_t nr, float alpha, float beta);
+                                     size_t ldc, size_t mr, size_t nr, float alpha, float beta,
+                                     const cpu_sgemm_tile_ep *ep);
 
 #if defined(TSR_CPU_HAVE_AVX2) && (defined(__x86_64__) || defined(__i386__))
 #define CPU_GEMM_HAVE_AVX2 1
 /* The AVX2/FMA versions; call them only when ctx->isa == CPU_ISA_AVX2_FMA. */
 void cpu_sgemm_ukernel_avx2(size_t kc, const float *ap, const float *bp, float *c, size_t ldc,
-                            size_t mr, size_t nr, float alpha, float beta);
+                            size_t mr, size_t nr, float alpha, float beta,
+                            const cpu_sgemm_tile_ep *ep);
 /* y[i] += a * x[i] for i < n. */
 void cpu_saxpy_avx2(size_t n, float a, const float *x, float *y);
 /* Returns sum x[i] * y[i] for i < n. */

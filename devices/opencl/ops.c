@@ -496,7 +496,7 @@ static int lower_matmul(ocl_lower *L) {
   return rc;
 }
 
-static int lower_gemm(ocl_lower *L) {
+static int lower_gemm_body(ocl_lower *L) {
   TRY(require_f32(L));
   TRY(gemm_device_ok(L));
   if (L->api->node_opset(L->g, L->node) < 7)
@@ -573,7 +573,7 @@ static int window_geometry(ocl_lower *L, const tsr_plugin_value *x, const tsr_pl
   return 0;
 }
 
-static int lower_conv(ocl_lower *L) {
+static int lower_conv_body(ocl_lower *L) {
   TRY(require_f32(L));
   int32_t x = in_idx(L, 0), wv = in_idx(L, 1), b = in_idx(L, 2), y = out_idx(L, 0);
   tsr_plugin_value vx = vinfo(L, x), vw = vinfo(L, wv), vb = vinfo(L, b), vy = vinfo(L, y);
@@ -620,6 +620,49 @@ static int lower_conv(ocl_lower *L) {
   TRY(ocl__arg_params(L, s, p, 17));
   ocl__launch_1d(s, (uint64_t)count_of(&vy));
   return 0;
+}
+
+/* Tessera's passes fuse a following activation into Conv and Gemm and say so with the
+ * attributes "tessera.activation" and "tessera.activation_params" (PLUGINS.md P-22). Here the
+ * fused node runs as the op followed by the activation in place on its output; an activation
+ * this plugin does not know is refused. */
+static int lower_fused(ocl_lower *L, int (*body)(ocl_lower *)) {
+  const char *act = attr_str(L, "tessera.activation", NULL);
+  float prm[2] = {0, 0};
+  tsr_plugin_attr pa;
+  size_t n_prm = 0;
+  if (L->api->node_attr(L->g, L->node, "tessera.activation_params", &pa) &&
+      pa.type == TSR_PLUGIN_ATTR_FLOATS) {
+    n_prm = pa.count;
+    for (size_t i = 0; i < n_prm && i < 2; i++) prm[i] = pa.floats[i];
+  }
+  int code = -1;
+  float al = 0, be = 0;
+  if (!act) {
+    code = -1;
+  } else if (!strcmp(act, "relu") && n_prm == 0) {
+    code = UN_RELU;
+  } else if (!strcmp(act, "hardswish") && n_prm == 0) {
+    code = UN_HARDSWISH;
+  } else if (!strcmp(act, "leakyrelu") && n_prm == 1) {
+    code = UN_LEAKY;
+    al = prm[0];
+  } else if (!strcmp(act, "hardsigmoid") && n_prm == 2) {
+    code = UN_HARDSIGMOID;
+    al = prm[0];
+    be = prm[1];
+  } else if (!strcmp(act, "clip") && n_prm == 2) {
+    code = UN_CLIP;
+    al = prm[0];
+    be = prm[1];
+  } else {
+    return refuse(L, TSR_PLUGIN_REASON_ATTRIBUTE, "fused activation not implemented");
+  }
+  int rc = body(L);
+  if (rc || !L->exe || code < 0) return rc;
+  int32_t y = out_idx(L, 0);
+  tsr_plugin_value vy = vinfo(L, y);
+  return emit_unary(L, y, y, count_of(&vy), code, al, be);
 }
 
 static int lower_pool(ocl_lower *L, bool is_max) {
@@ -1092,8 +1135,8 @@ int ocl__lower_node(ocl_lower *L) {
       !strcmp(op, "Unsqueeze") || !strcmp(op, "Identity") || !strcmp(op, "Dropout"))
     return lower_copy(L);
   if (!strcmp(op, "MatMul")) return lower_matmul(L);
-  if (!strcmp(op, "Gemm")) return lower_gemm(L);
-  if (!strcmp(op, "Conv")) return lower_conv(L);
+  if (!strcmp(op, "Gemm")) return lower_fused(L, lower_gemm_body);
+  if (!strcmp(op, "Conv")) return lower_fused(L, lower_conv_body);
   if (!strcmp(op, "MaxPool")) return lower_pool(L, true);
   if (!strcmp(op, "AveragePool")) return lower_pool(L, false);
   if (!strcmp(op, "GlobalAveragePool")) return lower_global_pool(L, false);

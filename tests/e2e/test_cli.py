@@ -418,12 +418,14 @@ NO_PASSES = {"TESSERA_NO_PASSES": "1"}
 def test_partition(tmp, rng):
     cnn = os.path.join(tmp, "tiny_cnn", "tiny_cnn.onnx")
     if os.path.isfile(cnn):
-        # By default BatchNormalization is folded into the Conv before it at load.
+        # By default BatchNormalization is folded into the Conv before it at load, and the
+        # Relu after each Conv is fused into it.
         plan = partition_json(cnn)
         if plan is not None:
             names = [n.get("name") for n in plan.get("nodes", [])]
-            check("partition tiny_cnn: bn1 is folded into conv1 at load",
-                  "bn1" not in names and "conv1" in names and len(names) == 9, repr(names))
+            check("partition tiny_cnn: bn1 is folded and relu1 fused into conv1 at load",
+                  "bn1" not in names and "relu1" not in names and "conv1" in names
+                  and len(names) == 7, repr(names))
         # The plan node by node, as the model has it, with the graph passes off.
         plan = partition_json(cnn, env=NO_PASSES)
         if plan is not None:
