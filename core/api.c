@@ -233,9 +233,7 @@ static tsr_status copy_info(const tsr_value_info *src, size_t n, size_t index, c
   if (index >= n)
     return tsr__status_make(TSR_STATUS_INVALID_ARGUMENT, "%s index %zu out of range (%zu %ss)",
                             what, index, n, what);
-  size_t sz = out->struct_size && out->struct_size < sizeof *out ? out->struct_size : sizeof *out;
-  memcpy(out, &src[index], sz);
-  out->struct_size = sz;
+  tsr__copy_info(out, &src[index], sizeof *out);
   return NULL;
 }
 

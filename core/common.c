@@ -8,6 +8,7 @@
 struct tsr_status_s {
   tsr_status_code code;
   bool is_static;
+  uint32_t marks; /* TSR__STATUS_* */
   char message[];
 };
 
@@ -15,8 +16,9 @@ struct tsr_status_s {
 static struct {
   tsr_status_code code;
   bool is_static;
+  uint32_t marks;
   char message[64];
-} oom_status = {TSR_STATUS_OUT_OF_MEMORY, true, "out of memory while reporting an error"};
+} oom_status = {TSR_STATUS_OUT_OF_MEMORY, true, 0, "out of memory while reporting an error"};
 
 tsr_status tsr__status_makev(tsr_status_code code, const char *fmt, va_list ap) {
   va_list ap2;
@@ -30,6 +32,7 @@ tsr_status tsr__status_makev(tsr_status_code code, const char *fmt, va_list ap) 
   if (!s) return (tsr_status)&oom_status;
   s->code = code;
   s->is_static = false;
+  s->marks = 0;
   vsnprintf(s->message, (size_t)n + 1, fmt, ap);
   return s;
 }
@@ -50,9 +53,17 @@ tsr_status tsr__status_wrap(tsr_status inner, const char *fmt, ...) {
   vsnprintf(prefix, sizeof prefix, fmt, ap);
   va_end(ap);
   tsr_status s = tsr__status_make(inner->code, "%s: %s", prefix, inner->message);
+  tsr__status_mark(s, inner->marks);
   tsr_status_free(inner);
   return s;
 }
+
+tsr_status tsr__status_mark(tsr_status s, uint32_t marks) {
+  if (s && !s->is_static) s->marks |= marks;
+  return s;
+}
+
+bool tsr__status_marked(tsr_status s, uint32_t mark) { return s && (s->marks & mark) != 0; }
 
 tsr_status_code tsr_status_code_of(tsr_status status) {
   return status ? status->code : TSR_STATUS_OK;
@@ -124,6 +135,14 @@ char *tsr__strndup(const tsr_allocator *a, const char *s, size_t n) {
 
 char *tsr__strdup(const tsr_allocator *a, const char *s) {
   return s ? tsr__strndup(a, s, strlen(s)) : NULL;
+}
+
+void tsr__copy_info(void *out, const void *src, size_t full_size) {
+  size_t want;
+  memcpy(&want, out, sizeof want);
+  size_t n = want && want < full_size ? want : full_size;
+  memcpy(out, src, n);
+  memcpy(out, &n, sizeof n);
 }
 
 /* ---- Dtypes and shapes ---------------------------------------------------------------- */

@@ -19,6 +19,13 @@ tsr_status tsr__status_makev(tsr_status_code code, const char *fmt, va_list ap);
 tsr_status tsr__status_wrap(tsr_status inner, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* Marks the library tests for on its own statuses, instead of parsing messages; they survive
+ * tsr__status_wrap. NEEDS_INPUT_VALUES: a shape depends on values only known at run time. */
+enum { TSR__STATUS_NEEDS_INPUT_VALUES = 1u << 0 };
+/* Adds marks to s (not NULL) and returns it. */
+tsr_status tsr__status_mark(tsr_status s, uint32_t marks);
+bool tsr__status_marked(tsr_status s, uint32_t mark);
+
 #define TSR_RETURN_IF_ERROR(expr)                                                               \
   do {                                                                                          \
     tsr_status tsr__s = (expr);                                                                 \
@@ -33,6 +40,12 @@ void *tsr__realloc(const tsr_allocator *a, void *p, size_t size);
 void tsr__free(const tsr_allocator *a, void *p);
 char *tsr__strdup(const tsr_allocator *a, const char *s);
 char *tsr__strndup(const tsr_allocator *a, const char *s, size_t n);
+
+/* Copies a public info struct (whose first member is its size_t struct_size) into a caller's
+ * struct compiled against this or an older header: only the members that fit in
+ * out->struct_size are written (0 means the full size), and struct_size is set to what was
+ * written. */
+void tsr__copy_info(void *out, const void *src, size_t full_size);
 
 /* Checked arithmetic for sizes read from files: return false on overflow. */
 static inline bool tsr__mul_size(size_t a, size_t b, size_t *out) {

@@ -462,8 +462,10 @@ static tsr_status ints_attr_n(ictx *c, const char *name, size_t n, int64_t dflt,
 /* ---- Reading input data ---------------------------------------------------------------- */
 
 static tsr_status need_data(ictx *c, uint32_t i) {
-  return unsupported(c, "output shape depends on input %u '%s', which is only known at run time", i,
-                     in_name(c, i));
+  return tsr__status_mark(
+      unsupported(c, "output shape depends on input %u '%s', which is only known at run time", i,
+                  in_name(c, i)),
+      TSR__STATUS_NEEDS_INPUT_VALUES);
 }
 
 /* The elements of input i, an int32 or int64 tensor that an output shape depends on, as int64s
@@ -2313,10 +2315,11 @@ static tsr_status infer_nms(ictx *c) {
     TSR_RETURN_IF_ERROR(want_scalar(c, i));
   for (uint32_t i = 0; i < c->n->n_inputs; i++)
     if (in(c, i) && !in(c, i)->data)
-      return unsupported(c,
-                         "the number of boxes kept depends on the values of input %u '%s', "
-                         "which are only known at run time",
-                         i, in_name(c, i));
+      return tsr__status_mark(unsupported(c,
+                                          "the number of boxes kept depends on the values of "
+                                          "input %u '%s', which are only known at run time",
+                                          i, in_name(c, i)),
+                              TSR__STATUS_NEEDS_INPUT_VALUES);
   double *bx, *sc, *v;
   size_t n;
   TSR_RETURN_IF_ERROR(in_nums(c, 0, &bx, &n));
@@ -3129,10 +3132,12 @@ static tsr_status infer_if(ictx *c) {
       st = bad_model(c, "output %u '%s' is %s in then_branch but %s in else_branch", k,
                      out_name(c, k), dt(got[0].dtype), dt(got[1].dtype));
     else if (!dims_equal(got[0].dims, got[0].rank, got[1].dims, got[1].rank))
-      st = unsupported(c,
-                       "output %u '%s' has shape %s in then_branch and %s in else_branch, "
-                       "so it depends on condition '%s', which is only known at run time",
-                       k, out_name(c, k), vstr(c, &got[0]), vstr(c, &got[1]), in_name(c, 0));
+      st = tsr__status_mark(
+          unsupported(c,
+                      "output %u '%s' has shape %s in then_branch and %s in else_branch, "
+                      "so it depends on condition '%s', which is only known at run time",
+                      k, out_name(c, k), vstr(c, &got[0]), vstr(c, &got[1]), in_name(c, 0)),
+          TSR__STATUS_NEEDS_INPUT_VALUES);
     else
       st = set_out(c, k, got[0].dtype, got[0].rank, got[0].dims);
   }

@@ -251,7 +251,7 @@ tsr_status tsr__plan_build(tsr_session *s, const int32_t *dtypes, const size_t *
   if (!p) return OOM();
   p->session = s;
   tsr_status st = NULL;
-  uint32_t *active = NULL, *pos_of = NULL, *part_start = NULL;
+  uint32_t *active = NULL, *part_start = NULL;
   int32_t *inst_of = NULL;
   uint8_t *used_outside = NULL;
   uint32_t n_active = 0, n_dev = s->n_devices;
@@ -259,8 +259,7 @@ tsr_status tsr__plan_build(tsr_session *s, const int32_t *dtypes, const size_t *
   p->vals = tsr__calloc(a, g->n_values + 1, sizeof *p->vals);
   p->place = tsr__calloc(a, g->n_nodes + 1, sizeof *p->place);
   active = tsr__calloc(a, g->n_nodes + 1, sizeof *active);
-  pos_of = tsr__calloc(a, g->n_nodes + 1, sizeof *pos_of);
-  if (!p->vals || !p->place || !active || !pos_of) {
+  if (!p->vals || !p->place || !active) {
     st = OOM();
     goto done;
   }
@@ -294,10 +293,7 @@ tsr_status tsr__plan_build(tsr_session *s, const int32_t *dtypes, const size_t *
     p->place[n].partition = -1;
     p->place[n].refused_by = -1;
     p->place[n].cost_us = -1;
-    if (!folded) {
-      pos_of[n] = n_active;
-      active[n_active++] = n;
-    }
+    if (!folded) active[n_active++] = n;
   }
   st = place_nodes(p, active, n_active);
   if (st) goto done;
@@ -454,7 +450,6 @@ tsr_status tsr__plan_build(tsr_session *s, const int32_t *dtypes, const size_t *
 
 done:
   tsr__free(a, active);
-  tsr__free(a, pos_of);
   tsr__free(a, part_start);
   tsr__free(a, inst_of);
   tsr__free(a, used_outside);

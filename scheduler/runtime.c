@@ -331,9 +331,7 @@ tsr_status tsr_runtime_device_info(const tsr_runtime *rt, size_t index, tsr_devi
   info.flags = d->props.flags;
   info.memory_bytes = d->props.memory_bytes;
   info.compute_units = d->props.compute_units;
-  size_t n = out->struct_size && out->struct_size < sizeof info ? out->struct_size : sizeof info;
-  memcpy(out, &info, n);
-  out->struct_size = n;
+  tsr__copy_info(out, &info, sizeof info);
   return NULL;
 }
 

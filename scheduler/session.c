@@ -99,9 +99,7 @@ static tsr_status get_item(const profile_item *items, size_t n, size_t index,
     return tsr__status_make(TSR_STATUS_INVALID_ARGUMENT, "profile index %zu out of range", index);
   tsr_profile_entry e = {sizeof e, items[index].device, items[index].name, items[index].op_type,
                          items[index].total_ns, items[index].calls};
-  size_t sz = out->struct_size && out->struct_size < sizeof e ? out->struct_size : sizeof e;
-  memcpy(out, &e, sz);
-  out->struct_size = sz;
+  tsr__copy_info(out, &e, sizeof e);
   return NULL;
 }
 
@@ -237,24 +235,47 @@ static bool model_shapes_static(const tsr_model *m) {
   return true;
 }
 
-static tsr_status plan_for_model_shapes(tsr_session *s, tsr__plan **out) {
-  const tsr_model *m = s->model;
-  uint32_t n = m->graph->n_inputs;
+static tsr_status find_input(const tsr__graph *g, const char *name, uint32_t *out);
+
+/* Plans for the model's input shapes, with each symbolic dimension set to 1, except the inputs
+ * named in `names`, which take the given shapes. */
+static tsr_status plan_for_shapes(tsr_session *s, size_t n_given, const char *const *names,
+                                  const size_t *given_ranks, const int64_t *const *given_dims,
+                                  tsr__plan **out) {
+  const tsr__graph *g = s->model->graph;
+  uint32_t n = g->n_inputs;
   int32_t *dtypes = calloc(n + 1, sizeof *dtypes);
   size_t *ranks = calloc(n + 1, sizeof *ranks);
   int64_t **dims = calloc(n + 1, sizeof *dims);
   tsr_status st = NULL;
   if (!dtypes || !ranks || !dims) st = tsr__status_make(TSR_STATUS_OUT_OF_MEMORY, "out of memory");
+  for (size_t k = 0; !st && k < n_given; k++) {
+    uint32_t idx;
+    st = find_input(g, names[k] ? names[k] : "(null)", &idx);
+  }
   for (uint32_t i = 0; i < n && !st; i++) {
-    const tsr_value_info *in = &m->input_info[i];
-    if (in->rank < 0)
+    const tsr_value_info *in = &s->model->input_info[i];
+    const int64_t *given = NULL;
+    size_t rank = in->rank < 0 ? 0 : (size_t)in->rank;
+    for (size_t k = 0; k < n_given; k++)
+      if (names[k] && !strcmp(names[k], in->name)) {
+        rank = given_ranks[k];
+        given = given_dims[k];
+      }
+    if (!given && in->rank < 0) {
       st = tsr__status_make(TSR_STATUS_INVALID_ARGUMENT,
                             "input '%s' has no shape in the model; give its shape", in->name);
+      break;
+    }
     dtypes[i] = in->dtype;
-    ranks[i] = in->rank < 0 ? 0 : (size_t)in->rank;
-    dims[i] = calloc(ranks[i] + 1, sizeof(int64_t));
-    if (!dims[i] && !st) st = tsr__status_make(TSR_STATUS_OUT_OF_MEMORY, "out of memory");
-    for (size_t d = 0; dims[i] && d < ranks[i]; d++) dims[i][d] = in->dims[d] < 0 ? 1 : in->dims[d];
+    ranks[i] = rank;
+    dims[i] = calloc(rank + 1, sizeof(int64_t));
+    if (!dims[i]) {
+      st = tsr__status_make(TSR_STATUS_OUT_OF_MEMORY, "out of memory");
+      break;
+    }
+    for (size_t d = 0; d < rank; d++)
+      dims[i][d] = given ? given[d] : (in->dims[d] < 0 ? 1 : in->dims[d]);
   }
   if (!st) st = tsr__session_get_plan(s, dtypes, ranks, (const int64_t *const *)dims, NULL, out);
   for (uint32_t i = 0; dims && i < n; i++) free(dims[i]);
@@ -292,7 +313,7 @@ tsr_status tsr_session_create(tsr_runtime *rt, const tsr_model *model,
   if (!st) st = parse_budgets(s, opts.memory_budgets);
   if (!st && model_shapes_static(model)) {
     tsr__plan *p = NULL;
-    st = plan_for_model_shapes(s, &p);
+    st = plan_for_shapes(s, 0, NULL, NULL, NULL, &p);
     /* Shapes that depend on input values are planned at the first run, when they are known. */
     if (st && s->keys_values) {
       tsr_status_free(st);
@@ -351,11 +372,10 @@ static void make_key(const tsr_session *s, const int32_t *dtypes, const size_t *
   }
 }
 
-/* Shape inference reports a shape that depends on values known only at run time as
- * UNSUPPORTED with this phrase; the session then plans with the small inputs' values. */
+/* Shape inference marks a status when a shape depends on values known only at run time; the
+ * session then plans with the small inputs' values. */
 static bool depends_on_values(tsr_status st) {
-  return tsr_status_code_of(st) == TSR_STATUS_UNSUPPORTED &&
-         strstr(tsr_status_message(st), "only known at run time") != NULL;
+  return tsr__status_marked(st, TSR__STATUS_NEEDS_INPUT_VALUES);
 }
 
 static tsr_status get_plan_keyed(tsr_session *s, const int32_t *dtypes, const size_t *ranks,
@@ -779,41 +799,8 @@ tsr_status tsr_session_plan(tsr_session *s, size_t n_inputs, const char *const *
   if (!out) return tsr__status_make(TSR_STATUS_INVALID_ARGUMENT, "out is NULL");
   *out = NULL;
   if (!s) return tsr__status_make(TSR_STATUS_INVALID_ARGUMENT, "session is NULL");
-  const tsr__graph *g = s->model->graph;
-  uint32_t n = g->n_inputs;
-  int32_t *dtypes = calloc(n + 1, sizeof *dtypes);
-  size_t *ranks = calloc(n + 1, sizeof *ranks);
-  int64_t **dims = calloc(n + 1, sizeof *dims);
-  tsr_status st = NULL;
-  if (!dtypes || !ranks || !dims) st = tsr__status_make(TSR_STATUS_OUT_OF_MEMORY, "out of memory");
-  for (uint32_t i = 0; i < n && !st; i++) {
-    const tsr_value_info *in = &s->model->input_info[i];
-    dtypes[i] = in->dtype;
-    ranks[i] = in->rank < 0 ? 0 : (size_t)in->rank;
-    const int64_t *given = NULL;
-    for (size_t k = 0; k < n_inputs; k++)
-      if (input_names && input_names[k] && !strcmp(input_names[k], in->name)) {
-        ranks[i] = in_ranks[k];
-        given = shapes[k];
-      }
-    dims[i] = calloc(ranks[i] + 1, sizeof(int64_t));
-    if (!dims[i]) {
-      st = tsr__status_make(TSR_STATUS_OUT_OF_MEMORY, "out of memory");
-      break;
-    }
-    for (size_t d = 0; d < ranks[i]; d++)
-      dims[i][d] = given ? given[d] : (in->dims[d] < 0 ? 1 : in->dims[d]);
-  }
-  for (size_t k = 0; !st && k < n_inputs; k++) {
-    uint32_t idx;
-    st = find_input(g, input_names[k], &idx);
-  }
   tsr__plan *p = NULL;
-  if (!st) st = tsr__session_get_plan(s, dtypes, ranks, (const int64_t *const *)dims, NULL, &p);
-  for (uint32_t i = 0; dims && i < n; i++) free(dims[i]);
-  free(dims);
-  free(ranks);
-  free(dtypes);
+  tsr_status st = plan_for_shapes(s, n_inputs, input_names, in_ranks, shapes, &p);
   if (st) return st;
   *out = calloc(1, sizeof **out);
   if (!*out) return tsr__status_make(TSR_STATUS_OUT_OF_MEMORY, "out of memory");
@@ -842,9 +829,7 @@ tsr_status tsr_plan_get_node(const tsr_plan *plan, size_t index, tsr_plan_node_i
   info.reason_text = pl->refused_by >= 0 ? pl->reason_text : "";
   info.refused_by = pl->refused_by >= 0 ? plan_device(p, (uint32_t)pl->refused_by)->id : "";
   info.estimated_cost_us = pl->cost_us;
-  size_t sz = out->struct_size && out->struct_size < sizeof info ? out->struct_size : sizeof info;
-  memcpy(out, &info, sz);
-  out->struct_size = sz;
+  tsr__copy_info(out, &info, sizeof info);
   return NULL;
 }
 
@@ -862,9 +847,7 @@ tsr_status tsr_plan_get_partition(const tsr_plan *plan, size_t index,
   info.bytes_in = pt->bytes_in;
   info.bytes_out = pt->bytes_out;
   info.arena_bytes = p->arena_size[pt->device];
-  size_t sz = out->struct_size && out->struct_size < sizeof info ? out->struct_size : sizeof info;
-  memcpy(out, &info, sz);
-  out->struct_size = sz;
+  tsr__copy_info(out, &info, sizeof info);
   return NULL;
 }
 

@@ -19,6 +19,46 @@ START_TEST(status_carries_code_and_message) {
 }
 END_TEST
 
+START_TEST(marks_survive_wrapping) {
+  tsr_status s = tsr__status_mark(tsr__status_make(TSR_STATUS_UNSUPPORTED, "needs values"),
+                                  TSR__STATUS_NEEDS_INPUT_VALUES);
+  s = tsr__status_wrap(s, "planning");
+  ck_assert(tsr__status_marked(s, TSR__STATUS_NEEDS_INPUT_VALUES));
+  tsr_status_free(s);
+  s = tsr__status_make(TSR_STATUS_UNSUPPORTED, "only known at run time");
+  ck_assert(!tsr__status_marked(s, TSR__STATUS_NEEDS_INPUT_VALUES));
+  tsr_status_free(s);
+  ck_assert(!tsr__status_marked(NULL, TSR__STATUS_NEEDS_INPUT_VALUES));
+}
+END_TEST
+
+/* An info struct as an older caller compiled it: only the first two members. */
+typedef struct old_info {
+  size_t struct_size;
+  const char *id;
+} old_info;
+
+START_TEST(copy_info_respects_older_callers) {
+  tsr_device_info full = {sizeof full, "cpu", "cpu", "name", "vendor", "driver", "f",
+                          TSR_DEVICE_KIND_CPU, 0, 42, 2};
+  struct {
+    old_info info;
+    char guard[sizeof(tsr_device_info)];
+  } old;
+  memset(&old, 0x5a, sizeof old);
+  old.info.struct_size = sizeof old.info;
+  tsr__copy_info(&old.info, &full, sizeof full);
+  ck_assert_uint_eq(old.info.struct_size, sizeof(old_info));
+  ck_assert_str_eq(old.info.id, "cpu");
+  for (size_t i = 0; i < sizeof old.guard; i++) ck_assert_int_eq(old.guard[i], 0x5a);
+  tsr_device_info whole;
+  whole.struct_size = 0; /* 0: the caller takes the full size */
+  tsr__copy_info(&whole, &full, sizeof full);
+  ck_assert_uint_eq(whole.struct_size, sizeof whole);
+  ck_assert_uint_eq(whole.memory_bytes, 42);
+}
+END_TEST
+
 START_TEST(dtype_tables) {
   ck_assert_uint_eq(tsr_dtype_size(TSR_DTYPE_FLOAT32), 4);
   ck_assert_uint_eq(tsr_dtype_size(TSR_DTYPE_FLOAT16), 2);
@@ -63,6 +103,8 @@ int main(void) {
   TCase *tc = tcase_create("core");
   tcase_add_test(tc, status_carries_code_and_message);
   tcase_add_test(tc, dtype_tables);
+  tcase_add_test(tc, marks_survive_wrapping);
+  tcase_add_test(tc, copy_info_respects_older_callers);
   tcase_add_test(tc, shape_count_checks_overflow);
   tcase_add_test(tc, allocator_helpers);
   suite_add_tcase(s, tc);
