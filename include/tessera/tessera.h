@@ -278,7 +278,9 @@ typedef enum tsr_reason {
 TSR_API const char *tsr_reason_name(tsr_reason reason);
 
 /* The plan for the given input shapes. Inputs not named use the model's shapes, with each
- * symbolic dimension set to 1. shapes[i] has ranks[i] entries. The caller owns *out. */
+ * symbolic dimension set to 1; an input whose rank the model does not give must be named.
+ * shapes[i] has ranks[i] entries. The plan refers to the session's cache: destroy it before
+ * the session. The caller owns *out. */
 TSR_API tsr_status tsr_session_plan(tsr_session *session, size_t n_inputs,
                                     const char *const *input_names, const size_t *ranks,
                                     const int64_t *const *shapes, tsr_plan **out);
