@@ -152,7 +152,7 @@ typedef enum outcome { OUT_PASS, OUT_FAIL, OUT_ERROR } outcome;
 
 static outcome run_case(tsr_runtime *rt, const char *dir, const char *device, char *why,
                         size_t why_size) {
-  char path[4096];
+  char path[4096 + 64]; /* dir is at most 4096 bytes, plus a file name */
   tsr_model *model = NULL;
   tsr_session *session = NULL;
   outcome res = OUT_ERROR;
