@@ -2,6 +2,7 @@
  * negotiation, and the device list. */
 #include <dirent.h>
 #include <dlfcn.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -195,8 +196,22 @@ tsr_status tsr_runtime_load_plugin(tsr_runtime *rt, const char *path) {
   return NULL;
 }
 
+/* The folders discovery has scanned, by real path, so that one folder named twice (say the
+ * library's own folder again in TESSERA_PLUGIN_PATH) is not scanned twice. */
+typedef struct scanned_dirs {
+  char paths[16][PATH_MAX];
+  size_t n;
+} scanned_dirs;
+
 /* Loads every "libtessera_*.so" in a folder; failures are recorded, not returned. */
-static tsr_status discover_in(tsr_runtime *rt, const char *dir) {
+static tsr_status discover_in(tsr_runtime *rt, const char *dir, scanned_dirs *seen) {
+  char real[PATH_MAX];
+  if (realpath(dir, real)) {
+    for (size_t i = 0; i < seen->n; i++)
+      if (!strcmp(seen->paths[i], real)) return NULL;
+    if (seen->n < sizeof seen->paths / sizeof seen->paths[0])
+      memcpy(seen->paths[seen->n++], real, sizeof real);
+  }
   DIR *d = opendir(dir);
   if (!d) return NULL;
   struct dirent *e;
@@ -268,21 +283,24 @@ tsr_status tsr_runtime_create(const tsr_runtime_options *options, tsr_runtime **
     s = tsr__status_make(TSR_STATUS_INTERNAL, "the built-in CPU plugin failed to start: %s",
                          rt->n_failures ? rt->failures[0].reason : "no device");
   if (!s && opts.discover_plugins) {
+    scanned_dirs *seen = calloc(1, sizeof *seen);
+    if (!seen) s = tsr__status_make(TSR_STATUS_OUT_OF_MEMORY, "out of memory finding plugins");
     char dir[4096];
-    if (library_dir(dir, sizeof dir)) {
+    if (seen && library_dir(dir, sizeof dir)) {
       char sub[4200];
       snprintf(sub, sizeof sub, "%s/tessera", dir);
-      s = discover_in(rt, sub);
-      if (!s) s = discover_in(rt, dir);
+      s = discover_in(rt, sub, seen);
+      if (!s) s = discover_in(rt, dir, seen);
     }
     const char *env = getenv("TESSERA_PLUGIN_PATH");
     if (!s && env && *env) {
       char *copy = strdup(env), *save = NULL;
       for (char *tok = copy ? strtok_r(copy, ":", &save) : NULL; tok && !s;
            tok = strtok_r(NULL, ":", &save))
-        s = discover_in(rt, tok);
+        s = discover_in(rt, tok, seen);
       free(copy);
     }
+    free(seen);
   }
   if (s) {
     tsr_runtime_destroy(rt);
