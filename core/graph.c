@@ -633,6 +633,28 @@ static tsr_status finalize_body(tsr__graph *g, int depth, uint8_t *is_input, edg
     }
   }
 
+  /* A name that a nested subgraph reads from further out gets an entry here too, marked outer:
+   * then each subgraph lists every value its subtree takes from enclosing scopes, which is
+   * what a control-flow node hands its subgraph when it runs (scheduler/control_flow.c). */
+  for (uint32_t i = 0; g->parent && i < g->n_nodes; i++) {
+    for (uint32_t k = 0; k < g->nodes[i].n_attrs; k++) {
+      const tsr__graph *s = g->nodes[i].attrs[k].g;
+      for (uint32_t v = 0; s && v < s->n_values; v++) {
+        const char *name = s->values[v].name;
+        if (!s->values[v].outer || !name)
+          continue;
+        int32_t idx = tsr__graph_find_value(g, name);
+        if (idx >= 0 && defined_here(g, idx))
+          continue;
+        if (!defined_in_scope(g->parent, name))
+          continue;
+        if (idx < 0)
+          TSR_RETURN_IF_ERROR(tsr__graph_intern_value(g, name, &idx));
+        g->values[idx].outer = 1;
+      }
+    }
+  }
+
   /* Every input has a definition; those made by nodes become edges. */
   for (uint32_t i = 0; i < g->n_nodes; i++) {
     const tsr__node *n = &g->nodes[i];

@@ -3020,15 +3020,24 @@ static tsr_status infer_einsum(ictx *c) {
 
 /* ---- Control flow ---------------------------------------------------------------------- */
 
-/* Infers subgraph `sub` (an If branch) inside this node's scope; *out gets its vals. */
-static tsr_status infer_subgraph(ictx *c, const tsr__graph *sub, tsr__vshape **out) {
+/* Infers subgraph `sub` inside this node's scope; *out gets its vals. The first n_given formal
+ * inputs of sub take the given types and shapes (Loop and Scan bodies); an If branch has none. */
+static tsr_status infer_subgraph_with(ictx *c, const tsr__graph *sub, uint32_t n_given,
+                                      const tsr__vshape *given, tsr__vshape **out) {
   *out = NULL;
   tsr__vshape *sv = tsr__calloc(sub->alloc, sub->n_values ? sub->n_values : 1, sizeof *sv);
   if (!sv)
     return oom(c);
   for (uint32_t i = 0; i < sub->n_values; i++)
     sv[i].rank = -1;
-  tsr_status st = infer_graph(sub, sv, c->eval, c->eval_ctx, c->sc);
+  tsr_status st = NULL;
+  for (uint32_t i = 0; i < n_given && i < sub->n_inputs && !st; i++) {
+    int32_t v = sub->inputs[i];
+    if (v >= 0 && (uint32_t)v < sub->n_values)
+      st = tsr__vshape_set(sub, &sv[v], given[i].dtype, given[i].rank, given[i].dims);
+  }
+  if (!st)
+    st = infer_graph(sub, sv, c->eval, c->eval_ctx, c->sc);
   for (uint32_t k = 0; k < sub->n_outputs && !st; k++) {
     int32_t v = sub->outputs[k];
     if (v < 0 || (uint32_t)v >= sub->n_values || sv[v].dtype == TSR_DTYPE_UNDEFINED)
@@ -3043,11 +3052,68 @@ static tsr_status infer_subgraph(ictx *c, const tsr__graph *sub, tsr__vshape **o
   return NULL;
 }
 
+static tsr_status infer_subgraph(ictx *c, const tsr__graph *sub, tsr__vshape **out) {
+  return infer_subgraph_with(c, sub, 0, NULL, out);
+}
+
 static void free_subgraph_vals(const tsr__graph *sub, tsr__vshape *sv) {
   if (!sv)
     return;
   tsr__vshapes_clear(sub, sv);
   tsr__free(sub->alloc, sv);
+}
+
+/* True when every value that the node's subgraphs read from this graph has known data. */
+static bool outer_reads_known(ictx *c) {
+  for (uint32_t k = 0; k < c->n->n_attrs; k++) {
+    const tsr__graph *s = c->n->attrs[k].g;
+    for (uint32_t v = 0; s && v < s->n_values; v++) {
+      if (!s->values[v].outer || !s->values[v].name)
+        continue;
+      int32_t i = tsr__graph_find_value(c->g, s->values[v].name);
+      if (i < 0 || !c->vals[i].data)
+        return false;
+    }
+  }
+  return true;
+}
+
+/* A control-flow node whose inputs and outer reads are all known runs at plan time through
+ * eval, which sets its outputs' types, shapes and data (see the NOTE in shape_infer.h).
+ * *done says whether it did; an eval that cannot (UNSUPPORTED) leaves it to inference. */
+static tsr_status fold_control(ictx *c, bool *done) {
+  *done = false;
+  if (!c->eval)
+    return NULL;
+  for (uint32_t i = 0; i < c->n->n_inputs; i++)
+    if (in(c, i) && !in(c, i)->data)
+      return NULL;
+  if (!outer_reads_known(c))
+    return NULL;
+  tsr_status st = c->eval(c->eval_ctx, c->g, c->index, c->vals);
+  for (uint32_t k = 0; k < c->n->n_outputs && !st; k++) {
+    int32_t v = out_id(c, k);
+    if (v < 0)
+      continue;
+    tsr__vshape *o = &c->vals[v];
+    if (o->dtype == TSR_DTYPE_UNDEFINED || o->rank < 0)
+      st =
+          internal(c, "running the node at plan time left output %u '%s' unset", k, out_name(c, k));
+    else if (!o->data && count_of(o) == 0)
+      o->data = empty_data;
+  }
+  if (st) {
+    for (uint32_t k = 0; k < c->n->n_outputs; k++)
+      if (out_id(c, k) >= 0)
+        reset_value(c->g, &c->vals[out_id(c, k)]);
+    if (tsr_status_code_of(st) == TSR_STATUS_UNSUPPORTED) {
+      tsr_status_free(st);
+      return NULL;
+    }
+    return st;
+  }
+  *done = true;
+  return NULL;
 }
 
 /* The shape a branch declares for output k, when complete; NULL otherwise. */
@@ -3070,23 +3136,29 @@ static bool declared_output(ictx *c, const tsr__graph *sub, uint32_t k, tsr__vsh
   return true;
 }
 
+static const tsr__graph *graph_attr(ictx *c, const char *name) {
+  const tsr__attr *a = attr(c, name, TSR_PLUGIN_ATTR_GRAPH);
+  return a ? a->g : NULL;
+}
+
 static tsr_status infer_if(ictx *c) {
   static const char *const names[2] = {"then_branch", "else_branch"};
   const tsr__graph *br[2];
   for (int b = 0; b < 2; b++) {
-    const tsr__attr *a = attr(c, names[b], TSR_PLUGIN_ATTR_GRAPH);
-    if (!a || !a->g)
+    br[b] = graph_attr(c, names[b]);
+    if (!br[b])
       return missing_attr(c, names[b]);
-    br[b] = a->g;
     if (br[b]->n_outputs != c->n->n_outputs)
       return bad_model(c, "%s has %u outputs, but the node has %u", names[b], br[b]->n_outputs,
                        c->n->n_outputs);
+    if (br[b]->n_inputs != 0)
+      return bad_model(c, "%s has %u inputs; If branches take none", names[b], br[b]->n_inputs);
   }
   TSR_RETURN_IF_ERROR(want_dtype(c, 0, TSR_DTYPE_BOOL));
   TSR_RETURN_IF_ERROR(want_scalar(c, 0));
   const tsr__vshape *cond = in(c, 0);
   if (cond->data) {
-    /* A known condition: the node is the branch it takes. */
+    /* A known condition: the node is the branch it takes, and the other is never looked at. */
     int b = ((const uint8_t *)cond->data)[0] ? 0 : 1;
     tsr__vshape *sv;
     tsr_status st = infer_subgraph(c, br[b], &sv);
@@ -3109,25 +3181,39 @@ static tsr_status infer_if(ictx *c) {
     free_subgraph_vals(br[b], sv);
     return st;
   }
-  /* An unknown condition: both branches must agree. A branch that cannot be inferred with
-   * these shapes (often the one never taken) falls back to its declared output types. */
+  /* A condition known only at run time: both branches must agree. A branch that cannot be
+   * inferred with these shapes (often one never taken, such as a rank check's failure path)
+   * is left to run time: the other branch, or the types the branch declares, give the
+   * outputs, and the branch fails only if it is ever taken. */
   tsr__vshape *sv[2] = {NULL, NULL};
   tsr_status why[2] = {NULL, NULL}, st = NULL;
   for (int b = 0; b < 2; b++)
     why[b] = infer_subgraph(c, br[b], &sv[b]);
+  if (why[0] && why[1]) {
+    /* Knowing the condition would leave one branch out: it may come from input values. */
+    st = tsr__status_mark(tsr__status_wrap(why[0],
+                                           "node '%s' (If): neither branch can be inferred "
+                                           "while condition '%s' is unknown; in %s",
+                                           c->n->name, in_name(c, 0), names[0]),
+                          TSR__STATUS_NEEDS_INPUT_VALUES);
+    why[0] = NULL;
+  }
   for (uint32_t k = 0; k < c->n->n_outputs && !st; k++) {
     tsr__vshape got[2];
-    for (int b = 0; b < 2 && !st; b++) {
-      if (sv[b])
+    bool have[2] = {false, false};
+    for (int b = 0; b < 2; b++) {
+      if (sv[b]) {
         got[b] = sv[b][br[b]->outputs[k]];
-      else if (!declared_output(c, br[b], k, &got[b]))
-        st = unsupported(c,
-                         "output %u '%s': %s cannot be inferred (%s) and does not declare a "
-                         "complete shape",
-                         k, out_name(c, k), names[b], tsr_status_message(why[b]));
+        have[b] = true;
+      } else {
+        have[b] = declared_output(c, br[b], k, &got[b]);
+      }
     }
-    if (st)
-      break;
+    if (!have[0] || !have[1]) {
+      int b = have[0] ? 0 : 1;
+      st = set_out(c, k, got[b].dtype, got[b].rank, got[b].dims);
+      continue;
+    }
     if (got[0].dtype != got[1].dtype)
       st = bad_model(c, "output %u '%s' is %s in then_branch but %s in else_branch", k,
                      out_name(c, k), dt(got[0].dtype), dt(got[1].dtype));
@@ -3148,13 +3234,300 @@ static tsr_status infer_if(ictx *c) {
   return st;
 }
 
+/* The body's condition output stays true when it is known true, or is the condition input
+ * passed through (directly or by an Identity) and the first condition is true. The body's
+ * condition counts even when the node has no condition input (the first is then true), as
+ * ONNX Runtime runs it. */
+static bool loop_cond_stays_true(const tsr__graph *body, const tsr__vshape *bv, bool first) {
+  int32_t v = body->outputs[0];
+  if (v < 0)
+    return false;
+  if (bv[v].data)
+    return ((const uint8_t *)bv[v].data)[0] != 0;
+  int32_t cin = body->n_inputs > 1 ? body->inputs[1] : -1;
+  for (int hops = 0; hops < 8 && v >= 0 && v != cin; hops++) {
+    int32_t p = body->values[v].producer;
+    if (p < 0 || strcmp(body->nodes[p].op_type, "Identity") != 0 || body->nodes[p].n_inputs < 1)
+      return false;
+    v = body->nodes[p].inputs[0];
+  }
+  return v >= 0 && v == cin && first;
+}
+
 static tsr_status infer_loop(ictx *c) {
-  return unsupported(c, "Loop is not supported by shape inference: its outputs depend on how "
-                        "many times the body runs");
+  const tsr__graph *body = graph_attr(c, "body");
+  if (!body)
+    return missing_attr(c, "body");
+  if (c->n->n_inputs < 2)
+    return bad_model(c, "has %u inputs; Loop takes M, cond and the loop-carried values",
+                     c->n->n_inputs);
+  uint32_t n_carried = c->n->n_inputs - 2;
+  if (body->n_inputs != n_carried + 2)
+    return bad_model(c,
+                     "body has %u inputs, expected %u (iteration number, condition and %u "
+                     "loop-carried values)",
+                     body->n_inputs, n_carried + 2, n_carried);
+  if (c->n->n_outputs < n_carried)
+    return bad_model(c, "has %u outputs, fewer than its %u loop-carried values", c->n->n_outputs,
+                     n_carried);
+  uint32_t n_scan = c->n->n_outputs - n_carried;
+  if (body->n_outputs != 1 + n_carried + n_scan)
+    return bad_model(c,
+                     "body has %u outputs, expected %u (condition, %u loop-carried values and %u "
+                     "scan outputs)",
+                     body->n_outputs, 1 + n_carried + n_scan, n_carried, n_scan);
+  const tsr__vshape *m = in(c, 0), *cond = in(c, 1);
+  if (m) {
+    TSR_RETURN_IF_ERROR(want_dtype(c, 0, TSR_DTYPE_INT64));
+    TSR_RETURN_IF_ERROR(want_scalar(c, 0));
+    if (m->data && ((const int64_t *)m->data)[0] < 0)
+      return bad(c, "trip count M '%s' is %lld; it must not be negative", in_name(c, 0),
+                 LL(((const int64_t *)m->data)[0]));
+  }
+  if (cond) {
+    TSR_RETURN_IF_ERROR(want_dtype(c, 1, TSR_DTYPE_BOOL));
+    TSR_RETURN_IF_ERROR(want_scalar(c, 1));
+  }
+  bool done;
+  TSR_RETURN_IF_ERROR(fold_control(c, &done));
+  if (done)
+    return NULL;
+
+  /* The body with the first iteration's types; loop-carried values must keep their type and
+   * shape from one iteration to the next for the outputs to be known before the run. */
+  tsr__vshape *given = tmp(c, (n_carried + 2) * sizeof *given);
+  if (!given)
+    return oom(c);
+  memset(given, 0, (n_carried + 2) * sizeof *given);
+  given[0].dtype = TSR_DTYPE_INT64;
+  given[1].dtype = TSR_DTYPE_BOOL;
+  for (uint32_t k = 0; k < n_carried; k++) {
+    const tsr__vshape *x = in(c, 2 + k);
+    if (!x)
+      return bad_model(c, "loop-carried input %u is absent", k);
+    given[2 + k] = *x;
+  }
+  tsr__vshape *bv = NULL;
+  tsr_status st = infer_subgraph_with(c, body, n_carried + 2, given, &bv);
+  if (st)
+    return tsr__status_wrap(st, "node '%s' (Loop): in body", c->n->name);
+  const tsr__vshape *bc = &bv[body->outputs[0]];
+  if (bc->dtype != TSR_DTYPE_BOOL || count_of(bc) != 1)
+    st = bad_model(c, "body output 0 (the condition) must be one bool, got %s %s", dt(bc->dtype),
+                   vstr(c, bc));
+  for (uint32_t k = 0; k < n_carried && !st; k++) {
+    const tsr__vshape *x = in(c, 2 + k), *y = &bv[body->outputs[1 + k]];
+    if (x->dtype != y->dtype)
+      st = bad_model(c, "loop-carried value %u '%s' is %s, but the body returns %s for it", k,
+                     in_name(c, 2 + k), dt(x->dtype), dt(y->dtype));
+    else if (!dims_equal(x->dims, x->rank, y->dims, y->rank))
+      st = unsupported(c,
+                       "loop-carried value %u '%s' changes shape from %s to %s in one "
+                       "iteration; loops whose values change shape are not supported",
+                       k, in_name(c, 2 + k), vstr(c, x), vstr(c, y));
+    else
+      st = set_out(c, k, x->dtype, x->rank, x->dims);
+  }
+  /* Scan outputs stack one slice per iteration: their shape needs the iteration count. */
+  int64_t iters = -1;
+  bool first_known = !cond || cond->data;
+  bool first = !cond || (cond->data && ((const uint8_t *)cond->data)[0]);
+  if (first_known && !first)
+    iters = 0;
+  else if (m && m->data && first_known && loop_cond_stays_true(body, bv, first))
+    iters = ((const int64_t *)m->data)[0];
+  for (uint32_t k = 0; k < n_scan && !st; k++) {
+    const tsr__vshape *y = &bv[body->outputs[1 + n_carried + k]];
+    if (iters < 0) {
+      st = tsr__status_mark(
+          unsupported(c,
+                      "scan output %u '%s' stacks one slice per iteration, and the number of "
+                      "iterations is only known at run time",
+                      k, out_name(c, n_carried + k)),
+          TSR__STATUS_NEEDS_INPUT_VALUES);
+      break;
+    }
+    int64_t *d = tmp_dims(c, (size_t)y->rank + 1);
+    if (!d) {
+      st = oom(c);
+      break;
+    }
+    d[0] = iters;
+    copy_dims(d + 1, y);
+    st = set_out(c, n_carried + k, y->dtype, y->rank + 1, d);
+  }
+  free_subgraph_vals(body, bv);
+  return st;
+}
+
+/* Scan's layout, shared by inference and execution: see tsr__scan_layout in shape_infer.h. */
+tsr_status tsr__scan_layout(const tsr__node *n, int64_t opset, const tsr__graph *body,
+                            tsr__scan_info *out) {
+  memset(out, 0, sizeof *out);
+  char err[256] = "";
+  int64_t m = tsr__node_attr_int(n, "num_scan_inputs", -1);
+  uint32_t first = opset < 9 ? 1 : 0;
+  if (m < 1)
+    snprintf(err, sizeof err, "attribute 'num_scan_inputs' is %lld; it must be >= 1", LL(m));
+  else if (n->n_inputs < first + (uint64_t)m)
+    snprintf(err, sizeof err, "has %u inputs, fewer than num_scan_inputs %lld", n->n_inputs, LL(m));
+  if (!err[0]) {
+    out->first = first;
+    out->n_scan_in = (uint32_t)m;
+    out->n_state = n->n_inputs - first - (uint32_t)m;
+    if (n->n_outputs < out->n_state)
+      snprintf(err, sizeof err, "has %u outputs, fewer than its %u state values", n->n_outputs,
+               out->n_state);
+  }
+  if (!err[0]) {
+    out->n_scan_out = n->n_outputs - out->n_state;
+    if (body->n_inputs != out->n_state + out->n_scan_in)
+      snprintf(err, sizeof err,
+               "body has %u inputs, expected %u (%u state values and %u scan "
+               "inputs)",
+               body->n_inputs, out->n_state + out->n_scan_in, out->n_state, out->n_scan_in);
+    else if (body->n_outputs != n->n_outputs)
+      snprintf(err, sizeof err,
+               "body has %u outputs, expected %u (%u state values and %u scan "
+               "outputs)",
+               body->n_outputs, n->n_outputs, out->n_state, out->n_scan_out);
+  }
+  const char *names[4] = {opset < 9 ? "directions" : "scan_input_directions", "scan_input_axes",
+                          "scan_output_directions", "scan_output_axes"};
+  int64_t *dst[4] = {out->in_dir, out->in_axis, out->out_dir, out->out_axis};
+  uint32_t want[4] = {out->n_scan_in, out->n_scan_in, out->n_scan_out, out->n_scan_out};
+  for (int a = 0; a < 4 && !err[0]; a++) {
+    if (want[a] > TSR__SCAN_MAX) {
+      snprintf(err, sizeof err, "has %u scan inputs or outputs; at most %d are supported", want[a],
+               TSR__SCAN_MAX);
+      break;
+    }
+    const tsr__attr *at = tsr__node_attr(n, names[a]);
+    if (at && (opset < 9 && a > 0)) {
+      snprintf(err, sizeof err, "attribute '%s' needs opset 9", names[a]);
+      break;
+    }
+    if (at && at->count != want[a]) {
+      snprintf(err, sizeof err, "attribute '%s' has %zu values, expected %u", names[a], at->count,
+               want[a]);
+      break;
+    }
+    for (uint32_t i = 0; i < want[a]; i++) {
+      dst[a][i] = at && at->ints ? at->ints[i] : 0;
+      if ((a == 0 || a == 2) && dst[a][i] != 0 && dst[a][i] != 1)
+        snprintf(err, sizeof err, "attribute '%s'[%u] is %lld; it must be 0 or 1", names[a], i,
+                 LL(dst[a][i]));
+    }
+  }
+  if (err[0])
+    return tsr__status_make(TSR_STATUS_INVALID_MODEL, "node '%s' (Scan): %s", n->name, err);
+  return NULL;
 }
 
 static tsr_status infer_scan(ictx *c) {
-  return unsupported(c, "Scan is not supported by shape inference yet");
+  const tsr__graph *body = graph_attr(c, "body");
+  if (!body)
+    return missing_attr(c, "body");
+  tsr__scan_info si;
+  TSR_RETURN_IF_ERROR(tsr__scan_layout(c->n, c->opset, body, &si));
+  bool batched = c->opset < 9;
+  if (batched && in(c, 0)) {
+    TSR_RETURN_IF_ERROR(want_dtype(c, 0, TSR_DTYPE_INT64));
+  }
+  /* Batch (opset 8) and sequence length, checked across the inputs. */
+  int64_t batch = -1, len = -1;
+  uint32_t n_in = si.n_state + si.n_scan_in;
+  tsr__vshape *given = tmp(c, (n_in ? n_in : 1) * sizeof *given);
+  if (!given)
+    return oom(c);
+  for (uint32_t i = 0; i < n_in; i++) {
+    uint32_t idx = si.first + i;
+    const tsr__vshape *x = in(c, idx);
+    if (!x)
+      return bad_model(c, "input %u is required but absent", idx);
+    bool is_scan = i >= si.n_state;
+    int64_t axis = 0, skip = batched ? 1 : 0;
+    if (is_scan) {
+      int64_t a = batched ? 1 : si.in_axis[i - si.n_state];
+      TSR_RETURN_IF_ERROR(norm_axis(c, a, x->rank, "scan input axis", &axis));
+      if (batched && x->rank < 2)
+        return bad(c, "scan input %u '%s' %s needs a batch and a sequence axis", i - si.n_state,
+                   in_name(c, idx), vstr(c, x));
+      if (len >= 0 && x->dims[axis] != len)
+        return bad(c,
+                   "scan input %u '%s' %s has %lld steps along axis %lld; an earlier one has "
+                   "%lld",
+                   i - si.n_state, in_name(c, idx), vstr(c, x), LL(x->dims[axis]), LL(axis),
+                   LL(len));
+      len = x->dims[axis];
+    }
+    if (batched) {
+      if (x->rank < 1)
+        return bad(c, "input %u '%s' needs a batch axis", idx, in_name(c, idx));
+      if (batch >= 0 && x->dims[0] != batch)
+        return bad(c, "input %u '%s' %s has batch %lld; an earlier input has %lld", idx,
+                   in_name(c, idx), vstr(c, x), LL(x->dims[0]), LL(batch));
+      batch = x->dims[0];
+    }
+    /* The body sees the input without its batch axis and, for scan inputs, without the
+     * scanned axis. */
+    int64_t *d = tmp_dims(c, (size_t)x->rank + 1);
+    if (!d)
+      return oom(c);
+    int64_t r = 0;
+    for (int64_t k = skip; k < x->rank; k++)
+      if (!is_scan || k != axis)
+        d[r++] = x->dims[k];
+    given[i] = (tsr__vshape){.dtype = x->dtype, .rank = (int32_t)r, .dims = d};
+  }
+  if (batched && in(c, 0)) {
+    const tsr__vshape *sl = in(c, 0);
+    if (!(sl->rank == 1 && sl->dims[0] == batch))
+      return bad(c, "sequence_lens '%s' %s must have shape [%lld]", in_name(c, 0), vstr(c, sl),
+                 LL(batch));
+  }
+  bool done;
+  TSR_RETURN_IF_ERROR(fold_control(c, &done));
+  if (done)
+    return NULL;
+  tsr__vshape *bv = NULL;
+  tsr_status st = infer_subgraph_with(c, body, n_in, given, &bv);
+  if (st)
+    return tsr__status_wrap(st, "node '%s' (Scan): in body", c->n->name);
+  for (uint32_t k = 0; k < c->n->n_outputs && !st; k++) {
+    const tsr__vshape *y = &bv[body->outputs[k]];
+    int64_t *d = tmp_dims(c, (size_t)y->rank + 2);
+    if (!d) {
+      st = oom(c);
+      break;
+    }
+    int64_t r = 0;
+    if (batched)
+      d[r++] = batch;
+    if (k < si.n_state) {
+      if (y->dtype != given[k].dtype ||
+          !dims_equal(y->dims, y->rank, given[k].dims, given[k].rank)) {
+        st = bad_model(c, "state value %u '%s' is %s %s, but the body returns %s %s", k,
+                       in_name(c, si.first + k), dt(given[k].dtype), vstr(c, &given[k]),
+                       dt(y->dtype), vstr(c, y));
+        break;
+      }
+      copy_dims(d + r, y);
+      r += y->rank;
+    } else {
+      int64_t axis = 0;
+      if (!batched) {
+        st = norm_axis(c, si.out_axis[k - si.n_state], y->rank + 1, "scan output axis", &axis);
+        if (st)
+          break;
+      }
+      for (int64_t q = 0; q <= y->rank; q++)
+        d[r++] = q == axis ? len : y->dims[q < axis ? q : q - 1];
+    }
+    st = set_out(c, k, y->dtype, r, d);
+  }
+  free_subgraph_vals(body, bv);
+  return st;
 }
 
 /* ---- The rules, sorted by op_type (strcmp order) for binary search --------------------- */
@@ -3242,7 +3615,7 @@ static const op_rule rules[] = {
     {"LessOrEqual", infer_compare, 2, 2, 1, 0, 7},
     {"Log", infer_same, 1, 1, 1, 0, 1},
     {"LogSoftmax", infer_softmax, 1, 1, 1, 0, 1},
-    {"Loop", infer_loop, 2, VAR, VAR, F_CONTROL, 1},
+    {"Loop", infer_loop, 0, VAR, VAR, F_CONTROL, 1},
     {"LpNormalization", infer_lp_normalization, 1, 1, 1, 0, 1},
     {"LpPool", infer_pool, 1, 1, 1, 0, 1},
     {"MatMul", infer_matmul, 2, 2, 1, 0, 1},
@@ -3294,7 +3667,7 @@ static const op_rule rules[] = {
     {"RoiAlign", infer_roi_align, 3, 3, 1, 0, 7},
     {"Round", infer_same, 1, 1, 1, 0, 7},
     {"STFT", infer_stft, 2, 4, 1, 0, 7},
-    {"Scan", infer_scan, 1, VAR, VAR, F_CONTROL, 7},
+    {"Scan", infer_scan, 0, VAR, VAR, F_CONTROL, 8},
     {"Scatter", infer_scatter_elements, 3, 3, 1, 0, 7},
     {"ScatterElements", infer_scatter_elements, 3, 3, 1, 0, 7},
     {"ScatterND", infer_scatter_nd, 3, 3, 1, 0, 7},

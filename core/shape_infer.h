@@ -29,7 +29,10 @@ typedef tsr_status (*tsr__eval_fn)(void *ctx, const tsr__graph *g, uint32_t node
  * error fails inference. Before the call each output's nbytes holds its byte size, and
  * inference sets nbytes of every value it infers whether or not its data is known. Only nodes
  * whose outputs total at most 16 MiB are offered; random generators and DequantizeLinear never
- * are. g may be a subgraph (an If branch). */
+ * are. g may be a subgraph (an If branch).
+ * Control-flow nodes (If, Loop, Scan) whose inputs, and every value their subgraphs read from
+ * g, are known are offered too, but with their outputs unset: eval then sets each output's
+ * dtype and dims (tsr__vshape_set) as well as its data, since they may depend on the values. */
 
 /* vals has g->n_values entries. On entry, graph inputs must have dtype, rank and dims set and
  * everything else zeroed (rank -1). Initializers are filled in by this function. On success
@@ -46,6 +49,20 @@ void tsr__vshapes_clear(const tsr__graph *g, tsr__vshape *vals);
  * graph inputs. */
 tsr_status tsr__vshape_set(const tsr__graph *g, tsr__vshape *v, int32_t dtype, int32_t rank,
                            const int64_t *dims);
+
+/* Scan's layout: which node inputs are state values and scan inputs, and its axes and
+ * directions per scan input and output, as written (axes not yet normalized). */
+#define TSR__SCAN_MAX 64
+typedef struct tsr__scan_info {
+  uint32_t first; /* 1 at opset 8 (sequence_lens comes first), else 0 */
+  uint32_t n_state, n_scan_in, n_scan_out;
+  int64_t in_dir[TSR__SCAN_MAX], in_axis[TSR__SCAN_MAX];
+  int64_t out_dir[TSR__SCAN_MAX], out_axis[TSR__SCAN_MAX];
+} tsr__scan_info;
+
+/* Checks a Scan node against its body and reads its attributes; errors name the node. */
+tsr_status tsr__scan_layout(const tsr__node *n, int64_t opset, const tsr__graph *body,
+                            tsr__scan_info *out);
 
 /* True when an op is known to shape inference (domain "" or "ai.onnx"). */
 bool tsr__shape_op_known(const char *domain, const char *op_type);

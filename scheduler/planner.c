@@ -14,6 +14,7 @@ tsr_status tsr__fold_eval(void *ctx, const tsr__graph *g, uint32_t node, tsr__vs
   tsr_session *s = ctx;
   const tsr__plugin *cpu = s->runtime->plugins[0];
   const tsr__node *nd = &g->nodes[node];
+  if (tsr__cf_is_control(nd)) return tsr__cf_fold(s, g, node, vals);
   tsr_plugin_graph *view = NULL;
   TSR_RETURN_IF_ERROR(tsr__view_create(g, vals, &node, 1, NULL, &view));
   tsr_plugin_error err = {{0}};
@@ -74,7 +75,7 @@ static uint64_t value_bytes(const tsr__plan *p, uint32_t v) {
 void tsr__plan_destroy(tsr__plan *p) {
   if (!p) return;
   tsr_session *s = p->session;
-  const tsr__graph *g = s->model->graph;
+  const tsr__graph *g = s->graph;
   const tsr_allocator *a = s->alloc;
   while (p->free_ctx) {
     tsr__run_ctx *c = p->free_ctx;
@@ -87,7 +88,10 @@ void tsr__plan_destroy(tsr__plan *p) {
       const tsr__device *d = &s->runtime->devices[s->devices[pt->device]];
       d->plugin->table->release_executable(d->plugin->state, pt->executable);
     }
-    tsr__view_destroy(g, pt->view);
+    if (pt->host_node >= 0) tsr__cf_release(p, pt);
+    if (pt->view) tsr__view_destroy(g, pt->view);
+    tsr__free(g->alloc, pt->reads); /* tsr__cf_node_reads allocates with the graph's */
+    tsr__free(a, pt->out_instance);
     tsr__free(a, pt->nodes);
     tsr__free(a, pt->binding_instance);
     tsr__free(a, pt->copies_in);
@@ -111,7 +115,14 @@ void tsr__plan_destroy(tsr__plan *p) {
 /* Asks each session device, in preference order, about every node that still runs. */
 static tsr_status place_nodes(tsr__plan *p, const uint32_t *active, uint32_t n_active) {
   tsr_session *s = p->session;
-  const tsr__graph *g = s->model->graph;
+  const tsr__graph *g = s->graph;
+  /* Control-flow nodes run on the host; their values live on the CPU when the session has it. */
+  int32_t host_dev = 0;
+  for (uint32_t d = 0; d < s->n_devices; d++)
+    if (s->devices[d] == 0) {
+      host_dev = (int32_t)d;
+      break;
+    }
   tsr_plugin_graph *view = NULL;
   TSR_RETURN_IF_ERROR(tsr__view_create(g, p->vals, active, n_active, NULL, &view));
   tsr_status st = NULL;
@@ -122,6 +133,10 @@ static tsr_status place_nodes(tsr__plan *p, const uint32_t *active, uint32_t n_a
     pl->refused_by = -1;
     pl->cost_us = -1;
     char first_refusal[512] = "";
+    if (tsr__cf_is_control(nd)) {
+      pl->device = host_dev;
+      continue;
+    }
     for (uint32_t d = 0; d < s->n_devices; d++) {
       const tsr__device *dev = &s->runtime->devices[s->devices[d]];
       tsr_plugin_support sup = {sizeof sup, 0, 0, -1.0, ""};
@@ -241,11 +256,46 @@ static void extend(tsr__plan *p, int32_t *inst_of, uint32_t v, uint32_t dev, uin
   if (i >= 0 && p->instances[i].last < pos) p->instances[i].last = pos;
 }
 
+/* A host partition: bindings for what its node reads and writes, the copies it needs from other
+ * devices, and its subgraph sessions. */
+static tsr_status plan_host_partition(tsr__plan *p, uint32_t pi, const int32_t *inst_of,
+                                      uint32_t start) {
+  tsr_session *s = p->session;
+  const tsr__graph *g = s->graph;
+  const tsr_allocator *a = s->alloc;
+  uint32_t n_dev = s->n_devices;
+  tsr__partition *pt = &p->parts[pi];
+  const tsr__node *nd = &g->nodes[pt->host_node];
+  uint32_t dev = pt->device;
+  pt->binding_instance = tsr__calloc(a, pt->n_reads + 1, sizeof(int32_t));
+  pt->copies_in = tsr__calloc(a, pt->n_reads + 1, sizeof *pt->copies_in);
+  pt->out_instance = tsr__calloc(a, nd->n_outputs + 1, sizeof(int32_t));
+  if (!pt->binding_instance || !pt->copies_in || !pt->out_instance) return OOM();
+  for (uint32_t k = 0; k < pt->n_reads; k++) {
+    int32_t v = pt->reads[k];
+    pt->binding_instance[k] = value_is_const(p, v) ? -1 : inst_of[(size_t)v * n_dev + dev];
+    if (value_is_const(p, v)) continue;
+    int32_t prod = g->values[v].producer;
+    if (prod < 0 || p->place[prod].device == (int32_t)dev) continue;
+    int32_t src = inst_of[(size_t)v * n_dev + (uint32_t)p->place[prod].device];
+    int32_t dst = inst_of[(size_t)v * n_dev + dev];
+    if (p->instances[dst].first != start + 1) continue;
+    pt->copies_in[pt->n_copies_in++] = (tsr__copy){(uint32_t)v, (uint32_t)src, (uint32_t)dst};
+    pt->bytes_in += p->instances[dst].size;
+    p->parts[p->place[prod].partition].bytes_out += p->instances[dst].size;
+  }
+  for (uint32_t k = 0; k < nd->n_outputs; k++) {
+    int32_t v = nd->outputs[k];
+    pt->out_instance[k] = v >= 0 && !value_is_const(p, v) ? inst_of[(size_t)v * n_dev + dev] : -1;
+  }
+  return tsr__cf_prepare(p, pt);
+}
+
 tsr_status tsr__plan_build(tsr_session *s, const int32_t *dtypes, const size_t *ranks,
                            const int64_t *const *dims, const tsr_tensor *const *input_data,
                            tsr__plan **out) {
   *out = NULL;
-  const tsr__graph *g = s->model->graph;
+  const tsr__graph *g = s->graph;
   const tsr_allocator *a = s->alloc;
   tsr__plan *p = tsr__calloc(a, 1, sizeof *p);
   if (!p) return OOM();
@@ -264,11 +314,16 @@ tsr_status tsr__plan_build(tsr_session *s, const int32_t *dtypes, const size_t *
     goto done;
   }
   for (uint32_t v = 0; v < g->n_values; v++) p->vals[v].rank = -1;
-  for (uint32_t i = 0; i < g->n_inputs && !st; i++) {
-    tsr__vshape *v = &p->vals[g->inputs[i]];
+  for (uint32_t i = 0; i < s->n_bound && !st; i++) {
+    tsr__vshape *v = &p->vals[s->bound[i]];
     st = tsr__vshape_set(g, v, dtypes[i], (int32_t)ranks[i], dims[i]);
     const tsr_tensor *t = input_data ? input_data[i] : NULL;
-    if (!st && t) {
+    if (!st && s->bound_const && s->bound_const[i]) {
+      /* Data of the enclosing plan, which outlives this one. */
+      v->data = s->bound_const[i];
+      v->nbytes = value_bytes(p, s->bound[i]);
+      v->is_weight = true;
+    } else if (!st && t) {
       void *copy = tsr__alloc(a, t->nbytes ? t->nbytes : 1);
       if (!copy) {
         st = OOM();
@@ -309,9 +364,12 @@ tsr_status tsr__plan_build(tsr_session *s, const int32_t *dtypes, const size_t *
   }
   for (uint32_t i = 0; i < n_active; i++) {
     const tsr__node_place *pl = &p->place[active[i]];
-    if (i == 0 || pl->device != p->place[active[i - 1]].device) {
+    bool host = tsr__cf_is_control(&g->nodes[active[i]]);
+    if (i == 0 || pl->device != p->place[active[i - 1]].device || host ||
+        tsr__cf_is_control(&g->nodes[active[i - 1]])) {
       part_start[p->n_parts] = i;
       p->parts[p->n_parts].device = (uint32_t)pl->device;
+      p->parts[p->n_parts].host_node = host ? (int32_t)active[i] : -1;
       p->n_parts++;
     }
     p->place[active[i]].partition = (int32_t)p->n_parts - 1;
@@ -328,6 +386,12 @@ tsr_status tsr__plan_build(tsr_session *s, const int32_t *dtypes, const size_t *
   }
   for (size_t i = 0; i < (size_t)g->n_values * n_dev; i++) inst_of[i] = -1;
   for (uint32_t o = 0; o < g->n_outputs; o++) used_outside[g->outputs[o]] = 1;
+  /* What each host node reads, its subgraphs' reads of this graph included. */
+  for (uint32_t pi = 0; pi < p->n_parts && !st; pi++)
+    if (p->parts[pi].host_node >= 0)
+      st = tsr__cf_node_reads(g, (uint32_t)p->parts[pi].host_node, &p->parts[pi].reads,
+                              &p->parts[pi].n_reads);
+  if (st) goto done;
 
   /* Instances and lifetimes. Positions: node i of the active order runs at step i + 1; step 0
    * is writing the inputs, step n_active + 1 reading the outputs. */
@@ -339,8 +403,14 @@ tsr_status tsr__plan_build(tsr_session *s, const int32_t *dtypes, const size_t *
     for (uint32_t k = 0; k < nd->n_outputs && !st; k++)
       if (nd->outputs[k] >= 0 && !value_is_const(p, nd->outputs[k]))
         st = add_instance(p, inst_of, (uint32_t)nd->outputs[k], dev, i + 1, &cap);
-    for (uint32_t k = 0; k < nd->n_inputs && !st; k++) {
-      int32_t v = nd->inputs[k];
+    const int32_t *reads = nd->inputs;
+    uint32_t n_reads = nd->n_inputs;
+    if (p->parts[part].host_node >= 0) {
+      reads = p->parts[part].reads;
+      n_reads = p->parts[part].n_reads;
+    }
+    for (uint32_t k = 0; k < n_reads && !st; k++) {
+      int32_t v = reads[k];
       if (v < 0 || value_is_const(p, v)) continue;
       int32_t prod = g->values[v].producer;
       if (prod >= 0 && (uint32_t)p->place[prod].partition != part) used_outside[v] = 1;
@@ -404,6 +474,10 @@ tsr_status tsr__plan_build(tsr_session *s, const int32_t *dtypes, const size_t *
       break;
     }
     memcpy(pt->nodes, active + part_start[pi], pt->n_nodes * sizeof *pt->nodes);
+    if (pt->host_node >= 0) {
+      st = plan_host_partition(p, pi, inst_of, part_start[pi]);
+      continue;
+    }
     st = tsr__view_create(g, p->vals, pt->nodes, pt->n_nodes, used_outside, &pt->view);
     if (st) break;
     pt->binding_instance = tsr__calloc(a, pt->view->n_values + 1, sizeof(int32_t));
@@ -439,14 +513,14 @@ tsr_status tsr__plan_build(tsr_session *s, const int32_t *dtypes, const size_t *
   if (st) goto done;
 
   /* Graph inputs consumed by a device: each instance is written from the caller's tensor. */
-  p->input_instance_first = tsr__calloc(a, (size_t)g->n_inputs * n_dev + 1, sizeof(int32_t));
+  p->input_instance_first = tsr__calloc(a, (size_t)s->n_bound * n_dev + 1, sizeof(int32_t));
   if (!p->input_instance_first) {
     st = OOM();
     goto done;
   }
-  for (uint32_t i = 0; i < g->n_inputs; i++)
+  for (uint32_t i = 0; i < s->n_bound; i++)
     for (uint32_t d = 0; d < n_dev; d++)
-      p->input_instance_first[(size_t)i * n_dev + d] = inst_of[(size_t)g->inputs[i] * n_dev + d];
+      p->input_instance_first[(size_t)i * n_dev + d] = inst_of[(size_t)s->bound[i] * n_dev + d];
 
 done:
   tsr__free(a, active);

@@ -133,6 +133,15 @@ typedef struct tsr__partition {
   tsr__copy *copies_in;      /* done before the partition runs */
   uint32_t n_copies_in;
   uint64_t bytes_in, bytes_out;
+  /* A control-flow node (If, Loop, Scan) that the host runs between partitions, or -1. Such a
+   * partition has no view or executable: `reads` lists the values the node and its subgraphs
+   * read (inputs, then values of this graph read by name), binding_instance is per read, and
+   * `cf` holds its subgraph sessions (scheduler/control_flow.c). */
+  int32_t host_node;
+  int32_t *reads;
+  uint32_t n_reads;
+  int32_t *out_instance;     /* host partitions: per node output, instance index or -1 */
+  struct tsr__cf_state *cf;
 } tsr__partition;
 
 typedef struct tsr__node_place {
@@ -162,7 +171,7 @@ typedef struct tsr__plan {
   uint32_t n_parts;
   tsr__instance *instances;
   uint32_t n_instances;
-  int32_t *input_instance_first; /* per graph input: a list head into input_links */
+  int32_t *input_instance_first; /* per bound value and device: instance index, or -1 */
   uint64_t *arena_size;      /* per plan device */
   /* Graph outputs: where to read each one from. */
   int32_t *output_instance;  /* per graph output: instance index, or -1 when constant data */
@@ -184,7 +193,50 @@ struct tsr_session {
   tsr__plan **plans;         /* cached per input shape */
   size_t n_plans;
   bool keys_values;          /* shapes depend on input values: small inputs join plan keys */
+  /* The graph the session runs: the model's, or for the session of a control-flow node's
+   * subgraph (made by its enclosing plan) that subgraph. A run binds `bound` values: the
+   * graph inputs, then for a subgraph the values it reads from enclosing graphs (outer values,
+   * in value order); those whose data is fixed for the session's life (constants of the
+   * enclosing plan) have it in bound_const. */
+  const tsr__graph *graph;
+  uint32_t n_bound;
+  int32_t *bound;
+  const void **bound_const;  /* per bound value, or NULL; only subgraph sessions have it */
+  bool owns_bound;
 };
+
+/* ---- Control flow (scheduler/control_flow.c) ------------------------------------------ */
+
+/* True for the nodes the host runs itself: If, Loop and Scan of the ONNX domain. */
+bool tsr__cf_is_control(const tsr__node *n);
+/* The values node `node` of g reads, deduplicated: its present inputs, then the values of g
+ * that its subgraphs (at any depth) read by name. *out is allocated with g->alloc. */
+tsr_status tsr__cf_node_reads(const tsr__graph *g, uint32_t node, int32_t **out, uint32_t *n);
+/* Makes the subgraph sessions of a host partition; tsr__cf_release frees them. */
+tsr_status tsr__cf_prepare(tsr__plan *p, tsr__partition *pt);
+void tsr__cf_release(tsr__plan *p, tsr__partition *pt);
+/* Runs a host partition's node: reads its values from c's arenas, writes its outputs there. */
+tsr_status tsr__cf_execute(tsr__plan *p, tsr__run_ctx *c, const tsr__partition *pt);
+/* Runs a control-flow node at plan time (all it reads is known): the eval of shape inference
+ * for If, Loop and Scan (see the NOTE in core/shape_infer.h). */
+tsr_status tsr__cf_fold(tsr_session *s, const tsr__graph *g, uint32_t node, tsr__vshape *vals);
+
+/* A session for subgraph `sub` of a node of parent's graph, sharing parent's runtime, devices
+ * and options. outer_const[j] (may be NULL) is the fixed data of sub's j-th outer value, or
+ * NULL. Destroy with tsr_session_destroy. */
+tsr_status tsr__session_create_sub(const tsr_session *parent, const tsr__graph *sub,
+                                   const void *const *outer_const, tsr_session **out);
+/* One run over bound values (ordered as s->bound; NULL for those in bound_const), producing
+ * every graph output as a new tensor in outputs[0 .. g->n_outputs). */
+tsr_status tsr__session_run_bound(tsr_session *s, const tsr_tensor *const *bound,
+                                  tsr_tensor **outputs);
+/* Moves one instance's bytes between host memory and its device arena. */
+tsr_status tsr__plan_write_instance(const tsr__plan *p, tsr__run_ctx *c, const tsr__instance *in,
+                                    const void *src);
+tsr_status tsr__plan_read_instance(const tsr__plan *p, tsr__run_ctx *c, const tsr__instance *in,
+                                   void *dst);
+/* The host address of an instance when its device's memory is host-visible, else NULL. */
+void *tsr__plan_host_address(const tsr__plan *p, tsr__run_ctx *c, const tsr__instance *in);
 
 /* Builds (or finds in the cache) the plan for these input shapes; *out stays owned by the
  * session. Takes the session mutex. */

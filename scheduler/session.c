@@ -303,6 +303,9 @@ tsr_status tsr_session_create(tsr_runtime *rt, const tsr_model *model,
   if (!s) return tsr__status_make(TSR_STATUS_OUT_OF_MEMORY, "out of memory creating a session");
   s->runtime = rt;
   s->model = model;
+  s->graph = model->graph;
+  s->n_bound = model->graph->n_inputs;
+  s->bound = model->graph->inputs;
   s->alloc = &rt->alloc;
   s->strict = opts.strict;
   long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -334,6 +337,10 @@ void tsr_session_destroy(tsr_session *s) {
   tsr__free(s->alloc, s->plans);
   tsr__free(s->alloc, s->devices);
   tsr__free(s->alloc, s->budgets);
+  if (s->owns_bound) {
+    tsr__free(s->alloc, s->bound);
+    tsr__free(s->alloc, (void *)s->bound_const);
+  }
   pthread_mutex_destroy(&s->mu);
   tsr__free(s->alloc, s);
 }
@@ -349,7 +356,7 @@ static bool value_keyed(const tsr_tensor *t) {
 static size_t key_length(const tsr_session *s, const size_t *ranks,
                          const tsr_tensor *const *data) {
   size_t n = 0;
-  for (uint32_t i = 0; i < s->model->graph->n_inputs; i++) {
+  for (uint32_t i = 0; i < s->n_bound; i++) {
     n += 3 + ranks[i];
     if (data && value_keyed(data[i])) n += (data[i]->nbytes + 7) / 8;
   }
@@ -359,7 +366,7 @@ static size_t key_length(const tsr_session *s, const size_t *ranks,
 static void make_key(const tsr_session *s, const int32_t *dtypes, const size_t *ranks,
                      const int64_t *const *dims, const tsr_tensor *const *data, int64_t *key) {
   size_t k = 0;
-  for (uint32_t i = 0; i < s->model->graph->n_inputs; i++) {
+  for (uint32_t i = 0; i < s->n_bound; i++) {
     key[k++] = dtypes[i];
     key[k++] = (int64_t)ranks[i];
     for (size_t d = 0; d < ranks[i]; d++) key[k++] = dims[i][d];
@@ -427,13 +434,13 @@ static tsr_status get_plan_keyed(tsr_session *s, const int32_t *dtypes, const si
   tsr__plan *p = NULL;
   const tsr_tensor **keyed = NULL;
   if (data) {
-    keyed = calloc(s->model->graph->n_inputs + 1, sizeof *keyed);
+    keyed = calloc(s->n_bound + 1, sizeof *keyed);
     if (!keyed) {
       pthread_mutex_unlock(&s->mu);
       tsr__free(s->alloc, key);
       return tsr__status_make(TSR_STATUS_OUT_OF_MEMORY, "out of memory");
     }
-    for (uint32_t i = 0; i < s->model->graph->n_inputs; i++)
+    for (uint32_t i = 0; i < s->n_bound; i++)
       keyed[i] = value_keyed(data[i]) ? data[i] : NULL;
   }
   tsr_status st = tsr__plan_build(s, dtypes, ranks, dims, keyed, &p);
@@ -523,7 +530,7 @@ static tsr_status write_instance(const tsr__plan *p, tsr__run_ctx *c, const tsr_
                                                   c->arenas[in->device], in->offset, src,
                                                   in->size, &err);
   return tsr__plugin_status(r, &err, "copying '%s' to device %s",
-                            p->session->model->graph->values[in->value].name, dev->id);
+                            p->session->graph->values[in->value].name, dev->id);
 }
 
 static tsr_status read_instance(const tsr__plan *p, tsr__run_ctx *c, const tsr__instance *in,
@@ -534,7 +541,7 @@ static tsr_status read_instance(const tsr__plan *p, tsr__run_ctx *c, const tsr__
                                                  c->arenas[in->device], in->offset, dst,
                                                  in->size, &err);
   return tsr__plugin_status(r, &err, "copying '%s' from device %s",
-                            p->session->model->graph->values[in->value].name, dev->id);
+                            p->session->graph->values[in->value].name, dev->id);
 }
 
 /* Moves a value between devices: straight memcpy when both sides are host-visible, else
@@ -576,7 +583,7 @@ typedef struct node_timer {
 static void on_node_time(void *ctx, uint32_t node, uint64_t ns) {
   node_timer *t = ctx;
   if (node >= t->part->n_nodes) return;
-  const tsr__node *nd = &t->plan->session->model->graph->nodes[t->part->nodes[node]];
+  const tsr__node *nd = &t->plan->session->graph->nodes[t->part->nodes[node]];
   pthread_mutex_lock(&t->profile->mu);
   profile_add(&t->profile->nodes, &t->profile->n_nodes, &t->profile->cap_nodes, t->device,
               nd->name, nd->op_type, ns);
@@ -586,12 +593,12 @@ static void on_node_time(void *ctx, uint32_t node, uint64_t ns) {
 static tsr_status execute_plan(tsr__plan *p, tsr__run_ctx *c, const tsr_tensor *const *inputs,
                                tsr_profile *profile) {
   tsr_session *s = p->session;
-  const tsr__graph *g = s->model->graph;
   uint32_t nd = s->n_devices;
-  for (uint32_t i = 0; i < g->n_inputs; i++)
+  for (uint32_t i = 0; i < s->n_bound; i++)
     for (uint32_t d = 0; d < nd; d++) {
       int32_t inst = p->input_instance_first[(size_t)i * nd + d];
-      if (inst >= 0) TSR_RETURN_IF_ERROR(write_instance(p, c, &p->instances[inst], inputs[i]->data));
+      if (inst >= 0 && inputs[i])
+        TSR_RETURN_IF_ERROR(write_instance(p, c, &p->instances[inst], inputs[i]->data));
     }
   tsr_plugin_binding *b = NULL;
   size_t b_cap = 0;
@@ -605,6 +612,17 @@ static tsr_status execute_plan(tsr__plan *p, tsr__run_ctx *c, const tsr_tensor *
                          &p->instances[pt->copies_in[k].to_instance]);
     if (st) break;
     uint64_t t1 = profile ? now_ns() : 0;
+    if (pt->host_node >= 0) {
+      st = tsr__cf_execute(p, c, pt);
+      if (profile) {
+        const tsr__node *hn = &s->graph->nodes[pt->host_node];
+        pthread_mutex_lock(&profile->mu);
+        profile_add(&profile->nodes, &profile->n_nodes, &profile->cap_nodes, "host", hn->name,
+                    hn->op_type, now_ns() - t1);
+        pthread_mutex_unlock(&profile->mu);
+      }
+      continue;
+    }
     if (pt->view->n_values > b_cap) {
       tsr_plugin_binding *nb = realloc(b, pt->view->n_values * sizeof *nb);
       if (!nb) {
@@ -702,7 +720,7 @@ static tsr_status bind_inputs(const tsr_session *s, size_t n, const char *const 
 static tsr_status collect_outputs(tsr__plan *p, tsr__run_ctx *c, const tsr_tensor *const *inputs,
                                   size_t n_outputs, const char *const *names, tsr_tensor **outputs) {
   tsr_session *s = p->session;
-  const tsr__graph *g = s->model->graph;
+  const tsr__graph *g = s->graph;
   for (size_t i = 0; i < n_outputs; i++) {
     uint32_t o = (uint32_t)i;
     if (names) {
@@ -731,8 +749,8 @@ static tsr_status collect_outputs(tsr__plan *p, tsr__run_ctx *c, const tsr_tenso
     } else if (vs->data) {
       memcpy(t->data, vs->data, t->nbytes);
     } else {
-      for (uint32_t k = 0; k < g->n_inputs; k++)
-        if (g->inputs[k] == v) memcpy(t->data, inputs[k]->data, t->nbytes);
+      for (uint32_t k = 0; k < s->n_bound; k++)
+        if (s->bound[k] == v && inputs[k]) memcpy(t->data, inputs[k]->data, t->nbytes);
     }
   }
   return NULL;
@@ -786,6 +804,98 @@ tsr_status tsr_session_run(tsr_session *s, const tsr_run_options *options, size_
   free(ranks);
   free(dims);
   return st;
+}
+
+/* ---- Subgraph sessions ---------------------------------------------------------------- */
+
+tsr_status tsr__session_create_sub(const tsr_session *parent, const tsr__graph *sub,
+                                   const void *const *outer_const, tsr_session **out) {
+  *out = NULL;
+  const tsr_allocator *a = parent->alloc;
+  tsr_session *s = tsr__calloc(a, 1, sizeof *s);
+  if (!s) return tsr__status_make(TSR_STATUS_OUT_OF_MEMORY, "out of memory creating a session");
+  s->runtime = parent->runtime;
+  s->model = parent->model;
+  s->alloc = a;
+  s->strict = parent->strict;
+  s->threads = parent->threads;
+  s->precisions = parent->precisions;
+  s->graph = sub;
+  s->owns_bound = true;
+  pthread_mutex_init(&s->mu, NULL);
+  uint32_t n_outer = 0;
+  for (uint32_t v = 0; v < sub->n_values; v++) n_outer += sub->values[v].outer && sub->values[v].name;
+  s->n_devices = parent->n_devices;
+  s->devices = tsr__calloc(a, s->n_devices + 1, sizeof *s->devices);
+  s->budgets = tsr__calloc(a, s->n_devices + 1, sizeof *s->budgets);
+  s->bound = tsr__calloc(a, sub->n_inputs + n_outer + 1, sizeof *s->bound);
+  s->bound_const = tsr__calloc(a, sub->n_inputs + n_outer + 1, sizeof *s->bound_const);
+  if (!s->devices || !s->budgets || !s->bound || !s->bound_const) {
+    tsr_session_destroy(s);
+    return tsr__status_make(TSR_STATUS_OUT_OF_MEMORY, "out of memory creating a session");
+  }
+  memcpy(s->devices, parent->devices, s->n_devices * sizeof *s->devices);
+  memcpy(s->budgets, parent->budgets, s->n_devices * sizeof *s->budgets);
+  for (uint32_t i = 0; i < sub->n_inputs; i++) s->bound[s->n_bound++] = sub->inputs[i];
+  uint32_t j = 0;
+  for (uint32_t v = 0; v < sub->n_values; v++) {
+    if (!sub->values[v].outer || !sub->values[v].name) continue;
+    s->bound_const[s->n_bound] = outer_const ? outer_const[j] : NULL;
+    s->bound[s->n_bound++] = (int32_t)v;
+    j++;
+  }
+  *out = s;
+  return NULL;
+}
+
+tsr_status tsr__session_run_bound(tsr_session *s, const tsr_tensor *const *bound,
+                                  tsr_tensor **outputs) {
+  const tsr__graph *g = s->graph;
+  uint32_t n = s->n_bound;
+  int32_t *dtypes = calloc(n + 1, sizeof *dtypes);
+  size_t *ranks = calloc(n + 1, sizeof *ranks);
+  const int64_t **dims = calloc(n + 1, sizeof *dims);
+  tsr_status st = NULL;
+  if (!dtypes || !ranks || !dims)
+    st = tsr__status_make(TSR_STATUS_OUT_OF_MEMORY, "out of memory starting a run");
+  for (uint32_t k = 0; k < n && !st; k++) {
+    dtypes[k] = bound[k]->dtype;
+    ranks[k] = bound[k]->rank;
+    dims[k] = bound[k]->dims;
+  }
+  tsr__plan *p = NULL;
+  if (!st) st = tsr__session_get_plan(s, dtypes, ranks, dims, bound, &p);
+  tsr__run_ctx *c = NULL;
+  if (!st) st = run_ctx_acquire(p, &c);
+  if (!st) st = execute_plan(p, c, bound, NULL);
+  if (!st) st = collect_outputs(p, c, bound, g->n_outputs, NULL, outputs);
+  if (c) run_ctx_release(p, c);
+  if (st)
+    for (uint32_t k = 0; k < g->n_outputs; k++) {
+      tsr_tensor_destroy(outputs[k]);
+      outputs[k] = NULL;
+    }
+  free(dtypes);
+  free(ranks);
+  free(dims);
+  return st;
+}
+
+tsr_status tsr__plan_write_instance(const tsr__plan *p, tsr__run_ctx *c, const tsr__instance *in,
+                                    const void *src) {
+  return write_instance(p, c, in, src);
+}
+
+tsr_status tsr__plan_read_instance(const tsr__plan *p, tsr__run_ctx *c, const tsr__instance *in,
+                                   void *dst) {
+  return read_instance(p, c, in, dst);
+}
+
+void *tsr__plan_host_address(const tsr__plan *p, tsr__run_ctx *c, const tsr__instance *in) {
+  const tsr__device *d = plan_device(p, in->device);
+  if (!d->plugin->table->host_pointer || !c->arenas[in->device]) return NULL;
+  char *h = d->plugin->table->host_pointer(d->plugin->state, d->local_index, c->arenas[in->device]);
+  return h ? h + in->offset : NULL;
 }
 
 /* ---- Plans, publicly -------------------------------------------------------------------- */

@@ -17,6 +17,8 @@ struct mb_model {
   Onnx__TensorProto *inits[MAX_ITEMS];
   void *owned[8 * MAX_ITEMS];
   size_t n_owned;
+  mb_model *children[16]; /* subgraph builders whose graphs attributes point at */
+  size_t n_children;
 };
 
 static void *own(mb_model *m, void *p) {
@@ -185,6 +187,13 @@ void mb_attr_ints(mb_model *m, const char *name, size_t n, const int64_t *v) {
   memcpy(a->ints, v, n * sizeof(int64_t));
 }
 
+void mb_attr_graph(mb_model *m, const char *name, mb_model *body) {
+  if (m->n_children == sizeof m->children / sizeof m->children[0]) abort();
+  Onnx__AttributeProto *a = new_attr(m, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__GRAPH);
+  a->g = &body->graph;
+  m->children[m->n_children++] = body;
+}
+
 void *mb_serialize(mb_model *m, size_t *size) {
   *size = onnx__model_proto__get_packed_size(&m->model);
   void *buf = malloc(*size ? *size : 1);
@@ -194,6 +203,7 @@ void *mb_serialize(mb_model *m, size_t *size) {
 
 void mb_free(mb_model *m) {
   if (!m) return;
+  for (size_t i = 0; i < m->n_children; i++) mb_free(m->children[i]);
   for (size_t i = 0; i < m->n_owned; i++) free(m->owned[i]);
   free(m);
 }

@@ -23,6 +23,9 @@ void mb_node(mb_model *m, const char *op, const char *name, const char *inputs,
 void mb_attr_int(mb_model *m, const char *name, int64_t v);
 void mb_attr_float(mb_model *m, const char *name, float v);
 void mb_attr_ints(mb_model *m, const char *name, size_t n, const int64_t *v);
+/* A GRAPH attribute (If branch, Loop or Scan body) whose graph is body's: build body with
+ * mb_new (its opset is ignored), its inputs, nodes and outputs; m takes ownership of it. */
+void mb_attr_graph(mb_model *m, const char *name, mb_model *body);
 /* Serializes; the caller frees the bytes with free(). */
 void *mb_serialize(mb_model *m, size_t *size);
 void mb_free(mb_model *m);

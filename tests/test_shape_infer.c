@@ -1590,10 +1590,25 @@ START_TEST(test_if) {
   ck_assert_ok(run(g, "x:f32[2,3] z:f32[5]", &v));
   expect(g, v, "y", "f32[5]");
   done(g, v);
-  /* A branch that fails with these shapes falls back to its declared type (none here). */
+  /* A branch that fails with these shapes is left to run time (it may never be taken): the
+   * other branch gives the outputs. */
   g = if_graph("Relu", "x", "Unknownop", "x");
-  tsr_test_expect_error(run(g, "cond:bool[] x:f32[2,3] z:f32[5]", &v), TSR_STATUS_UNSUPPORTED,
-                        "else_branch cannot be inferred");
+  ck_assert_ok(run(g, "cond:bool[] x:f32[2,3] z:f32[5]", &v));
+  expect(g, v, "y", "f32[2,3]");
+  done(g, v);
+  /* When neither can be inferred, the error says so; knowing the condition would help. */
+  g = if_graph("Unknownop", "x", "Unknownop", "x");
+  tsr_status st = run(g, "cond:bool[] x:f32[2,3] z:f32[5]", &v);
+  ck_assert(tsr__status_marked(st, TSR__STATUS_NEEDS_INPUT_VALUES));
+  tsr_test_expect_error(st, TSR_STATUS_UNSUPPORTED,
+                        "node 'if_1' (If): neither branch can be inferred while condition 'cond' "
+                        "is unknown; in then_branch");
+  done(g, v);
+  /* Branches of different dtypes are a broken model whatever the condition. */
+  g = if_graph("Relu", "x", "Shape", "x");
+  tsr_test_expect_error(run(g, "cond:bool[] x:f32[2,3] z:f32[5]", &v), TSR_STATUS_INVALID_MODEL,
+                        "node 'if_1' (If): output 0 'y' is float32 in then_branch but int64 in "
+                        "else_branch");
   done(g, v);
   /* Errors inside a taken branch name the branch and the inner node. */
   g = if_graph("Unknownop", "x", "Neg", "x");
@@ -1625,10 +1640,102 @@ START_TEST(test_if_declared_types) {
 }
 END_TEST
 
-START_TEST(test_loop_scan_unsupported) {
-  one_err("Loop", 13, "m,c", "m:i64[] c:bool[]", TSR_STATUS_UNSUPPORTED,
-          "Loop is not supported by shape inference");
-  one_err("Scan", 11, "x", "x:f32[2]", TSR_STATUS_UNSUPPORTED, "Scan is not supported");
+/* A Loop: out = in + 1 per iteration, its condition passed through, and the running value
+ * as a scan output. M is an initializer when m >= 0, else the graph input "m". */
+static tsr__graph *loop_graph(int64_t m, int n_body_outputs) {
+  tsr__graph *g = mk();
+  tsr__node *n = node_named(g, "loop_1", "Loop", 13, "m,c,x", "y,ys");
+  tsr__graph *b = mk();
+  node(b, "Identity", 13, "c_in", "c_out");
+  node(b, "Add", 13, "x_in,one", "x_out");
+  node(b, "Identity", 13, "x_out", "scan");
+  init_scalar_f32(b, "one", 1.0f);
+  val(b, "i");
+  set_list(b, &b->inputs, &b->n_inputs, "i,c_in,x_in");
+  set_list(b, &b->outputs, &b->n_outputs, n_body_outputs == 3 ? "c_out,x_out,scan" : "c_out,x_out");
+  n = &g->nodes[0];
+  add_attr(g, n, "body", 5)->g = b;
+  if (m >= 0) {
+    init_scalar_i64(g, "m", m);
+    set_list(g, &g->inputs, &g->n_inputs, "c,x");
+  } else {
+    set_list(g, &g->inputs, &g->n_inputs, "m,c,x");
+  }
+  set_list(g, &g->outputs, &g->n_outputs, "y,ys");
+  ck_assert_ok(tsr__graph_finalize(g));
+  return g;
+}
+
+START_TEST(test_loop) {
+  tsr__vshape *v;
+  /* A known trip count and a condition that stays true: the scan output has M slices. */
+  tsr__graph *g = loop_graph(4, 3);
+  g->values[val(g, "c")].init = tensor(g, TSR_DTYPE_BOOL, 0, NULL, (uint8_t[]){1});
+  g->n_inputs = 1;
+  g->inputs[0] = val(g, "x");
+  ck_assert_ok(run(g, "x:f32[2,3]", &v));
+  expect(g, v, "y", "f32[2,3]");
+  expect(g, v, "ys", "f32[4,2,3]");
+  done(g, v);
+  /* The trip count known only at run time: the scan output's shape asks for input values. */
+  g = loop_graph(-1, 3);
+  tsr_status st = run(g, "m:i64[] c:bool[] x:f32[2]", &v);
+  ck_assert(tsr__status_marked(st, TSR__STATUS_NEEDS_INPUT_VALUES));
+  tsr_test_expect_error(st, TSR_STATUS_UNSUPPORTED,
+                        "node 'loop_1' (Loop): scan output 0 'ys' stacks one slice per "
+                        "iteration, and the number of iterations is only known at run time");
+  done(g, v);
+  /* Bad models: a body with the wrong number of outputs, a negative trip count. */
+  g = loop_graph(2, 2);
+  tsr_test_expect_error(run(g, "c:bool[] x:f32[2]", &v), TSR_STATUS_INVALID_MODEL,
+                        "node 'loop_1' (Loop): body has 2 outputs, expected 3 (condition, 1 "
+                        "loop-carried values and 1 scan outputs)");
+  done(g, v);
+  g = loop_graph(-5, 3);
+  g->values[val(g, "m")].init = tensor(g, TSR_DTYPE_INT64, 0, NULL, (int64_t[]){-5});
+  g->n_inputs = 2;
+  g->inputs[0] = val(g, "c");
+  g->inputs[1] = val(g, "x");
+  tsr_test_expect_error(run(g, "c:bool[] x:f32[2]", &v), TSR_STATUS_INVALID_ARGUMENT,
+                        "node 'loop_1' (Loop): trip count M 'm' is -5; it must not be negative");
+  done(g, v);
+  one_err("Loop", 13, "m,c", "m:i64[] c:bool[]", TSR_STATUS_INVALID_MODEL,
+          "node 'Loop' (Loop): attribute 'body' is required");
+}
+END_TEST
+
+START_TEST(test_scan) {
+  /* Opset 9+: a running sum over axis 1 of x, scanned in reverse, its outputs stacked on axis 0. */
+  tsr__graph *g = mk();
+  tsr__node *n = node_named(g, "scan_1", "Scan", 11, "s0,x", "s,ys");
+  tsr__graph *b = mk();
+  node(b, "Add", 13, "s_in,x_in", "s_out");
+  node(b, "Identity", 13, "s_out", "y_out");
+  val(b, "s_in");
+  val(b, "x_in");
+  set_list(b, &b->inputs, &b->n_inputs, "s_in,x_in");
+  set_list(b, &b->outputs, &b->n_outputs, "s_out,y_out");
+  n = &g->nodes[0];
+  add_attr(g, n, "body", 5)->g = b;
+  attr_i(g, n, "num_scan_inputs", 1);
+  attr_ints(g, n, "scan_input_axes", 1, (int64_t[]){1});
+  attr_ints(g, n, "scan_input_directions", 1, (int64_t[]){1});
+  attr_ints(g, n, "scan_output_axes", 1, (int64_t[]){-1});
+  set_list(g, &g->inputs, &g->n_inputs, "s0,x");
+  set_list(g, &g->outputs, &g->n_outputs, "s,ys");
+  ck_assert_ok(tsr__graph_finalize(g));
+  tsr__vshape *v;
+  ck_assert_ok(run(g, "s0:f32[2] x:f32[2,5]", &v));
+  expect(g, v, "s", "f32[2]");
+  expect(g, v, "ys", "f32[2,5]");
+  tsr__vshapes_clear(g, v);
+  free(v);
+  tsr_test_expect_error(run(g, "s0:f32[1] x:f32[2,5]", &v), TSR_STATUS_INVALID_MODEL,
+                        "node 'scan_1' (Scan): state value 0 's0' is float32 [1], but the body "
+                        "returns float32 [2]");
+  done(g, v);
+  one_err("Scan", 11, "x", "x:f32[2]", TSR_STATUS_INVALID_MODEL,
+          "node 'Scan' (Scan): attribute 'body' is required");
 }
 END_TEST
 
@@ -2581,7 +2688,8 @@ static Suite *shape_infer_suite(void) {
   tcase_add_test(tc, test_fold_limits);
   tcase_add_test(tc, test_if);
   tcase_add_test(tc, test_if_declared_types);
-  tcase_add_test(tc, test_loop_scan_unsupported);
+  tcase_add_test(tc, test_loop);
+  tcase_add_test(tc, test_scan);
   tcase_add_test(tc, test_unknown_ops_and_opsets);
   tcase_add_test(tc, test_op_table_complete);
   tcase_add_test(tc, test_inputs_and_arity);
