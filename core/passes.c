@@ -590,6 +590,16 @@ static bool activation_of(const pass_ctx *c, const tsr__node *n, const char **na
     *name = "hardswish";
     return n->n_inputs == 1;
   }
+  if (is_op(n, "Sigmoid")) {
+    *name = "sigmoid";
+    return n->n_inputs == 1;
+  }
+  if (is_op(n, "Gelu")) {
+    /* A model's own (opset 20), or one fuse_gelu wrote. */
+    const char *approx = tsr__node_attr_string(n, "approximate", "none");
+    *name = strcmp(approx, "tanh") == 0 ? "gelu_tanh" : "gelu";
+    return n->n_inputs == 1 && (strcmp(approx, "tanh") == 0 || strcmp(approx, "none") == 0);
+  }
   if (is_op(n, "Clip")) {
     /* Absent bounds are infinite, as the CPU plugin's Clip treats them. */
     *name = "clip";
@@ -616,17 +626,57 @@ static bool activation_of(const pass_ctx *c, const tsr__node *n, const char **na
   return false;
 }
 
+/* The live node that writes v when it is op `op` with one output; -1 otherwise. */
+static int32_t producer_op(const pass_ctx *c, int32_t v, const char *op) {
+  if (v < 0)
+    return -1;
+  int32_t p = c->g->values[v].producer;
+  if (p < 0 || c->dead[p] || !is_op(&c->g->nodes[p], op) || c->g->nodes[p].n_outputs != 1 ||
+      c->g->nodes[p].outputs[0] != v)
+    return -1;
+  return p;
+}
+
+/* When node mi is SiLU written out, Mul(x, Sigmoid(x)) in either order with the Sigmoid's
+ * output read by the Mul alone, returns the Sigmoid's index and sets *x; else -1. */
+static int32_t silu_of(const pass_ctx *c, uint32_t mi, int32_t *x) {
+  const tsr__node *m = &c->g->nodes[mi];
+  if (!is_op(m, "Mul") || m->n_inputs != 2 || m->n_outputs != 1 || m->outputs[0] < 0)
+    return -1;
+  for (int side = 0; side < 2; side++) {
+    int32_t sv = m->inputs[side], xv = m->inputs[1 - side];
+    int32_t si = producer_op(c, sv, "Sigmoid");
+    if (si < 0 || xv < 0 || !private_value(c, sv) || c->g->nodes[si].n_inputs != 1 ||
+        c->g->nodes[si].inputs[0] != xv)
+      continue;
+    *x = xv;
+    return si;
+  }
+  return -1;
+}
+
 static tsr_status fuse_activation(pass_ctx *c, uint32_t ai) {
   tsr__graph *g = c->g;
   const tsr__node *act = &g->nodes[ai];
   const char *name = NULL;
   float prm[2];
-  uint32_t n_prm;
-  if (!activation_of(c, act, &name, prm, &n_prm))
-    return NULL;
-  int32_t x = act->inputs[0], y = act->outputs[0];
+  uint32_t n_prm = 0;
+  int32_t x, sig = silu_of(c, ai, &x);
+  if (sig >= 0) {
+    /* x feeds the Sigmoid and the Mul, and nothing else. */
+    name = "silu";
+    if (c->uses[x] != 2 || c->pinned[x])
+      return NULL;
+  } else {
+    if (!activation_of(c, act, &name, prm, &n_prm))
+      return NULL;
+    x = act->inputs[0];
+    if (!private_value(c, x))
+      return NULL;
+  }
+  int32_t y = act->outputs[0];
   int32_t p = g->values[x].producer;
-  if (x == y || p < 0 || c->dead[p] || !private_value(c, x))
+  if (x == y || p < 0 || c->dead[p])
     return NULL;
   const tsr__node *op = &g->nodes[p];
   /* Constant float32 weights make the dtype float32, which the kernels' epilogue covers. */
@@ -634,6 +684,16 @@ static tsr_status fuse_activation(pass_ctx *c, uint32_t ai) {
   if ((!conv && !is_op(op, "Gemm")) || op->n_outputs != 1 || op->outputs[0] != x ||
       op->n_inputs < 2 || !const_f32(c, op->inputs[1]) ||
       tsr__node_attr(op, "tessera.activation") || tsr__node_attr(op, "tessera.activation_params"))
+    return NULL;
+  /* NOTE: the smooth activations (sigmoid, silu, gelu) cost a polynomial per element. The
+   * GEMM epilogue (Conv with one group, Gemm) applies them eight lanes at a time, but the
+   * grouped and depthwise convolution kernels apply fused activations one point at a time on
+   * plane borders, which on the small planes of EfficientNet's later stages (7x7, 14x14 with
+   * 5x5 kernels) made the fused node slower than the convolution followed by the vectorised
+   * Sigmoid and Mul kernels. Those stay unfused until those kernels vectorise their borders. */
+  bool smooth =
+      strcmp(name, "sigmoid") == 0 || strcmp(name, "silu") == 0 || strncmp(name, "gelu", 4) == 0;
+  if (smooth && conv && tsr__node_attr_int(op, "group", 1) != 1)
     return NULL;
 
   /* Everything that can fail first: the two attributes. */
@@ -670,8 +730,398 @@ static tsr_status fuse_activation(pass_ctx *c, uint32_t ai) {
   nd->n_attrs += add;
   /* The activation's readers and the graph outputs keep the name y; the Conv now writes it. */
   kill_node(c, ai);
+  if (sig >= 0)
+    kill_node(c, (uint32_t)sig);
   move_output(c, (uint32_t)p, x, y);
   c->stats.activations_fused++;
+  return NULL;
+}
+
+/* ---- Patterns written out as primitive ops into one node --------------------------------- */
+
+static void node_free(const tsr_allocator *a, tsr__node *n);
+
+/* The scalar of a float32 constant with one element (any rank); false otherwise. */
+static bool const_one_f32(const pass_ctx *c, int32_t v, double *out) {
+  float f;
+  if (!const_scalar_f32(c, v, &f))
+    return false;
+  *out = f;
+  return true;
+}
+
+/* True when v is a float32 constant scalar within a float's rounding of `want`. */
+static bool const_near(const pass_ctx *c, int32_t v, double want) {
+  double f;
+  return const_one_f32(c, v, &f) && fabs(f - want) <= 1e-6 * fabs(want);
+}
+
+/* When node n has two inputs and one of them is v, sets *other to the other one and returns
+ * v's side (0 or 1); -1 otherwise. */
+static int other_input(const tsr__node *n, int32_t v, int32_t *other) {
+  if (n->n_inputs != 2)
+    return -1;
+  for (int side = 0; side < 2; side++)
+    if (n->inputs[side] == v) {
+      *other = n->inputs[1 - side];
+      return side;
+    }
+  return -1;
+}
+
+/* An attribute to give a rewritten node. */
+typedef struct new_attr {
+  const char *name;
+  int32_t type; /* 1 FLOAT, 2 INT, 3 STRING */
+  float f;
+  int64_t i;
+  const char *s;
+} new_attr;
+
+/* Turns node i into `op` (default domain, at `opset`) reading `inputs` with `attrs`; it keeps
+ * its name and its first output (any others go). Everything is allocated before anything
+ * changes, so an error leaves node i as it was. */
+static tsr_status rewrite_node(pass_ctx *c, uint32_t i, const char *op, int64_t opset,
+                               const int32_t *inputs, uint32_t n_in, const new_attr *attrs,
+                               uint32_t n_attrs) {
+  const tsr_allocator *a = c->a;
+  char *op_s = tsr__strdup(a, op);
+  int32_t *in = tsr__alloc(a, (size_t)(n_in ? n_in : 1) * sizeof *in);
+  tsr__attr *at = n_attrs ? tsr__calloc(a, n_attrs, sizeof *at) : NULL;
+  bool ok = op_s && in && (!n_attrs || at);
+  for (uint32_t k = 0; ok && k < n_attrs; k++) {
+    at[k].name = tsr__strdup(a, attrs[k].name);
+    at[k].type = attrs[k].type;
+    at[k].f = attrs[k].f;
+    at[k].i = attrs[k].i;
+    ok = at[k].name != NULL;
+    if (ok && attrs[k].s) {
+      at[k].s = tsr__strdup(a, attrs[k].s);
+      at[k].s_len = strlen(attrs[k].s);
+      ok = at[k].s != NULL;
+    }
+  }
+  if (!ok) {
+    for (uint32_t k = 0; at && k < n_attrs; k++) {
+      tsr__free(a, at[k].name);
+      tsr__free(a, at[k].s);
+    }
+    tsr__free(a, at);
+    tsr__free(a, in);
+    tsr__free(a, op_s);
+    return oom();
+  }
+  tsr__node *n = &c->g->nodes[i];
+  for (uint32_t k = 0; k < n->n_inputs; k++)
+    if (n->inputs[k] >= 0)
+      c->uses[n->inputs[k]]--;
+  for (uint32_t k = 0; k < n_in; k++) {
+    in[k] = inputs[k];
+    if (in[k] >= 0)
+      c->uses[in[k]]++;
+  }
+  for (uint32_t k = 1; k < n->n_outputs; k++)
+    if (n->outputs[k] >= 0 && c->g->values[n->outputs[k]].producer == (int32_t)i)
+      c->g->values[n->outputs[k]].producer = -1;
+  n->n_outputs = n->n_outputs ? 1 : 0;
+  tsr__node old = *n;
+  old.inputs = NULL; /* the rest of what it owned is freed below */
+  old.n_inputs = 0;
+  old.name = NULL;
+  old.outputs = NULL;
+  old.n_outputs = 0;
+  old.domain = NULL;
+  tsr__free(a, n->inputs);
+  n->inputs = in;
+  n->n_inputs = n_in;
+  n->op_type = op_s;
+  n->opset = opset;
+  n->attrs = at;
+  n->n_attrs = n_attrs;
+  node_free(a, &old);
+  c->rewired = true;
+  return NULL;
+}
+
+/* The value c * v or v * c (a Mul node, its result read once) for a constant c near `want`:
+ * returns the Mul's index and sets *v; -1 otherwise. */
+static int32_t scaled_by(const pass_ctx *c, int32_t value, double want, int32_t *v) {
+  int32_t q = producer_op(c, value, "Mul");
+  if (q < 0 || !private_value(c, value) || c->g->nodes[q].n_inputs != 2)
+    return -1;
+  for (int side = 0; side < 2; side++)
+    if (const_near(c, c->g->nodes[q].inputs[1 - side], want)) {
+      *v = c->g->nodes[q].inputs[side];
+      return *v >= 0 ? q : -1;
+    }
+  return -1;
+}
+
+/* The tanh form's argument, sqrt(2 / pi) * (x + 0.044715 * x^3) (products in either order,
+ * x^3 as Pow(x, 3) or x * (x * x)), as the value u that Tanh reads: fills kill[] with its
+ * nodes and returns their count (0 when it is not that). */
+static uint32_t gelu_tanh_argument(const pass_ctx *c, int32_t u, int32_t x, int32_t kill[5]) {
+  const tsr__graph *g = c->g;
+  int32_t w, k, p3, other;
+  int32_t ci = scaled_by(c, u, 0.797884560802865355, &w);
+  int32_t wi = ci >= 0 ? producer_op(c, w, "Add") : -1;
+  if (wi < 0 || !private_value(c, w) || other_input(&g->nodes[wi], x, &other) < 0)
+    return 0;
+  k = other;
+  int32_t ki = scaled_by(c, k, 0.044715, &p3);
+  if (ki < 0 || !private_value(c, p3))
+    return 0;
+  kill[0] = ci;
+  kill[1] = wi;
+  kill[2] = ki;
+  int32_t pi = producer_op(c, p3, "Pow");
+  if (pi >= 0) {
+    const tsr__node *pw = &g->nodes[pi];
+    if (pw->n_inputs != 2 || pw->inputs[0] != x || !const_near(c, pw->inputs[1], 3.0))
+      return 0;
+    kill[3] = pi;
+    return 4;
+  }
+  /* x * (x * x), as torch exports gelu(approximate="tanh"). */
+  int32_t mi = producer_op(c, p3, "Mul"), sq;
+  if (mi < 0 || other_input(&g->nodes[mi], x, &sq) < 0)
+    return 0;
+  int32_t si = producer_op(c, sq, "Mul");
+  if (si < 0 || !private_value(c, sq) || g->nodes[si].n_inputs != 2 ||
+      g->nodes[si].inputs[0] != x || g->nodes[si].inputs[1] != x)
+    return 0;
+  kill[3] = mi;
+  kill[4] = si;
+  return 5;
+}
+
+/* GELU written out, y = x * (E + 1) * 0.5 with the three factors multiplied in any order by
+ * two Muls, in its exact form as torch exports it, E = Erf(x / sqrt 2) (x / sqrt 2 may be
+ * x * (1 / sqrt 2)), or in the tanh form, E = Tanh(sqrt(2 / pi) * (x + 0.044715 * x^3)). The
+ * last Mul becomes Gelu (opset 20; approximate "none" or "tanh"), which the activation pass
+ * may then fuse into a Conv or Gemm before it. Every intermediate value must be read by the
+ * pattern alone. */
+static tsr_status fuse_gelu(pass_ctx *c, uint32_t mi) {
+  tsr__graph *g = c->g;
+  const tsr__node *m = &g->nodes[mi];
+  if (!is_op(m, "Mul") || m->n_inputs != 2 || m->n_outputs != 1 || m->outputs[0] < 0)
+    return NULL;
+  /* The three factors: the final Mul's inputs, one of them expanded through an inner Mul. */
+  int32_t f[3] = {-1, -1, -1}, inner = -1;
+  for (int side = 0; side < 2 && inner < 0; side++) {
+    int32_t v = m->inputs[side], q = producer_op(c, v, "Mul");
+    if (q < 0 || !private_value(c, v) || g->nodes[q].n_inputs != 2)
+      continue;
+    inner = q;
+    f[0] = g->nodes[q].inputs[0];
+    f[1] = g->nodes[q].inputs[1];
+    f[2] = m->inputs[1 - side];
+  }
+  if (inner < 0)
+    return NULL;
+  /* Which factor is 0.5, which is Add(Erf(..), 1), which is x (x may be an Add's output
+   * too: a MatMul's bias). */
+  int half = -1, plus = -1;
+  int32_t ai = -1, ei = -1, ev = -1;
+  for (int k = 0; k < 3; k++) {
+    if (f[k] < 0)
+      return NULL;
+    if (half < 0 && const_near(c, f[k], 0.5)) {
+      half = k;
+      continue;
+    }
+    int32_t q = producer_op(c, f[k], "Add");
+    if (plus >= 0 || q < 0 || g->nodes[q].n_inputs != 2 || !private_value(c, f[k]))
+      continue;
+    for (int side = 0; side < 2 && ei < 0; side++) {
+      int32_t v = g->nodes[q].inputs[side];
+      if (!const_near(c, g->nodes[q].inputs[1 - side], 1.0))
+        continue;
+      if ((ei = producer_op(c, v, "Erf")) < 0)
+        ei = producer_op(c, v, "Tanh");
+      if (ei >= 0) {
+        ev = v;
+        ai = q;
+        plus = k;
+      }
+    }
+  }
+  if (half < 0 || plus < 0 || !private_value(c, ev) || g->nodes[ei].n_inputs != 1)
+    return NULL;
+  int32_t x = f[3 - half - plus];
+  int32_t u = g->nodes[ei].inputs[0];
+  if (x < 0 || u < 0 || !private_value(c, u))
+    return NULL;
+  if (is_op(&g->nodes[ei], "Tanh")) {
+    int32_t arg[5];
+    uint32_t n_arg = gelu_tanh_argument(c, u, x, arg);
+    if (!n_arg)
+      return NULL;
+    const int32_t ins[1] = {x};
+    const new_attr approx[1] = {{"approximate", 3, 0, 0, "tanh"}};
+    TSR_RETURN_IF_ERROR(rewrite_node(c, mi, "Gelu", 20, ins, 1, approx, 1));
+    kill_node(c, (uint32_t)inner);
+    kill_node(c, (uint32_t)ai);
+    kill_node(c, (uint32_t)ei);
+    for (uint32_t k = 0; k < n_arg; k++)
+      kill_node(c, (uint32_t)arg[k]);
+    c->stats.gelus_fused++;
+    return NULL;
+  }
+  int32_t di = producer_op(c, u, "Div");
+  int32_t other = -1;
+  if (di >= 0) {
+    if (g->nodes[di].n_inputs != 2 || g->nodes[di].inputs[0] != x ||
+        !const_near(c, g->nodes[di].inputs[1], 1.41421356237309505))
+      return NULL;
+  } else if ((di = producer_op(c, u, "Mul")) >= 0) {
+    if (other_input(&g->nodes[di], x, &other) < 0 || !const_near(c, other, 0.707106781186547524))
+      return NULL;
+  } else {
+    return NULL;
+  }
+  /* x is read here twice (the scaling and the product) and by nothing else in the pattern;
+   * readers outside it keep reading x, which stays. */
+  const int32_t ins[1] = {x};
+  TSR_RETURN_IF_ERROR(rewrite_node(c, mi, "Gelu", 20, ins, 1, NULL, 0));
+  kill_node(c, (uint32_t)inner);
+  kill_node(c, (uint32_t)ai);
+  kill_node(c, (uint32_t)ei);
+  kill_node(c, (uint32_t)di);
+  c->stats.gelus_fused++;
+  return NULL;
+}
+
+/* True when ReduceMean node r averages over one axis, keeping it, and sets *axis: the axes
+ * are an attribute before opset 18, a constant input from it. */
+static bool reduce_one_axis(const pass_ctx *c, const tsr__node *r, int64_t *out_axis) {
+  if (r->n_outputs != 1 || r->n_inputs < 1 || r->inputs[0] < 0 ||
+      tsr__node_attr_int(r, "keepdims", 1) != 1)
+    return false;
+  int64_t axis;
+  if (r->opset < 18) {
+    const tsr__attr *ax = tsr__node_attr(r, "axes");
+    if (r->n_inputs != 1 || !ax || ax->count != 1 || !ax->ints)
+      return false;
+    axis = ax->ints[0];
+  } else {
+    if (r->n_inputs != 2 || r->inputs[1] < 0 || tsr__node_attr_int(r, "noop_with_empty_axes", 0))
+      return false;
+    const tsr__tensor_data *t = c->g->values[r->inputs[1]].init;
+    if (!t || t->dtype != TSR_DTYPE_INT64 || t->nbytes != sizeof axis || !t->data)
+      return false;
+    memcpy(&axis, t->data, sizeof axis);
+  }
+  *out_axis = axis;
+  return true;
+}
+
+/* True when `axis` is X's last: -1, or rank - 1 when the model declares X's rank. */
+static bool is_last_axis(const pass_ctx *c, int32_t x, int64_t axis) {
+  int32_t rank = c->g->values[x].rank;
+  return axis == -1 || (rank > 0 && axis == rank - 1);
+}
+
+/* LayerNormalization over the last axis written out, as torch exports nn.LayerNorm before
+ * opset 17:
+ *   mu = ReduceMean(X), d = X - mu, var = ReduceMean(d ^ 2) (Pow 2 or d * d),
+ *   y = d / Sqrt(var + eps) * gamma [+ beta]
+ * with gamma and beta constant float32 vectors. The last node becomes LayerNormalization
+ * (opset 17, axis -1, the model's epsilon); its kernel computes the statistics in double. */
+static tsr_status fuse_layernorm(pass_ctx *c, uint32_t li) {
+  tsr__graph *g = c->g;
+  const tsr__node *last = &g->nodes[li];
+  if (last->n_inputs != 2 || last->n_outputs != 1 || last->outputs[0] < 0)
+    return NULL;
+  int32_t beta = -1, mv = -1;
+  if (is_op(last, "Add")) {
+    for (int side = 0; side < 2 && beta < 0; side++) {
+      const tsr__tensor_data *b = const_f32(c, last->inputs[side]);
+      if (b && b->rank == 1 && producer_op(c, last->inputs[1 - side], "Mul") >= 0) {
+        beta = last->inputs[side];
+        mv = last->inputs[1 - side];
+      }
+    }
+    if (beta < 0 || !private_value(c, mv))
+      return NULL;
+  } else if (is_op(last, "Mul")) {
+    mv = last->outputs[0];
+  } else {
+    return NULL;
+  }
+  int32_t mi = beta >= 0 ? producer_op(c, mv, "Mul") : (int32_t)li;
+  const tsr__node *mul = &g->nodes[mi];
+  int32_t gamma = -1, nv = -1;
+  if (mul->n_inputs != 2)
+    return NULL;
+  for (int side = 0; side < 2 && gamma < 0; side++) {
+    const tsr__tensor_data *w = const_f32(c, mul->inputs[side]);
+    if (w && w->rank == 1 && producer_op(c, mul->inputs[1 - side], "Div") >= 0) {
+      gamma = mul->inputs[side];
+      nv = mul->inputs[1 - side];
+    }
+  }
+  if (gamma < 0 || !private_value(c, nv))
+    return NULL;
+  if (beta >= 0 && g->values[beta].init->dims[0] != g->values[gamma].init->dims[0])
+    return NULL;
+  int32_t dvi = producer_op(c, nv, "Div");
+  if (g->nodes[dvi].n_inputs != 2)
+    return NULL;
+  int32_t d = g->nodes[dvi].inputs[0], sd = g->nodes[dvi].inputs[1];
+  int32_t sqi = producer_op(c, sd, "Sqrt");
+  if (d < 0 || sqi < 0 || !private_value(c, sd) || g->nodes[sqi].n_inputs != 1)
+    return NULL;
+  int32_t ve = g->nodes[sqi].inputs[0], aei = producer_op(c, ve, "Add");
+  if (aei < 0 || !private_value(c, ve))
+    return NULL;
+  int32_t var = -1;
+  double eps = 0;
+  for (int side = 0; side < 2 && var < 0; side++)
+    if (g->nodes[aei].n_inputs == 2 && const_one_f32(c, g->nodes[aei].inputs[side], &eps))
+      var = g->nodes[aei].inputs[1 - side];
+  int32_t rvi = producer_op(c, var, "ReduceMean");
+  int64_t axis_var, axis_mean;
+  if (var < 0 || rvi < 0 || !private_value(c, var) ||
+      !reduce_one_axis(c, &g->nodes[rvi], &axis_var) || !(eps >= 0))
+    return NULL;
+  int32_t sq = g->nodes[rvi].inputs[0], pi = producer_op(c, sq, "Pow");
+  uint32_t d_reads = 2; /* the square and the Div */
+  if (pi >= 0) {
+    if (g->nodes[pi].n_inputs != 2 || g->nodes[pi].inputs[0] != d ||
+        !const_near(c, g->nodes[pi].inputs[1], 2.0))
+      return NULL;
+  } else if ((pi = producer_op(c, sq, "Mul")) >= 0) {
+    if (g->nodes[pi].n_inputs != 2 || g->nodes[pi].inputs[0] != d || g->nodes[pi].inputs[1] != d)
+      return NULL;
+    d_reads = 3;
+  } else {
+    return NULL;
+  }
+  int32_t si = producer_op(c, d, "Sub");
+  if (si < 0 || !private_value(c, sq) || c->uses[d] != d_reads || c->pinned[d] ||
+      g->nodes[si].n_inputs != 2 || g->nodes[rvi].inputs[0] < 0)
+    return NULL;
+  int32_t x = g->nodes[si].inputs[0], mu = g->nodes[si].inputs[1];
+  int32_t rmi = producer_op(c, mu, "ReduceMean");
+  if (x < 0 || rmi < 0 || !private_value(c, mu) || g->nodes[rmi].inputs[0] != x ||
+      !reduce_one_axis(c, &g->nodes[rmi], &axis_mean) || !is_last_axis(c, x, axis_mean) ||
+      !is_last_axis(c, x, axis_var))
+    return NULL;
+  const int32_t ins[3] = {x, gamma, beta};
+  const new_attr attrs[2] = {{"axis", 2, 0, -1, NULL}, {"epsilon", 1, (float)eps, 0, NULL}};
+  TSR_RETURN_IF_ERROR(
+      rewrite_node(c, li, "LayerNormalization", 17, ins, beta >= 0 ? 3 : 2, attrs, 2));
+  if (mi != (int32_t)li)
+    kill_node(c, (uint32_t)mi);
+  kill_node(c, (uint32_t)dvi);
+  kill_node(c, (uint32_t)sqi);
+  kill_node(c, (uint32_t)aei);
+  kill_node(c, (uint32_t)rvi);
+  kill_node(c, (uint32_t)pi);
+  kill_node(c, (uint32_t)si);
+  kill_node(c, (uint32_t)rmi);
+  c->stats.layernorms_fused++;
   return NULL;
 }
 
@@ -733,7 +1183,18 @@ static tsr_status apply(pass_ctx *c, uint32_t passes) {
     for (uint32_t i = 0; i < n; i++)
       if (!c->dead[i])
         TSR_RETURN_IF_ERROR(fuse_gemm(c, i));
-  /* Last, so that Conv -> BatchNormalization -> Relu and MatMul -> Add -> Relu fuse whole. */
+  if (passes & TSR__PASS_FUSE_GELU)
+    for (uint32_t i = 0; i < n; i++)
+      if (!c->dead[i])
+        TSR_RETURN_IF_ERROR(fuse_gelu(c, i));
+  /* Backwards, so that a pattern is seen from its last node first: the Add of beta before
+   * the Mul of gamma, which would otherwise end a shorter match. */
+  if (passes & TSR__PASS_FUSE_LAYERNORM)
+    for (uint32_t i = n; i-- > 0;)
+      if (!c->dead[i])
+        TSR_RETURN_IF_ERROR(fuse_layernorm(c, i));
+  /* Last, so that Conv -> BatchNormalization -> Relu, MatMul -> Add -> Relu and a Gemm
+   * followed by GELU fuse whole. */
   if (passes & TSR__PASS_FUSE_ACTIVATION)
     for (uint32_t i = 0; i < n; i++)
       if (!c->dead[i])

@@ -6,10 +6,19 @@
  *     float32 weights is folded into the convolution's weight and bias;
  *   - Identity nodes and inference-mode Dropout are removed and their readers rewired;
  *   - MatMul of a matrix by a constant matrix followed by Add of a constant bias becomes Gemm;
- *   - Relu, Clip (constant bounds), LeakyRelu, HardSigmoid or HardSwish that alone reads the
- *     output of a Conv or Gemm with constant float32 weights is fused into it: the activation
- *     node goes, and the Conv/Gemm carries the internal attributes "tessera.activation"
- *     (STRING: relu, clip, leakyrelu, hardsigmoid, hardswish) and
+ *   - GELU written out, x * (E + 1) * 0.5 with the three factors in any order, becomes one
+ *     Gelu node (the opset 20 operator, whatever opset the model imports): approximate
+ *     "none" for E = Erf(x / sqrt 2) (x / sqrt 2 as a Div or a Mul), "tanh" for
+ *     E = Tanh(sqrt(2 / pi) * (x + 0.044715 * x^3)) (x^3 as Pow or x * (x * x));
+ *   - LayerNormalization over the last axis written out (ReduceMean, Sub, Pow 2 or Mul,
+ *     ReduceMean, Add eps, Sqrt, Div, Mul gamma, optionally Add beta, with constant float32
+ *     vectors gamma and beta) becomes one LayerNormalization node (the opset 17 operator,
+ *     axis -1, the model's epsilon);
+ *   - Relu, Clip (constant bounds), LeakyRelu, HardSigmoid, HardSwish, Sigmoid, Gelu, or SiLU
+ *     written out as Mul(x, Sigmoid(x)), that alone reads the output of a Conv or Gemm with
+ *     constant float32 weights is fused into it: the activation nodes go, and the Conv/Gemm
+ *     carries the internal attributes "tessera.activation" (STRING: relu, clip, leakyrelu,
+ *     hardsigmoid, hardswish, sigmoid, silu, gelu, gelu_tanh) and
  *     "tessera.activation_params" (FLOATS: clip min, max; leakyrelu alpha; hardsigmoid alpha,
  *     beta) and writes the activation's output. Such attributes change the node's meaning:
  *     a device that does not implement them must refuse the node (docs/PLUGINS.md);
@@ -31,7 +40,9 @@ typedef enum tsr__pass {
   TSR__PASS_FUSE_GEMM = 1u << 2,       /* MatMul + Add -> Gemm */
   TSR__PASS_DROP_UNUSED = 1u << 3,     /* free initializers no node or output reads */
   TSR__PASS_FUSE_ACTIVATION = 1u << 4, /* Conv/Gemm + Relu, Clip, ... -> tessera.activation */
-  TSR__PASS_ALL = 0x1fu,
+  TSR__PASS_FUSE_GELU = 1u << 5,       /* x * (Erf(x / sqrt 2) + 1) * 0.5, tanh form -> Gelu */
+  TSR__PASS_FUSE_LAYERNORM = 1u << 6,  /* ReduceMean, Sub, Pow, ... -> LayerNormalization */
+  TSR__PASS_ALL = 0x7fu,
 } tsr__pass;
 
 /* What a run of the passes changed; for tests and diagnostics. */
@@ -40,7 +51,9 @@ typedef struct tsr__pass_stats {
   uint32_t identities_removed; /* Identity and Dropout nodes */
   uint32_t gemms_fused;
   uint32_t initializers_freed;
-  uint32_t activations_fused;
+  uint32_t activations_fused; /* SiLU (Sigmoid and Mul) counts once */
+  uint32_t gelus_fused;
+  uint32_t layernorms_fused;
 } tsr__pass_stats;
 
 /* Runs the passes selected in `passes` (tsr__pass bits) on g, a graph that

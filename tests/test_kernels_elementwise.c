@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "devices/cpu/cpu.h"
+#include "devices/cpu/vmath_avx2.h"
 #include "tests/cpu_direct.h"
 #include "tests/harness.h"
 
@@ -933,7 +934,8 @@ static const uop uops[] = {
     U("Asinh", 9, -6, 6),
     U("Acosh", 9, 1, 20),
     U("Atanh", 9, -0.95, 0.95),
-    U("Erf", 13, -3, 3),
+    U("Erf", 13, -5, 5),
+    U("Gelu", 20, -6, 6),
     U("Relu", 14, -5, 5),
     U("Sigmoid", 13, -20, 20),
     U("Tanh", 13, -12, 12),
@@ -1004,6 +1006,8 @@ static double ref_unary(const char *op, double x, double alpha, double beta, dou
     return atanh(x);
   if (!strcmp(op, "Erf"))
     return erf(x);
+  if (!strcmp(op, "Gelu"))
+    return 0.5 * x * (1 + erf(x / sqrt(2.0)));
   if (!strcmp(op, "Relu"))
     return x > 0 || isnan(x) ? x : 0; /* np.clip keeps NaN */
   if (!strcmp(op, "Sigmoid"))
@@ -1097,8 +1101,9 @@ END_TEST
 static void unary_special_body(void) {
   static const double xs[] = {NAN,  INFINITY, -INFINITY, 0.0,   -0.0, 100, -100, 88.5, -87.5, 89,
                               -104, 1e-6,     -1e-6,     1e-30, 0.5,  7.9, 8.1,  -9,   30,    -30};
-  static const char *ops[] = {"Exp", "Sigmoid", "Tanh",  "Softplus", "Elu",       "Relu", "Abs",
-                              "Neg", "Sqrt",    "Floor", "Softsign", "HardSwish", "Erf",  "Mish"};
+  static const char *ops[] = {"Exp",      "Sigmoid",   "Tanh", "Softplus", "Elu",
+                              "Relu",     "Abs",       "Neg",  "Sqrt",     "Floor",
+                              "Softsign", "HardSwish", "Erf",  "Mish",     "Gelu"};
   int64_t n = NELEM(xs);
   for (size_t k = 0; k < NELEM(float_dts); k++) {
     uint32_t dt = float_dts[k];
@@ -1106,7 +1111,9 @@ static void unary_special_body(void) {
     for (size_t i = 0; i < (size_t)n; i++)
       t_set(&x, i, xs[i]);
     for (size_t o = 0; o < NELEM(ops); o++) {
-      cpu_direct *d = cpu_direct_new(ops[o], !strcmp(ops[o], "Mish") ? 18 : 14);
+      cpu_direct *d = cpu_direct_new(ops[o], !strcmp(ops[o], "Mish")   ? 18
+                                             : !strcmp(ops[o], "Gelu") ? 20
+                                                                       : 14);
       d_in(d, &x, false);
       cpu_direct_output(d, dt, 1, &n);
       d_run_ok(d, 1, ops[o]);
@@ -1148,6 +1155,146 @@ static void unary_special_body(void) {
   }
 }
 START_TEST(unary_special_values) { unary_special_body(); }
+END_TEST
+
+/* The float32 polynomial kernels (Exp, Sigmoid, Tanh, Erf, Gelu and its tanh form) on a dense
+ * grid against float64 references: the largest error must stay far inside the node suite's
+ * tolerance (1e-3 relative + 1e-5 absolute), at a few float32 ulp. Errors are in units of
+ * the reference's magnitude, floored at 1 (absolute near 0) or, for Exp and Sigmoid, relative
+ * (their values span many binades). Both ISAs run it (generic_isa). */
+typedef struct dense_case {
+  const char *op;
+  const char *approximate; /* Gelu's attribute, or NULL */
+  int64_t opset;
+  double lo, hi;
+  bool relative;
+  double bound;
+} dense_case;
+
+static double ref_dense(const dense_case *c, double x) {
+  if (c->approximate && !strcmp(c->approximate, "tanh"))
+    return 0.5 * x * (1 + tanh(sqrt(2 / 3.14159265358979323846) * (x + 0.044715 * x * x * x)));
+  return ref_unary(c->op, x, 0, 0, 0);
+}
+
+static void unary_dense_body(void) {
+  static const dense_case cases[] = {
+      {"Exp", NULL, 13, -87, 88, true, 4e-7},
+      {"Sigmoid", NULL, 13, -80, 20, true, 6e-7},
+      {"Tanh", NULL, 13, -10, 10, false, 4e-7},
+      {"Erf", NULL, 13, -6, 6, false, 6e-7},
+      /* 1 + erf(x / sqrt 2) cancels for x < -4: erf's absolute error (<= 5e-7) becomes the
+       * result's, times |x| / 2, as in the Erf, Add, Mul graph the Gelu replaces. */
+      {"Gelu", NULL, 20, -10, 10, false, 1.5e-6},
+      {"Gelu", "tanh", 20, -10, 10, false, 1.5e-6},
+  };
+  int64_t n = 100001;
+  for (size_t k = 0; k < NELEM(cases); k++) {
+    const dense_case *c = &cases[k];
+    tensor x = t_new(TSR_DTYPE_FLOAT32, 1, &n);
+    for (int64_t i = 0; i < n; i++)
+      t_set(&x, (size_t)i, c->lo + (c->hi - c->lo) * (double)i / (double)(n - 1));
+    cpu_direct *d = cpu_direct_new(c->op, c->opset);
+    if (c->approximate)
+      cpu_direct_attr_string(d, "approximate", c->approximate);
+    d_in(d, &x, false);
+    cpu_direct_output(d, TSR_DTYPE_FLOAT32, 1, &n);
+    d_run_ok(d, 2, c->op);
+    tensor y = d_out(d, 0);
+    double worst = 0, at = 0;
+    for (size_t i = 0; i < (size_t)n; i++) {
+      double xv = t_get(&x, i), want = ref_dense(c, xv), got = t_get(&y, i);
+      double scale = c->relative ? fabs(want) : fmax(1.0, fabs(want));
+      double e = fabs(got - want) / (scale > 0 ? scale : 1e-300);
+      if (!(e <= worst)) {
+        worst = e;
+        at = xv;
+      }
+    }
+    ck_assert_msg(worst <= c->bound, "%s%s%s: error %.3g at x = %.9g, bound %.3g", c->op,
+                  c->approximate ? " approximate=" : "", c->approximate ? c->approximate : "",
+                  worst, at, c->bound);
+    cpu_direct_free(d);
+    t_free(&x);
+  }
+}
+START_TEST(unary_dense_accuracy) { unary_dense_body(); }
+END_TEST
+
+/* The activations that core/passes.c fuses into Conv and Gemm (gemm_util.h's cpu_act), on
+ * both ISAs: cpu_act_apply_row (eight lanes at a time through vmath_avx2.h, the code the AVX2
+ * GEMM epilogue runs) against the scalar cpu_act_apply and against float64 references, at
+ * every length up to 37 (whole vectors and tails) and over special values. */
+static double ref_act(cpu_act_kind k, double x) {
+  switch (k) {
+  case CPU_ACT_SIGMOID: return 1 / (1 + exp(-x));
+  case CPU_ACT_SILU: return x / (1 + exp(-x));
+  case CPU_ACT_GELU: return 0.5 * x * (1 + erf(x / sqrt(2.0)));
+  case CPU_ACT_GELU_TANH:
+    return 0.5 * x * (1 + tanh(sqrt(2 / 3.14159265358979323846) * (x + 0.044715 * x * x * x)));
+  default: return x;
+  }
+}
+
+START_TEST(fused_activation_rows) {
+  static const cpu_act_kind kinds[] = {CPU_ACT_SIGMOID, CPU_ACT_SILU, CPU_ACT_GELU,
+                                       CPU_ACT_GELU_TANH};
+  static const float specials[] = {NAN,   INFINITY, -INFINITY, 0.0f,   -0.0f, 100.0f, -100.0f,
+                                   88.5f, -87.5f,   1e-6f,     -1e-6f, 17.0f, -17.0f, 5.5f};
+  rng_seed(21);
+  for (int generic = 0; generic < 2; generic++) {
+    cpu_isa isa = generic ? CPU_ISA_GENERIC : cpu_detect_isa();
+    for (size_t k = 0; k < NELEM(kinds); k++) {
+      cpu_act a = {kinds[k], 0, 0};
+      for (size_t n = 0; n <= 37; n++) {
+        float x[37 + NELEM(specials)], y[37 + NELEM(specials)];
+        size_t m = n;
+        for (size_t i = 0; i < n; i++)
+          x[i] = (float)urand(-10, 10);
+        if (n == 37)
+          for (size_t i = 0; i < NELEM(specials); i++)
+            x[m++] = specials[i];
+        memcpy(y, x, m * sizeof *y);
+        cpu_act_apply_row(isa, &a, y, m);
+        for (size_t i = 0; i < m; i++) {
+          double want = ref_act(a.kind, x[i]), scalar = cpu_act_apply(&a, x[i]);
+          if (isnan(want) && isinf(x[i]))
+            want = scalar; /* -inf * 0 in the GELU formula: the graph gives NaN too */
+          /* GELU's 1 + erf (tanh) cancels for large negative x: 2e-6 absolute (see
+           * unary_dense_accuracy). */
+          double mag = a.kind == CPU_ACT_GELU || a.kind == CPU_ACT_GELU_TANH ? 2 : 1;
+          ck_assert_msg(close_to(y[i], want, TSR_DTYPE_FLOAT32, 0, mag) &&
+                            close_to(y[i], scalar, TSR_DTYPE_FLOAT32, 0, mag),
+                        "activation %d isa %d x=%.9g: row %.9g, scalar %.9g, want %.9g",
+                        (int)a.kind, (int)isa, x[i], y[i], scalar, want);
+        }
+      }
+    }
+  }
+}
+END_TEST
+
+/* Gelu's approximate attribute: "none" and "tanh" run, anything else is refused. */
+START_TEST(gelu_approximate) {
+  int64_t n = 5;
+  tensor x = t_new(TSR_DTYPE_FLOAT32, 1, &n);
+  t_fill(&x, -3, 3);
+  cpu_direct *d = cpu_direct_new("Gelu", 20);
+  cpu_direct_attr_string(d, "approximate", "erf");
+  d_in(d, &x, false);
+  cpu_direct_output(d, TSR_DTYPE_FLOAT32, 1, &n);
+  char err[256];
+  ck_assert_int_eq(cpu_direct_run(d, 1, err, sizeof err), TSR_PLUGIN_REASON_ATTRIBUTE);
+  ck_assert_msg(strstr(err, "approximate") != NULL, "%s", err);
+  cpu_direct_free(d);
+  /* Gelu is an opset 20 operator only. */
+  d = cpu_direct_new("Gelu", 17);
+  d_in(d, &x, false);
+  cpu_direct_output(d, TSR_DTYPE_FLOAT32, 1, &n);
+  ck_assert_int_eq(cpu_direct_run(d, 1, err, sizeof err), -1);
+  cpu_direct_free(d);
+  t_free(&x);
+}
 END_TEST
 
 START_TEST(unary_int) {
@@ -1794,6 +1941,7 @@ START_TEST(generic_isa) {
   ck_assert_int_eq(cpu_detect_isa(), CPU_ISA_GENERIC);
   unary_float_body();
   unary_special_body();
+  unary_dense_body();
   softmax_body();
   unsetenv("TESSERA_CPU_GENERIC");
 }
@@ -2225,6 +2373,9 @@ static Suite *suite(void) {
   tcase_add_test(tc, where_random);
   tcase_add_test(tc, unary_float_random);
   tcase_add_test(tc, unary_special_values);
+  tcase_add_test(tc, unary_dense_accuracy);
+  tcase_add_test(tc, gelu_approximate);
+  tcase_add_test(tc, fused_activation_rows);
   tcase_add_test(tc, unary_int);
   tcase_add_test(tc, clip_all);
   tcase_add_test(tc, identity_dropout);

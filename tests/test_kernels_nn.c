@@ -73,10 +73,15 @@ static void *to_raw(uint32_t dt, const double *v, size_t n) {
   return raw;
 }
 
-static void add_input(cpu_direct *d, uint32_t dt, int rank, const int64_t *dims, const double *v) {
+static void add_input_c(cpu_direct *d, uint32_t dt, int rank, const int64_t *dims, const double *v,
+                        bool is_const) {
   void *raw = to_raw(dt, v, prod(dims, rank));
-  cpu_direct_input(d, dt, (uint32_t)rank, dims, raw, false);
+  cpu_direct_input(d, dt, (uint32_t)rank, dims, raw, is_const);
   free(raw);
+}
+
+static void add_input(cpu_direct *d, uint32_t dt, int rank, const int64_t *dims, const double *v) {
+  add_input_c(d, dt, rank, dims, v, false);
 }
 
 /* Compares out with ref: |got - ref| <= atol + rtol * |ref| (+ mtol * mag[i] when mag given,
@@ -502,7 +507,8 @@ START_TEST(test_gemm_random) {
       cpu_direct_attr_float(d, "beta", (float)beta);
     alpha = (float)alpha, beta = (float)beta;
     add_input(d, dt, 2, adims, a);
-    add_input(d, dt, 2, bdims, b);
+    /* A constant B is packed once by prepare(); a variable one in each run. */
+    add_input_c(d, dt, 2, bdims, b, it % 3 != 0);
     if (c)
       add_input(d, dt, crank, cdims, c);
     int64_t ydims[2] = {M, N};
@@ -714,7 +720,7 @@ START_TEST(test_matmul_random) {
     double *a = rand_vals(&r, dt, ac), *b = rand_vals(&r, dt, bc);
     cpu_direct *d = cpu_direct_new("MatMul", it % 2 ? 13 : 9);
     add_input(d, dt, ar, adims, a);
-    add_input(d, dt, br, bdims, b);
+    add_input_c(d, dt, br, bdims, b, it % 3 != 0); /* constant: packed by prepare() */
     cpu_direct_output(d, dt, (uint32_t)yr, ydims);
     RUN_OK(d, threads);
     double *ref = malloc((yc + 1) * sizeof *ref), *mag = malloc((yc + 1) * sizeof *mag);
@@ -979,7 +985,7 @@ static void conv_case_act(rng *r, int it, const conv_geom *g0, int pad_mode, uin
     cpu_direct_attr_int(d, "group", g.G);
   set_act_attrs(d, act);
   add_input(d, dt, nsp + 2, xd, x);
-  add_input(d, dt, nsp + 2, wd, w);
+  add_input_c(d, dt, nsp + 2, wd, w, it % 3 != 0); /* constant: packed by prepare() */
   if (bias)
     add_input(d, dt, 1, &g.M, b);
   cpu_direct_output(d, dt, (uint32_t)nsp + 2, yd);
@@ -1083,7 +1089,7 @@ START_TEST(test_conv_activation) {
     const char *act;
     size_t np;
     const char *needle;
-  } bad[] = {{TSR_DTYPE_FLOAT32, "gelu", 0, "unknown"},
+  } bad[] = {{TSR_DTYPE_FLOAT32, "no_such_activation", 0, "unknown"},
              {TSR_DTYPE_FLOAT32, "clip", 1, "parameters"},
              {TSR_DTYPE_FLOAT64, "relu", 0, "float32"}};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -1120,6 +1126,23 @@ START_TEST(test_conv_large) {
   setenv("TESSERA_CPU_GENERIC", "1", 1);
   conv_case(&r, 1, &g, 0, TSR_DTYPE_FLOAT32, true, 1);
   setenv("TESSERA_CPU_GENERIC", "0", 1);
+  /* Depth 71 * 9 = 639: two packed KC blocks, the last one row shorter, with the weights
+   * constant (packed by prepare(): odd iterations) and 13 output channels (a partial MR
+   * panel). */
+  conv_geom gk = g;
+  gk.C = 71, gk.M = 13, gk.in[0] = 11, gk.in[1] = 37;
+  conv_case(&r, 1, &gk, 0, TSR_DTYPE_FLOAT32, true, 2);
+  conv_case(&r, 4, &gk, 0, TSR_DTYPE_FLOAT32, true, 1);
+  /* Stride 2 with more than 128 output channels packs its panels from the input
+   * (conv_pack_b); fewer read a phase-split copy in place. Both, on both ISAs. */
+  conv_geom gs = g;
+  gs.C = 5, gs.M = 131, gs.in[0] = 9, gs.in[1] = 23, gs.s[0] = 2, gs.s[1] = 2;
+  conv_case(&r, 1, &gs, 0, TSR_DTYPE_FLOAT32, true, 2);
+  setenv("TESSERA_CPU_GENERIC", "1", 1);
+  conv_case(&r, 4, &gs, 0, TSR_DTYPE_FLOAT32, true, 1);
+  setenv("TESSERA_CPU_GENERIC", "0", 1);
+  gs.M = 12;
+  conv_case(&r, 3, &gs, 0, TSR_DTYPE_FLOAT32, true, 2);
   conv_geom g2 = {.nsp = 2,
                   .N = 4,
                   .C = 6,

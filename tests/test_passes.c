@@ -641,8 +641,8 @@ END_TEST
 /* ---- Activations into Conv and Gemm ------------------------------------------------------ */
 
 /* The node that writes value `name` after the passes, with its fused activation checked. */
-static void expect_fused(bytes b, const char *out, const char *op, const char *act,
-                         size_t n_params, const float *params) {
+static void expect_fused(bytes b, const char *out, const char *op, const char *act, size_t n_params,
+                         const float *params) {
   tsr__graph *g = import(b);
   tsr__pass_stats st;
   ck_assert_ok(tsr__passes_apply(g, TSR__PASS_ALL, &st));
@@ -789,6 +789,323 @@ START_TEST(gemm_activation_fused) {
 }
 END_TEST
 
+/* ---- Smooth activations: Sigmoid, SiLU, GELU ------------------------------------------- */
+
+/* x[2, c_in, 9, 7] -> Conv (kernel k, group) -> c -> Sigmoid -> s [-> Mul(c, s) -> y]: SiLU
+ * when `silu`, the Mul's inputs swapped when `swap`. */
+static bytes conv_silu_model(int64_t c_in, int64_t c_out, int64_t group, int64_t k, bool silu,
+                             bool swap) {
+  mb_model *m = mb_new(13);
+  int64_t xd[] = {2, c_in, 9, 7}, wd[] = {c_out, c_in / group, k, k}, cd[] = {c_out};
+  mb_input(m, "x", TSR_DTYPE_FLOAT32, 4, xd);
+  init_rand(m, "w", 4, wd, -0.5f, 0.5f);
+  init_rand(m, "b", 1, cd, -0.5f, 0.5f);
+  mb_node(m, "Conv", "conv", "x,w,b", "c");
+  if (k > 1)
+    mb_attr_ints(m, "pads", 4, (int64_t[]){1, 1, 1, 1});
+  if (group != 1)
+    mb_attr_int(m, "group", group);
+  mb_node(m, "Sigmoid", "sig", "c", silu ? "s" : "y");
+  if (silu)
+    mb_node(m, "Mul", "mul", swap ? "s,c" : "c,s", "y");
+  mb_output(m, "y", TSR_DTYPE_FLOAT32);
+  return finish(m);
+}
+
+/* Sigmoid and SiLU after the GEMM-based Conv paths (3x3 im2col, 1x1) are fused; after a
+ * depthwise Conv they stay apart (see the NOTE in fuse_activation). */
+START_TEST(conv_sigmoid_silu_fused) {
+  int64_t shapes[][4] = {{3, 20, 1, 3}, {8, 37, 1, 1}, {6, 6, 6, 3}}; /* c_in, c_out, group, k */
+  for (size_t sh = 0; sh < 3; sh++) {
+    for (int kind = 0; kind < 3; kind++) { /* sigmoid, silu, silu with the Mul swapped */
+      char what[96];
+      snprintf(what, sizeof what, "Conv shape %zu + %s", sh,
+               kind == 0   ? "Sigmoid"
+               : kind == 1 ? "SiLU"
+                           : "SiLU (swapped)");
+      bytes b = conv_silu_model(shapes[sh][0], shapes[sh][1], shapes[sh][2], shapes[sh][3],
+                                kind > 0, kind == 2);
+      size_t with, without;
+      int64_t xd[] = {2, shapes[sh][0], 9, 7};
+      compare(b, 4, xd, 1, what, &with, &without);
+      bool depthwise = shapes[sh][2] != 1;
+      ck_assert_uint_eq(without, kind ? 3 : 2);
+      ck_assert_msg(with == (depthwise ? without : 1), "%s: %zu nodes with passes", what, with);
+      if (depthwise)
+        expect_fused(b, "y", kind ? "Mul" : "Sigmoid", NULL, 0, NULL);
+      else
+        expect_fused(b, "y", "Conv", kind ? "silu" : "sigmoid", 0, NULL);
+      free(b.data);
+    }
+  }
+}
+END_TEST
+
+/* SiLU stays written out when the Sigmoid's result or the Conv's is read elsewhere. */
+START_TEST(silu_not_fused) {
+  for (int variant = 0; variant < 2; variant++) {
+    mb_model *m = mb_new(13);
+    int64_t xd[] = {1, 4, 5, 5}, wd[] = {6, 4, 1, 1};
+    mb_input(m, "x", TSR_DTYPE_FLOAT32, 4, xd);
+    init_rand(m, "w", 4, wd, -0.5f, 0.5f);
+    mb_node(m, "Conv", "conv", "x,w", "c");
+    mb_node(m, "Sigmoid", "sig", "c", "s");
+    mb_node(m, "Mul", "mul", "c,s", "y");
+    mb_output(m, "y", TSR_DTYPE_FLOAT32);
+    mb_output(m, variant ? "c" : "s", TSR_DTYPE_FLOAT32);
+    bytes b = finish(m);
+    size_t with, without;
+    compare(b, 4, xd, 2, "SiLU with a second reader", &with, &without);
+    ck_assert_uint_eq(with, 3);
+    ck_assert_uint_eq(without, 3);
+    free(b.data);
+  }
+}
+END_TEST
+
+/* How the GELU of gelu_model is written out. */
+typedef enum gelu_form {
+  GELU_TORCH,      /* (x * (erf + 1)) * 0.5, x / sqrt 2 by Div: torch's export */
+  GELU_HALF_FIRST, /* (x * 0.5) * (1 + erf), x * (1 / sqrt 2) by Mul */
+  GELU_HALF_INNER, /* x * ((1 + erf) * 0.5) */
+  GELU_WRONG_HALF, /* 0.4 instead of 0.5: not GELU */
+  GELU_ERF_OUTPUT, /* the Erf's result is also a graph output */
+} gelu_form;
+
+/* x[rank dims] -> MatMul (constant [16, 24]) -> Add bias -> h -> GELU written out -> y. */
+static bytes gelu_model(size_t rank, const int64_t *xd, gelu_form form) {
+  mb_model *m = mb_new(13);
+  mb_input(m, "x", TSR_DTYPE_FLOAT32, rank, xd);
+  int64_t wd[] = {16, 24}, bd[] = {24};
+  init_rand(m, "w", 2, wd, -0.5f, 0.5f);
+  init_rand(m, "bias", 1, bd, -0.5f, 0.5f);
+  mb_init_f32(m, "sqrt2", 0, NULL, (float[]){1.4142135f});
+  mb_init_f32(m, "rsqrt2", 0, NULL, (float[]){0.70710678f});
+  mb_init_f32(m, "one", 0, NULL, (float[]){1.0f});
+  mb_init_f32(m, "half", 0, NULL, (float[]){form == GELU_WRONG_HALF ? 0.4f : 0.5f});
+  mb_node(m, "MatMul", "mm", "x,w", "p");
+  mb_node(m, "Add", "add", "bias,p", "h");
+  if (form == GELU_HALF_FIRST)
+    mb_node(m, "Mul", "scale", "h,rsqrt2", "u");
+  else
+    mb_node(m, "Div", "scale", "h,sqrt2", "u");
+  mb_node(m, "Erf", "erf", "u", "e");
+  mb_node(m, "Add", "plus", form == GELU_HALF_FIRST ? "one,e" : "e,one", "e1");
+  switch (form) {
+  case GELU_HALF_FIRST:
+    mb_node(m, "Mul", "m1", "h,half", "t");
+    mb_node(m, "Mul", "m2", "t,e1", "y");
+    break;
+  case GELU_HALF_INNER:
+    mb_node(m, "Mul", "m1", "e1,half", "t");
+    mb_node(m, "Mul", "m2", "h,t", "y");
+    break;
+  default: {
+    mb_node(m, "Mul", "m1", "h,e1", "t");
+    mb_node(m, "Mul", "m2", "t,half", "y");
+  }
+  }
+  mb_output(m, "y", TSR_DTYPE_FLOAT32);
+  if (form == GELU_ERF_OUTPUT)
+    mb_output(m, "e", TSR_DTYPE_FLOAT32);
+  return finish(m);
+}
+
+/* GELU after a batched MatMul + Add becomes one Gelu node; after a MatMul + Add that becomes a
+ * Gemm (x a matrix) it is fused into the Gemm. Forms that are not GELU, or whose intermediate
+ * results are read elsewhere, stay. */
+START_TEST(gelu_written_out) {
+  int64_t x3[] = {2, 5, 16}, x2[] = {7, 16};
+  for (int form = GELU_TORCH; form <= GELU_ERF_OUTPUT; form++) {
+    bool fused = form != GELU_WRONG_HALF && form != GELU_ERF_OUTPUT;
+    size_t n_out = form == GELU_ERF_OUTPUT ? 2 : 1;
+    char what[64];
+    snprintf(what, sizeof what, "batched MatMul + GELU form %d", form);
+    bytes b = gelu_model(3, x3, (gelu_form)form);
+    size_t with, without;
+    compare(b, 3, x3, n_out, what, &with, &without);
+    ck_assert_uint_eq(without, 7);
+    ck_assert_msg(with == (fused ? 3 : 7), "%s: %zu nodes with passes", what, with);
+    tsr__graph *g = import(b);
+    tsr__pass_stats st;
+    ck_assert_ok(tsr__passes_apply(g, TSR__PASS_ALL, &st));
+    check_producers(g);
+    ck_assert_uint_eq(st.gelus_fused, fused);
+    if (fused) {
+      const tsr__node *n = &g->nodes[g->values[tsr__graph_find_value(g, "y")].producer];
+      ck_assert_str_eq(n->op_type, "Gelu");
+      ck_assert_int_eq(n->opset, 20);
+      ck_assert_uint_eq(n->n_inputs, 1);
+      ck_assert_int_eq(n->inputs[0], tsr__graph_find_value(g, "h"));
+    }
+    tsr__graph_destroy(g);
+    free(b.data);
+
+    snprintf(what, sizeof what, "MatMul (matrix) + GELU form %d", form);
+    b = gelu_model(2, x2, (gelu_form)form);
+    compare(b, 2, x2, n_out, what, &with, &without);
+    ck_assert_msg(with == (fused ? 1 : 6), "%s: %zu nodes with passes", what, with); /* Gemm */
+    if (fused)
+      expect_fused(b, "y", "Gemm", "gelu", 0, NULL);
+    free(b.data);
+  }
+}
+END_TEST
+
+/* x[2, 5, 16] -> MatMul + Add bias -> h -> GELU's tanh form written out as torch exports
+ * gelu(approximate="tanh") (cube as h * (h * h)) or as Hugging Face's gelu_new (Pow 3, the
+ * 0.5 first) -> y. */
+static bytes gelu_tanh_model(bool hf, bool cube_output) {
+  mb_model *m = mb_new(13);
+  int64_t xd[] = {2, 5, 16}, wd[] = {16, 24}, bd[] = {24};
+  mb_input(m, "x", TSR_DTYPE_FLOAT32, 3, xd);
+  init_rand(m, "w", 2, wd, -0.5f, 0.5f);
+  init_rand(m, "bias", 1, bd, -0.5f, 0.5f);
+  mb_init_f32(m, "c", 0, NULL, (float[]){0.7978845608f});
+  mb_init_f32(m, "k", 0, NULL, (float[]){0.044715f});
+  mb_init_f32(m, "three", 0, NULL, (float[]){3.0f});
+  mb_init_f32(m, "one", 0, NULL, (float[]){1.0f});
+  mb_init_f32(m, "half", 0, NULL, (float[]){0.5f});
+  mb_node(m, "MatMul", "mm", "x,w", "p");
+  mb_node(m, "Add", "add", "bias,p", "h");
+  if (hf) {
+    mb_node(m, "Mul", "h_half", "h,half", "t");
+    mb_node(m, "Pow", "cube", "h,three", "h3");
+  } else {
+    mb_node(m, "Mul", "sq", "h,h", "h2");
+    mb_node(m, "Mul", "cube", "h,h2", "h3");
+  }
+  mb_node(m, "Mul", "kh3", hf ? "h3,k" : "k,h3", "kh3");
+  mb_node(m, "Add", "inner", "h,kh3", "w1");
+  mb_node(m, "Mul", "scale", hf ? "w1,c" : "c,w1", "u");
+  mb_node(m, "Tanh", "tanh", "u", "e");
+  mb_node(m, "Add", "plus", hf ? "e,one" : "one,e", "e1");
+  if (hf) {
+    mb_node(m, "Mul", "out", "t,e1", "y");
+  } else {
+    mb_node(m, "Mul", "m1", "h,e1", "t");
+    mb_node(m, "Mul", "out", "half,t", "y");
+  }
+  mb_output(m, "y", TSR_DTYPE_FLOAT32);
+  if (cube_output)
+    mb_output(m, "h3", TSR_DTYPE_FLOAT32);
+  return finish(m);
+}
+
+START_TEST(gelu_tanh_written_out) {
+  int64_t xd[] = {2, 5, 16};
+  for (int variant = 0; variant < 3; variant++) {
+    bool hf = variant == 1, cube_output = variant == 2;
+    bytes b = gelu_tanh_model(hf, cube_output);
+    size_t with, without;
+    char what[64];
+    snprintf(what, sizeof what, "GELU tanh form, variant %d", variant);
+    compare(b, 3, xd, cube_output ? 2 : 1, what, &with, &without);
+    ck_assert_uint_eq(without, (hf ? 10 : 11));
+    ck_assert_msg(with == (cube_output ? without : 3), "%s: %zu nodes with passes", what, with);
+    if (!cube_output) {
+      tsr__graph *g = import(b);
+      tsr__pass_stats st;
+      ck_assert_ok(tsr__passes_apply(g, TSR__PASS_ALL, &st));
+      check_producers(g);
+      ck_assert_uint_eq(st.gelus_fused, 1);
+      const tsr__node *n = &g->nodes[g->values[tsr__graph_find_value(g, "y")].producer];
+      ck_assert_str_eq(n->op_type, "Gelu");
+      ck_assert_str_eq(tsr__node_attr_string(n, "approximate", ""), "tanh");
+      tsr__graph_destroy(g);
+    }
+    free(b.data);
+  }
+}
+END_TEST
+
+/* How the LayerNormalization of layernorm_model is written out. */
+typedef struct ln_case {
+  int64_t opset; /* 18: ReduceMean takes its axes as an input */
+  bool square_by_mul, beta;
+  int64_t axis;  /* of both ReduceMeans */
+  bool d_output; /* X - mean is also a graph output */
+  bool fused;    /* expected */
+} ln_case;
+
+/* x[2, 5, 24] -> LayerNormalization over the last axis, written out as torch exports it. */
+static bytes layernorm_model(const ln_case *k) {
+  mb_model *m = mb_new(k->opset);
+  int64_t xd[] = {2, 5, 24}, cd[] = {24};
+  mb_input(m, "x", TSR_DTYPE_FLOAT32, 3, xd);
+  init_rand(m, "gamma", 1, cd, 0.5f, 1.5f);
+  init_rand(m, "beta", 1, cd, -0.5f, 0.5f);
+  mb_init_f32(m, "two", 0, NULL, (float[]){2.0f});
+  mb_init_f32(m, "eps", 0, NULL, (float[]){1e-5f});
+  mb_init_i64(m, "axes", 1, (int64_t[]){1}, (int64_t[]){k->axis});
+  bool in = k->opset >= 18;
+  mb_node(m, "ReduceMean", "mean", in ? "x,axes" : "x", "mu");
+  if (!in)
+    mb_attr_ints(m, "axes", 1, (int64_t[]){k->axis});
+  mb_node(m, "Sub", "sub", "x,mu", "d");
+  if (k->square_by_mul)
+    mb_node(m, "Mul", "sq", "d,d", "d2");
+  else
+    mb_node(m, "Pow", "sq", "d,two", "d2");
+  mb_node(m, "ReduceMean", "var", in ? "d2,axes" : "d2", "v");
+  if (!in)
+    mb_attr_ints(m, "axes", 1, (int64_t[]){k->axis});
+  mb_node(m, "Add", "addeps", "v,eps", "ve");
+  mb_node(m, "Sqrt", "sqrt", "ve", "sd");
+  mb_node(m, "Div", "div", "d,sd", "n");
+  mb_node(m, "Mul", "scale", k->beta ? "n,gamma" : "gamma,n", k->beta ? "s" : "y");
+  if (k->beta)
+    mb_node(m, "Add", "shift", "s,beta", "y");
+  mb_output(m, "y", TSR_DTYPE_FLOAT32);
+  if (k->d_output)
+    mb_output(m, "d", TSR_DTYPE_FLOAT32);
+  return finish(m);
+}
+
+START_TEST(layernorm_written_out) {
+  static const ln_case cases[] = {
+      {13, false, true, -1, false, true},  {13, true, true, -1, false, true},
+      {13, false, false, -1, false, true}, {13, false, true, 2, false, true},
+      {18, false, true, -1, false, true},  {13, false, true, 1, false, false},
+      {13, false, true, -1, true, false},
+  };
+  int64_t xd[] = {2, 5, 24};
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    const ln_case *k = &cases[i];
+    char what[64];
+    snprintf(what, sizeof what, "LayerNormalization written out, case %zu", i);
+    bytes b = layernorm_model(k);
+    size_t nodes = 8 + k->beta;
+    /* The CPU runs ReduceMean up to opset 17: the opset 18 form is checked in the IR only. */
+    if (k->opset < 18) {
+      size_t with, without;
+      compare(b, 3, xd, k->d_output ? 2 : 1, what, &with, &without);
+      ck_assert_uint_eq(without, nodes);
+      ck_assert_msg(with == (k->fused ? 1 : nodes), "%s: %zu nodes with passes", what, with);
+    }
+    tsr__graph *g = import(b);
+    tsr__pass_stats st;
+    ck_assert_ok(tsr__passes_apply(g, TSR__PASS_ALL, &st));
+    check_producers(g);
+    ck_assert_uint_eq(st.layernorms_fused, k->fused);
+    if (k->fused) {
+      ck_assert_uint_eq(g->n_nodes, 1);
+      const tsr__node *n = &g->nodes[0];
+      ck_assert_str_eq(n->op_type, "LayerNormalization");
+      ck_assert_int_eq(n->opset, 17);
+      ck_assert_uint_eq(n->n_inputs, k->beta ? 3 : 2);
+      ck_assert_int_eq(n->inputs[0], tsr__graph_find_value(g, "x"));
+      ck_assert_int_eq(n->inputs[1], tsr__graph_find_value(g, "gamma"));
+      ck_assert_int_eq(tsr__node_attr_int(n, "axis", 0), -1);
+      ck_assert_float_eq(tsr__node_attr_float(n, "epsilon", 0), 1e-5f);
+      ck_assert_int_eq(n->outputs[0], tsr__graph_find_value(g, "y"));
+    }
+    tsr__graph_destroy(g);
+    free(b.data);
+  }
+}
+END_TEST
+
 /* Cases that must stay apart: the Conv output has a second reader, or is a graph output; a
  * Clip bound is computed by a node; the weights are not constant. */
 START_TEST(activation_not_fused) {
@@ -830,8 +1147,8 @@ START_TEST(activation_not_fused) {
     char what[64];
     snprintf(what, sizeof what, "not fused, variant %d", variant);
     compare(b, 4, xd, n_out, what, &with, &without);
-    ck_assert_msg(with == nodes && without == nodes, "%s: %zu nodes with passes, %zu without",
-                  what, with, without);
+    ck_assert_msg(with == nodes && without == nodes, "%s: %zu nodes with passes, %zu without", what,
+                  with, without);
     expect_fused(b, "c", "Conv", NULL, 0, NULL);
     free(b.data);
   }
@@ -932,7 +1249,31 @@ static bytes every_rewrite_model(void) {
   mb_node(m, "Flatten", "flat", "dr", "f");
   mb_node(m, "MatMul", "fc", "f,fw", "h");
   mb_node(m, "Add", "fc_bias", "h,fb", "y");
-  mb_output(m, "y", TSR_DTYPE_FLOAT32);
+  /* GELU written out (into the Gemm), then LayerNormalization written out. */
+  init_rand(m, "ln_gamma", 1, bd, 0.5f, 1.5f);
+  init_rand(m, "ln_beta", 1, bd, -0.5f, 0.5f);
+  mb_init_f32(m, "sqrt2", 0, NULL, (float[]){1.4142135f});
+  mb_init_f32(m, "one", 0, NULL, (float[]){1.0f});
+  mb_init_f32(m, "half", 0, NULL, (float[]){0.5f});
+  mb_init_f32(m, "two", 0, NULL, (float[]){2.0f});
+  mb_init_f32(m, "eps", 0, NULL, (float[]){1e-5f});
+  mb_node(m, "Div", "g_div", "y,sqrt2", "g_u");
+  mb_node(m, "Erf", "g_erf", "g_u", "g_e");
+  mb_node(m, "Add", "g_plus", "g_e,one", "g_e1");
+  mb_node(m, "Mul", "g_m1", "y,g_e1", "g_t");
+  mb_node(m, "Mul", "g_m2", "g_t,half", "gl");
+  mb_node(m, "ReduceMean", "ln_mean", "gl", "ln_mu");
+  mb_attr_ints(m, "axes", 1, (int64_t[]){-1});
+  mb_node(m, "Sub", "ln_sub", "gl,ln_mu", "ln_d");
+  mb_node(m, "Pow", "ln_sq", "ln_d,two", "ln_d2");
+  mb_node(m, "ReduceMean", "ln_var", "ln_d2", "ln_v");
+  mb_attr_ints(m, "axes", 1, (int64_t[]){-1});
+  mb_node(m, "Add", "ln_addeps", "ln_v,eps", "ln_ve");
+  mb_node(m, "Sqrt", "ln_sqrt", "ln_ve", "ln_sd");
+  mb_node(m, "Div", "ln_div", "ln_d,ln_sd", "ln_n");
+  mb_node(m, "Mul", "ln_scale", "ln_n,ln_gamma", "ln_s");
+  mb_node(m, "Add", "ln_shift", "ln_s,ln_beta", "out");
+  mb_output(m, "out", TSR_DTYPE_FLOAT32);
   return finish(m);
 }
 
@@ -941,8 +1282,9 @@ START_TEST(every_rewrite_and_failing_allocations) {
   size_t with, without;
   int64_t xd[] = {1, 2, 4, 4};
   compare(b, 4, xd, 1, "every rewrite", &with, &without);
-  ck_assert_uint_eq(without, 8);
-  ck_assert_uint_eq(with, 3); /* Conv (with the Relu), Flatten, Gemm */
+  ck_assert_uint_eq(without, 22);
+  /* Conv (with the Relu), Flatten, Gemm (with the GELU), LayerNormalization */
+  ck_assert_uint_eq(with, 4);
   bool loaded = false;
   long failures = 0;
   for (long n = 1; n < 20000 && !loaded; n++) {
@@ -963,7 +1305,7 @@ START_TEST(every_rewrite_and_failing_allocations) {
       failures++;
     } else {
       loaded = true;
-      ck_assert_uint_eq(tsr_model_node_count(model), 3);
+      ck_assert_uint_eq(tsr_model_node_count(model), 4);
     }
     tsr_model_destroy(model);
     tsr_runtime_destroy(r);
@@ -976,8 +1318,7 @@ END_TEST
 
 /* The passes on an imported graph with a failing allocator, directly: every failure leaves a
  * graph that finalizes and frees cleanly. */
-START_TEST(passes_fail_cleanly) {
-  bytes b = every_rewrite_model();
+static void fail_cleanly(bytes b, uint32_t nodes_after) {
   bool done = false;
   for (long n = 1; n < 5000 && !done; n++) {
     tsr__graph *g = import(b);
@@ -995,12 +1336,18 @@ START_TEST(passes_fail_cleanly) {
       check_producers(g);
     } else {
       done = true;
-      ck_assert_uint_eq(g->n_nodes, 3);
+      ck_assert_uint_eq(g->n_nodes, nodes_after);
     }
     tsr__graph_destroy(g);
   }
   ck_assert(done);
   free(b.data);
+}
+
+START_TEST(passes_fail_cleanly) {
+  fail_cleanly(every_rewrite_model(), 4);
+  /* The tanh form of GELU: a Gelu with a STRING attribute. */
+  fail_cleanly(gelu_tanh_model(false, false), 3);
 }
 END_TEST
 
@@ -1024,6 +1371,11 @@ int main(void) {
   tcase_add_test(tc, conv_activation_fused);
   tcase_add_test(tc, gemm_activation_fused);
   tcase_add_test(tc, activation_not_fused);
+  tcase_add_test(tc, conv_sigmoid_silu_fused);
+  tcase_add_test(tc, silu_not_fused);
+  tcase_add_test(tc, gelu_written_out);
+  tcase_add_test(tc, gelu_tanh_written_out);
+  tcase_add_test(tc, layernorm_written_out);
   tcase_add_test(tc, environment_switch);
   tcase_add_test(tc, unused_initializers_and_selection);
   tcase_add_test(tc, every_rewrite_and_failing_allocations);

@@ -1,8 +1,9 @@
 /* Conv and ConvTranspose, 1-D to 3-D, with groups, strides, dilations, pads and auto_pad.
  *
- * float32 runs on cpu_sgemm: a 1x1 stride-1 unpadded convolution is a GEMM over the input as
- * it lies; the general case lowers each (batch, group) to im2col in column tiles (bounding the
- * scratch memory) and one GEMM per tile; convolutions with one input channel per group
+ * float32 runs on the packed GEMM (cpu_sgemm_run) with the weights packed once, in prepare(): a
+ * 1x1 stride-1 unpadded convolution is a GEMM over the input as it lies; in the general case
+ * the GEMM reads its B panels straight from the input through the window (an implicit im2col,
+ * conv_pack_b), one GEMM per (batch, group); convolutions with one input channel per group
  * (depthwise, with any channel multiplier) run a direct kernel instead, since their im2col
  * GEMM would have a depth of only kh*kw (1-D and 2-D with a channel multiplier of 1, the
  * common case, have their own interior/border kernel with an AVX2 variant). ConvTranspose is the
@@ -15,9 +16,10 @@
 
 #include "devices/cpu/cpu.h"
 #include "devices/cpu/gemm_util.h"
+#include "devices/cpu/vmath_avx2.h"
 #include "devices/cpu/nn_util.h"
 
-/* Scratch budget of one im2col/col2im tile, in floats (4 MiB). */
+/* Scratch budget of one col2im tile (ConvTranspose), in floats (4 MiB). */
 #define COL_TILE_FLOATS ((size_t)1 << 20)
 
 typedef struct conv_plan {
@@ -184,68 +186,119 @@ static inline void valid_range(int64_t len, int64_t s, int64_t off, int64_t limi
   *hi = b < *lo ? *lo : (b > len ? len : b);
 }
 
-/* ---- float32: im2col + GEMM ----------------------------------------------------------- */
+/* ---- float32: GEMM over the input read through the window ----------------------------- */
 
-typedef struct im2col_job {
+/* Conv is the GEMM Y[mg x out_sp] = W[mg x cg*kk] * X', where column o of X' holds the window
+ * of output position o (im2col). X' is never built: the GEMM asks for one micro-panel of it at a
+ * time (kc rows of NR columns) and conv_pack_b reads those straight from the input, so the
+ * input is read once per panel from cache instead of written out as kk copies and read back. */
+typedef struct conv_src {
   const conv_plan *p;
   const float *x; /* the group's first input channel of one image */
-  float *col;     /* rows of tc floats */
-  size_t col0, tc;
-} im2col_job;
+} conv_src;
 
-static void im2col_task(void *arg, size_t r0, size_t r1) {
-  const im2col_job *j = arg;
-  const nn_window *w = &j->p->w;
-  for (size_t r = r0; r < r1; r++) {
-    size_t c = r / j->p->kk, kidx = r % j->p->kk;
-    int64_t kz = (int64_t)(kidx / (size_t)(w->k[1] * w->k[2]));
-    int64_t ky = (int64_t)(kidx / (size_t)w->k[2]) % w->k[1], kx = (int64_t)kidx % w->k[2];
-    int64_t offz = kz * w->d[0] - w->pb[0], offy = ky * w->d[1] - w->pb[1];
-    int64_t offx = kx * w->d[2] - w->pb[2];
-    const float *xc = j->x + c * j->p->in_sp;
-    float *dst = j->col + (r - 0) * j->tc;
-    size_t pos = j->col0, end = j->col0 + j->tc;
-    int64_t plane = w->out[1] * w->out[2];
-    int64_t oz = (int64_t)pos / plane, oy = ((int64_t)pos / w->out[2]) % w->out[1];
-    int64_t ox = (int64_t)pos % w->out[2];
+/* A run of output positions of one micro-panel that lie on one output row. */
+typedef struct conv_run_seg {
+  int64_t oz, oy, ox, len;
+  size_t at; /* column within the panel */
+} conv_run_seg;
+
+static void conv_pack_b(const void *arg, size_t p0, size_t kc, size_t col0, size_t cols,
+                        float *dst) {
+  const conv_src *s = arg;
+  const conv_plan *p = s->p;
+  const nn_window *w = &p->w;
+  conv_run_seg seg[CPU_SGEMM_NR];
+  size_t nseg = 0;
+  {
+    int64_t ow = w->out[2], oh = w->out[1];
+    int64_t pos = (int64_t)col0, end = (int64_t)(col0 + cols);
+    int64_t oz = pos / (oh * ow), oy = (pos / ow) % oh, ox = pos % ow;
     while (pos < end) {
-      int64_t len = w->out[2] - ox;
-      if ((size_t)len > end - pos)
-        len = (int64_t)(end - pos);
-      int64_t iz = oz * w->s[0] + offz, iy = oy * w->s[1] + offy;
-      if (iz < 0 || iz >= w->in[0] || iy < 0 || iy >= w->in[1]) {
-        memset(dst, 0, (size_t)len * sizeof *dst);
-      } else {
-        const float *xrow = xc + (iz * w->in[1] + iy) * w->in[2];
-        int64_t lo, hi;
-        valid_range(ox + len, w->s[2], offx, w->in[2], &lo, &hi);
-        if (lo < ox)
-          lo = ox;
-        if (hi < lo)
-          hi = lo;
-        float *d = dst - ox; /* indexed by ox */
-        for (int64_t o = ox; o < lo; o++)
-          d[o] = 0.0f;
-        if (w->s[2] == 1) {
-          if (hi > lo)
-            memcpy(d + lo, xrow + lo + offx, (size_t)(hi - lo) * sizeof *d);
-        } else {
-          for (int64_t o = lo; o < hi; o++)
-            d[o] = xrow[o * w->s[2] + offx];
-        }
-        for (int64_t o = hi; o < ox + len; o++)
-          d[o] = 0.0f;
-      }
-      dst += len;
-      pos += (size_t)len;
+      int64_t len = ow - ox < end - pos ? ow - ox : end - pos;
+      seg[nseg++] = (conv_run_seg){oz, oy, ox, len, (size_t)(pos - (int64_t)col0)};
+      pos += len;
       ox = 0;
-      if (++oy == w->out[1]) {
+      if (++oy == oh) {
         oy = 0;
         oz++;
       }
     }
   }
+  int64_t k0 = w->k[0], k1 = w->k[1], k2 = w->k[2], s0 = w->s[0], s1 = w->s[1], s2 = w->s[2];
+  int64_t in0 = w->in[0], in1 = w->in[1], in2 = w->in[2], d2 = w->d[2];
+  size_t c = p0 / p->kk, kidx = p0 % p->kk;
+  int64_t kz = (int64_t)(kidx / (size_t)(k1 * k2)), ky = (int64_t)(kidx / (size_t)k2) % k1;
+  int64_t kx = (int64_t)kidx % k2;
+  /* Rows come in runs that share a channel and a kernel row (kz, ky) and differ only in kx:
+   * they read the same input row, so its bounds are checked once per run. */
+  for (size_t r = 0; r < kc;) {
+    size_t nkx = (size_t)(k2 - kx) < kc - r ? (size_t)(k2 - kx) : kc - r;
+    float *d0 = dst + r * CPU_SGEMM_NR;
+    const float *xc = s->x + c * p->in_sp;
+    int64_t offz = kz * w->d[0] - w->pb[0], offy = ky * w->d[1] - w->pb[1];
+    if (cols < CPU_SGEMM_NR)
+      for (size_t t = 0; t < nkx; t++)
+        memset(d0 + t * CPU_SGEMM_NR + cols, 0, (CPU_SGEMM_NR - cols) * sizeof *d0);
+    for (size_t i = 0; i < nseg; i++) {
+      const conv_run_seg *g = &seg[i];
+      float *dd = d0 + g->at;
+      size_t len = (size_t)g->len;
+      int64_t iz = g->oz * s0 + offz, iy = g->oy * s1 + offy;
+      if (iz < 0 || iz >= in0 || iy < 0 || iy >= in1) {
+        for (size_t t = 0; t < nkx; t++)
+          memset(dd + t * CPU_SGEMM_NR, 0, len * sizeof *dd);
+        continue;
+      }
+      const float *xr = xc + (iz * in1 + iy) * in2;
+      int64_t bx = g->ox * s2 - w->pb[2] + kx * d2; /* input column of the run's first row */
+      int64_t span = ((int64_t)len - 1) * s2;
+      for (size_t t = 0; t < nkx; t++, dd += CPU_SGEMM_NR, bx += d2) {
+        if (bx >= 0 && bx + span < in2) {
+          if (s2 == 1 && len == CPU_SGEMM_NR)
+            memcpy(dd, xr + bx, CPU_SGEMM_NR * sizeof *dd); /* inlined: constant size */
+          else if (s2 == 1)
+            for (size_t j = 0; j < len; j++)
+              dd[j] = xr[bx + (int64_t)j];
+          else
+            for (size_t j = 0; j < len; j++)
+              dd[j] = xr[bx + (int64_t)j * s2];
+          continue;
+        }
+        /* At the left or right edge: columns j in [lo, hi) are inside the input. */
+        int64_t lo = bx >= 0 ? 0 : s2 == 1 ? -bx : (-bx + s2 - 1) / s2;
+        int64_t hi = in2 - bx <= 0 ? 0 : s2 == 1 ? in2 - bx : (in2 - bx + s2 - 1) / s2;
+        if (lo > (int64_t)len)
+          lo = (int64_t)len;
+        if (hi > (int64_t)len)
+          hi = (int64_t)len;
+        if (hi < lo)
+          hi = lo;
+        for (int64_t j = 0; j < lo; j++)
+          dd[j] = 0.0f;
+        for (int64_t j = lo; j < hi; j++)
+          dd[j] = xr[bx + j * s2];
+        for (int64_t j = hi; j < (int64_t)len; j++)
+          dd[j] = 0.0f;
+      }
+    }
+    /* The next run: kernel position first, then channel. */
+    r += nkx;
+    kx += (int64_t)nkx;
+    if (kx == k2) {
+      kx = 0;
+      if (++ky == k1) {
+        ky = 0;
+        if (++kz == k0) {
+          kz = 0;
+          c++;
+        }
+      }
+    }
+  }
 }
+
+/* ---- float32: ConvTranspose through col2im --------------------------------------------- */
 
 typedef struct col2im_job {
   const conv_plan *p;
@@ -308,10 +361,175 @@ static size_t col_tile(size_t rows, size_t total) {
   return tc < CPU_SGEMM_NR ? (total < CPU_SGEMM_NR ? total : CPU_SGEMM_NR) : tc;
 }
 
+/* ---- float32: convolution over a zero-padded, phase-split copy of the input -------------- */
+
+/* Once the input is padded, each row of the implicit im2col matrix is a shifted view of it. With
+ * stride 1, output (oy, ox) of channel c and tap (ky, kx) reads padded row oy + ky*dy, column
+ * ox + kx*dx; numbering the output positions with the padded row pitch, q = oy * pitch + ox,
+ * makes row (c, ky, kx) of that matrix the contiguous run xp + off(c, ky, kx) + q, so the GEMM
+ * reads B in place (no panel is packed) and a panel's taps share a few input lines instead of
+ * kc * 64 bytes of packed copy. A stride s splits the padded input into s*s phases (row
+ * i*s + ry, column j*s + rx of the padded plane goes to phase (ry, rx) at (i, j)); tap (ky, kx)
+ * then reads phase ((ky*dy) % s, (kx*dx) % s) at (oy + ky*dy / s, ox + kx*dx / s), again a
+ * shift of q. Only the phases some tap reads are made. The columns with ox >= ow are computed and
+ * dropped: pitch - ow of every pitch (2 of 58 for a 3x3 layer on 56x56). */
+typedef struct implicit_job {
+  const conv_plan *p;
+  const float *x;  /* the group's input channels */
+  float *xp;       /* the padded phases: s*s planes of hq rows of pitch floats per channel */
+  const float *yp; /* the GEMM's output, mg rows of nq floats */
+  float *y;        /* the group's output channels */
+  size_t sy, sx;   /* strides */
+  /* The phases some tap reads (a 1x1 stride-2 window reads only phase (0, 0)): ny row phases
+   * ry_of[0 .. ny) and nx column phases rx_of[0 .. nx), stored in that order. */
+  size_t ny, nx, ry_of[2], rx_of[2];
+  size_t hq, pitch, plane; /* one phase plane */
+  size_t nq;
+} implicit_job;
+
+/* Fills the phases of channels [c0, c1). */
+static void implicit_pad_task(void *arg, size_t c0, size_t c1) {
+  const implicit_job *j = arg;
+  const nn_window *w = &j->p->w;
+  int64_t ih = w->in[1], iw = w->in[2], top = w->pb[1], left = w->pb[2];
+  for (size_t c = c0; c < c1; c++) {
+    const float *s = j->x + c * j->p->in_sp;
+    for (size_t py = 0; py < j->ny; py++)
+      for (size_t px = 0; px < j->nx; px++) {
+        size_t ry = j->ry_of[py], rx = j->rx_of[px];
+        float *d = j->xp + ((c * j->ny + py) * j->nx + px) * j->plane;
+        for (size_t i = 0; i < j->hq; i++) {
+          float *dr = d + i * j->pitch;
+          int64_t iy = (int64_t)(i * j->sy + ry) - top;
+          if (iy < 0 || iy >= ih) {
+            memset(dr, 0, j->pitch * sizeof *dr);
+            continue;
+          }
+          const float *sr = s + iy * iw;
+          if (j->sx == 1) {
+            size_t l = (size_t)left < j->pitch ? (size_t)left : j->pitch;
+            size_t n = (size_t)iw < j->pitch - l ? (size_t)iw : j->pitch - l;
+            memset(dr, 0, l * sizeof *dr);
+            memcpy(dr + l, sr, n * sizeof *dr);
+            memset(dr + l + n, 0, (j->pitch - l - n) * sizeof *dr);
+          } else {
+            for (size_t jx = 0; jx < j->pitch; jx++) {
+              int64_t ix = (int64_t)(jx * j->sx + rx) - left;
+              dr[jx] = ix >= 0 && ix < iw ? sr[ix] : 0.0f;
+            }
+          }
+        }
+      }
+  }
+}
+
+static void implicit_unpad_task(void *arg, size_t m0, size_t m1) {
+  const implicit_job *j = arg;
+  size_t ow = (size_t)j->p->w.out[2], oh = (size_t)j->p->w.out[1];
+  for (size_t m = m0; m < m1; m++)
+    for (size_t oy = 0; oy < oh; oy++)
+      memcpy(j->y + m * j->p->out_sp + oy * ow, j->yp + m * j->nq + oy * j->pitch,
+             ow * sizeof *j->y);
+}
+
+/* Whether the padded-input path applies: 1-D or 2-D, stride 1 or 2 (a larger stride would
+ * copy s*s phases of which few taps read), not a stride-1 pointwise Conv (that one reads its
+ * input as it lies). With stride 2 and many output channels a kxk layer packs its panels
+ * instead: the packing is shared by mg/6 register tiles, and the phase split's padded width
+ * adds columns (measured on ResNet-50's 3x3 stride-2 layers with 256 channels: 86 GFLOP/s
+ * packed, 78 in place; with 32 or 64 channels, and 1x1 ones, in place is 8-15% faster). */
+static bool conv_implicit_applies(const conv_plan *p) {
+  const nn_window *w = &p->w;
+  bool s1 = w->s[1] == 1 && w->s[2] == 1;
+  return !p->transpose && w->in[0] == 1 && w->k[0] == 1 && w->pb[0] == 0 && w->pe[0] == 0 &&
+         w->s[1] <= 2 && w->s[2] <= 2 && !(p->kk == 1 && s1) &&
+         (s1 || p->kk == 1 || p->mg <= 128) && p->out_sp > 0;
+}
+
+/* One (image, group); 0, or -1 when memory ran out. */
+static int conv_implicit(cpu_ctx *ctx, const conv_plan *p, const float *x, const float *a,
+                         const float *a_packed, const cpu_sgemm_epilogue *ep, float *y) {
+  const nn_window *w = &p->w;
+  size_t K = p->cg * p->kk;
+  implicit_job ij = {.p = p, .x = x, .y = y, .sy = (size_t)w->s[1], .sx = (size_t)w->s[2]};
+  size_t hp = (size_t)(w->in[1] + w->pb[1] + w->pe[1]),
+         wp = (size_t)(w->in[2] + w->pb[2] + w->pe[2]);
+  ij.hq = (hp + ij.sy - 1) / ij.sy;
+  ij.pitch = (wp + ij.sx - 1) / ij.sx;
+  ij.plane = ij.hq * ij.pitch;
+  ij.nq = ((size_t)w->out[1] * ij.pitch + CPU_SGEMM_NR - 1) / CPU_SGEMM_NR * CPU_SGEMM_NR;
+  /* Phase index of each residue, SIZE_MAX where no tap reads it. */
+  size_t py_of[2] = {SIZE_MAX, SIZE_MAX}, px_of[2] = {SIZE_MAX, SIZE_MAX};
+  for (int64_t ky = 0; ky < w->k[1]; ky++) {
+    size_t r = (size_t)(ky * w->d[1]) % ij.sy;
+    if (py_of[r] == SIZE_MAX)
+      py_of[r] = 0;
+  }
+  for (int64_t kx = 0; kx < w->k[2]; kx++) {
+    size_t r = (size_t)(kx * w->d[2]) % ij.sx;
+    if (px_of[r] == SIZE_MAX)
+      px_of[r] = 0;
+  }
+  for (size_t r = 0; r < ij.sy; r++)
+    if (py_of[r] != SIZE_MAX) {
+      py_of[r] = ij.ny;
+      ij.ry_of[ij.ny++] = r;
+    }
+  for (size_t r = 0; r < ij.sx; r++)
+    if (px_of[r] != SIZE_MAX) {
+      px_of[r] = ij.nx;
+      ij.rx_of[ij.nx++] = r;
+    }
+  size_t planes = p->cg * ij.ny * ij.nx;
+  ptrdiff_t *offs = malloc(K * sizeof *offs);
+  size_t last = 0; /* the largest offset: every row read runs nq floats from its offset */
+  if (offs)
+    for (size_t c = 0, r = 0; c < p->cg; c++)
+      for (int64_t ky = 0; ky < w->k[1]; ky++)
+        for (int64_t kx = 0; kx < w->k[2]; kx++) {
+          size_t ty = (size_t)(ky * w->d[1]), tx = (size_t)(kx * w->d[2]);
+          size_t ph = (c * ij.ny + py_of[ty % ij.sy]) * ij.nx + px_of[tx % ij.sx];
+          size_t o = ph * ij.plane + ty / ij.sy * ij.pitch + tx / ij.sx;
+          offs[r++] = (ptrdiff_t)o;
+          last = o > last ? o : last;
+        }
+  size_t xp_floats = last + ij.nq > planes * ij.plane ? last + ij.nq : planes * ij.plane;
+  float *xp = nn_alloc_aligned(xp_floats, sizeof(float));
+  float *yp = nn_alloc_aligned(p->mg * ij.nq, sizeof(float));
+  if (!offs || !xp || !yp) {
+    free(offs), free(xp), free(yp);
+    return -1;
+  }
+  ij.xp = xp;
+  ij.yp = yp;
+  cpu_parallel_for(ctx, p->cg, nn_grain(ij.plane * ij.ny * ij.nx, 1 << 15), implicit_pad_task, &ij);
+  memset(xp + planes * ij.plane, 0, (xp_floats - planes * ij.plane) * sizeof *xp);
+  cpu_sgemm_args ga = {.m = p->mg,
+                       .n = ij.nq,
+                       .k = K,
+                       .alpha = 1.0f,
+                       .a = a,
+                       .lda = K,
+                       .a_packed = a_packed,
+                       .b_rows = xp,
+                       .b_offs = offs,
+                       .c = yp,
+                       .ldc = ij.nq,
+                       .ep = ep};
+  int rc = cpu_sgemm_run(ctx, &ga);
+  if (rc == 0)
+    cpu_parallel_for(ctx, p->mg, nn_grain(p->out_sp, 1 << 15), implicit_unpad_task, &ij);
+  free(offs), free(xp), free(yp);
+  return rc;
+}
+
 typedef struct conv_job {
   cpu_ctx *ctx;
   const conv_plan *p;
   const float *x, *w;
+  const float *wp; /* Conv: the weights packed by conv_prepare (wp_group floats per group), or
+                      NULL to pack them in each run */
+  size_t wp_group;
   const float *b; /* Conv: the bias, added by the GEMM's epilogue with the activation */
   float *y;
   bool inner_parallel; /* one item at a time, with the threads inside each GEMM */
@@ -325,6 +543,12 @@ static bool conv_is_pointwise(const conv_plan *p) {
   return true;
 }
 
+/* Input channels up to which a pointwise Conv reads its input in place. Measured on ResNet's and
+ * MobileNet's 1x1 layers: in place wins while a panel's rows (one line per channel) stay few;
+ * with hundreds of channels, packing them into one contiguous panel that M/6 register tiles
+ * then share wins. */
+#define PW_OFFS_MAX 128
+
 /* Conv for items (image, group) in [begin, end). */
 static void conv_items(void *arg, size_t begin, size_t end) {
   conv_job *j = arg;
@@ -333,33 +557,68 @@ static void conv_items(void *arg, size_t begin, size_t end) {
   if (!j->inner_parallel)
     ctx.pool = NULL;
   size_t K = p->cg * p->kk;
-  bool pointwise = conv_is_pointwise(p);
-  size_t tc = col_tile(K, p->out_sp);
-  float *col = pointwise ? NULL : nn_alloc_aligned(K * tc, sizeof(float));
-  if (!pointwise && !col) {
-    atomic_store(&j->failed, 1);
-    return;
-  }
+  bool pointwise = conv_is_pointwise(p), implicit = conv_implicit_applies(p);
   for (size_t it = begin; it < end; it++) {
     size_t n = it / p->G, g = it % p->G;
-    const float *xg = j->x + (n * p->C + g * p->cg) * p->in_sp;
-    const float *wg = j->w + g * p->mg * K;
-    float *yg = j->y + (n * p->M + g * p->mg) * p->out_sp;
-    cpu_sgemm_epilogue ep = {.row_bias = j->b ? j->b + g * p->mg : NULL, .act = p->act};
-    if (pointwise) {
-      cpu_sgemm_ex(&ctx, false, false, p->mg, p->out_sp, K, 1.0f, wg, K, xg, p->in_sp, 0.0f, yg,
-                   p->out_sp, &ep);
+    conv_src src = {.p = p, .x = j->x + (n * p->C + g * p->cg) * p->in_sp};
+    cpu_sgemm_epilogue ep = {.row_bias = j->b ? j->b + g * p->mg : NULL, .act = p->act}, ep_tail;
+    cpu_sgemm_args ga = {.m = p->mg,
+                         .n = p->out_sp,
+                         .k = K,
+                         .alpha = 1.0f,
+                         .a = j->w + g * p->mg * K,
+                         .lda = K,
+                         .a_packed = j->wp ? j->wp + g * j->wp_group : NULL,
+                         .c = j->y + (n * p->M + g * p->mg) * p->out_sp,
+                         .ldc = p->out_sp,
+                         .ep = &ep};
+    if (implicit) {
+      if (conv_implicit(&ctx, p, src.x, ga.a, ga.a_packed, &ep, ga.c) != 0) {
+        atomic_store(&j->failed, 1);
+        return;
+      }
       continue;
     }
-    for (size_t col0 = 0; col0 < p->out_sp; col0 += tc) {
-      size_t w_cols = p->out_sp - col0 < tc ? p->out_sp - col0 : tc;
-      im2col_job ij = {.p = p, .x = xg, .col = col, .col0 = col0, .tc = w_cols};
-      cpu_parallel_for(&ctx, K, nn_grain(w_cols, 1 << 15), im2col_task, &ij);
-      cpu_sgemm_ex(&ctx, false, false, p->mg, w_cols, K, 1.0f, wg, K, col, w_cols, 0.0f,
-                   yg + col0, p->out_sp, &ep);
+    /* A 1x1 stride-1 unpadded convolution reads the input as the matrix it already is: with
+     * few channels in place for whole panels of 16 columns, the last few columns through a
+     * packed panel (a panel read in place would run past the end of the input). */
+    if (pointwise) {
+      size_t n16 = p->out_sp / CPU_SGEMM_NR * CPU_SGEMM_NR;
+      if (n16 > 0 && K <= PW_OFFS_MAX) {
+        ptrdiff_t offs[PW_OFFS_MAX];
+        for (size_t c = 0; c < K; c++)
+          offs[c] = (ptrdiff_t)(c * p->in_sp);
+        cpu_sgemm_args gm = ga;
+        gm.n = n16;
+        gm.b_rows = src.x;
+        gm.b_offs = offs;
+        if (cpu_sgemm_run(&ctx, &gm) != 0) {
+          atomic_store(&j->failed, 1);
+          return;
+        }
+        if (n16 == p->out_sp)
+          continue;
+        ga.n = p->out_sp - n16;
+        ga.c += n16;
+        ga.b = src.x + n16;
+        ga.ldb = p->in_sp;
+        ga.ep = &ep_tail;
+        ep_tail = ep;
+        if (ep.col_bias)
+          ep_tail.col_bias += n16;
+      } else {
+        ga.b = src.x;
+        ga.ldb = p->in_sp;
+      }
+    } else {
+      ga.pack_b = conv_pack_b;
+      ga.pack_b_arg = &src;
+    }
+    if (cpu_sgemm_run(&ctx, &ga) != 0) {
+      atomic_store(&j->failed, 1);
+      return;
     }
   }
-  free(col);
 }
 
 /* ConvTranspose for items (image, group) in [begin, end); y is already zero. */
@@ -573,6 +832,10 @@ DW_AVX2 static ALWAYS_INLINE __m256 dw_act8(const cpu_act *a, __m256 v) {
         _mm256_add_ps(_mm256_mul_ps(v, _mm256_set1_ps((float)(1.0 / 6.0))), _mm256_set1_ps(0.5f));
     return _mm256_mul_ps(v, _mm256_min_ps(one, _mm256_max_ps(zero, t)));
   }
+  case CPU_ACT_SIGMOID:
+  case CPU_ACT_SILU:
+  case CPU_ACT_GELU:
+  case CPU_ACT_GELU_TANH: return cpu_act8_smooth(a, v); /* vmath_avx2.h */
   default: return v;
   }
 }
@@ -652,6 +915,97 @@ DW_AVX2 static void dw_row_avx2(const dw_plane *q, int64_t oy) {
       dw_row_avx2_k(q, oy, 2, 0, 0);
   }
 }
+
+/* Output widths up to these go through the padded buffer (measured on MobileNet's layers: at
+ * stride 1 it wins up to 112 columns; at stride 2 the copy of a plane four times the output's
+ * size costs what it saves beyond 28). */
+#define DW_PAD_MAX_OW 128
+#define DW_PAD_MAX_OW_S2 28
+
+/* Small planes (MobileNet's 14x14 and 7x7 layers): most of a row is border, and the interior is
+ * shorter than a vector, so the interior/border split above ends up point by point. Instead the
+ * plane is copied once into a zero-padded buffer (dw_pad_dims) and every output row is computed
+ * in whole vectors without bounds checks; the last vector of a row goes through a small
+ * buffer so that nothing past the row is written. */
+static void dw_pad_dims(const dw_plane *q, int64_t *bh, int64_t *bw) {
+  int64_t owv = (q->ow + 7) / 8 * 8;
+  *bh = (q->oh - 1) * q->sh + q->kh;
+  /* Columns read by the last vector: stride 1 reads owv - 1 + kw - 1; stride 2 loads up to
+   * 15 floats from its start (dw_ld8), at (owv - 8) * 2 + kw - 1. */
+  int64_t need = q->sw == 1 ? owv + q->kw - 1 : 2 * owv + q->kw - 2;
+  *bw = (need + 7) / 8 * 8;
+}
+
+static void dw_pad_fill(const dw_plane *q, float *buf, int64_t bh, int64_t bw) {
+  for (int64_t r = 0; r < bh; r++) {
+    float *d = buf + r * bw;
+    int64_t iy = r - q->ph;
+    if (iy < 0 || iy >= q->ih) {
+      memset(d, 0, (size_t)bw * sizeof *d);
+      continue;
+    }
+    int64_t lead = q->pw < bw ? q->pw : bw, len = q->iw < bw - lead ? q->iw : bw - lead;
+    memset(d, 0, (size_t)lead * sizeof *d);
+    memcpy(d + lead, q->x + iy * q->iw, (size_t)len * sizeof *d);
+    memset(d + lead + len, 0, (size_t)(bw - lead - len) * sizeof *d);
+  }
+}
+
+DW_AVX2 static ALWAYS_INLINE void dw_padded_k(const dw_plane *q, const float *buf, int64_t bw,
+                                              int S, int KH, int KW) {
+  int64_t kh = KH ? KH : q->kh, kw = KW ? KW : q->kw;
+  for (int64_t oy = 0; oy < q->oh; oy++) {
+    const float *x0 = buf + oy * q->sh * bw;
+    float *yr = q->y + oy * q->ow;
+    for (int64_t o = 0; o < q->ow; o += 8) {
+      __m256 acc0 = _mm256_set1_ps(q->bias), acc1 = _mm256_setzero_ps();
+      DW_UNROLL
+      for (int64_t ky = 0; ky < kh; ky++) {
+        const float *xr = x0 + ky * bw + o * S;
+        const float *wr = q->wk + ky * kw;
+        DW_UNROLL
+        for (int64_t kx = 0; kx < kw; kx++) {
+          __m256 xv = dw_ld8(xr + kx, S), wv = _mm256_broadcast_ss(wr + kx);
+          if (ky & 1)
+            acc1 = _mm256_fmadd_ps(wv, xv, acc1);
+          else
+            acc0 = _mm256_fmadd_ps(wv, xv, acc0);
+        }
+      }
+      __m256 v = dw_act8(&q->act, dw_unscramble(_mm256_add_ps(acc0, acc1), S));
+      if (o + 8 <= q->ow) {
+        _mm256_storeu_ps(yr + o, v);
+      } else {
+        _Alignas(32) float t[8];
+        _mm256_store_ps(t, v);
+        memcpy(yr + o, t, (size_t)(q->ow - o) * sizeof *t);
+      }
+    }
+  }
+}
+
+/* The whole plane q through the padded buffer buf (dw_pad_dims floats). */
+DW_AVX2 static void dw_plane_padded_avx2(const dw_plane *q, float *buf) {
+  int64_t bh, bw;
+  dw_pad_dims(q, &bh, &bw);
+  dw_pad_fill(q, buf, bh, bw);
+  bool k3 = q->kh == 3 && q->kw == 3, k5 = q->kh == 5 && q->kw == 5;
+  if (q->sw == 1) {
+    if (k3)
+      dw_padded_k(q, buf, bw, 1, 3, 3);
+    else if (k5)
+      dw_padded_k(q, buf, bw, 1, 5, 5);
+    else
+      dw_padded_k(q, buf, bw, 1, 0, 0);
+  } else {
+    if (k3)
+      dw_padded_k(q, buf, bw, 2, 3, 3);
+    else if (k5)
+      dw_padded_k(q, buf, bw, 2, 5, 5);
+    else
+      dw_padded_k(q, buf, bw, 2, 0, 0);
+  }
+}
 #endif
 
 typedef struct dw2d_job {
@@ -687,12 +1041,26 @@ static void dw2d_task(void *arg, size_t begin, size_t end) {
   ox_lo = ox_lo > q.ow ? q.ow : ox_lo;
   ox_hi = ox_hi > q.ow ? q.ow : (ox_hi < ox_lo ? ox_lo : ox_hi);
   q.ox_lo = ox_lo, q.ox_hi = ox_hi;
+  float *pad = NULL;
+#ifdef DW_HAVE_AVX2
+  if (j->avx2 && q.ow <= (q.sw == 1 ? DW_PAD_MAX_OW : DW_PAD_MAX_OW_S2)) {
+    int64_t bh, bw;
+    dw_pad_dims(&q, &bh, &bw);
+    pad = nn_alloc_aligned((size_t)(bh * bw), sizeof(float)); /* NULL: the path below */
+  }
+#endif
   for (size_t plane = begin; plane < end; plane++) {
     size_t c = plane % p->M;
     q.x = j->x + plane * p->in_sp;
     q.y = j->y + plane * p->out_sp;
     q.wk = j->w + c * p->kk;
     q.bias = j->b ? j->b[c] : 0.0f;
+#ifdef DW_HAVE_AVX2
+    if (pad) {
+      dw_plane_padded_avx2(&q, pad);
+      continue;
+    }
+#endif
     for (int64_t oy = 0; oy < q.oh; oy++) {
       float *yr = q.y + oy * q.ow;
       /* Kernel rows inside the input: iy = oy*sh - ph + ky*dh in [0, ih). */
@@ -718,6 +1086,7 @@ static void dw2d_task(void *arg, size_t begin, size_t end) {
         yr[ox] = dw_point(&q, oy, ox);
     }
   }
+  free(pad);
 }
 
 /* Whether the depthwise 1-D/2-D path applies: one input channel per group, one output channel
@@ -753,8 +1122,14 @@ static void bias_task(void *arg, size_t begin, size_t end) {
   }
 }
 
+/* Conv's state from prepare(): the float32 weights of each group packed for the GEMM. */
+typedef struct conv_state {
+  float *wp;
+  size_t wp_group; /* floats per group */
+} conv_state;
+
 static int conv_f32(cpu_ctx *ctx, const conv_plan *p, const float *x, const float *w,
-                    const float *b, float *y) {
+                    const conv_state *st, const float *b, float *y) {
   size_t planes = p->N * p->M;
   if (dw2d_applies(p)) {
     dw2d_run(ctx, p, x, w, b, y);
@@ -773,6 +1148,10 @@ static int conv_f32(cpu_ctx *ctx, const conv_plan *p, const float *x, const floa
   size_t threads = cpu_thread_count(ctx);
   /* Conv adds its bias in the GEMM's epilogue; ConvTranspose after the scatter. */
   conv_job j = {.ctx = ctx, .p = p, .x = x, .w = w, .b = p->transpose ? NULL : b, .y = y};
+  if (st && st->wp) {
+    j.wp = st->wp;
+    j.wp_group = st->wp_group;
+  }
   atomic_init(&j.failed, 0);
   void (*fn)(void *, size_t, size_t) = p->transpose ? convt_items : conv_items;
   if (threads > 1 && items >= 2 && (items >= 2 * threads || flops < 4e6)) {
@@ -782,7 +1161,7 @@ static int conv_f32(cpu_ctx *ctx, const conv_plan *p, const float *x, const floa
     fn(&j, 0, items);
   }
   if (atomic_load(&j.failed))
-    return cpu_fail(ctx, "out of memory for the im2col buffer");
+    return cpu_fail(ctx, "out of memory for packing buffers");
   if (b && p->transpose) {
     bias_job bj = {.p = p, .b = b, .y = y};
     cpu_parallel_for(ctx, planes, nn_grain(p->out_sp, 1 << 15), bias_task, &bj);
@@ -876,8 +1255,8 @@ static void convt_f64_task(void *arg, size_t begin, size_t end) {
 
 /* ---- Entry points --------------------------------------------------------------------- */
 
-static int conv_run_common(cpu_ctx *ctx, const cpu_node *n, const cpu_tensor *in, cpu_tensor *out,
-                           bool transpose) {
+static int conv_run_common(cpu_ctx *ctx, const cpu_node *n, const conv_state *st,
+                           const cpu_tensor *in, cpu_tensor *out, bool transpose) {
   char msg[256];
   conv_plan p;
   if (conv_setup(n, in, out, transpose, &p, msg, sizeof msg))
@@ -887,7 +1266,7 @@ static int conv_run_common(cpu_ctx *ctx, const cpu_node *n, const cpu_tensor *in
   const cpu_tensor *b = p.has_bias ? &in[2] : NULL;
   switch (in[0].dtype) {
   case TSR_DTYPE_FLOAT32:
-    return conv_f32(ctx, &p, in[0].data, in[1].data, b ? b->data : NULL, out[0].data);
+    return conv_f32(ctx, &p, in[0].data, in[1].data, st, b ? b->data : NULL, out[0].data);
   case TSR_DTYPE_FLOAT64: {
     f64_job j = {
         .p = &p, .x = in[0].data, .w = in[1].data, .b = b ? b->data : NULL, .y = out[0].data};
@@ -901,7 +1280,7 @@ static int conv_run_common(cpu_ctx *ctx, const cpu_node *n, const cpu_tensor *in
     float *y = malloc(out[0].count * sizeof *y);
     int rc = -1;
     if (x && w && y && (!b || bf)) {
-      rc = conv_f32(ctx, &p, x, w, bf, y);
+      rc = conv_f32(ctx, &p, x, w, NULL, bf, y);
       if (rc == 0)
         nn_f32_store(&out[0], y);
     } else {
@@ -913,18 +1292,53 @@ static int conv_run_common(cpu_ctx *ctx, const cpu_node *n, const cpu_tensor *in
   }
 }
 
+/* Packs constant float32 weights once for the GEMM paths (every Conv but the depthwise ones),
+ * one packed A per group. The graph keeps its own copy of the weights (the plugin ABI hands
+ * constant data to compile() read-only and keeps it), so a packed layer costs its weights' size
+ * once more; the packed copy pads the output channels of a group to a multiple of six. */
+static int conv_prepare(const cpu_node *n, void **out_state, char *msg, size_t size) {
+  *out_state = NULL;
+  conv_plan p;
+  if (conv_setup(n, n->in, n->out, false, &p, msg, size) != TSR_PLUGIN_REASON_NONE)
+    return 0; /* check() has refused it already; run() reports the same */
+  const cpu_tensor *w = &n->in[1];
+  if (w->dtype != TSR_DTYPE_FLOAT32 || !w->is_const || !w->data || dw2d_applies(&p) ||
+      (p.cg == 1 && p.G > 1) || p.mg == 0)
+    return 0;
+  size_t K = p.cg * p.kk, per = cpu_sgemm_packed_a_floats(p.mg, K);
+  conv_state *st = calloc(1, sizeof *st);
+  if (!st || !(st->wp = nn_alloc_aligned(per * p.G, sizeof(float)))) {
+    free(st);
+    snprintf(msg, size, "out of memory packing the weights (%zu floats)", per * p.G);
+    return -1;
+  }
+  st->wp_group = per;
+  const float *wd = w->data;
+  for (size_t g = 0; g < p.G; g++)
+    cpu_sgemm_pack_a(false, wd + g * p.mg * K, K, p.mg, K, st->wp + g * per);
+  *out_state = st;
+  return 0;
+}
+
+static void conv_release(void *state) {
+  conv_state *st = state;
+  if (st)
+    free(st->wp);
+  free(st);
+}
+
 static int conv_run(cpu_ctx *ctx, const cpu_node *n, void *state, const cpu_tensor *in,
                     cpu_tensor *out) {
-  return conv_run_common(ctx, n, in, out, false);
+  return conv_run_common(ctx, n, state, in, out, false);
 }
 
 static int convt_run(cpu_ctx *ctx, const cpu_node *n, void *state, const cpu_tensor *in,
                      cpu_tensor *out) {
-  return conv_run_common(ctx, n, in, out, true);
+  return conv_run_common(ctx, n, NULL, in, out, true);
 }
 
 static const cpu_op conv_ops[] = {
-    {"Conv", "", 1, 17, conv_check, NULL, conv_run, NULL},
+    {"Conv", "", 1, 17, conv_check, conv_prepare, conv_run, conv_release},
     {"ConvTranspose", "", 1, 17, convt_check, NULL, convt_run, NULL},
 };
 

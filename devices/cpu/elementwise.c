@@ -34,6 +34,7 @@
 
 #include "devices/cpu/cpu.h"
 #include "devices/cpu/elementwise_util.h"
+#include "devices/cpu/vmath_avx2.h"
 
 #define EW_MAX_IN 3    /* Where; variadic ops combine their inputs two at a time */
 #define EW_MAX_RANK 32 /* dims after merging; a clean error beyond (never seen in models) */
@@ -891,9 +892,9 @@ EW_DEF_UF(COSH, EW_P0, cosh(x))
 EW_DEF_UF(ASINH, EW_P0, asinh(x))
 EW_DEF_UF(ACOSH, EW_P0, acosh(x))
 EW_DEF_UF(ATANH, EW_P0, atanh(x))
-EW_DEF_UF(ERF, EW_P0, erf(x))
+EW_DEF_UF2(ERF, EW_P_NONE, cpu_ew_erff(x), EW_P_NONE, erf(x))
 EW_DEF_UF(RELU, EW_P0, x < 0 ? 0 : x)
-EW_DEF_UF2(SIGMOID, EW_P_NONE, 1 / (1 + cpu_ew_expf(-x)), EW_P_NONE, 1 / (1 + exp(-x)))
+EW_DEF_UF2(SIGMOID, EW_P_NONE, cpu_ew_sigmoidf(x), EW_P_NONE, 1 / (1 + exp(-x)))
 EW_DEF_UF2(TANH, EW_P_NONE, cpu_ew_tanhf(x), EW_P_NONE, tanh(x))
 EW_DEF_UF(HARDSIGMOID, EW_P_AB, EW_CLAMP01(alpha * x + beta))
 EW_DEF_UF(HARDSWISH, EW_P0, x * EW_CLAMP01(x * (T_)(1.0 / 6.0) + (T_)0.5))
@@ -906,17 +907,23 @@ EW_DEF_UF(SOFTSIGN, EW_P0, x / (1 + fabs(x)))
 EW_DEF_UF(THRESHRELU, EW_P_A, x > alpha ? x : 0)
 EW_DEF_UF2(MISH, EW_P_NONE, x * cpu_ew_tanhf(ew_softplus_float(x)), EW_P_NONE,
            x * tanh(ew_softplus_double(x)))
+EW_DEF_UF2(GELU, EW_P_NONE, cpu_ew_geluf(x), EW_P_NONE, 0.5 * x * (1 + erf(x * 0.70710678118654752440)))
+EW_DEF_UF2(GELUTANH, EW_P_NONE, cpu_ew_gelu_tanhf(x), EW_P_NONE,
+           0.5 * x * (1 + tanh(0.79788456080286535588 * (x + 0.044715 * x * x * x))))
 EW_DEF_UF(CLIP, EW_P_CLIP_F, (x < lo ? lo : x) > hi ? hi : (x < lo ? lo : x))
 EW_DEF_UF(SCALE, EW_P_A, x * alpha)
 /* clang-format on */
 
-/* AVX2+FMA twins of the float32 kernels whose cost is arithmetic (polynomial exp and tanh),
- * chosen at run time when the CPU has them (ctx->isa). Plain loops: the vectoriser handles them
- * under this file's options, and the target attribute widens them to 8 lanes with FMA. */
-#if defined(TSR_CPU_HAVE_AVX2) && (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
-#define EW_UNARY_AVX2(name, EXPR)                                                                  \
-  __attribute__((target("avx2,fma"))) static void name(                                            \
-      const void *prm, size_t n, const void *const *in, const size_t *st, void *out) {             \
+/* AVX2+FMA twins of the float32 kernels whose cost is arithmetic (polynomial exp, tanh, erf),
+ * chosen at run time when the CPU has them (ctx->isa): eight lanes at a time through the
+ * intrinsics of vmath_avx2.h (VEXPR of v), which ran faster than GCC's vectorisation of the
+ * scalar expression (Sigmoid of 128 x 1024 floats: 0.11 against 0.13 ms on a 2-core EPYC),
+ * and the tail through the scalar one (EXPR of x). */
+#ifdef CPU_VMATH_HAVE_AVX2
+#define EW_UNARY_AVX2(name, VEXPR, EXPR)                                                           \
+  CPU_VMATH_AVX2 static void name(const void *prm, size_t n, const void *const *in,                \
+                                  const size_t *st, void *out) {                                   \
+    (void)prm;                                                                                     \
     const float *X = in[0];                                                                        \
     float *O = out;                                                                                \
     if (!st[0]) {                                                                                  \
@@ -925,18 +932,29 @@ EW_DEF_UF(SCALE, EW_P_A, x * alpha)
         O[i] = r;                                                                                  \
       return;                                                                                      \
     }                                                                                              \
-    for (size_t i = 0; i < n; i++) {                                                               \
+    size_t i = 0;                                                                                  \
+    for (; i + 8 <= n; i += 8) {                                                                   \
+      const __m256 v = _mm256_loadu_ps(X + i);                                                     \
+      _mm256_storeu_ps(O + i, (VEXPR));                                                            \
+    }                                                                                              \
+    for (; i < n; i++) {                                                                           \
       const float x = X[i];                                                                        \
       O[i] = (EXPR);                                                                               \
     }                                                                                              \
   }
-EW_UNARY_AVX2(EXP_f32_avx2, cpu_ew_expf(x))
-EW_UNARY_AVX2(SIGMOID_f32_avx2, 1 / (1 + cpu_ew_expf(-x)))
-EW_UNARY_AVX2(TANH_f32_avx2, cpu_ew_tanhf(x))
+EW_UNARY_AVX2(EXP_f32_avx2, cpu_exp8(v), cpu_ew_expf(x))
+EW_UNARY_AVX2(SIGMOID_f32_avx2, cpu_sigmoid8(v), cpu_ew_sigmoidf(x))
+EW_UNARY_AVX2(TANH_f32_avx2, cpu_tanh8(v), cpu_ew_tanhf(x))
+EW_UNARY_AVX2(ERF_f32_avx2, cpu_erf8(v), cpu_ew_erff(x))
+EW_UNARY_AVX2(GELU_f32_avx2, cpu_gelu8(v), cpu_ew_geluf(x))
+EW_UNARY_AVX2(GELUTANH_f32_avx2, cpu_gelu_tanh8(v), cpu_ew_gelu_tanhf(x))
 #else
 #define EXP_f32_avx2 NULL
 #define SIGMOID_f32_avx2 NULL
 #define TANH_f32_avx2 NULL
+#define ERF_f32_avx2 NULL
+#define GELU_f32_avx2 NULL
+#define GELUTANH_f32_avx2 NULL
 #endif
 
 EW_UNARY(ISNAN_f32, float, uint8_t, EW_P_NONE, x != x)
@@ -1011,7 +1029,7 @@ static const ew_unary unary_ops[] = {
     EW_U("Asinh", ASINH, true),
     EW_U("Acosh", ACOSH, true),
     EW_U("Atanh", ATANH, true),
-    EW_U("Erf", ERF, true),
+    EW_UV("Erf", ERF),
     EW_UV("Sigmoid", SIGMOID),
     EW_UV("Tanh", TANH),
     {"HardSigmoid", HARDSIGMOID_f32, HARDSIGMOID_f64, NULL, NULL, 0, false, false, 0.2, 0.5, 0},
@@ -1025,6 +1043,8 @@ static const ew_unary unary_ops[] = {
     EW_U("Softsign", SOFTSIGN, false),
     {"ThresholdedRelu", THRESHRELU_f32, THRESHRELU_f64, NULL, NULL, 0, false, false, 1.0, 0, 0},
     EW_U("Mish", MISH, true),
+    EW_UV("Gelu", GELU),          /* approximate = "none" */
+    EW_UV("Gelu tanh", GELUTANH), /* Gelu with approximate = "tanh"; see ew_unary_of */
     {"IsNaN", ISNAN_f32, ISNAN_f64, NULL, NULL, 0, true, false, 0, 0, 0},
     {"IsInf", ISINF_f32, ISINF_f64, NULL, NULL, 0, true, false, 0, 0, 0},
 };
@@ -1034,6 +1054,25 @@ static const ew_unary *ew_find_unary(const char *op) {
     if (!strcmp(unary_ops[i].op, op))
       return &unary_ops[i];
   return NULL;
+}
+
+/* The unary op node n computes: its op type, except Gelu's tanh form, which has an entry of
+ * its own. NULL (with a refusal in msg) for an approximation Gelu does not define. */
+static const ew_unary *ew_unary_of(const cpu_node *n, char *msg, size_t size) {
+  if (strcmp(n->op_type, "Gelu") == 0) {
+    const char *approx = cpu_attr_string(n, "approximate", "none");
+    if (strcmp(approx, "tanh") == 0)
+      return ew_find_unary("Gelu tanh");
+    if (strcmp(approx, "none") != 0) {
+      cpu_refuse(msg, size, TSR_PLUGIN_REASON_ATTRIBUTE,
+                 "approximate must be 'none' or 'tanh', not '%s'", approx);
+      return NULL;
+    }
+  }
+  const ew_unary *u = ew_find_unary(n->op_type);
+  if (!u)
+    cpu_refuse(msg, size, TSR_PLUGIN_REASON_OP, "not a unary op");
+  return u;
 }
 
 /* Picks the kernel of a unary op for dtype dt (float kernels f32/f64, integer table ints);
@@ -1406,9 +1445,9 @@ static tsr_plugin_reason ew_unary_params(const cpu_node *n, const ew_unary *u, e
 }
 
 static tsr_plugin_reason check_unary(const cpu_node *n, char *msg, size_t size) {
-  const ew_unary *u = ew_find_unary(n->op_type);
+  const ew_unary *u = ew_unary_of(n, msg, size);
   if (!u)
-    return cpu_refuse(msg, size, TSR_PLUGIN_REASON_OP, "not a unary op");
+    return strcmp(n->op_type, "Gelu") == 0 ? TSR_PLUGIN_REASON_ATTRIBUTE : TSR_PLUGIN_REASON_OP;
   if (n->n_in < 1 || !n->in[0].present)
     return cpu_refuse(msg, size, TSR_PLUGIN_REASON_OP, "needs an input");
   uint32_t dt = n->in[0].dtype;
@@ -1430,13 +1469,13 @@ static tsr_plugin_reason check_unary(const cpu_node *n, char *msg, size_t size) 
 
 static int run_unary(cpu_ctx *ctx, const cpu_node *n, void *state, const cpu_tensor *in,
                      cpu_tensor *out) {
-  const ew_unary *u = ew_find_unary(n->op_type);
+  char msg[160];
+  const ew_unary *u = ew_unary_of(n, msg, sizeof msg);
   if (!u)
-    return cpu_fail(ctx, "not a unary op");
+    return cpu_fail(ctx, "%s", msg);
   if (n->n_in < 1 || !in[0].present)
     return cpu_fail(ctx, "needs an input");
   ew_call c;
-  char msg[160];
   if (ew_unary_params(n, u, &c.params, msg, sizeof msg))
     return cpu_fail(ctx, "%s", msg);
   const ew_fn *ints = n->opset >= u->ints_opset ? u->ints : NULL;
@@ -1725,6 +1764,9 @@ static const cpu_op ops[] = {
     EW_OP("Softsign", 1, 17, check_unary, run_unary),
     EW_OP("ThresholdedRelu", 10, 17, check_unary, run_unary),
     EW_OP("Mish", 18, 18, check_unary, run_unary),
+    /* Opset 20, after the node suite's; core/passes.c writes it for the Erf form in models
+     * of any opset. */
+    EW_OP("Gelu", 20, 20, check_unary, run_unary),
     EW_OP("Not", 1, 17, check_not, run_not),
     EW_OP("Clip", 6, 17, check_clip, run_clip),
     EW_OP("Identity", 1, 17, check_identity, run_identity),

@@ -1,8 +1,11 @@
 /* Helpers shared by the element-wise and reduction kernels (elementwise.c, reduce.c): dtype
- * conversion of whole runs, axis normalisation, and float32 approximations of exp and tanh that
- * the compiler can vectorise (libm's expf and tanhf are calls, which stop vectorisation).
+ * conversion of whole runs, axis normalisation, and float32 approximations of exp, tanh, erf,
+ * sigmoid and GELU that the compiler can vectorise (libm's expf, tanhf and erff are calls, which
+ * stop vectorisation). gemm_util.h also uses the approximations for the activations it fuses
+ * into Conv and Gemm (devices/cpu/vmath_avx2.h has their AVX2 twins), so that a fused and an
+ * unfused graph compute the same function.
  *
- * Nothing here is part of cpu.h: it is private to these two files. */
+ * Nothing here is part of cpu.h: it is private to the CPU plugin's kernels. */
 #ifndef TSR_CPU_ELEMENTWISE_UTIL_H
 #define TSR_CPU_ELEMENTWISE_UTIL_H
 
@@ -101,7 +104,8 @@ static inline float cpu_ew_expf(float x) {
 }
 
 /* tanh(x) for float32 within a few ulp: Eigen's rational approximation on [-7.9, 7.9] (where
- * tanh rounds to +-1 in float outside), exact for tiny x. Branch-free as cpu_ew_expf. */
+ * tanh rounds to +-1 in float outside), exact for tiny x and +-1 outside. Branch-free as
+ * cpu_ew_expf. */
 static inline float cpu_ew_tanhf(float x) {
   const float clampv = 7.90531110763549805f;
   float xc = x > clampv ? clampv : x;
@@ -120,8 +124,48 @@ static inline float cpu_ew_tanhf(float x) {
   q = q * x2 + 2.26843463243900e-03f;
   q = q * x2 + 4.89352518554385e-03f;
   float y = p / q;
+  /* Exactly +-1 beyond the clamp (the quotient can be an ulp short), as libm's tanhf. */
+  y = x >= clampv ? 1.0f : y;
+  y = x <= -clampv ? -1.0f : y;
   float ax = x < 0 ? -x : x;
   return ax < 0.0004f ? x : y;
+}
+
+/* erf(x) for float32 within 5e-7 absolute (a few ulp): Eigen's rational approximation on
+ * [-4, 4], outside which erf rounds to +-1 in float. Odd, branch-free; NaN stays NaN. */
+static inline float cpu_ew_erff(float x) {
+  float xc = x > 4.0f ? 4.0f : x;
+  xc = xc < -4.0f ? -4.0f : xc;
+  float x2 = xc * xc;
+  float p = -2.72614225801306e-10f;
+  p = p * x2 + 2.77068142495902e-08f;
+  p = p * x2 + -2.10102402082508e-06f;
+  p = p * x2 + -5.69250639462346e-05f;
+  p = p * x2 + -7.34990630326855e-04f;
+  p = p * x2 + -2.95459980854025e-03f;
+  p = p * x2 + -1.60960333262415e-02f;
+  p = p * xc;
+  float q = -1.45660718464996e-05f;
+  q = q * x2 + -2.13374055278905e-04f;
+  q = q * x2 + -1.68282697438203e-03f;
+  q = q * x2 + -7.37332916720468e-03f;
+  q = q * x2 + -1.42647390514189e-02f;
+  return p / q;
+}
+
+/* 1 / (1 + exp(-x)): 0 for x below about -88, 1 above about 17, NaN for NaN. */
+static inline float cpu_ew_sigmoidf(float x) { return 1.0f / (1.0f + cpu_ew_expf(-x)); }
+
+/* GELU, exact form: x / 2 * (1 + erf(x / sqrt 2)), as torch exports it (Div by 1.4142135,
+ * Erf, Add 1, Mul by x, Mul by 0.5). */
+static inline float cpu_ew_geluf(float x) {
+  return 0.5f * x * (1.0f + cpu_ew_erff(x * 0.707106781186547524f));
+}
+
+/* GELU, tanh approximation: x / 2 * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 x^3))). */
+static inline float cpu_ew_gelu_tanhf(float x) {
+  float u = 0.797884560802865355f * (x + 0.044715f * x * x * x);
+  return 0.5f * x * (1.0f + cpu_ew_tanhf(u));
 }
 
 #endif

@@ -1,12 +1,15 @@
 /* Gemm and MatMul, and cpu_sgemm: the packed single-precision GEMM that Gemm, MatMul and the
  * convolutions run on.
  *
- * cpu_sgemm follows the Goto/BLIS scheme: C is computed in NC-column by KC-deep blocks; each
- * block of op(B) is packed into NR-column micro-panels and each block of op(A) into MR-row
- * micro-panels, so that the micro-kernel streams both from contiguous, aligned memory with a
- * KC x NR panel of B resident in L1 and an MC x KC block of A in L2. Threads split the MC x NC
- * tiles of each block. Other dtypes take simple exact loops: float64 in double precision,
- * integers with wrap-around arithmetic as numpy does, float16/bfloat16 staged through float32. */
+ * cpu_sgemm follows the Goto/BLIS scheme: op(A) is packed into MR-row micro-panels and op(B)
+ * into NR-column micro-panels, KC deep, so that the micro-kernel streams both from contiguous,
+ * aligned memory with a KC x NR panel of B resident in L1 and a block of A in L2. A constant
+ * operand is packed once, in prepare() (Conv's weights, Gemm's and MatMul's constant B); A is
+ * otherwise packed whole at the start of a call, and B panel by panel right before use, or not
+ * at all when the caller lets the kernel read B in place (Conv over a padded input). Threads
+ * split C into row blocks times column slices, each item running the whole depth, so a call
+ * forks once. Other dtypes take simple exact loops: float64 in double precision, integers with
+ * wrap-around arithmetic as numpy does, float16/bfloat16 staged through float32. */
 #include <math.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -19,9 +22,8 @@
 #define MR CPU_SGEMM_MR
 #define NR CPU_SGEMM_NR
 
-/* Block sizes: a KC x NR panel of B (16 KiB) stays in L1 while the micro-kernel sweeps an
- * MC x KC block of A (144 KiB, in L2). MBIG bounds the packed A buffer. */
-enum { KC = 256, MC = 144, NC = 4096, MBIG = 16 * MC };
+/* The deepest packed block (see the blocked driver). */
+enum { KC_MAX = 320 };
 
 /* Below this many multiply-adds packing costs more than it saves. */
 #define SGEMM_SMALL_MNK 4096
@@ -75,6 +77,16 @@ static void ukernel_generic(size_t kc, const float *ap, const float *bp, float *
         cr[j] = cpu_act_apply(&ep->act, v);
       }
   }
+}
+
+/* B read in place: gathers the panel's rows into the packed layout, then the kernel above. */
+static void ukernel_offs_generic(size_t kc, const float *ap, const float *b, const ptrdiff_t *offs,
+                                 float *c, size_t ldc, size_t mr, size_t nr, float alpha,
+                                 float beta, const cpu_sgemm_tile_ep *ep) {
+  float bp[KC_MAX * NR];
+  for (size_t p = 0; p < kc; p++)
+    memcpy(bp + p * NR, b + offs[p], NR * sizeof *bp);
+  ukernel_generic(kc, ap, bp, c, ldc, mr, nr, alpha, beta, ep);
 }
 
 /* ---- Packing -------------------------------------------------------------------------- */
@@ -137,75 +149,175 @@ static void pack_b_panel(bool tb, const float *b, size_t ldb, size_t p0, size_t 
   }
 }
 
+/* ---- Packed operands ------------------------------------------------------------------ */
+
+size_t cpu_sgemm_kc(size_t k) {
+  if (k <= KC_MAX)
+    return k ? k : 1;
+  size_t blocks = (k + KC_MAX - 1) / KC_MAX;
+  return (k + blocks - 1) / blocks;
+}
+
+static size_t round_up(size_t v, size_t to) { return (v + to - 1) / to * to; }
+
+size_t cpu_sgemm_packed_a_floats(size_t m, size_t k) { return round_up(m, MR) * k; }
+size_t cpu_sgemm_packed_b_floats(size_t k, size_t n) { return round_up(n, NR) * k; }
+
+/* Where the packed panel that starts at row (or column) r of the KC block at depth pc lies, in
+ * a whole-matrix packing of `padded` rows (columns): the blocks before it hold pc * padded
+ * floats, and each panel of this block holds MR (NR) times its depth. */
+static inline size_t panel_offset(size_t padded, size_t pc, size_t kc_this, size_t r) {
+  return pc * padded + r * kc_this;
+}
+
+void cpu_sgemm_pack_a(bool ta, const float *a, size_t lda, size_t m, size_t k, float *dst) {
+  size_t kc = cpu_sgemm_kc(k), mpad = round_up(m, MR);
+  for (size_t pc = 0; pc < k; pc += kc) {
+    size_t kt = k - pc < kc ? k - pc : kc;
+    for (size_t r = 0; r < m; r += MR)
+      pack_a_panel(ta, a, lda, r, m - r < MR ? m - r : MR, pc, kt,
+                   dst + panel_offset(mpad, pc, kt, r));
+  }
+}
+
+void cpu_sgemm_pack_b(bool tb, const float *b, size_t ldb, size_t k, size_t n, float *dst) {
+  size_t kc = cpu_sgemm_kc(k), npad = round_up(n, NR);
+  for (size_t pc = 0; pc < k; pc += kc) {
+    size_t kt = k - pc < kc ? k - pc : kc;
+    for (size_t c = 0; c < n; c += NR)
+      pack_b_panel(tb, b, ldb, pc, kt, c, n - c < NR ? n - c : NR,
+                   dst + panel_offset(npad, pc, kt, c));
+  }
+}
+
 /* ---- The blocked driver --------------------------------------------------------------- */
 
+/* Block sizes. KC_MAX bounds the depth of a packed block: a KC x NR panel of B (at most 20 KiB)
+ * stays in L1 while the micro-kernel streams MR x KC panels of A past it. The depth is balanced
+ * over the blocks (cpu_sgemm_kc), so that K = 576 makes two blocks of 288, not 256 + 256 + 64.
+ * MC_MAX rows of A (an MC x KC block, at most 600 KiB) stay in L2 while one thread sweeps its
+ * columns. A_SCRATCH_FLOATS bounds the run-time packing of an A that was not packed ahead. */
+enum { MC_MAX = 480, A_SCRATCH_FLOATS = 1 << 22 };
+
 typedef struct sgemm_job {
-  bool ta, tb;
-  size_t m, n, k;
-  float alpha, beta; /* beta of the current KC block: the caller's for the first, then 1 */
-  const float *a, *b;
-  size_t lda, ldb;
-  float *c;
-  size_t ldc;
+  const cpu_sgemm_args *g;
   cpu_sgemm_ukernel_fn uk;
+  cpu_sgemm_ukernel_offs_fn uk_offs;
   const cpu_sgemm_epilogue *ep; /* NULL when there is none */
-  bool last_k;                  /* the current KC block is the last: apply ep */
-  /* The block being computed. */
-  size_t pc, kc, jc, nc, ic, mb;
-  float *ap, *bp;
-  size_t nsub, n_nsub; /* columns per compute item, items per MC block */
-  bool inline_b;       /* B panels are packed by compute_task, not pack_b_task */
+  size_t kc;                    /* depth of every KC block but perhaps the last */
+  /* Packed A: rows [a_row0, a_row0 + a_rows) of op(A), packed with a_mpad padded rows. */
+  const float *ap;
+  size_t a_row0, a_rows, a_mpad;
+  size_t npad; /* padded columns of a pre-packed B */
+  /* Items: row blocks of mc rows (within [a_row0, a_row0 + a_rows)) times column slices of ns
+   * columns. */
+  size_t mc, n_mb, ns, n_ns;
 } sgemm_job;
 
+/* The default B source: a plain row-major op(B). */
+typedef struct plain_b {
+  bool tb;
+  const float *b;
+  size_t ldb;
+} plain_b;
+
+static void pack_plain_b(const void *arg, size_t p0, size_t kc, size_t col0, size_t cols,
+                         float *dst) {
+  const plain_b *pb = arg;
+  pack_b_panel(pb->tb, pb->b, pb->ldb, p0, kc, col0, cols, dst);
+}
+
+typedef struct pack_a_job {
+  bool ta;
+  const float *a;
+  size_t lda, m, row0, k, kc, mpad, n_panels;
+  float *dst;
+} pack_a_job;
+
+/* Items are (KC block, MR panel) pairs of rows [row0, row0 + m). */
 static void pack_a_task(void *arg, size_t begin, size_t end) {
-  sgemm_job *j = arg;
+  const pack_a_job *j = arg;
   for (size_t t = begin; t < end; t++) {
-    size_t r0 = t * MR, rows = j->mb - r0 < MR ? j->mb - r0 : MR;
-    pack_a_panel(j->ta, j->a, j->lda, j->ic + r0, rows, j->pc, j->kc, j->ap + t * MR * j->kc);
+    size_t pc = t / j->n_panels * j->kc, r = t % j->n_panels * MR;
+    size_t kt = j->k - pc < j->kc ? j->k - pc : j->kc;
+    pack_a_panel(j->ta, j->a, j->lda, j->row0 + r, j->m - r < MR ? j->m - r : MR, pc, kt,
+                 j->dst + panel_offset(j->mpad, pc, kt, r));
   }
 }
 
-static void pack_b_task(void *arg, size_t begin, size_t end) {
-  sgemm_job *j = arg;
-  for (size_t t = begin; t < end; t++) {
-    size_t c0 = t * NR, cols = j->nc - c0 < NR ? j->nc - c0 : NR;
-    pack_b_panel(j->tb, j->b, j->ldb, j->pc, j->kc, j->jc + c0, cols, j->bp + t * NR * j->kc);
-  }
-}
-
-/* One item is an MC-row block times an nsub-column slice of the packed block. The B panel is
- * the outer loop so that it stays in L1 while the rows of A stream past it. When all of A's
- * rows fit one MC block, every B panel is used by one item only: it is then packed right
- * before use (inline_b) instead of into a shared block that would spill to L3 in between. */
+/* One item: an mc-row block of C times an ns-column slice, over the whole depth. Within a KC
+ * block the B panel is the outer loop, so that it stays in L1 while the rows of A (in L2) stream
+ * past it; a B that was not packed ahead is packed panel by panel right before its use. */
 static void compute_task(void *arg, size_t begin, size_t end) {
   sgemm_job *j = arg;
-  _Alignas(64) float bl[KC * NR];
+  const cpu_sgemm_args *g = j->g;
+  _Alignas(64) float bl[KC_MAX * NR];
+  plain_b pb = {.tb = g->tb, .b = g->b, .ldb = g->ldb};
+  cpu_sgemm_pack_b_fn pack = g->pack_b ? g->pack_b : pack_plain_b;
+  const void *pack_arg = g->pack_b ? g->pack_b_arg : &pb;
   for (size_t t = begin; t < end; t++) {
-    size_t im = t / j->n_nsub, jn = t % j->n_nsub;
-    size_t r0 = im * MC, r1 = r0 + MC < j->mb ? r0 + MC : j->mb;
-    size_t c0 = jn * j->nsub, c1 = c0 + j->nsub < j->nc ? c0 + j->nsub : j->nc;
-    for (size_t jr = c0; jr < c1; jr += NR) {
-      size_t nr = c1 - jr < NR ? c1 - jr : NR;
-      const float *bpan = j->bp + (jr / NR) * NR * j->kc;
-      if (j->inline_b) {
-        pack_b_panel(j->tb, j->b, j->ldb, j->pc, j->kc, j->jc + jr, nr, bl);
-        bpan = bl;
-      }
-      for (size_t ir = r0; ir < r1; ir += MR) {
-        size_t mr = r1 - ir < MR ? r1 - ir : MR;
-        const float *apan = j->ap + (ir / MR) * MR * j->kc;
-        float *cp = j->c + (j->ic + ir) * j->ldc + j->jc + jr;
-        cpu_sgemm_tile_ep tep, *tp = NULL;
-        if (j->ep && j->last_k) {
-          tep.row_bias = j->ep->row_bias ? j->ep->row_bias + j->ic + ir : NULL;
-          tep.col_bias = j->ep->col_bias ? j->ep->col_bias + j->jc + jr : NULL;
-          tep.act = j->ep->act;
-          tp = &tep;
+    size_t im = t / j->n_ns, jn = t % j->n_ns;
+    size_t r0 = j->a_row0 + im * j->mc, r1 = r0 + j->mc;
+    size_t c0 = jn * j->ns, c1 = c0 + j->ns < g->n ? c0 + j->ns : g->n;
+    if (r1 > j->a_row0 + j->a_rows)
+      r1 = j->a_row0 + j->a_rows;
+    for (size_t pc = 0; pc < g->k; pc += j->kc) {
+      size_t kt = g->k - pc < j->kc ? g->k - pc : j->kc;
+      float beta = pc == 0 ? g->beta : 1.0f;
+      bool last = pc + kt >= g->k;
+      for (size_t jr = c0; jr < c1; jr += NR) {
+        size_t nr = c1 - jr < NR ? c1 - jr : NR;
+        const float *bpan = NULL;
+        if (g->b_rows) {
+          /* Read in place: no panel; the kernel gathers its rows through b_offs. */
+        } else if (g->b_packed) {
+          bpan = g->b_packed + panel_offset(j->npad, pc, kt, jr);
+        } else {
+          pack(pack_arg, pc, kt, jr, nr, bl);
+          bpan = bl;
         }
-        j->uk(j->kc, apan, bpan, cp, j->ldc, mr, nr, j->alpha, j->beta, tp);
+        for (size_t ir = r0; ir < r1; ir += MR) {
+          size_t mr = r1 - ir < MR ? r1 - ir : MR;
+          const float *apan = j->ap + panel_offset(j->a_mpad, pc, kt, ir - j->a_row0);
+          float *cp = g->c + ir * g->ldc + jr;
+          cpu_sgemm_tile_ep tep, *tp = NULL;
+          if (j->ep && last) {
+            tep.row_bias = j->ep->row_bias ? j->ep->row_bias + ir : NULL;
+            tep.col_bias = j->ep->col_bias ? j->ep->col_bias + jr : NULL;
+            tep.act = j->ep->act;
+            tp = &tep;
+          }
+          if (g->b_rows)
+            j->uk_offs(kt, apan, g->b_rows + jr, g->b_offs + pc, cp, g->ldc, mr, nr, g->alpha, beta,
+                       tp);
+          else
+            j->uk(kt, apan, bpan, cp, g->ldc, mr, nr, g->alpha, beta, tp);
+        }
       }
     }
   }
+}
+
+/* Splits rows [0, rows) and columns [0, n) into items: row blocks of at most MC_MAX rows, and
+ * enough items (when threads > 1) for every thread to take several, so that an uneven share
+ * or a thread that starts late costs little. Columns are split first, since a row split packs
+ * the same B panels once per row block. */
+static void plan_items(sgemm_job *j, size_t rows, size_t n, size_t threads) {
+  size_t m_pan = (rows + MR - 1) / MR, n_pan = (n + NR - 1) / NR;
+  size_t target = threads > 1 ? 8 * threads : 1;
+  size_t n_mb = (m_pan + MC_MAX / MR - 1) / (MC_MAX / MR);
+  size_t n_ns = (target + n_mb - 1) / n_mb;
+  if (n_ns > n_pan)
+    n_ns = n_pan;
+  if (n_ns * n_mb < target) {
+    size_t want = (target + n_ns - 1) / n_ns;
+    n_mb = want < m_pan ? want : m_pan;
+  }
+  size_t mc_pan = (m_pan + n_mb - 1) / n_mb, ns_pan = (n_pan + n_ns - 1) / n_ns;
+  j->mc = mc_pan * MR;
+  j->n_mb = (m_pan + mc_pan - 1) / mc_pan;
+  j->ns = ns_pan * NR;
+  j->n_ns = (n_pan + ns_pan - 1) / ns_pan;
 }
 
 #define A_AT(i, p) (ta ? a[(p)*lda + (i)] : a[(i)*lda + (p)])
@@ -333,93 +445,111 @@ void cpu_sgemm(cpu_ctx *ctx, bool trans_a, bool trans_b, size_t m, size_t n, siz
 void cpu_sgemm_ex(cpu_ctx *ctx, bool trans_a, bool trans_b, size_t m, size_t n, size_t k,
                   float alpha, const float *a, size_t lda, const float *b, size_t ldb, float beta,
                   float *c, size_t ldc, const cpu_sgemm_epilogue *ep) {
+  cpu_sgemm_args g = {.ta = trans_a,
+                      .tb = trans_b,
+                      .m = m,
+                      .n = n,
+                      .k = k,
+                      .alpha = alpha,
+                      .beta = beta,
+                      .a = a,
+                      .lda = lda,
+                      .b = b,
+                      .ldb = ldb,
+                      .c = c,
+                      .ldc = ldc,
+                      .ep = ep};
+  /* With plain operands the only failure is memory for packing; then the direct loops. */
+  if (cpu_sgemm_run(ctx, &g) != 0)
+    sgemm_naive(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
+                ep && (ep->row_bias || ep->col_bias || ep->act.kind != CPU_ACT_NONE) ? ep : NULL);
+}
+
+int cpu_sgemm_run(cpu_ctx *ctx, const cpu_sgemm_args *g) {
+  size_t m = g->m, n = g->n, k = g->k;
+  const cpu_sgemm_epilogue *ep = g->ep;
   if (m == 0 || n == 0)
-    return;
+    return 0;
   if (ep && !ep->row_bias && !ep->col_bias && ep->act.kind == CPU_ACT_NONE)
     ep = NULL;
-  if (k == 0 || alpha == 0.0f) {
+  if (k == 0 || g->alpha == 0.0f) {
     for (size_t i = 0; i < m; i++)
       for (size_t j = 0; j < n; j++)
-        c[i * ldc + j] = ep_apply(ep, i, j, beta == 0.0f ? 0.0f : beta * c[i * ldc + j]);
-    return;
+        g->c[i * g->ldc + j] =
+            ep_apply(ep, i, j, g->beta == 0.0f ? 0.0f : g->beta * g->c[i * g->ldc + j]);
+    return 0;
   }
-  if ((double)m * (double)n * (double)k <= SGEMM_SMALL_MNK) {
-    sgemm_naive(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, ep);
-    return;
+  bool plain = g->a && g->b && !g->pack_b && !g->b_rows;
+  if (plain && (double)m * (double)n * (double)k <= SGEMM_SMALL_MNK) {
+    sgemm_naive(g->ta, g->tb, m, n, k, g->alpha, g->a, g->lda, g->b, g->ldb, g->beta, g->c, g->ldc,
+                ep);
+    return 0;
   }
-  if ((m == 1 || n == 1) &&
-      sgemm_gemv(ctx, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, ep))
-    return;
+  if (plain && (m == 1 || n == 1) &&
+      sgemm_gemv(ctx, g->ta, g->tb, m, n, k, g->alpha, g->a, g->lda, g->b, g->ldb, g->beta, g->c,
+                 g->ldc, ep))
+    return 0;
 
-  sgemm_job j = {.ta = trans_a,
-                 .tb = trans_b,
-                 .m = m,
-                 .n = n,
-                 .k = k,
-                 .alpha = alpha,
-                 .a = a,
-                 .b = b,
-                 .lda = lda,
-                 .ldb = ldb,
-                 .c = c,
-                 .ldc = ldc,
+  sgemm_job j = {.g = g,
                  .uk = ukernel_generic,
-                 .ep = ep};
+                 .uk_offs = ukernel_offs_generic,
+                 .ep = ep,
+                 .kc = cpu_sgemm_kc(k)};
 #ifdef CPU_GEMM_HAVE_AVX2
-  if (ctx && ctx->isa == CPU_ISA_AVX2_FMA)
+  if (ctx && ctx->isa == CPU_ISA_AVX2_FMA) {
     j.uk = cpu_sgemm_ukernel_avx2;
+    j.uk_offs = cpu_sgemm_ukernel_offs_avx2;
+  }
 #endif
-  size_t kc_max = k < KC ? k : KC;
-  size_t nc_max = n < NC ? (n + NR - 1) / NR * NR : NC;
-  size_t mb_max = m < MBIG ? (m + MR - 1) / MR * MR : MBIG;
-  j.inline_b = m <= MC;
-  float *ap = nn_alloc_aligned(mb_max * kc_max, sizeof(float));
-  float *bp = nn_alloc_aligned(j.inline_b ? 1 : nc_max * kc_max, sizeof(float));
-  if (!ap || !bp) {
-    free(ap);
-    free(bp);
-    sgemm_naive(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, ep);
-    return;
-  }
-  j.ap = ap;
-  j.bp = bp;
+  j.npad = round_up(n, NR);
   size_t threads = cpu_thread_count(ctx);
-  bool serial = 2.0 * (double)m * (double)n * (double)k < SGEMM_SERIAL_FLOPS || threads == 1;
-
-  for (size_t jc = 0; jc < n; jc += NC) {
-    j.jc = jc;
-    j.nc = n - jc < NC ? n - jc : NC;
-    size_t nb_panels = (j.nc + NR - 1) / NR;
-    for (size_t pc = 0; pc < k; pc += KC) {
-      j.pc = pc;
-      j.kc = k - pc < KC ? k - pc : KC;
-      j.beta = pc == 0 ? beta : 1.0f;
-      j.last_k = pc + j.kc >= k;
-      if (!j.inline_b)
-        cpu_parallel_for(ctx, nb_panels, serial ? nb_panels : nn_grain(NR * j.kc, 1 << 15),
-                         pack_b_task, &j);
-      for (size_t ic = 0; ic < m; ic += MBIG) {
-        j.ic = ic;
-        j.mb = m - ic < MBIG ? m - ic : MBIG;
-        size_t na_panels = (j.mb + MR - 1) / MR;
-        cpu_parallel_for(ctx, na_panels, serial ? na_panels : nn_grain(MR * j.kc, 1 << 15),
-                         pack_a_task, &j);
-        /* Enough items for every thread to take a few, without slicing below one panel. */
-        size_t n_mblk = (j.mb + MC - 1) / MC;
-        j.nsub = nb_panels * NR;
-        if (!serial && n_mblk < 4 * threads) {
-          size_t want = (4 * threads + n_mblk - 1) / n_mblk;
-          size_t per = (nb_panels + want - 1) / want;
-          j.nsub = (per ? per : 1) * NR;
-        }
-        j.n_nsub = (j.nc + j.nsub - 1) / j.nsub;
-        size_t items = n_mblk * j.n_nsub;
-        cpu_parallel_for(ctx, items, serial ? items : 1, compute_task, &j);
-      }
-    }
+  if (2.0 * (double)m * (double)n * (double)k < SGEMM_SERIAL_FLOPS)
+    threads = 1;
+  if (g->a_packed) {
+    j.ap = g->a_packed;
+    j.a_row0 = 0;
+    j.a_rows = m;
+    j.a_mpad = round_up(m, MR);
+    plan_items(&j, m, n, threads);
+    size_t items = j.n_mb * j.n_ns;
+    cpu_parallel_for(ctx, items, 1, compute_task, &j);
+    return 0;
   }
-  free(ap);
-  free(bp);
+  /* A was not packed ahead: pack it here, all of it when that fits the scratch bound, else in
+   * row chunks, each packed by all threads and then computed. */
+  size_t chunk = A_SCRATCH_FLOATS / k / MR * MR;
+  if (chunk < MR)
+    chunk = MR; /* a very deep A: one panel of rows at a time */
+  if (chunk > round_up(m, MR))
+    chunk = round_up(m, MR);
+  float *scratch = nn_alloc_aligned(chunk * k, sizeof(float));
+  if (!scratch)
+    return -1;
+  for (size_t row0 = 0; row0 < m; row0 += chunk) {
+    size_t rows = m - row0 < chunk ? m - row0 : chunk;
+    pack_a_job pj = {.ta = g->ta,
+                     .a = g->a,
+                     .lda = g->lda,
+                     .m = rows,
+                     .row0 = row0,
+                     .k = k,
+                     .kc = j.kc,
+                     .mpad = round_up(rows, MR),
+                     .n_panels = (rows + MR - 1) / MR,
+                     .dst = scratch};
+    size_t panels = pj.n_panels * ((k + j.kc - 1) / j.kc);
+    cpu_parallel_for(ctx, panels, threads > 1 ? nn_grain(MR * j.kc, 1 << 14) : panels, pack_a_task,
+                     &pj);
+    j.ap = scratch;
+    j.a_row0 = row0;
+    j.a_rows = rows;
+    j.a_mpad = pj.mpad;
+    plan_items(&j, rows, n, threads);
+    size_t items = j.n_mb * j.n_ns;
+    cpu_parallel_for(ctx, items, threads > 1 ? 1 : items, compute_task, &j);
+  }
+  free(scratch);
+  return 0;
 }
 
 /* ---- Typed loops for the dtypes that do not go through cpu_sgemm ---------------------- */
@@ -583,6 +713,35 @@ static int run_typed(cpu_ctx *ctx, typed_mm *t, size_t batches) {
 
 /* ---- Gemm ----------------------------------------------------------------------------- */
 
+/* Gemm's and MatMul's state from prepare(): a constant float32 B packed once for the GEMM
+ * (cpu_sgemm_pack_b), so that a run packs only A. The graph keeps its own copy of B (the plugin
+ * ABI gives compile() constant data read-only and keeps it), so a packed B costs its size once
+ * more, its columns padded to a multiple of 16. */
+typedef struct mm_state {
+  float *b_packed;
+} mm_state;
+
+static int mm_state_new(bool tb, const float *b, size_t k, size_t n, void **out_state, char *msg,
+                        size_t size) {
+  size_t floats = cpu_sgemm_packed_b_floats(k, n);
+  mm_state *st = calloc(1, sizeof *st);
+  if (!st || !(st->b_packed = nn_alloc_aligned(floats, sizeof(float)))) {
+    free(st);
+    snprintf(msg, size, "out of memory packing B (%zu floats)", floats);
+    return -1;
+  }
+  cpu_sgemm_pack_b(tb, b, tb ? k : n, k, n, st->b_packed);
+  *out_state = st;
+  return 0;
+}
+
+static void mm_release(void *state) {
+  mm_state *st = state;
+  if (st)
+    free(st->b_packed);
+  free(st);
+}
+
 typedef struct gemm_plan {
   bool ta, tb;
   size_t m, n, k;
@@ -660,10 +819,23 @@ static tsr_plugin_reason gemm_check(const cpu_node *n, char *msg, size_t size) {
   return gemm_setup(n, n->in, n->out, &p, msg, size);
 }
 
+/* Packs a constant float32 B worth packing: one with at least two rows of A to meet it (a
+ * single row takes the matrix-vector path, which reads B as it lies). */
+static int gemm_prepare(const cpu_node *n, void **out_state, char *msg, size_t size) {
+  *out_state = NULL;
+  gemm_plan p;
+  if (gemm_setup(n, n->in, n->out, &p, msg, size) != TSR_PLUGIN_REASON_NONE)
+    return 0; /* check() has refused it already; run() reports the same */
+  const cpu_tensor *b = &n->in[1];
+  if (b->dtype != TSR_DTYPE_FLOAT32 || !b->is_const || !b->data || p.m < 2 || p.n == 0 || p.k == 0)
+    return 0;
+  return mm_state_new(p.tb, b->data, p.k, p.n, out_state, msg, size);
+}
+
 /* A C that is one row ([N] or [1, N], broadcast down the rows) or one column ([M, 1]) is
  * added by the GEMM's epilogue instead of being copied into Y first; so is the activation. */
 static int gemm_f32(cpu_ctx *ctx, const gemm_plan *p, const float *a, const float *b,
-                    const float *c, float *y) {
+                    const float *b_packed, const float *c, float *y) {
   float beta = 0.0f;
   cpu_sgemm_epilogue ep = {.act = p->act};
   float *scaled = NULL;
@@ -685,10 +857,24 @@ static int gemm_f32(cpu_ctx *ctx, const gemm_plan *p, const float *a, const floa
         y[i * p->n + j] = c[i * p->c_rs + j * p->c_cs];
     beta = p->beta;
   }
-  cpu_sgemm_ex(ctx, p->ta, p->tb, p->m, p->n, p->k, p->alpha, a, p->ta ? p->m : p->k, b,
-               p->tb ? p->k : p->n, beta, y, p->n, &ep);
+  cpu_sgemm_args ga = {.ta = p->ta,
+                       .tb = p->tb,
+                       .m = p->m,
+                       .n = p->n,
+                       .k = p->k,
+                       .alpha = p->alpha,
+                       .beta = beta,
+                       .a = a,
+                       .lda = p->ta ? p->m : p->k,
+                       .b = b,
+                       .ldb = p->tb ? p->k : p->n,
+                       .b_packed = b_packed,
+                       .c = y,
+                       .ldc = p->n,
+                       .ep = &ep};
+  int rc = cpu_sgemm_run(ctx, &ga);
   free(scaled);
-  return 0;
+  return rc;
 }
 
 static int gemm_run(cpu_ctx *ctx, const cpu_node *n, void *state, const cpu_tensor *in,
@@ -702,7 +888,9 @@ static int gemm_run(cpu_ctx *ctx, const cpu_node *n, void *state, const cpu_tens
   uint32_t dt = in[0].dtype;
   const cpu_tensor *c = p.has_c ? &in[2] : NULL;
   if (dt == TSR_DTYPE_FLOAT32)
-    return gemm_f32(ctx, &p, in[0].data, in[1].data, c ? c->data : NULL, out[0].data)
+    return gemm_f32(ctx, &p, in[0].data, in[1].data,
+                    state ? ((const mm_state *)state)->b_packed : NULL, c ? c->data : NULL,
+                    out[0].data)
                ? cpu_fail(ctx, "out of memory")
                : 0;
   if (dt == TSR_DTYPE_FLOAT16 || dt == TSR_DTYPE_BFLOAT16) {
@@ -711,7 +899,7 @@ static int gemm_run(cpu_ctx *ctx, const cpu_node *n, void *state, const cpu_tens
     float *y = malloc(out[0].count * sizeof *y);
     int rc = -1;
     if (a && b && y && (!c || cf)) {
-      rc = gemm_f32(ctx, &p, a, b, cf, y);
+      rc = gemm_f32(ctx, &p, a, b, NULL, cf, y);
       nn_f32_store(&out[0], y);
     }
     free(a), free(b), free(cf), free(y);
@@ -829,8 +1017,9 @@ static tsr_plugin_reason matmul_setup(const cpu_node *n, const cpu_tensor *in,
   p->n = (size_t)nn;
   p->k = (size_t)k;
   p->b_shared = true;
+  /* A batch dim where A broadcasts over B's batches cannot fold; one of size 1 can. */
   for (int d = 0; d < obr; d++)
-    if (p->b_bs[d] != 0 || p->a_bs[d] == 0)
+    if (p->b_bs[d] != 0 || (p->a_bs[d] == 0 && p->bdims[d] != 1))
       p->b_shared = false;
   return TSR_PLUGIN_REASON_NONE;
 }
@@ -838,6 +1027,19 @@ static tsr_plugin_reason matmul_setup(const cpu_node *n, const cpu_tensor *in,
 static tsr_plugin_reason matmul_check(const cpu_node *n, char *msg, size_t size) {
   matmul_plan p;
   return matmul_setup(n, n->in, n->out, &p, msg, size);
+}
+
+/* Packs a constant float32 matrix B ([K, N]) that every batch of A shares (see gemm_prepare). */
+static int matmul_prepare(const cpu_node *n, void **out_state, char *msg, size_t size) {
+  *out_state = NULL;
+  matmul_plan p;
+  if (matmul_setup(n, n->in, n->out, &p, msg, size) != TSR_PLUGIN_REASON_NONE)
+    return 0; /* check() has refused it already; run() reports the same */
+  const cpu_tensor *b = &n->in[1];
+  if (b->dtype != TSR_DTYPE_FLOAT32 || !b->is_const || !b->data || b->rank != 2 || !p.b_shared ||
+      p.batches * p.m < 2 || p.n == 0 || p.k == 0)
+    return 0;
+  return mm_state_new(false, b->data, p.k, p.n, out_state, msg, size);
 }
 
 static void batch_offsets(const matmul_plan *p, size_t bt, size_t *ao, size_t *bo) {
@@ -872,12 +1074,21 @@ static void mm_batch_task(void *arg, size_t begin, size_t end) {
 }
 
 static int matmul_f32(cpu_ctx *ctx, const matmul_plan *p, const float *a, const float *b,
-                      float *y) {
+                      const float *b_packed, float *y) {
   if (p->b_shared) {
     /* [..., M, K] x [K, N]: the batches of A stack into one (batches*M) x K matrix. */
-    cpu_sgemm(ctx, false, false, p->batches * p->m, p->n, p->k, 1.0f, a, p->k, b, p->n, 0.0f, y,
-              p->n);
-    return 0;
+    cpu_sgemm_args ga = {.m = p->batches * p->m,
+                         .n = p->n,
+                         .k = p->k,
+                         .alpha = 1.0f,
+                         .a = a,
+                         .lda = p->k,
+                         .b = b,
+                         .ldb = p->n,
+                         .b_packed = b_packed,
+                         .c = y,
+                         .ldc = p->n};
+    return cpu_sgemm_run(ctx, &ga);
   }
   double flops = 2.0 * (double)p->m * (double)p->n * (double)p->k;
   mm_batch_job j = {.ctx = ctx, .p = p, .a = a, .b = b, .y = y};
@@ -905,13 +1116,16 @@ static int matmul_run(cpu_ctx *ctx, const cpu_node *n, void *state, const cpu_te
     return 0;
   uint32_t dt = in[0].dtype;
   if (dt == TSR_DTYPE_FLOAT32)
-    return matmul_f32(ctx, &p, in[0].data, in[1].data, out[0].data);
+    return matmul_f32(ctx, &p, in[0].data, in[1].data,
+                      state ? ((const mm_state *)state)->b_packed : NULL, out[0].data)
+               ? cpu_fail(ctx, "out of memory")
+               : 0;
   if (dt == TSR_DTYPE_FLOAT16 || dt == TSR_DTYPE_BFLOAT16) {
     float *a = nn_f32_copy(&in[0]), *b = nn_f32_copy(&in[1]);
     float *y = malloc(out[0].count * sizeof *y);
     int rc = -1;
     if (a && b && y) {
-      rc = matmul_f32(ctx, &p, a, b, y);
+      rc = matmul_f32(ctx, &p, a, b, NULL, y);
       nn_f32_store(&out[0], y);
     }
     free(a), free(b), free(y);
@@ -939,8 +1153,8 @@ static int matmul_run(cpu_ctx *ctx, const cpu_node *n, void *state, const cpu_te
 }
 
 static const cpu_op gemm_ops[] = {
-    {"Gemm", "", 7, 17, gemm_check, NULL, gemm_run, NULL},
-    {"MatMul", "", 1, 17, matmul_check, NULL, matmul_run, NULL},
+    {"Gemm", "", 7, 17, gemm_check, gemm_prepare, gemm_run, mm_release},
+    {"MatMul", "", 1, 17, matmul_check, matmul_prepare, matmul_run, mm_release},
 };
 
 const cpu_op_list cpu_ops_gemm = {gemm_ops, sizeof gemm_ops / sizeof gemm_ops[0]};

@@ -2,6 +2,7 @@
  * the rest of the library; each function carries its own target attribute and is only called
  * after cpuid said AVX2 and FMA are there (ctx->isa == CPU_ISA_AVX2_FMA). */
 #include "devices/cpu/gemm_util.h"
+#include "devices/cpu/vmath_avx2.h"
 
 #ifdef CPU_GEMM_HAVE_AVX2
 
@@ -41,10 +42,14 @@ AVX2 static inline __m256 act_avx2(const cpu_act *act, __m256 x) {
     return _mm256_min_ps(_mm256_set1_ps(1.0f), _mm256_max_ps(zero, v));
   }
   case CPU_ACT_HARDSWISH: {
-    __m256 v = _mm256_add_ps(_mm256_mul_ps(x, _mm256_set1_ps((float)(1.0 / 6.0))),
-                             _mm256_set1_ps(0.5f));
+    __m256 v =
+        _mm256_add_ps(_mm256_mul_ps(x, _mm256_set1_ps((float)(1.0 / 6.0))), _mm256_set1_ps(0.5f));
     return _mm256_mul_ps(x, _mm256_min_ps(_mm256_set1_ps(1.0f), _mm256_max_ps(zero, v)));
   }
+  case CPU_ACT_SIGMOID:
+  case CPU_ACT_SILU:
+  case CPU_ACT_GELU:
+  case CPU_ACT_GELU_TANH: return cpu_act8_smooth(act, x); /* vmath_avx2.h */
   default: return x;
   }
 }
@@ -104,9 +109,13 @@ AVX2 __attribute__((noinline)) static void store_tile_ep(const float (*t)[CPU_SG
   }
 }
 
-AVX2 void cpu_sgemm_ukernel_avx2(size_t kc, const float *ap, const float *bp, float *c, size_t ldc,
-                                 size_t mr, size_t nr, float alpha, float beta,
-                                 const cpu_sgemm_tile_ep *ep) {
+/* The micro-kernel, once for packed B panels (offs == NULL: row p at bp + p * NR, aligned) and
+ * once for B read in place (row p at bp + offs[p], unaligned), each specialisation inlined into
+ * its entry point below. */
+AVX2 static inline __attribute__((always_inline)) void
+ukernel_body(size_t kc, const float *ap, const float *bp, const ptrdiff_t *offs, float *c,
+             size_t ldc, size_t mr, size_t nr, float alpha, float beta,
+             const cpu_sgemm_tile_ep *ep) {
   __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
   __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
   __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
@@ -115,46 +124,95 @@ AVX2 void cpu_sgemm_ukernel_avx2(size_t kc, const float *ap, const float *bp, fl
   __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
   const float *a = ap, *b = bp;
 
+/* One broadcast register at a time: with twelve accumulators and two vectors of B, a second one
+ * would take the sixteenth register and leave the allocator none to spare, and gcc then spilled
+ * accumulators inside the loop. */
 #define STEP(off_a, off_b)                                                                         \
   do {                                                                                             \
-    __m256 b0 = _mm256_load_ps(b + (off_b)), b1 = _mm256_load_ps(b + (off_b) + 8);                 \
-    __m256 a0 = _mm256_broadcast_ss(a + (off_a) + 0);                                              \
-    __m256 a1 = _mm256_broadcast_ss(a + (off_a) + 1);                                              \
-    c00 = _mm256_fmadd_ps(a0, b0, c00);                                                            \
-    c01 = _mm256_fmadd_ps(a0, b1, c01);                                                            \
-    c10 = _mm256_fmadd_ps(a1, b0, c10);                                                            \
-    c11 = _mm256_fmadd_ps(a1, b1, c11);                                                            \
-    a0 = _mm256_broadcast_ss(a + (off_a) + 2);                                                     \
-    a1 = _mm256_broadcast_ss(a + (off_a) + 3);                                                     \
-    c20 = _mm256_fmadd_ps(a0, b0, c20);                                                            \
-    c21 = _mm256_fmadd_ps(a0, b1, c21);                                                            \
-    c30 = _mm256_fmadd_ps(a1, b0, c30);                                                            \
-    c31 = _mm256_fmadd_ps(a1, b1, c31);                                                            \
-    a0 = _mm256_broadcast_ss(a + (off_a) + 4);                                                     \
-    a1 = _mm256_broadcast_ss(a + (off_a) + 5);                                                     \
-    c40 = _mm256_fmadd_ps(a0, b0, c40);                                                            \
-    c41 = _mm256_fmadd_ps(a0, b1, c41);                                                            \
-    c50 = _mm256_fmadd_ps(a1, b0, c50);                                                            \
-    c51 = _mm256_fmadd_ps(a1, b1, c51);                                                            \
+    const float *br_ = offs ? b + offs[(off_b) / CPU_SGEMM_NR] : b + (off_b);                      \
+    __m256 b0 = offs ? _mm256_loadu_ps(br_) : _mm256_load_ps(br_);                                 \
+    __m256 b1 = offs ? _mm256_loadu_ps(br_ + 8) : _mm256_load_ps(br_ + 8);                         \
+    __m256 av = _mm256_broadcast_ss(a + (off_a) + 0);                                              \
+    c00 = _mm256_fmadd_ps(av, b0, c00);                                                            \
+    c01 = _mm256_fmadd_ps(av, b1, c01);                                                            \
+    av = _mm256_broadcast_ss(a + (off_a) + 1);                                                     \
+    c10 = _mm256_fmadd_ps(av, b0, c10);                                                            \
+    c11 = _mm256_fmadd_ps(av, b1, c11);                                                            \
+    av = _mm256_broadcast_ss(a + (off_a) + 2);                                                     \
+    c20 = _mm256_fmadd_ps(av, b0, c20);                                                            \
+    c21 = _mm256_fmadd_ps(av, b1, c21);                                                            \
+    av = _mm256_broadcast_ss(a + (off_a) + 3);                                                     \
+    c30 = _mm256_fmadd_ps(av, b0, c30);                                                            \
+    c31 = _mm256_fmadd_ps(av, b1, c31);                                                            \
+    av = _mm256_broadcast_ss(a + (off_a) + 4);                                                     \
+    c40 = _mm256_fmadd_ps(av, b0, c40);                                                            \
+    c41 = _mm256_fmadd_ps(av, b1, c41);                                                            \
+    av = _mm256_broadcast_ss(a + (off_a) + 5);                                                     \
+    c50 = _mm256_fmadd_ps(av, b0, c50);                                                            \
+    c51 = _mm256_fmadd_ps(av, b1, c51);                                                            \
   } while (0)
 
   size_t p = 0;
   for (; p + 4 <= kc; p += 4) {
-    _mm_prefetch((const char *)(b + 4 * CPU_SGEMM_NR * 4), _MM_HINT_T0);
+    if (!offs)
+      _mm_prefetch((const char *)(b + 4 * CPU_SGEMM_NR * 4), _MM_HINT_T0);
     STEP(0, 0);
     STEP(CPU_SGEMM_MR, CPU_SGEMM_NR);
     STEP(2 * CPU_SGEMM_MR, 2 * CPU_SGEMM_NR);
     STEP(3 * CPU_SGEMM_MR, 3 * CPU_SGEMM_NR);
     a += 4 * CPU_SGEMM_MR;
-    b += 4 * CPU_SGEMM_NR;
+    if (offs)
+      offs += 4;
+    else
+      b += 4 * CPU_SGEMM_NR;
   }
   for (; p < kc; p++) {
     STEP(0, 0);
     a += CPU_SGEMM_MR;
-    b += CPU_SGEMM_NR;
+    if (offs)
+      offs += 1;
+    else
+      b += CPU_SGEMM_NR;
   }
 #undef STEP
 
+  /* A full tile with the common epilogue (a row bias, then none, relu or clip, as Conv and
+   * Gemm with a folded bias use it) is finished in registers: for short depths (1x1
+   * convolutions over few channels) the spill and store_tile_ep cost as much as the products.
+   * relu and none are clip to [0, inf) and (-inf, inf), with max_ps/min_ps as act_avx2 uses
+   * them, so the results are the same bit for bit. */
+  if (mr == CPU_SGEMM_MR && nr == CPU_SGEMM_NR && ep && alpha == 1.0f && beta == 0.0f &&
+      !ep->col_bias &&
+      (ep->act.kind == CPU_ACT_NONE || ep->act.kind == CPU_ACT_RELU ||
+       ep->act.kind == CPU_ACT_CLIP)) {
+    const float *rb = ep->row_bias;
+    float flo = ep->act.kind == CPU_ACT_CLIP   ? ep->act.p0
+                : ep->act.kind == CPU_ACT_RELU ? 0.0f
+                                               : -__builtin_inff();
+    float fhi = ep->act.kind == CPU_ACT_CLIP ? ep->act.p1 : __builtin_inff();
+#define EP_ROW(row, lo, hi)                                                                        \
+  do {                                                                                             \
+    __m256 v0 = lo, v1 = hi;                                                                       \
+    if (rb) {                                                                                      \
+      __m256 vr = _mm256_broadcast_ss(rb + (row));                                                 \
+      v0 = _mm256_add_ps(v0, vr);                                                                  \
+      v1 = _mm256_add_ps(v1, vr);                                                                  \
+    }                                                                                              \
+    __m256 vlo = _mm256_broadcast_ss(&flo), vhi = _mm256_broadcast_ss(&fhi);                       \
+    v0 = _mm256_min_ps(vhi, _mm256_max_ps(vlo, v0));                                               \
+    v1 = _mm256_min_ps(vhi, _mm256_max_ps(vlo, v1));                                               \
+    _mm256_storeu_ps(c + (row)*ldc, v0);                                                           \
+    _mm256_storeu_ps(c + (row)*ldc + 8, v1);                                                       \
+  } while (0)
+    EP_ROW(0, c00, c01);
+    EP_ROW(1, c10, c11);
+    EP_ROW(2, c20, c21);
+    EP_ROW(3, c30, c31);
+    EP_ROW(4, c40, c41);
+    EP_ROW(5, c50, c51);
+#undef EP_ROW
+    return;
+  }
   const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
   if (mr == CPU_SGEMM_MR && nr == CPU_SGEMM_NR && !ep) {
     STORE_ROW(0, c00, c01);
@@ -186,6 +244,19 @@ AVX2 void cpu_sgemm_ukernel_avx2(size_t kc, const float *ap, const float *bp, fl
       for (size_t j = 0; j < nr; j++)
         cr[j] = alpha * t[i][j] + beta * cr[j];
   }
+}
+
+AVX2 void cpu_sgemm_ukernel_avx2(size_t kc, const float *ap, const float *bp, float *c, size_t ldc,
+                                 size_t mr, size_t nr, float alpha, float beta,
+                                 const cpu_sgemm_tile_ep *ep) {
+  ukernel_body(kc, ap, bp, NULL, c, ldc, mr, nr, alpha, beta, ep);
+}
+
+AVX2 void cpu_sgemm_ukernel_offs_avx2(size_t kc, const float *ap, const float *b,
+                                      const ptrdiff_t *offs, float *c, size_t ldc, size_t mr,
+                                      size_t nr, float alpha, float beta,
+                                      const cpu_sgemm_tile_ep *ep) {
+  ukernel_body(kc, ap, b, offs, c, ldc, mr, nr, alpha, beta, ep);
 }
 
 AVX2 void cpu_saxpy_avx2(size_t n, float a, const float *x, float *y) {

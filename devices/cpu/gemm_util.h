@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "devices/cpu/cpu.h"
+#include "devices/cpu/elementwise_util.h"
 
 /* Register tile of the micro-kernels: MR rows of A by NR columns of B. Packed A stores each
  * MR-row micro-panel as kc columns of MR floats; packed B stores each NR-column micro-panel as
@@ -22,7 +23,9 @@ enum { CPU_SGEMM_MR = 6, CPU_SGEMM_NR = 16 };
  * Each matches the CPU plugin's own elementwise op bit for bit on a given input, NaN
  * included (elementwise.c): relu is x < 0 ? 0 : x, clip is (x < lo ? lo : x) > hi ? hi : ..,
  * leakyrelu x < 0 ? alpha * x : x, hardsigmoid clamp01(alpha * x + beta), hardswish
- * x * clamp01(x / 6 + 0.5). */
+ * x * clamp01(x / 6 + 0.5). The smooth ones (sigmoid, silu = x * sigmoid(x), gelu and its tanh
+ * form) use the float32 approximations of elementwise_util.h that the Sigmoid, Erf and Tanh
+ * kernels use, so they match the unfused graph within a few ulp rather than bit for bit. */
 typedef enum cpu_act_kind {
   CPU_ACT_NONE = 0,
   CPU_ACT_RELU = 1,
@@ -30,6 +33,10 @@ typedef enum cpu_act_kind {
   CPU_ACT_LEAKYRELU = 3,   /* p0 = alpha */
   CPU_ACT_HARDSIGMOID = 4, /* p0 = alpha, p1 = beta */
   CPU_ACT_HARDSWISH = 5,
+  CPU_ACT_SIGMOID = 6,
+  CPU_ACT_SILU = 7,      /* x * sigmoid(x) */
+  CPU_ACT_GELU = 8,      /* x / 2 * (1 + erf(x / sqrt 2)) */
+  CPU_ACT_GELU_TANH = 9, /* x / 2 * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 x^3))) */
 } cpu_act_kind;
 
 typedef struct cpu_act {
@@ -49,6 +56,10 @@ static inline float cpu_act_apply(const cpu_act *a, float x) {
   case CPU_ACT_LEAKYRELU: return x < 0 ? a->p0 * x : x;
   case CPU_ACT_HARDSIGMOID: return cpu_act_clamp01(a->p0 * x + a->p1);
   case CPU_ACT_HARDSWISH: return x * cpu_act_clamp01(x * (float)(1.0 / 6.0) + 0.5f);
+  case CPU_ACT_SIGMOID: return cpu_ew_sigmoidf(x);
+  case CPU_ACT_SILU: return x * cpu_ew_sigmoidf(x);
+  case CPU_ACT_GELU: return cpu_ew_geluf(x);
+  case CPU_ACT_GELU_TANH: return cpu_ew_gelu_tanhf(x);
   default: return x;
   }
 }
@@ -63,11 +74,11 @@ static inline tsr_plugin_reason cpu_act_from_node(const cpu_node *n, cpu_act *ou
     const char *name;
     cpu_act_kind kind;
     size_t params;
-  } known[] = {{"relu", CPU_ACT_RELU, 0},
-               {"clip", CPU_ACT_CLIP, 2},
-               {"leakyrelu", CPU_ACT_LEAKYRELU, 1},
-               {"hardsigmoid", CPU_ACT_HARDSIGMOID, 2},
-               {"hardswish", CPU_ACT_HARDSWISH, 0}};
+  } known[] = {{"relu", CPU_ACT_RELU, 0},           {"clip", CPU_ACT_CLIP, 2},
+               {"leakyrelu", CPU_ACT_LEAKYRELU, 1}, {"hardsigmoid", CPU_ACT_HARDSIGMOID, 2},
+               {"hardswish", CPU_ACT_HARDSWISH, 0}, {"sigmoid", CPU_ACT_SIGMOID, 0},
+               {"silu", CPU_ACT_SILU, 0},           {"gelu", CPU_ACT_GELU, 0},
+               {"gelu_tanh", CPU_ACT_GELU_TANH, 0}};
   out->kind = CPU_ACT_NONE;
   out->p0 = out->p1 = 0.0f;
   const char *name = cpu_attr_string(n, "tessera.activation", NULL);
@@ -110,6 +121,59 @@ void cpu_sgemm_ex(cpu_ctx *ctx, bool trans_a, bool trans_b, size_t m, size_t n, 
                   float alpha, const float *a, size_t lda, const float *b, size_t ldb, float beta,
                   float *c, size_t ldc, const cpu_sgemm_epilogue *ep);
 
+/* ---- Packed operands and the general entry point --------------------------------------- */
+
+/* Operands packed ahead of time, once, in the layout the micro-kernels read: the depth k is cut
+ * into KC blocks of cpu_sgemm_kc(k) (the last may be shorter); block by block, packed A holds
+ * its MR-row micro-panels (rows padded to a multiple of MR with zeros) and packed B its
+ * NR-column micro-panels (columns padded to a multiple of NR). Conv packs its weights (A) and
+ * Gemm/MatMul a constant B this way in prepare(), so a run packs only the activations. */
+size_t cpu_sgemm_kc(size_t k);
+/* Floats in a packed op(A) of m x k / op(B) of k x n. */
+size_t cpu_sgemm_packed_a_floats(size_t m, size_t k);
+size_t cpu_sgemm_packed_b_floats(size_t k, size_t n);
+/* Packs op(A) (m x k; A row-major with lda, transposed when ta) into dst, which holds
+ * cpu_sgemm_packed_a_floats(m, k) floats and is 64-byte aligned. */
+void cpu_sgemm_pack_a(bool ta, const float *a, size_t lda, size_t m, size_t k, float *dst);
+/* Packs op(B) (k x n) into dst of cpu_sgemm_packed_b_floats(k, n) floats, 64-byte aligned. */
+void cpu_sgemm_pack_b(bool tb, const float *b, size_t ldb, size_t k, size_t n, float *dst);
+
+/* A source of B that is not a plain matrix (Conv: the input image, read through the window):
+ * writes op(B)[p0 .. p0+kc) x [col0 .. col0+cols) as one micro-panel, kc rows of NR floats,
+ * zero past cols. Called from several threads at once, each with its own dst. */
+typedef void (*cpu_sgemm_pack_b_fn)(const void *arg, size_t p0, size_t kc, size_t col0, size_t cols,
+                                    float *dst);
+
+/* C[m x n] = ep(alpha * op(A) op(B) + beta * C). A is given plain (a, lda, ta) or packed
+ * (a_packed; then a may be NULL); B plain (b, ldb, tb), packed (b_packed) or through pack_b.
+ * Small and vector shapes take direct loops when both plain operands are there. */
+typedef struct cpu_sgemm_args {
+  bool ta, tb;
+  size_t m, n, k;
+  float alpha, beta;
+  const float *a;
+  size_t lda;
+  const float *a_packed;
+  const float *b;
+  size_t ldb;
+  const float *b_packed;
+  cpu_sgemm_pack_b_fn pack_b;
+  const void *pack_b_arg;
+  /* B read in place, unpacked: row p of op(B) starts at b_rows + b_offs[p] and runs along the
+   * columns with unit stride (Conv over a zero-padded input, where the rows of its implicit
+   * im2col matrix are shifted views of the input). The caller keeps round_up(n, NR) columns
+   * of every row readable. */
+  const float *b_rows;
+  const ptrdiff_t *b_offs;
+  float *c;
+  size_t ldc;
+  const cpu_sgemm_epilogue *ep;
+} cpu_sgemm_args;
+
+/* Runs on ctx's threads and ISA. Returns 0, or -1 when scratch memory for packing A could not
+ * be had (C is then untouched). */
+int cpu_sgemm_run(cpu_ctx *ctx, const cpu_sgemm_args *args);
+
 /* The epilogue of one register tile: the biases already offset to the tile's first row and
  * column. The micro-kernels receive NULL for every KC block but the last. */
 typedef struct cpu_sgemm_tile_ep {
@@ -124,6 +188,11 @@ typedef struct cpu_sgemm_tile_ep {
 typedef void (*cpu_sgemm_ukernel_fn)(size_t kc, const float *ap, const float *bp, float *c,
                                      size_t ldc, size_t mr, size_t nr, float alpha, float beta,
                                      const cpu_sgemm_tile_ep *ep);
+/* The same with B read in place: row p of the panel at b + offs[p], NR floats. */
+typedef void (*cpu_sgemm_ukernel_offs_fn)(size_t kc, const float *ap, const float *b,
+                                          const ptrdiff_t *offs, float *c, size_t ldc, size_t mr,
+                                          size_t nr, float alpha, float beta,
+                                          const cpu_sgemm_tile_ep *ep);
 
 #if defined(TSR_CPU_HAVE_AVX2) && (defined(__x86_64__) || defined(__i386__))
 #define CPU_GEMM_HAVE_AVX2 1
@@ -131,6 +200,10 @@ typedef void (*cpu_sgemm_ukernel_fn)(size_t kc, const float *ap, const float *bp
 void cpu_sgemm_ukernel_avx2(size_t kc, const float *ap, const float *bp, float *c, size_t ldc,
                             size_t mr, size_t nr, float alpha, float beta,
                             const cpu_sgemm_tile_ep *ep);
+/* The micro-kernel for B read in place: row p of the panel at b + offs[p] (see b_rows). */
+void cpu_sgemm_ukernel_offs_avx2(size_t kc, const float *ap, const float *b, const ptrdiff_t *offs,
+                                 float *c, size_t ldc, size_t mr, size_t nr, float alpha,
+                                 float beta, const cpu_sgemm_tile_ep *ep);
 /* y[i] += a * x[i] for i < n. */
 void cpu_saxpy_avx2(size_t n, float a, const float *x, float *y);
 /* Returns sum x[i] * y[i] for i < n. */

@@ -563,6 +563,107 @@ static void ln_task(void *arg, size_t begin, size_t end) {
   DISPATCH_MODE(j->mode, ln_rows(j, begin, end, M_));
 }
 
+/* float32, the case models run: the same two-pass statistics in double, accumulated in eight
+ * independent lanes so that the compiler vectorises them without reordering any one sum, and
+ * the normalisation (x - mean) * inv in double, times Scale plus B in float. Scale and B come
+ * expanded to `cols` floats (B zeros when absent). Written once and compiled twice, generic
+ * and AVX2+FMA, picked by ctx->isa. */
+#define LN_ROWS_F32_BODY                                                                           \
+  for (size_t r = begin; r < end; r++) {                                                           \
+    const float *x = j->x + r * cols;                                                              \
+    float *y = j->y + r * cols;                                                                    \
+    double s[8] = {0}, q[8] = {0}, sum = 0, sq = 0;                                                \
+    size_t i = 0;                                                                                  \
+    for (; i + 8 <= cols; i += 8)                                                                  \
+      for (size_t l = 0; l < 8; l++)                                                               \
+        s[l] += x[i + l];                                                                          \
+    for (size_t l = 0; l < 8; l++)                                                                 \
+      sum += s[l];                                                                                 \
+    for (; i < cols; i++)                                                                          \
+      sum += x[i];                                                                                 \
+    const double mu = sum / (double)cols;                                                          \
+    for (i = 0; i + 8 <= cols; i += 8)                                                             \
+      for (size_t l = 0; l < 8; l++) {                                                             \
+        double d = (double)x[i + l] - mu;                                                          \
+        q[l] += d * d;                                                                             \
+      }                                                                                            \
+    for (size_t l = 0; l < 8; l++)                                                                 \
+      sq += q[l];                                                                                  \
+    for (; i < cols; i++) {                                                                        \
+      double d = (double)x[i] - mu;                                                                \
+      sq += d * d;                                                                                 \
+    }                                                                                              \
+    const double inv = 1.0 / sqrt(sq / (double)cols + j->eps);                                     \
+    for (i = 0; i < cols; i++)                                                                     \
+      y[i] = (float)(((double)x[i] - mu) * inv) * j->scale[i] + j->bias[i];                        \
+    if (j->mean)                                                                                   \
+      cpu_write_f64(j->mean, r, mu);                                                               \
+    if (j->inv)                                                                                    \
+      cpu_write_f64(j->inv, r, inv);                                                               \
+  }
+
+typedef struct ln_f32_job {
+  const float *x;
+  float *y;
+  size_t cols;
+  double eps;
+  const float *scale, *bias;
+  cpu_tensor *mean, *inv;
+} ln_f32_job;
+
+static void ln_f32_task(void *arg, size_t begin, size_t end) {
+  const ln_f32_job *j = arg;
+  const size_t cols = j->cols;
+  LN_ROWS_F32_BODY
+}
+
+#if defined(TSR_CPU_HAVE_AVX2) && (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+#define LN_HAVE_AVX2 1
+__attribute__((target("avx2,fma"))) static void ln_f32_task_avx2(void *arg, size_t begin,
+                                                                 size_t end) {
+  const ln_f32_job *j = arg;
+  const size_t cols = j->cols;
+  LN_ROWS_F32_BODY
+}
+#endif
+
+static int ln_run_f32(cpu_ctx *ctx, const ln_plan *p, const cpu_tensor *in, cpu_tensor *out) {
+  float *params = malloc(2 * (p->cols ? p->cols : 1) * sizeof *params);
+  double *tmp = malloc((p->cols ? p->cols : 1) * sizeof *tmp);
+  if (!params || !tmp) {
+    free(params);
+    free(tmp);
+    return cpu_fail(ctx, "out of memory");
+  }
+  ln_expand(&in[0], &in[1], p->axis, p->cols, tmp);
+  for (size_t i = 0; i < p->cols; i++)
+    params[i] = (float)tmp[i];
+  if (p->has_bias) {
+    ln_expand(&in[0], &in[2], p->axis, p->cols, tmp);
+    for (size_t i = 0; i < p->cols; i++)
+      params[p->cols + i] = (float)tmp[i];
+  } else {
+    memset(params + p->cols, 0, p->cols * sizeof *params);
+  }
+  free(tmp);
+  ln_f32_job j = {.x = in[0].data,
+                  .y = out[0].data,
+                  .cols = p->cols,
+                  .eps = p->eps,
+                  .scale = params,
+                  .bias = params + p->cols,
+                  .mean = p->want_mean ? &out[1] : NULL,
+                  .inv = p->want_inv ? &out[2] : NULL};
+  void (*task)(void *, size_t, size_t) = ln_f32_task;
+#ifdef LN_HAVE_AVX2
+  if (ctx->isa == CPU_ISA_AVX2_FMA)
+    task = ln_f32_task_avx2;
+#endif
+  cpu_parallel_for(ctx, p->rows, nn_grain(3 * p->cols, 1 << 15), task, &j);
+  free(params);
+  return 0;
+}
+
 static int ln_run(cpu_ctx *ctx, const cpu_node *n, void *state, const cpu_tensor *in,
                   cpu_tensor *out) {
   char msg[256];
@@ -571,6 +672,9 @@ static int ln_run(cpu_ctx *ctx, const cpu_node *n, void *state, const cpu_tensor
     return cpu_fail(ctx, "%s", msg);
   if (out[0].count == 0 && p.rows == 0)
     return 0;
+  if (in[0].dtype == TSR_DTYPE_FLOAT32 && in[1].dtype == TSR_DTYPE_FLOAT32 &&
+      (!p.has_bias || in[2].dtype == TSR_DTYPE_FLOAT32))
+    return ln_run_f32(ctx, &p, in, out);
   double *params = malloc(2 * (p.cols ? p.cols : 1) * sizeof *params);
   if (!params)
     return cpu_fail(ctx, "out of memory");

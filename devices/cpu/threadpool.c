@@ -1,86 +1,139 @@
-/* Fork-join pool: workers sleep on a condition variable; parallel_for publishes a job, every
- * thread (the caller too) takes chunks from an atomic counter, and the caller waits for the
- * last chunk. */
+/* Fork-join pool: parallel_for publishes a job, every thread (the caller too) takes chunks from
+ * an atomic counter, and the caller waits for the last chunk.
+ *
+ * Between jobs a worker spins for a short while (SPIN_NS) watching for the next one before it
+ * sleeps on a condition variable, and the caller likewise spins before it sleeps waiting for
+ * the workers; both yield the core now and then while they spin, so that on a machine busier
+ * than its cores a spinning thread does not keep a preempted one from running. A model runs one
+ * parallel kernel after another, often a fraction of a millisecond each; waking a sleeping thread
+ * through the kernel costs tens of microseconds on a virtual machine, which on two threads ate the
+ * whole gain of the second one. The spin ends early when a job arrives, so an idle pool sleeps
+ * after SPIN_NS. */
 #include "devices/cpu/threadpool.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <time.h>
+
+/* How long a thread spins for the next job (a worker) or for the workers to finish (the
+ * caller) before sleeping. */
+#define SPIN_NS 200000
 
 struct cpu_pool {
-  size_t threads;          /* including the caller */
+  size_t threads; /* including the caller */
   pthread_t *workers;
   size_t n_workers;
   pthread_mutex_t mu;
   pthread_cond_t wake;
   pthread_cond_t done;
-  atomic_flag busy;        /* held by the run that owns the pool right now */
-  /* The current job, guarded by mu while published. */
-  uint64_t generation;
+  atomic_flag busy; /* held by the run that owns the pool right now */
+  /* The current job: written under mu before generation is advanced; read under mu. */
+  _Atomic uint64_t generation;
   void (*fn)(void *, size_t, size_t);
   void *arg;
   size_t n, chunk, n_chunks;
   atomic_size_t next_chunk;
-  size_t chunks_done;
-  size_t active;           /* workers inside the current job; the caller waits for 0 so that
-                              no worker can carry an old job into the next one */
-  bool stop;
+  /* Changed under mu; read without it while spinning. */
+  atomic_size_t chunks_done;
+  atomic_size_t active; /* workers inside the current job; the caller waits for 0 so that
+                           no worker can carry an old job into the next one */
+  atomic_bool stop;
 };
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+static uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 static void run_chunks(cpu_pool *p, void (*fn)(void *, size_t, size_t), void *arg, size_t n,
                        size_t chunk, size_t n_chunks, bool is_worker) {
   size_t finished = 0;
   for (;;) {
     size_t c = atomic_fetch_add(&p->next_chunk, 1);
-    if (c >= n_chunks) break;
+    if (c >= n_chunks)
+      break;
     size_t begin = c * chunk;
     size_t end = begin + chunk < n ? begin + chunk : n;
     fn(arg, begin, end);
     finished++;
   }
   pthread_mutex_lock(&p->mu);
-  p->chunks_done += finished;
-  if (is_worker) p->active--;
-  if (p->active == 0) pthread_cond_broadcast(&p->done);
+  atomic_fetch_add(&p->chunks_done, finished);
+  if (is_worker)
+    atomic_fetch_sub(&p->active, 1);
+  if (atomic_load(&p->active) == 0)
+    pthread_cond_broadcast(&p->done);
   pthread_mutex_unlock(&p->mu);
 }
 
 static void *worker_main(void *arg) {
   cpu_pool *p = arg;
   uint64_t seen = 0;
-  pthread_mutex_lock(&p->mu);
   for (;;) {
-    while (!p->stop && p->generation == seen) pthread_cond_wait(&p->wake, &p->mu);
-    if (p->stop) break;
-    seen = p->generation;
+    /* Spin for a while: the next kernel usually follows within microseconds. */
+    uint64_t t0 = now_ns();
+    for (unsigned i = 1; atomic_load_explicit(&p->generation, memory_order_acquire) == seen &&
+                         !atomic_load_explicit(&p->stop, memory_order_relaxed);
+         i++) {
+      cpu_relax();
+      if ((i & 255) == 0) {
+        if (now_ns() - t0 > SPIN_NS)
+          break;
+        sched_yield(); /* on a machine with more threads than cores, let the others run */
+      }
+    }
+    pthread_mutex_lock(&p->mu);
+    while (!atomic_load(&p->stop) && atomic_load(&p->generation) == seen)
+      pthread_cond_wait(&p->wake, &p->mu);
+    if (atomic_load(&p->stop)) {
+      pthread_mutex_unlock(&p->mu);
+      break;
+    }
+    seen = atomic_load(&p->generation);
     void (*fn)(void *, size_t, size_t) = p->fn;
     void *farg = p->arg;
     size_t n = p->n, chunk = p->chunk, n_chunks = p->n_chunks;
-    p->active++;
+    atomic_fetch_add(&p->active, 1);
     pthread_mutex_unlock(&p->mu);
     run_chunks(p, fn, farg, n, chunk, n_chunks, true);
-    pthread_mutex_lock(&p->mu);
   }
-  pthread_mutex_unlock(&p->mu);
   return NULL;
 }
 
 cpu_pool *cpu_pool_create(size_t threads) {
-  if (threads <= 1) return NULL;
+  if (threads <= 1)
+    return NULL;
   cpu_pool *p = calloc(1, sizeof *p);
-  if (!p) return NULL;
+  if (!p)
+    return NULL;
   p->threads = threads;
   pthread_mutex_init(&p->mu, NULL);
   pthread_cond_init(&p->wake, NULL);
   pthread_cond_init(&p->done, NULL);
   atomic_flag_clear(&p->busy);
+  atomic_init(&p->generation, 0);
+  atomic_init(&p->next_chunk, 0);
+  atomic_init(&p->chunks_done, 0);
+  atomic_init(&p->active, 0);
+  atomic_init(&p->stop, false);
   p->workers = calloc(threads - 1, sizeof *p->workers);
   if (!p->workers) {
     cpu_pool_destroy(p);
     return NULL;
   }
   for (size_t i = 0; i + 1 < threads; i++) {
-    if (pthread_create(&p->workers[i], NULL, worker_main, p) != 0) break;
+    if (pthread_create(&p->workers[i], NULL, worker_main, p) != 0)
+      break;
     p->n_workers++;
   }
   if (p->n_workers == 0) {
@@ -92,12 +145,14 @@ cpu_pool *cpu_pool_create(size_t threads) {
 }
 
 void cpu_pool_destroy(cpu_pool *p) {
-  if (!p) return;
+  if (!p)
+    return;
   pthread_mutex_lock(&p->mu);
-  p->stop = true;
+  atomic_store(&p->stop, true);
   pthread_cond_broadcast(&p->wake);
   pthread_mutex_unlock(&p->mu);
-  for (size_t i = 0; i < p->n_workers; i++) pthread_join(p->workers[i], NULL);
+  for (size_t i = 0; i < p->n_workers; i++)
+    pthread_join(p->workers[i], NULL);
   free(p->workers);
   pthread_mutex_destroy(&p->mu);
   pthread_cond_destroy(&p->wake);
@@ -105,14 +160,14 @@ void cpu_pool_destroy(cpu_pool *p) {
   free(p);
 }
 
-size_t cpu_thread_count(const cpu_ctx *ctx) {
-  return ctx && ctx->pool ? ctx->pool->threads : 1;
-}
+size_t cpu_thread_count(const cpu_ctx *ctx) { return ctx && ctx->pool ? ctx->pool->threads : 1; }
 
 void cpu_parallel_for(cpu_ctx *ctx, size_t n, size_t grain,
                       void (*fn)(void *arg, size_t begin, size_t end), void *arg) {
-  if (n == 0) return;
-  if (grain == 0) grain = 1;
+  if (n == 0)
+    return;
+  if (grain == 0)
+    grain = 1;
   cpu_pool *p = ctx ? ctx->pool : NULL;
   if (!p || n <= grain || atomic_flag_test_and_set(&p->busy)) {
     fn(arg, 0, n);
@@ -121,27 +176,41 @@ void cpu_parallel_for(cpu_ctx *ctx, size_t n, size_t grain,
   /* A few chunks per thread balances uneven work without much dispatch overhead. */
   size_t n_chunks = p->threads * 4;
   size_t chunk = (n + n_chunks - 1) / n_chunks;
-  if (chunk < grain) chunk = grain;
+  if (chunk < grain)
+    chunk = grain;
   n_chunks = (n + chunk - 1) / chunk;
 
   pthread_mutex_lock(&p->mu);
-  /* A worker that woke late for the previous job may still hold it; let it leave first. */
-  while (p->active > 0) pthread_cond_wait(&p->done, &p->mu);
+  /* A worker that came late for the previous job may still hold it; let it leave first. */
+  while (atomic_load(&p->active) > 0)
+    pthread_cond_wait(&p->done, &p->mu);
   p->fn = fn;
   p->arg = arg;
   p->n = n;
   p->chunk = chunk;
   p->n_chunks = n_chunks;
-  p->chunks_done = 0;
+  atomic_store(&p->chunks_done, 0);
   atomic_store(&p->next_chunk, 0);
-  p->generation++;
+  atomic_fetch_add_explicit(&p->generation, 1, memory_order_release);
   pthread_cond_broadcast(&p->wake);
   pthread_mutex_unlock(&p->mu);
 
   run_chunks(p, fn, arg, n, chunk, n_chunks, false);
 
+  /* Spin while the workers finish their last chunks, then sleep. */
+  uint64_t t0 = now_ns();
+  for (unsigned i = 1; atomic_load(&p->chunks_done) < n_chunks || atomic_load(&p->active) > 0;
+       i++) {
+    cpu_relax();
+    if ((i & 255) == 0) {
+      if (now_ns() - t0 > SPIN_NS)
+        break;
+      sched_yield(); /* a worker that was preempted may need this core to finish */
+    }
+  }
   pthread_mutex_lock(&p->mu);
-  while (p->chunks_done < n_chunks || p->active > 0) pthread_cond_wait(&p->done, &p->mu);
+  while (atomic_load(&p->chunks_done) < n_chunks || atomic_load(&p->active) > 0)
+    pthread_cond_wait(&p->done, &p->mu);
   pthread_mutex_unlock(&p->mu);
   atomic_flag_clear(&p->busy);
 }

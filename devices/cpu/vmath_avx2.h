@@ -1,0 +1,177 @@
+/* Eight-lane AVX2/FMA versions of the float32 approximations in elementwise_util.h (exp, erf,
+ * tanh, sigmoid, GELU), for kernels that hold their results in registers: the epilogues of the
+ * GEMM micro-kernel (gemm_avx2.c) and of depthwise convolution (conv.c) apply the smooth fused
+ * activations (sigmoid, silu, gelu, gelu_tanh) through cpu_act8_smooth(); cpu_act_apply_row()
+ * applies any fused activation to a finished row, vectorised where the ISA allows; the AVX2
+ * kernels of Exp, Sigmoid, Tanh, Erf and Gelu (elementwise.c) are loops over these.
+ *
+ * Each follows its scalar twin step for step (same polynomial, same clamps, same NaN handling);
+ * with FMA contraction the results may differ from the scalar ones in the last bit or two.
+ * Call only when ctx->isa == CPU_ISA_AVX2_FMA. */
+#ifndef TSR_CPU_VMATH_AVX2_H
+#define TSR_CPU_VMATH_AVX2_H
+
+#include "devices/cpu/gemm_util.h"
+
+#if defined(TSR_CPU_HAVE_AVX2) && (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+#define CPU_VMATH_HAVE_AVX2 1
+
+#include <immintrin.h>
+
+#define CPU_VMATH_AVX2 __attribute__((target("avx2,fma")))
+
+/* cpu_ew_expf on eight lanes. */
+CPU_VMATH_AVX2 static inline __m256 cpu_exp8(__m256 x) {
+  const __m256 hi = _mm256_set1_ps(88.7228394f), lo = _mm256_set1_ps(-87.3365479f);
+  /* max_ps(a, b) is a > b ? a : b: a NaN x becomes lo here and is put back at the end. */
+  __m256 xc = _mm256_min_ps(_mm256_max_ps(x, lo), hi);
+  __m256 n = _mm256_round_ps(_mm256_mul_ps(xc, _mm256_set1_ps(1.44269504088896341f)),
+                             _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), xc);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 r2 = _mm256_mul_ps(r, r);
+  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+  p = _mm256_add_ps(_mm256_fmadd_ps(p, r2, r), _mm256_set1_ps(1.0f));
+  /* 2^n in two halves, so that n = 128 does not overflow the exponent. */
+  __m256i ni = _mm256_cvtps_epi32(n);
+  __m256i n1 = _mm256_srai_epi32(ni, 1), n2 = _mm256_sub_epi32(ni, n1);
+  const __m256i bias = _mm256_set1_epi32(127);
+  __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n1, bias), 23));
+  __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n2, bias), 23));
+  __m256 y = _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
+  y = _mm256_blendv_ps(y, _mm256_set1_ps(INFINITY), _mm256_cmp_ps(x, hi, _CMP_GT_OQ));
+  y = _mm256_blendv_ps(y, _mm256_setzero_ps(), _mm256_cmp_ps(x, lo, _CMP_LT_OQ));
+  return _mm256_blendv_ps(y, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+}
+
+/* cpu_ew_erff on eight lanes. */
+CPU_VMATH_AVX2 static inline __m256 cpu_erf8(__m256 x) {
+  /* x second: a NaN x passes through both clamps. */
+  __m256 xc = _mm256_min_ps(_mm256_set1_ps(4.0f), _mm256_max_ps(_mm256_set1_ps(-4.0f), x));
+  __m256 x2 = _mm256_mul_ps(xc, xc);
+  __m256 p = _mm256_set1_ps(-2.72614225801306e-10f);
+  p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(2.77068142495902e-08f));
+  p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(-2.10102402082508e-06f));
+  p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(-5.69250639462346e-05f));
+  p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(-7.34990630326855e-04f));
+  p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(-2.95459980854025e-03f));
+  p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(-1.60960333262415e-02f));
+  p = _mm256_mul_ps(p, xc);
+  __m256 q = _mm256_set1_ps(-1.45660718464996e-05f);
+  q = _mm256_fmadd_ps(q, x2, _mm256_set1_ps(-2.13374055278905e-04f));
+  q = _mm256_fmadd_ps(q, x2, _mm256_set1_ps(-1.68282697438203e-03f));
+  q = _mm256_fmadd_ps(q, x2, _mm256_set1_ps(-7.37332916720468e-03f));
+  q = _mm256_fmadd_ps(q, x2, _mm256_set1_ps(-1.42647390514189e-02f));
+  return _mm256_div_ps(p, q);
+}
+
+/* cpu_ew_tanhf on eight lanes. */
+CPU_VMATH_AVX2 static inline __m256 cpu_tanh8(__m256 x) {
+  const __m256 c = _mm256_set1_ps(7.90531110763549805f);
+  __m256 xc = _mm256_min_ps(c, _mm256_max_ps(_mm256_sub_ps(_mm256_setzero_ps(), c), x));
+  __m256 x2 = _mm256_mul_ps(xc, xc);
+  __m256 p = _mm256_set1_ps(-2.76076847742355e-16f);
+  p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(2.00018790482477e-13f));
+  p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(-8.60467152213735e-11f));
+  p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(5.12229709037114e-08f));
+  p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(1.48572235717979e-05f));
+  p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(6.37261928875436e-04f));
+  p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(4.89352455891786e-03f));
+  p = _mm256_mul_ps(p, xc);
+  __m256 q = _mm256_set1_ps(1.19825839466702e-06f);
+  q = _mm256_fmadd_ps(q, x2, _mm256_set1_ps(1.18534705686654e-04f));
+  q = _mm256_fmadd_ps(q, x2, _mm256_set1_ps(2.26843463243900e-03f));
+  q = _mm256_fmadd_ps(q, x2, _mm256_set1_ps(4.89352518554385e-03f));
+  __m256 y = _mm256_div_ps(p, q);
+  y = _mm256_blendv_ps(y, _mm256_set1_ps(1.0f), _mm256_cmp_ps(x, c, _CMP_GE_OQ));
+  y = _mm256_blendv_ps(y, _mm256_set1_ps(-1.0f),
+                       _mm256_cmp_ps(x, _mm256_sub_ps(_mm256_setzero_ps(), c), _CMP_LE_OQ));
+  __m256 ax = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x);
+  return _mm256_blendv_ps(y, x, _mm256_cmp_ps(ax, _mm256_set1_ps(0.0004f), _CMP_LT_OQ));
+}
+
+/* cpu_ew_sigmoidf on eight lanes. */
+CPU_VMATH_AVX2 static inline __m256 cpu_sigmoid8(__m256 x) {
+  const __m256 one = _mm256_set1_ps(1.0f);
+  return _mm256_div_ps(one, _mm256_add_ps(one, cpu_exp8(_mm256_sub_ps(_mm256_setzero_ps(), x))));
+}
+
+/* cpu_ew_geluf on eight lanes. */
+CPU_VMATH_AVX2 static inline __m256 cpu_gelu8(__m256 x) {
+  __m256 e = cpu_erf8(_mm256_mul_ps(x, _mm256_set1_ps(0.707106781186547524f)));
+  return _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), x),
+                       _mm256_add_ps(_mm256_set1_ps(1.0f), e));
+}
+
+/* cpu_ew_gelu_tanhf on eight lanes. */
+CPU_VMATH_AVX2 static inline __m256 cpu_gelu_tanh8(__m256 x) {
+  __m256 x3 = _mm256_mul_ps(_mm256_mul_ps(x, x), x);
+  __m256 u = _mm256_mul_ps(_mm256_set1_ps(0.797884560802865355f),
+                           _mm256_fmadd_ps(_mm256_set1_ps(0.044715f), x3, x));
+  return _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), x),
+                       _mm256_add_ps(_mm256_set1_ps(1.0f), cpu_tanh8(u)));
+}
+
+/* The smooth activations of cpu_act_apply (sigmoid, silu, gelu, gelu_tanh) on eight lanes;
+ * any other kind returns x unchanged (the callers handle the piecewise-linear ones inline). */
+CPU_VMATH_AVX2 static inline __m256 cpu_act8_smooth(const cpu_act *a, __m256 x) {
+  switch (a->kind) {
+  case CPU_ACT_SIGMOID: return cpu_sigmoid8(x);
+  case CPU_ACT_SILU: return _mm256_mul_ps(x, cpu_sigmoid8(x));
+  case CPU_ACT_GELU: return cpu_gelu8(x);
+  case CPU_ACT_GELU_TANH: return cpu_gelu_tanh8(x);
+  default: return x;
+  }
+}
+
+/* cpu_act_apply_row for AVX2: whole vectors through act8 below, the tail scalar. */
+CPU_VMATH_AVX2 static inline void cpu_act_apply_row_avx2(const cpu_act *a, float *y, size_t n) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256 v = _mm256_loadu_ps(y + i);
+    switch (a->kind) {
+    case CPU_ACT_SIGMOID:
+    case CPU_ACT_SILU:
+    case CPU_ACT_GELU:
+    case CPU_ACT_GELU_TANH: v = cpu_act8_smooth(a, v); break;
+    default: {
+      float t[8];
+      _mm256_storeu_ps(t, v);
+      for (int l = 0; l < 8; l++)
+        t[l] = cpu_act_apply(a, t[l]);
+      v = _mm256_loadu_ps(t);
+    }
+    }
+    _mm256_storeu_ps(y + i, v);
+  }
+  for (; i < n; i++)
+    y[i] = cpu_act_apply(a, y[i]);
+}
+
+#endif
+
+/* Applies activation a to n floats in place: eight lanes at a time when isa is AVX2+FMA, else
+ * one at a time. For kernels that compute outputs point by point (the borders of depthwise
+ * convolution) and can apply the activation to a finished row instead: the smooth activations
+ * cost a polynomial per element, about eight times less per element in vectors. */
+static inline void cpu_act_apply_row(cpu_isa isa, const cpu_act *a, float *y, size_t n) {
+  if (a->kind == CPU_ACT_NONE)
+    return;
+#ifdef CPU_VMATH_HAVE_AVX2
+  if (isa == CPU_ISA_AVX2_FMA) {
+    cpu_act_apply_row_avx2(a, y, n);
+    return;
+  }
+#else
+  (void)isa;
+#endif
+  for (size_t i = 0; i < n; i++)
+    y[i] = cpu_act_apply(a, y[i]);
+}
+
+#endif
