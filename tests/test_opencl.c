@@ -1,9 +1,10 @@
-/* The OpenCL plugin (devices/opencl) through the public API: results against the CPU device,
- * several threads on one session, the program-binary cache, a machine with no OpenCL platform
- * and a kernel build that fails. The plugin is loaded by path from the build folder; when it
- * was not built, or the machine has no OpenCL device, the tests that need one pass vacuously
- * (they say so on stderr). Check forks each test, so environment variables set here stay in
- * that test. */
+/* The OpenCL plugin (devices/opencl) through the public API: results against the CPU device
+ * (a small CNN; depthwise and transposed convolutions with the typed ops after them), the fp16
+ * rule and tolerance, several threads on one session, the program-binary cache, a machine with
+ * no OpenCL platform and a kernel build that fails. The plugin is loaded by path from the build
+ * folder; when it was not built, or the machine has no OpenCL device, the tests that need one
+ * pass vacuously (they say so on stderr). Check forks each test, so environment variables set
+ * here stay in that test. */
 #include <dirent.h>
 #include <math.h>
 #include <pthread.h>
@@ -104,11 +105,12 @@ static tsr_tensor *cnn_input(tsr_runtime *rt) {
   return x;
 }
 
-static tsr_tensor *run_on(tsr_runtime *rt, tsr_model *model, const char *devices, int strict,
-                          tsr_tensor *x) {
+static tsr_tensor *run_prec(tsr_runtime *rt, tsr_model *model, const char *devices, int strict,
+                            uint32_t precisions, tsr_tensor *x) {
   tsr_session_options so = {sizeof so};
   so.devices = devices;
   so.strict = strict;
+  so.precisions = precisions;
   tsr_session *s = NULL;
   ck_assert_ok(tsr_session_create(rt, model, &so, &s));
   const char *names[] = {"x"};
@@ -117,6 +119,11 @@ static tsr_tensor *run_on(tsr_runtime *rt, tsr_model *model, const char *devices
   ck_assert_ok(tsr_session_run(s, NULL, 1, names, ins, 1, NULL, &y));
   tsr_session_destroy(s);
   return y;
+}
+
+static tsr_tensor *run_on(tsr_runtime *rt, tsr_model *model, const char *devices, int strict,
+                          tsr_tensor *x) {
+  return run_prec(rt, model, devices, strict, 0, x);
 }
 
 static void assert_close(tsr_tensor *a, tsr_tensor *b) {
@@ -130,6 +137,17 @@ static void assert_close(tsr_tensor *a, tsr_tensor *b) {
 /* Keeps the test's cache out of the user's ~/.cache. */
 static char *private_cache(void) {
   char *dir = tsr_test_tmpdir();
+  setenv("XDG_CACHE_HOME", dir, 1);
+  return dir;
+}
+
+/* A cache folder in the build tree that the tests which do not examine the cache share, so that
+ * the program (and PoCL's own kernel cache under it) is built once, not once per test. */
+static char *shared_cache(void) {
+  char *dir = malloc(4096);
+  ck_assert_ptr_nonnull(dir);
+  snprintf(dir, 4096, "%s/opencl-test-cache", tsr_test_builddir());
+  mkdir(dir, 0755);
   setenv("XDG_CACHE_HOME", dir, 1);
   return dir;
 }
@@ -171,6 +189,219 @@ out:
 }
 END_TEST
 
+/* x[2,6,9,7] -> depthwise Conv 3x3 stride 2 (the dwconv2d kernel) -> ConvTranspose (groups,
+ * stride 2, pads, output_padding) -> Where(c > 0, c, 0.1 c) -> ArgMax over channels, Cast to
+ * float, and CumSum along W: every node on OpenCL, every output against the CPU device. */
+static tsr_model *conv_ops_model(tsr_runtime *rt) {
+  mb_model *m = mb_new(13);
+  int64_t xd[] = {2, 6, 9, 7}, wd[] = {6, 1, 3, 3}, bd[] = {6}, td[] = {6, 2, 3, 3};
+  mb_input(m, "x", TSR_DTYPE_FLOAT32, 4, xd);
+  float w[54], b[6], t[108], bt[6], k = 0.1f, zero = 0.0f;
+  for (int i = 0; i < 54; i++) w[i] = sinf((float)i * 1.3f) * 0.4f;
+  for (int i = 0; i < 6; i++) b[i] = 0.05f * (float)i - 0.1f;
+  for (int i = 0; i < 108; i++) t[i] = cosf((float)i * 0.9f) * 0.3f;
+  for (int i = 0; i < 6; i++) bt[i] = 0.02f * (float)i;
+  int64_t axis = 3;
+  mb_init_f32(m, "w", 4, wd, w);
+  mb_init_f32(m, "b", 1, bd, b);
+  mb_init_f32(m, "t", 4, td, t);
+  mb_init_f32(m, "bt", 1, bd, bt);
+  mb_init_f32(m, "k", 0, NULL, &k);
+  mb_init_f32(m, "zero", 0, NULL, &zero);
+  mb_init_i64(m, "axis", 0, NULL, &axis);
+  int64_t s2[] = {2, 2}, p1[] = {1, 1, 1, 1}, op[] = {1, 0};
+  mb_node(m, "Conv", "dw", "x,w,b", "a");
+  mb_attr_int(m, "group", 6);
+  mb_attr_ints(m, "strides", 2, s2);
+  mb_attr_ints(m, "pads", 4, p1);
+  mb_node(m, "ConvTranspose", "up", "a,t,bt", "c");
+  mb_attr_int(m, "group", 3);
+  mb_attr_ints(m, "strides", 2, s2);
+  mb_attr_ints(m, "pads", 4, p1);
+  mb_attr_ints(m, "output_padding", 2, op);
+  mb_node(m, "Greater", "pos", "c,zero", "g");
+  mb_node(m, "Mul", "leak", "c,k", "l");
+  mb_node(m, "Where", "select", "g,c,l", "d");
+  mb_node(m, "ArgMax", "arg", "d", "am");
+  mb_attr_int(m, "axis", 1);
+  mb_attr_int(m, "keepdims", 0);
+  mb_node(m, "Cast", "tofloat", "am", "e");
+  mb_attr_int(m, "to", TSR_DTYPE_FLOAT32);
+  mb_node(m, "CumSum", "cum", "d,axis", "cs");
+  mb_output(m, "d", TSR_DTYPE_FLOAT32);
+  mb_output(m, "e", TSR_DTYPE_FLOAT32);
+  mb_output(m, "cs", TSR_DTYPE_FLOAT32);
+  size_t size;
+  void *bytes = mb_serialize(m, &size);
+  mb_free(m);
+  tsr_model *model = NULL;
+  ck_assert_ok(tsr_model_load_memory(rt, bytes, size, NULL, &model));
+  free(bytes);
+  return model;
+}
+
+START_TEST(depthwise_transposed_and_typed_ops_match_cpu) {
+  char *cache = shared_cache();
+  tsr_runtime *rt = runtime_with_opencl();
+  if (!rt || !has_opencl_device(rt)) goto out;
+  tsr_model *model = conv_ops_model(rt);
+  int64_t xd[] = {2, 6, 9, 7};
+  tsr_tensor *x = NULL;
+  ck_assert_ok(tsr_tensor_create(rt, TSR_DTYPE_FLOAT32, 4, xd, &x));
+  float *px = tsr_tensor_data(x);
+  for (int i = 0; i < 756; i++) px[i] = sinf((float)i * 0.61f) + 0.2f;
+  tsr_tensor *got[3], *want[3];
+  const char *outs[] = {"d", "e", "cs"}, *names[] = {"x"};
+  const tsr_tensor *ins[] = {x};
+  for (int dev = 0; dev < 2; dev++) {
+    tsr_session_options so = {sizeof so};
+    so.devices = dev ? "opencl" : "cpu";
+    so.strict = 1;
+    tsr_session *s = NULL;
+    ck_assert_ok(tsr_session_create(rt, model, &so, &s));
+    ck_assert_ok(tsr_session_run(s, NULL, 1, names, ins, 3, outs, dev ? got : want));
+    tsr_session_destroy(s);
+  }
+  for (int i = 0; i < 3; i++) {
+    assert_close(got[i], want[i]);
+    tsr_tensor_destroy(got[i]);
+    tsr_tensor_destroy(want[i]);
+  }
+  tsr_tensor_destroy(x);
+  tsr_model_destroy(model);
+out:
+  tsr_runtime_destroy(rt);
+  free(cache);
+}
+END_TEST
+
+/* ScatterND and ScatterElements into constant data: the plugin uploads the constant for the
+ * copy that starts the output. */
+START_TEST(scatter_into_constant_data) {
+  char *cache = shared_cache();
+  tsr_runtime *rt = runtime_with_opencl();
+  if (!rt || !has_opencl_device(rt)) goto out;
+  mb_model *m = mb_new(13);
+  int64_t ud[] = {2, 5}, dd[] = {4, 5}, id[] = {2, 1}, ed[] = {2, 5};
+  mb_input(m, "u", TSR_DTYPE_FLOAT32, 2, ud);
+  float data[20];
+  for (int i = 0; i < 20; i++) data[i] = (float)i * 0.5f;
+  int64_t idx[] = {3, 1}, eidx[] = {0, 1, 2, 3, 0, 3, 3, 1, 1, 2};
+  mb_init_f32(m, "data", 2, dd, data);
+  mb_init_i64(m, "idx", 2, id, idx);
+  mb_init_i64(m, "eidx", 2, ed, eidx);
+  mb_node(m, "ScatterND", "nd", "data,idx,u", "a");
+  mb_node(m, "ScatterElements", "el", "data,eidx,u", "b");
+  mb_output(m, "a", TSR_DTYPE_FLOAT32);
+  mb_output(m, "b", TSR_DTYPE_FLOAT32);
+  size_t size;
+  void *bytes = mb_serialize(m, &size);
+  mb_free(m);
+  tsr_model *model = NULL;
+  ck_assert_ok(tsr_model_load_memory(rt, bytes, size, NULL, &model));
+  free(bytes);
+  tsr_tensor *u = NULL;
+  ck_assert_ok(tsr_tensor_create(rt, TSR_DTYPE_FLOAT32, 2, ud, &u));
+  float *pu = tsr_tensor_data(u);
+  for (int i = 0; i < 10; i++) pu[i] = 100.0f + (float)i;
+  tsr_tensor *got[2], *want[2];
+  const char *outs[] = {"a", "b"}, *names[] = {"u"};
+  const tsr_tensor *ins[] = {u};
+  for (int dev = 0; dev < 2; dev++) {
+    tsr_session_options so = {sizeof so};
+    so.devices = dev ? "opencl" : "cpu";
+    so.strict = 1;
+    tsr_session *s = NULL;
+    ck_assert_ok(tsr_session_create(rt, model, &so, &s));
+    ck_assert_ok(tsr_session_run(s, NULL, 1, names, ins, 2, outs, dev ? got : want));
+    tsr_session_destroy(s);
+  }
+  for (int i = 0; i < 2; i++) {
+    assert_close(got[i], want[i]);
+    tsr_tensor_destroy(got[i]);
+    tsr_tensor_destroy(want[i]);
+  }
+  tsr_tensor_destroy(u);
+  tsr_model_destroy(model);
+out:
+  tsr_runtime_destroy(rt);
+  free(cache);
+}
+END_TEST
+
+/* The largest |a - b| over two tensors of floats, and whether any element differs at all. */
+static float max_diff(tsr_tensor *a, tsr_tensor *b, bool *any) {
+  const float *pa = tsr_tensor_data(a), *pb = tsr_tensor_data(b);
+  float m = 0.0f;
+  *any = false;
+  for (size_t i = 0; i < tsr_tensor_element_count(a); i++) {
+    float d = fabsf(pa[i] - pb[i]);
+    m = d > m ? d : m;
+    *any |= pa[i] != pb[i];
+  }
+  return m;
+}
+
+/* The fp16 rule (devices/opencl/README.md): a session allowing fp16 runs the fp16 variant on a
+ * device with cl_khr_fp16 and float32 elsewhere; TESSERA_OPENCL_FP16=emulate runs the variant's
+ * roundings in float on any device, =off keeps float32. The CNN's softmax outputs lie in
+ * [0, 1]; the README's bound for its half products (3 * 2^-11 of sum |x w| per dot product,
+ * about 0.3 here before the softmax, which does not magnify differences) is well under 2e-3. */
+START_TEST(fp16_rule_and_tolerance) {
+  char *cache = shared_cache();
+  tsr_runtime *rt = runtime_with_opencl();
+  if (!rt || !has_opencl_device(rt)) goto out;
+  bool real_fp16 = false;
+  for (size_t i = 0; i < tsr_runtime_device_count(rt); i++) {
+    tsr_device_info di = {sizeof di};
+    if (!tsr_runtime_device_info(rt, i, &di) && !strcmp(di.plugin, "opencl")) {
+      real_fp16 = (di.flags & TSR_DEVICE_FLAG_FP16) != 0; /* the device "opencl" names */
+      break;
+    }
+  }
+  tsr_model *model = cnn_model(rt);
+  tsr_tensor *x = cnn_input(rt);
+  uint32_t f16 = TSR_PRECISION_FP32 | TSR_PRECISION_FP16;
+  tsr_tensor *f32 = run_prec(rt, model, "opencl", 1, TSR_PRECISION_FP32, x);
+  bool any;
+  /* Allowing fp16: float32 on a device without cl_khr_fp16 (bit for bit), else half. */
+  tsr_tensor *y = run_prec(rt, model, "opencl", 1, f16, x);
+  float d = max_diff(y, f32, &any);
+  if (real_fp16) {
+    ck_assert_msg(d <= 2e-3f, "fp16 differs from fp32 by %g", (double)d);
+  } else {
+    ck_assert_msg(!any, "no cl_khr_fp16, yet the fp16 session differs from fp32 by %g", (double)d);
+    fprintf(stderr, "test_opencl: the OpenCL device has no cl_khr_fp16; half arithmetic is "
+                    "checked through its emulation only\n");
+  }
+  tsr_tensor_destroy(y);
+  /* The emulated variant: the same roundings, on any device. */
+  setenv("TESSERA_OPENCL_FP16", "emulate", 1);
+  y = run_prec(rt, model, "opencl", 1, f16, x);
+  d = max_diff(y, f32, &any);
+  ck_assert_msg(any, "the emulated fp16 variant gave float32's result exactly");
+  ck_assert_msg(d <= 2e-3f, "emulated fp16 differs from fp32 by %g", (double)d);
+  tsr_tensor_destroy(y);
+  /* A session without fp16 never uses the variant. */
+  y = run_prec(rt, model, "opencl", 1, TSR_PRECISION_FP32, x);
+  d = max_diff(y, f32, &any);
+  ck_assert(!any);
+  tsr_tensor_destroy(y);
+  /* =off keeps float32 even when fp16 is allowed. */
+  setenv("TESSERA_OPENCL_FP16", "off", 1);
+  y = run_prec(rt, model, "opencl", 1, f16, x);
+  d = max_diff(y, f32, &any);
+  ck_assert(!any);
+  tsr_tensor_destroy(y);
+  tsr_tensor_destroy(f32);
+  tsr_tensor_destroy(x);
+  tsr_model_destroy(model);
+out:
+  tsr_runtime_destroy(rt);
+  free(cache);
+}
+END_TEST
+
 typedef struct worker {
   tsr_session *s;
   tsr_tensor *x, *want;
@@ -201,7 +432,7 @@ static void *work(void *arg) {
 }
 
 START_TEST(several_threads_on_one_session) {
-  char *cache = private_cache();
+  char *cache = shared_cache();
   tsr_runtime *rt = runtime_with_opencl();
   if (!rt || !has_opencl_device(rt)) goto out;
   tsr_model *model = cnn_model(rt);
@@ -237,6 +468,9 @@ START_TEST(no_platform_loads_with_no_devices) {
    * platform at all. */
   char *empty = tsr_test_tmpdir();
   setenv("OCL_ICD_VENDORS", empty, 1);
+  /* OCL_ICD_FILENAMES names drivers to load whatever the folder holds (NVIDIA's containers
+   * set it), so it goes too. */
+  unsetenv("OCL_ICD_FILENAMES");
   tsr_runtime *rt = runtime_with_opencl();
   if (!rt) goto out;
   ck_assert_uint_eq(tsr_runtime_plugin_failure_count(rt), 0);
@@ -295,6 +529,9 @@ static Suite *suite(void) {
   TCase *tc = tcase_create("opencl");
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, matches_cpu_and_caches_the_program);
+  tcase_add_test(tc, depthwise_transposed_and_typed_ops_match_cpu);
+  tcase_add_test(tc, scatter_into_constant_data);
+  tcase_add_test(tc, fp16_rule_and_tolerance);
   tcase_add_test(tc, several_threads_on_one_session);
   tcase_add_test(tc, no_platform_loads_with_no_devices);
   tcase_add_test(tc, failing_build_reports_the_log);

@@ -108,6 +108,8 @@ int parse_args(int argc, char **argv, cli_opts *o) {
         o->iterations = (int)v;
     } else if (!strcmp(a, "--strict")) {
       o->strict = 1;
+    } else if (!strcmp(a, "--fp16")) {
+      o->fp16 = 1;
     } else if (!strcmp(a, "--json")) {
       o->json = 1;
     } else if (!strcmp(a, "--profile") && bench) {
@@ -135,6 +137,7 @@ int load_session(tsr_runtime *rt, const cli_opts *o, const char *devices, tsr_mo
   so.devices = devices ? devices : o->devices;
   so.threads = o->threads;
   so.strict = o->strict;
+  so.precisions = TSR_PRECISION_FP32 | (o->fp16 ? TSR_PRECISION_FP16 : 0u);
   s = tsr_session_create(rt, *model, &so, session);
   if (s) return fail_status("creating session", s);
   return 0;

@@ -14,6 +14,7 @@ typedef struct cli_opts {
   const char *devices;
   const char *output_dir;
   int threads, strict, json, repeat, profile;
+  int fp16;                     /* --fp16: the session allows float16 (TSR_PRECISION_FP16) */
   int warmup, iterations;       /* bench */
   const char *profile_file;     /* bench --profile FILE */
   bool *is_shape;               /* per --input/--shape: true when it gave dims */

@@ -18,15 +18,17 @@ static void usage(FILE *f) {
           "usage:\n"
           "  tessera devices\n"
           "  tessera run MODEL.onnx [--input NAME=FILE]... [--output-dir DIR] [--device LIST]\n"
-          "              [--threads N] [--strict] [--repeat N] [--profile]\n"
+          "              [--threads N] [--strict] [--fp16] [--repeat N] [--profile]\n"
           "  tessera partition MODEL.onnx [--device LIST] [--shape NAME=D1xD2...]... [--json]\n"
           "  tessera bench MODEL.onnx [--input NAME=FILE | --shape NAME=D1xD2...]...\n"
-          "              [--device LIST|all] [--threads N] [--warmup N] [--iterations N]\n"
+          "              [--device LIST|all] [--threads N] [--fp16] [--warmup N] [--iterations N]\n"
           "              [--json] [--profile TRACE.json]\n"
           "\n"
           "FILE is a .npy file or an ONNX TensorProto (.pb). LIST is 'auto' or device ids or\n"
           "plugin names in preference order, e.g. 'opencl,cpu'. Outputs are written to\n"
-          "DIR/<output name>.npy with characters outside [A-Za-z0-9._-] replaced by '_'.\n");
+          "DIR/<output name>.npy with characters outside [A-Za-z0-9._-] replaced by '_'.\n"
+          "--fp16 lets devices that support it compute float32 work in float16 (less precise;\n"
+          "each plugin's README says what it does with it).\n");
 }
 
 static const char *kind_name(tsr_device_kind k) {

@@ -13,6 +13,16 @@
 
 #include "tessera/plugin.h"
 
+/* The program variants (kernels.cl, "Precision of the float32 kernels"): float32, half
+ * arithmetic (-DOCL_FP16, on devices with cl_khr_fp16) and its float emulation
+ * (-DOCL_FP16_EMULATE, a test hook). */
+typedef enum ocl_variant {
+  OCL_VARIANT_FP32,
+  OCL_VARIANT_FP16,
+  OCL_VARIANT_FP16_EMULATE
+} ocl_variant;
+#define OCL_N_VARIANTS 3
+
 /* One OpenCL device. Its context, read/write queue and program are created on first use
  * (under `lock`), so that a runtime that never runs anything here pays only for enumeration. */
 typedef struct ocl_device {
@@ -20,10 +30,12 @@ typedef struct ocl_device {
   cl_device_id id;
   tsr_plugin_device_props props;
   size_t max_work_group;
+  bool fp64; /* cl_khr_fp64: the typed kernels include float64 */
+  bool fp16; /* cl_khr_fp16: the fp16 program variant can be built */
   pthread_mutex_t lock; /* guards ctx, queue, program and every use of queue */
   cl_context ctx;
   cl_command_queue queue; /* for alloc/write/read; executables have their own */
-  cl_program program;
+  cl_program programs[OCL_N_VARIANTS]; /* per ocl_variant, built on first use */
 } ocl_device;
 
 typedef struct ocl_state {
@@ -42,7 +54,13 @@ typedef struct ocl_buffer {
 /* A kernel argument. VALUE args are a value of the partition, passed as two kernel arguments
  * (the cl_mem and an element offset) and resolved at execute time unless the value is a
  * constant; the rest are fixed at compile time. */
-typedef enum ocl_arg_kind { OCL_ARG_VALUE, OCL_ARG_MEM, OCL_ARG_INT, OCL_ARG_FLOAT } ocl_arg_kind;
+typedef enum ocl_arg_kind {
+  OCL_ARG_VALUE,
+  OCL_ARG_MEM,
+  OCL_ARG_INT,
+  OCL_ARG_FLOAT,
+  OCL_ARG_ULONG
+} ocl_arg_kind;
 
 typedef struct ocl_arg {
   ocl_arg_kind kind;
@@ -72,6 +90,8 @@ typedef struct ocl_exe {
   ocl_device *dev;
   const tsr_plugin_graph *g;
   pthread_mutex_t lock; /* execute() holds it: kernel arguments and the queue are shared */
+  ocl_variant variant;  /* which program the kernels come from */
+  cl_program program;   /* dev->programs[variant], owned by the device */
   cl_command_queue queue;
   uint32_t n_nodes;
   uint32_t n_values;
@@ -112,6 +132,7 @@ int ocl__arg_value(ocl_lower *L, ocl_step *s, int32_t value, uint32_t esize);
 int ocl__arg_params(ocl_lower *L, ocl_step *s, const int32_t *p, size_t count);
 int ocl__arg_int(ocl_lower *L, ocl_step *s, int32_t v);
 int ocl__arg_float(ocl_lower *L, ocl_step *s, float v);
+int ocl__arg_ulong(ocl_lower *L, ocl_step *s, uint64_t v);
 /* 1-D launch over n work items (a step with n == 0 is dropped at execute time). */
 void ocl__launch_1d(ocl_step *s, uint64_t n);
 

@@ -2,190 +2,27 @@
  * kernel launches that compile() records. One function per op family decides both (with
  * L->exe == NULL it only checks), so that what supports() accepts is what compile() builds.
  *
- * Compute ops run on float32 only; data-movement ops (Transpose, Concat, Slice, Gather and
- * the reshaping copies) run on any fixed-size dtype of 1, 2, 4 or 8 bytes. */
+ * This file has the float32 compute ops (elementwise with broadcasting, GEMM, convolution and
+ * pooling, normalisation, softmax, reductions, resize), the data movement of Transpose, Slice,
+ * Concat and Gather, and the dispatch. Elementwise ops and reductions of other dtypes, casts
+ * and the like are in ops_typed.c; the other movement and indexing ops in ops_movement.c;
+ * ConvTranspose, InstanceNormalization and LRN in ops_nn.c. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "ocl.h"
-
-#define MAX_ELEMS 0x7fffffffLL /* kernels index with 32-bit ints */
-
-static int refuse(ocl_lower *L, int reason, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int refuse(ocl_lower *L, int reason, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(L->msg, L->msg_size, fmt, ap);
-  va_end(ap);
-  return reason;
-}
-
-static const char *dtype_name(uint32_t dt) {
-  switch (dt) {
-  case TSR_DTYPE_FLOAT32: return "float32";
-  case TSR_DTYPE_UINT8: return "uint8";
-  case TSR_DTYPE_INT8: return "int8";
-  case TSR_DTYPE_UINT16: return "uint16";
-  case TSR_DTYPE_INT16: return "int16";
-  case TSR_DTYPE_INT32: return "int32";
-  case TSR_DTYPE_INT64: return "int64";
-  case TSR_DTYPE_STRING: return "string";
-  case TSR_DTYPE_BOOL: return "bool";
-  case TSR_DTYPE_FLOAT16: return "float16";
-  case TSR_DTYPE_FLOAT64: return "float64";
-  case TSR_DTYPE_UINT32: return "uint32";
-  case TSR_DTYPE_UINT64: return "uint64";
-  case TSR_DTYPE_BFLOAT16: return "bfloat16";
-  default: return "undefined";
-  }
-}
-
-static uint32_t dtype_size(uint32_t dt) {
-  switch (dt) {
-  case TSR_DTYPE_UINT8:
-  case TSR_DTYPE_INT8:
-  case TSR_DTYPE_BOOL: return 1;
-  case TSR_DTYPE_UINT16:
-  case TSR_DTYPE_INT16:
-  case TSR_DTYPE_FLOAT16:
-  case TSR_DTYPE_BFLOAT16: return 2;
-  case TSR_DTYPE_FLOAT32:
-  case TSR_DTYPE_INT32:
-  case TSR_DTYPE_UINT32: return 4;
-  case TSR_DTYPE_INT64:
-  case TSR_DTYPE_UINT64:
-  case TSR_DTYPE_FLOAT64: return 8;
-  default: return 0;
-  }
-}
-
-/* ---- Reading the node ------------------------------------------------------------------ */
-
-static uint32_t n_in(ocl_lower *L) { return L->api->node_input_count(L->g, L->node); }
-static uint32_t n_out(ocl_lower *L) { return L->api->node_output_count(L->g, L->node); }
-static int32_t in_idx(ocl_lower *L, uint32_t k) {
-  return k < n_in(L) ? L->api->node_input(L->g, L->node, k) : -1;
-}
-static int32_t out_idx(ocl_lower *L, uint32_t k) {
-  return k < n_out(L) ? L->api->node_output(L->g, L->node, k) : -1;
-}
-static tsr_plugin_value vinfo(ocl_lower *L, int32_t v) {
-  tsr_plugin_value out;
-  memset(&out, 0, sizeof out);
-  if (v >= 0) L->api->value_info(L->g, (uint32_t)v, &out);
-  return out;
-}
-static int64_t count_of(const tsr_plugin_value *v) {
-  int64_t n = 1;
-  for (uint32_t i = 0; i < v->rank; i++) n *= v->dims[i];
-  return n;
-}
-static int64_t prod(const int64_t *d, uint32_t from, uint32_t to) {
-  int64_t n = 1;
-  for (uint32_t i = from; i < to; i++) n *= d[i];
-  return n;
-}
-
-static int64_t attr_int(ocl_lower *L, const char *name, int64_t def) {
-  tsr_plugin_attr a;
-  if (L->api->node_attr(L->g, L->node, name, &a) && a.type == TSR_PLUGIN_ATTR_INT) return a.i;
-  return def;
-}
-static float attr_float(ocl_lower *L, const char *name, float def) {
-  tsr_plugin_attr a;
-  if (L->api->node_attr(L->g, L->node, name, &a) && a.type == TSR_PLUGIN_ATTR_FLOAT) return a.f;
-  return def;
-}
-static const char *attr_str(ocl_lower *L, const char *name, const char *def) {
-  tsr_plugin_attr a;
-  if (L->api->node_attr(L->g, L->node, name, &a) && a.type == TSR_PLUGIN_ATTR_STRING) return a.s;
-  return def;
-}
-/* INTS attribute: returns its count (0 when absent) and the array through *out. */
-static size_t attr_ints(ocl_lower *L, const char *name, const int64_t **out) {
-  tsr_plugin_attr a;
-  *out = NULL;
-  if (L->api->node_attr(L->g, L->node, name, &a) && a.type == TSR_PLUGIN_ATTR_INTS) {
-    *out = a.ints;
-    return a.count;
-  }
-  return 0;
-}
-static bool has_attr(ocl_lower *L, const char *name) {
-  tsr_plugin_attr a;
-  return L->api->node_attr(L->g, L->node, name, &a) != 0;
-}
-
-/* Reads a constant integer tensor (int32 or int64) into out; false when not constant. */
-static bool const_ints(ocl_lower *L, int32_t v, int64_t *out, size_t cap, size_t *count) {
-  tsr_plugin_value x = vinfo(L, v);
-  if (v < 0 || !x.const_data) return false;
-  int64_t n = count_of(&x);
-  if (n < 0 || (size_t)n > cap) return false;
-  for (int64_t i = 0; i < n; i++) {
-    if (x.dtype == TSR_DTYPE_INT64) out[i] = ((const int64_t *)x.const_data)[i];
-    else if (x.dtype == TSR_DTYPE_INT32) out[i] = ((const int32_t *)x.const_data)[i];
-    else return false;
-  }
-  *count = (size_t)n;
-  return true;
-}
-
-static int require_f32(ocl_lower *L) {
-  for (uint32_t side = 0; side < 2; side++)
-    for (uint32_t k = 0; k < (side ? n_out(L) : n_in(L)); k++) {
-      int32_t v = side ? out_idx(L, k) : in_idx(L, k);
-      if (v < 0) continue;
-      tsr_plugin_value x = vinfo(L, v);
-      if (x.dtype != TSR_DTYPE_FLOAT32)
-        return refuse(L, TSR_PLUGIN_REASON_DTYPE, "dtype %s not supported (%s %u)",
-                      dtype_name(x.dtype), side ? "output" : "input", k);
-    }
-  return 0;
-}
-
-/* The data input and output of a movement op: any dtype of 1, 2, 4 or 8 bytes. */
-static int movement_dtype(ocl_lower *L, int32_t v, uint32_t *esize) {
-  tsr_plugin_value x = vinfo(L, v);
-  *esize = dtype_size(x.dtype);
-  if (*esize == 0 || x.dtype == TSR_DTYPE_STRING)
-    return refuse(L, TSR_PLUGIN_REASON_DTYPE, "dtype %s not supported", dtype_name(x.dtype));
-  return 0;
-}
-
-static const char *move_suffix(uint32_t esize) {
-  return esize == 1 ? "u8" : esize == 2 ? "u16" : esize == 4 ? "u32" : "u64";
-}
-
-/* Normalises an axis into [0, rank) (or [0, rank] with allow_end); -1 when out of range. */
-static int64_t norm_axis(int64_t axis, int64_t rank, bool allow_end) {
-  if (axis < 0) axis += rank;
-  if (axis < 0 || axis > rank || (!allow_end && axis == rank)) return -1;
-  return axis;
-}
-
-#define TRY(x)                  \
-  do {                          \
-    int r_ = (x);               \
-    if (r_) return r_;          \
-  } while (0)
-#define STEP(s, name)                                      \
-  ocl_step *s = ocl__step_kernel(L, name);                 \
-  if (!s) return OCL_LOWER_DEVICE_ERROR
+#include "ops_util.h"
 
 /* ---- Elementwise ----------------------------------------------------------------------- */
 
-enum { BIN_ADD, BIN_SUB, BIN_MUL, BIN_DIV, BIN_POW, BIN_MAX, BIN_MIN, BIN_PRELU };
 enum {
   UN_RELU, UN_SIGMOID, UN_TANH, UN_EXP, UN_LOG, UN_SQRT, UN_ABS, UN_NEG, UN_LEAKY,
   UN_HARDSIGMOID, UN_HARDSWISH, UN_ERF, UN_ELU, UN_SELU, UN_SOFTPLUS, UN_SOFTSIGN,
   UN_RECIPROCAL, UN_FLOOR, UN_CEIL, UN_ROUND, UN_SIN, UN_COS, UN_SIGN, UN_THRESHOLDED, UN_CELU,
   UN_SCALE, UN_COPY, UN_CLIP, UN_TAN, UN_ASIN, UN_ACOS, UN_ATAN, UN_SINH, UN_COSH, UN_ASINH,
-  UN_ACOSH, UN_ATANH, UN_SHRINK
+  UN_ACOSH, UN_ATANH, UN_SHRINK, UN_SILU, UN_GELU, UN_GELU_TANH /* numbered as in kernels.cl */
 };
 
 static int emit_unary(ocl_lower *L, int32_t x, int32_t y, int64_t n, int op, float al, float be) {
@@ -200,39 +37,56 @@ static int emit_unary(ocl_lower *L, int32_t x, int32_t y, int64_t n, int op, flo
   return 0;
 }
 
-/* y = op(a, b) with numpy broadcasting of a and b to y's shape. */
-static int emit_binary(ocl_lower *L, int32_t a, int32_t b, int32_t y, int op) {
-  tsr_plugin_value va = vinfo(L, a), vb = vinfo(L, b), vy = vinfo(L, y);
+int32_t *ocl__bcast_params(ocl_lower *L, const int32_t *ins, uint32_t n_ins, int32_t y,
+                           size_t *count) {
+  tsr_plugin_value vy = vinfo(L, y);
   uint32_t r = vy.rank;
-  int32_t *p = calloc(2 + 3 * (size_t)r + 1, sizeof *p);
-  if (!p) return refuse(L, OCL_LOWER_DEVICE_ERROR, "out of host memory");
-  int64_t n = count_of(&vy);
-  p[0] = (int32_t)n;
+  *count = 2 + (1 + (size_t)n_ins) * r;
+  int32_t *p = calloc(*count + 1, sizeof *p);
+  if (!p) return NULL;
+  p[0] = (int32_t)count_of(&vy);
   p[1] = (int32_t)r;
-  for (int side = 0; side < 2; side++) {
-    const tsr_plugin_value *v = side ? &vb : &va;
+  for (uint32_t d = 0; d < r; d++) p[2 + d] = (int32_t)vy.dims[d];
+  for (uint32_t side = 0; side < n_ins; side++) {
+    tsr_plugin_value v = vinfo(L, ins[side]);
     int64_t stride = 1;
     for (int d = (int)r - 1; d >= 0; d--) {
-      int k = d - (int)(r - v->rank);
-      int64_t dim = k >= 0 ? v->dims[k] : 1;
+      int k = d - (int)(r - v.rank);
+      int64_t dim = k >= 0 ? v.dims[k] : 1;
       p[2 + r * (1 + side) + d] = dim == 1 && vy.dims[d] != 1 ? 0 : (int32_t)stride;
       if (k >= 0) stride *= dim;
     }
   }
-  for (uint32_t d = 0; d < r; d++) p[2 + d] = (int32_t)vy.dims[d];
-  ocl_step *s = ocl__step_kernel(L, "binary_f32");
+  return p;
+}
+
+/* y = op(a, b) with numpy broadcasting of a and b to y's shape. float32 arithmetic runs in
+ * binary_f32 (which the fp16 program computes in half); everything else in the typed ebin_*
+ * kernels, comparisons and logic writing bool. */
+static int emit_binary(ocl_lower *L, int32_t a, int32_t b, int32_t y, int op) {
+  tsr_plugin_value va = vinfo(L, a), vy = vinfo(L, y);
+  int32_t ins[2] = {a, b};
+  size_t np;
+  int32_t *p = ocl__bcast_params(L, ins, 2, y, &np);
+  if (!p) return refuse(L, OCL_LOWER_DEVICE_ERROR, "out of host memory");
+  bool plain = va.dtype == TSR_DTYPE_FLOAT32 && op <= BIN_PRELU;
+  char name[32];
+  snprintf(name, sizeof name, "%s_%s", plain ? "binary" : "ebin",
+           plain ? "f32" : num_suffix(va.dtype));
+  uint32_t ein = dtype_size(va.dtype);
+  ocl_step *s = ocl__step_kernel(L, name);
   int rc = s ? 0 : OCL_LOWER_DEVICE_ERROR;
-  if (!rc) rc = ocl__arg_value(L, s, y, 4);
-  if (!rc) rc = ocl__arg_value(L, s, a, 4);
-  if (!rc) rc = ocl__arg_value(L, s, b, 4);
-  if (!rc) rc = ocl__arg_params(L, s, p, 2 + 3 * (size_t)r);
+  if (!rc) rc = ocl__arg_value(L, s, y, dtype_size(vy.dtype));
+  if (!rc) rc = ocl__arg_value(L, s, a, ein);
+  if (!rc) rc = ocl__arg_value(L, s, b, ein);
+  if (!rc) rc = ocl__arg_params(L, s, p, np);
   if (!rc) rc = ocl__arg_int(L, s, op);
-  if (!rc) ocl__launch_1d(s, (uint64_t)n);
+  if (!rc) ocl__launch_1d(s, (uint64_t)p[0]);
   free(p);
   return rc;
 }
 
-static int broadcastable(ocl_lower *L, int32_t a, int32_t y) {
+int ocl__broadcastable(ocl_lower *L, int32_t a, int32_t y) {
   tsr_plugin_value va = vinfo(L, a), vy = vinfo(L, y);
   if (va.rank > vy.rank)
     return refuse(L, TSR_PLUGIN_REASON_SHAPE, "input rank %u above output rank %u", va.rank,
@@ -245,33 +99,72 @@ static int broadcastable(ocl_lower *L, int32_t a, int32_t y) {
   return 0;
 }
 
+/* Which dtypes each binary op takes (the inputs share one; Pow's may differ, see
+ * ocl__lower_pow_mixed), as the CPU plugin has them. */
+static int binary_dtype_ok(ocl_lower *L, int op, uint32_t dt) {
+  bool is_bool = dt == TSR_DTYPE_BOOL, is_uint = dt == TSR_DTYPE_UINT8 ||
+      dt == TSR_DTYPE_UINT16 || dt == TSR_DTYPE_UINT32 || dt == TSR_DTYPE_UINT64;
+  if (op == BIN_AND || op == BIN_OR || op == BIN_XOR)
+    return is_bool ? 0 : refuse(L, TSR_PLUGIN_REASON_DTYPE, "dtype %s not supported (bool only)",
+                                dtype_name(dt));
+  if (op == BIN_SHL || op == BIN_SHR)
+    return is_uint ? 0 : refuse(L, TSR_PLUGIN_REASON_DTYPE, "dtype %s not supported (unsigned "
+                                "integers only)", dtype_name(dt));
+  if (is_bool && op == BIN_EQ) return 0;
+  return numeric_dtype_ok(L, dt);
+}
+
 static int lower_binary(ocl_lower *L, int op) {
-  TRY(require_f32(L));
   if (L->api->node_opset(L->g, L->node) < 7)
     return refuse(L, TSR_PLUGIN_REASON_OP, "opset below 7 (legacy broadcast) not supported");
-  if (n_in(L) != 2 || in_idx(L, 0) < 0 || in_idx(L, 1) < 0)
-    return refuse(L, TSR_PLUGIN_REASON_OTHER, "expected two inputs");
+  if (n_in(L) != 2 || in_idx(L, 0) < 0 || in_idx(L, 1) < 0 || out_idx(L, 0) < 0)
+    return refuse(L, TSR_PLUGIN_REASON_OTHER, "expected two inputs and an output");
   int32_t y = out_idx(L, 0);
-  TRY(broadcastable(L, in_idx(L, 0), y));
-  TRY(broadcastable(L, in_idx(L, 1), y));
+  tsr_plugin_value va = vinfo(L, in_idx(L, 0)), vb = vinfo(L, in_idx(L, 1)), vy = vinfo(L, y);
+  if (op == BIN_MOD) {
+    int64_t f = attr_int(L, "fmod", 0);
+    if (f != 0 && f != 1) return refuse(L, TSR_PLUGIN_REASON_ATTRIBUTE, "fmod must be 0 or 1");
+    if (f) op = BIN_FMOD;
+  } else if (op == BIN_SHL) {
+    const char *dir = attr_str(L, "direction", "");
+    if (!strcmp(dir, "RIGHT")) op = BIN_SHR;
+    else if (strcmp(dir, "LEFT") != 0)
+      return refuse(L, TSR_PLUGIN_REASON_ATTRIBUTE, "direction must be LEFT or RIGHT");
+  }
+  TRY(ocl__broadcastable(L, in_idx(L, 0), y));
+  TRY(ocl__broadcastable(L, in_idx(L, 1), y));
+  if (op == BIN_POW && va.dtype != vb.dtype) return ocl__lower_pow_mixed(L);
+  if (va.dtype != vb.dtype)
+    return refuse(L, TSR_PLUGIN_REASON_DTYPE, "input dtypes %s and %s differ",
+                  dtype_name(va.dtype), dtype_name(vb.dtype));
+  TRY(binary_dtype_ok(L, op, va.dtype));
+  uint32_t want = op >= BIN_EQ ? TSR_DTYPE_BOOL : va.dtype;
+  if (vy.dtype != want)
+    return refuse(L, TSR_PLUGIN_REASON_DTYPE, "output dtype %s, expected %s",
+                  dtype_name(vy.dtype), dtype_name(want));
   if (!L->exe) return 0;
   return emit_binary(L, in_idx(L, 0), in_idx(L, 1), y, op);
 }
 
 /* Max, Min, Sum and Mean take one or more inputs; they fold pairwise into the output. */
 static int lower_variadic(ocl_lower *L, int op, bool mean) {
-  TRY(require_f32(L));
   if (L->api->node_opset(L->g, L->node) < 8)
     return refuse(L, TSR_PLUGIN_REASON_OP, "opset below 8 (no broadcasting) not supported");
   uint32_t n = n_in(L);
   int32_t y = out_idx(L, 0);
+  if (n == 0 || y < 0) return refuse(L, TSR_PLUGIN_REASON_OTHER, "no inputs or no output");
+  tsr_plugin_value vy = vinfo(L, y);
+  if (mean) TRY(require_f32(L));
+  TRY(numeric_dtype_ok(L, vy.dtype));
   for (uint32_t k = 0; k < n; k++) {
     if (in_idx(L, k) < 0) return refuse(L, TSR_PLUGIN_REASON_OTHER, "absent input");
-    TRY(broadcastable(L, in_idx(L, k), y));
+    tsr_plugin_value vk = vinfo(L, in_idx(L, k));
+    if (vk.dtype != vy.dtype)
+      return refuse(L, TSR_PLUGIN_REASON_DTYPE, "input %u of dtype %s, output %s", k,
+                    dtype_name(vk.dtype), dtype_name(vy.dtype));
+    TRY(ocl__broadcastable(L, in_idx(L, k), y));
   }
-  if (n == 0) return refuse(L, TSR_PLUGIN_REASON_OTHER, "no inputs");
   if (!L->exe) return 0;
-  tsr_plugin_value vy = vinfo(L, y);
   if (n == 1) {
     TRY(emit_binary(L, in_idx(L, 0), in_idx(L, 0), y, BIN_MAX));
   } else {
@@ -338,6 +231,21 @@ static int lower_unary(ocl_lower *L, const unary_def *d) {
   float be = d->beta_name ? attr_float(L, d->beta_name, d->beta) : 0.0f;
   tsr_plugin_value vy = vinfo(L, y);
   return emit_unary(L, x, y, count_of(&vy), d->code, al, be);
+}
+
+/* Gelu (opset 20, and what the passes write for GELU spelled out in primitive ops). */
+static int lower_gelu(ocl_lower *L) {
+  TRY(require_f32(L));
+  int32_t x = in_idx(L, 0), y = out_idx(L, 0);
+  if (x < 0) return refuse(L, TSR_PLUGIN_REASON_OTHER, "absent input");
+  const char *approx = attr_str(L, "approximate", "none");
+  int code = !strcmp(approx, "none") ? UN_GELU : !strcmp(approx, "tanh") ? UN_GELU_TANH : -1;
+  if (code < 0)
+    return refuse(L, TSR_PLUGIN_REASON_ATTRIBUTE, "approximate '%s' is not 'none' or 'tanh'",
+                  approx);
+  if (!L->exe) return 0;
+  tsr_plugin_value vy = vinfo(L, y);
+  return emit_unary(L, x, y, count_of(&vy), code, 0.0f, 0.0f);
 }
 
 static int lower_clip(ocl_lower *L) {
@@ -612,13 +520,26 @@ static int lower_conv_body(ocl_lower *L) {
   }
   int32_t p[17] = {(int32_t)vx.dims[0], (int32_t)C, w.H, w.W, (int32_t)OC, w.OH, w.OW, w.KH,
                    w.KW, w.sh, w.sw, w.ph, w.pw, w.dh, w.dw, (int32_t)group, b >= 0};
-  STEP(s, "conv2d_f32");
+  /* Depthwise: 16 x 4 work groups over (ow, oh), one plane per n * C (see kernels.cl). */
+  bool dw = group == C && OC == C && L->dev->max_work_group >= 64;
+  STEP(s, dw ? "dwconv2d_f32" : "conv2d_f32");
   TRY(ocl__arg_value(L, s, y, 4));
   TRY(ocl__arg_value(L, s, x, 4));
   TRY(ocl__arg_value(L, s, wv, 4));
   TRY(ocl__arg_value(L, s, b, 4));
   TRY(ocl__arg_params(L, s, p, 17));
-  ocl__launch_1d(s, (uint64_t)count_of(&vy));
+  if (dw) {
+    s->dims = 3;
+    s->global[0] = ((size_t)w.OW + 15) / 16 * 16;
+    s->global[1] = ((size_t)w.OH + 3) / 4 * 4;
+    s->global[2] = (size_t)(vx.dims[0] * C);
+    s->local[0] = 16;
+    s->local[1] = 4;
+    s->local[2] = 1;
+    if (w.OW == 0 || w.OH == 0) s->global[0] = 0;
+  } else {
+    ocl__launch_1d(s, (uint64_t)count_of(&vy));
+  }
   return 0;
 }
 
@@ -651,6 +572,14 @@ static int lower_fused(ocl_lower *L, int (*body)(ocl_lower *)) {
     code = UN_HARDSIGMOID;
     al = prm[0];
     be = prm[1];
+  } else if (!strcmp(act, "sigmoid") && n_prm == 0) {
+    code = UN_SIGMOID;
+  } else if (!strcmp(act, "silu") && n_prm == 0) {
+    code = UN_SILU;
+  } else if (!strcmp(act, "gelu") && n_prm == 0) {
+    code = UN_GELU;
+  } else if (!strcmp(act, "gelu_tanh") && n_prm == 0) {
+    code = UN_GELU_TANH;
   } else if (!strcmp(act, "clip") && n_prm == 2) {
     code = UN_CLIP;
     al = prm[0];
@@ -666,11 +595,16 @@ static int lower_fused(ocl_lower *L, int (*body)(ocl_lower *)) {
 }
 
 static int lower_pool(ocl_lower *L, bool is_max) {
-  TRY(require_f32(L));
-  int32_t x = in_idx(L, 0), y = out_idx(L, 0);
-  if (is_max && out_idx(L, 1) >= 0)
-    return refuse(L, TSR_PLUGIN_REASON_OTHER, "MaxPool Indices output not supported");
-  tsr_plugin_value vx = vinfo(L, x), vy = vinfo(L, y);
+  int32_t x = in_idx(L, 0), y = out_idx(L, 0), ind = is_max ? out_idx(L, 1) : -1;
+  tsr_plugin_value vx = vinfo(L, x), vy = vinfo(L, y), vi = vinfo(L, ind);
+  if (x < 0 || y < 0) return refuse(L, TSR_PLUGIN_REASON_OTHER, "absent input or output");
+  if (vx.dtype != TSR_DTYPE_FLOAT32 || vy.dtype != TSR_DTYPE_FLOAT32)
+    return refuse(L, TSR_PLUGIN_REASON_DTYPE, "dtype %s not supported", dtype_name(vx.dtype));
+  if (ind >= 0 && vi.dtype != TSR_DTYPE_INT64)
+    return refuse(L, TSR_PLUGIN_REASON_DTYPE, "Indices of dtype %s", dtype_name(vi.dtype));
+  int64_t so = attr_int(L, "storage_order", 0);
+  if (so != 0 && so != 1) return refuse(L, TSR_PLUGIN_REASON_ATTRIBUTE, "storage_order %lld",
+                                        (long long)so);
   if (vx.rank != 3 && vx.rank != 4)
     return refuse(L, TSR_PLUGIN_REASON_SHAPE, "only 1-D and 2-D pooling");
   const int64_t *ks;
@@ -693,6 +627,9 @@ static int lower_pool(ocl_lower *L, bool is_max) {
   TRY(ocl__arg_value(L, s, y, 4));
   TRY(ocl__arg_value(L, s, x, 4));
   TRY(ocl__arg_params(L, s, p, 17));
+  TRY(ocl__arg_value(L, s, ind, 8));
+  TRY(ocl__arg_int(L, s, ind >= 0));
+  TRY(ocl__arg_int(L, s, so == 1));
   ocl__launch_1d(s, (uint64_t)count_of(&vy));
   return 0;
 }
@@ -807,18 +744,35 @@ static int lower_layernorm(ocl_lower *L) {
 
 /* ---- Reductions ------------------------------------------------------------------------ */
 
+/* Reductions run on float32 and float64 in every mode, and on integers in the modes whose
+ * result stays an integer (sum, max, min, prod, sum of squares, L1), wrapping as numpy. */
 static int lower_reduce(ocl_lower *L, int mode) {
-  TRY(require_f32(L));
   int32_t x = in_idx(L, 0), y = out_idx(L, 0);
+  if (x < 0 || y < 0) return refuse(L, TSR_PLUGIN_REASON_OTHER, "absent input or output");
   tsr_plugin_value vx = vinfo(L, x), vy = vinfo(L, y);
+  if (vx.dtype == TSR_DTYPE_FLOAT16)
+    return refuse(L, TSR_PLUGIN_REASON_DTYPE, "dtype float16 not supported");
+  TRY(numeric_dtype_ok(L, vx.dtype));
+  if (vy.dtype != vx.dtype) return refuse(L, TSR_PLUGIN_REASON_DTYPE, "output dtype differs");
+  /* Integer modes: SUM 0, MAX 2, MIN 3, PROD 4, SUMSQ 5, L1 6 (kernels.cl's RED_*). */
+  if (is_int_dtype(vx.dtype) && !(mode == 0 || (mode >= 2 && mode <= 6)))
+    return refuse(L, TSR_PLUGIN_REASON_DTYPE, "dtype %s not supported for this reduction",
+                  dtype_name(vx.dtype));
   if (vx.rank > 16) return refuse(L, TSR_PLUGIN_REASON_SHAPE, "rank above 16");
   int64_t axes[16];
   size_t na = 0;
   int32_t ai = in_idx(L, 1);
-  if (ai >= 0) {
-    if (!const_ints(L, ai, axes, 16, &na))
-      return refuse(L, TSR_PLUGIN_REASON_OTHER, "axes must be a constant");
-  } else {
+  bool keep = attr_int(L, "keepdims", 1) != 0;
+  if (ai >= 0 && !const_ints(L, ai, axes, 16, &na)) {
+    /* Axes computed at run time: with keepdims, the output shape (rank unchanged, 1 where
+     * reduced) says which axes reduce. Reducing every dimension of 1 gives the same result,
+     * since each element still meets the reduction's function once. */
+    if (!keep || vy.rank != vx.rank || attr_int(L, "noop_with_empty_axes", 0))
+      return refuse(L, TSR_PLUGIN_REASON_OTHER,
+                    "axes must be a constant (or keepdims=1 without noop_with_empty_axes)");
+    for (uint32_t d = 0; d < vx.rank; d++)
+      if (vy.dims[d] == 1) axes[na++] = d;
+  } else if (ai < 0) {
     const int64_t *a;
     na = attr_ints(L, "axes", &a);
     if (na > 16) return refuse(L, TSR_PLUGIN_REASON_ATTRIBUTE, "too many axes");
@@ -866,9 +820,12 @@ static int lower_reduce(ocl_lower *L, int mode) {
   for (int i = 0; i < nr; i++) p[q++] = rd[i];
   for (int i = 0; i < nr; i++) p[q++] = rsd[i];
   p[q++] = (int32_t)R;
-  STEP(s, "reduce_f32");
-  TRY(ocl__arg_value(L, s, y, 4));
-  TRY(ocl__arg_value(L, s, x, 4));
+  char name[32];
+  snprintf(name, sizeof name, "reduce_%s", num_suffix(vx.dtype));
+  uint32_t es = dtype_size(vx.dtype);
+  STEP(s, name);
+  TRY(ocl__arg_value(L, s, y, es));
+  TRY(ocl__arg_value(L, s, x, es));
   TRY(ocl__arg_params(L, s, p, (size_t)q));
   TRY(ocl__arg_int(L, s, mode));
   ocl__launch_1d(s, (uint64_t)count_of(&vy));
@@ -878,7 +835,7 @@ static int lower_reduce(ocl_lower *L, int mode) {
 /* ---- Data movement --------------------------------------------------------------------- */
 
 /* y[i] = x[base + sum(index_d * strides_d)] over y's dims (Transpose and Slice). */
-static int emit_strided(ocl_lower *L, int32_t x, int32_t y, uint32_t es, uint32_t rank,
+int ocl__emit_strided(ocl_lower *L, int32_t x, int32_t y, uint32_t es, uint32_t rank,
                         const int64_t *dims, const int64_t *strides, int64_t base) {
   int32_t p[3 + 2 * 16];
   int64_t n = prod(dims, 0, rank);
@@ -923,7 +880,7 @@ static int lower_transpose(ocl_lower *L) {
     stride *= vx.dims[d];
   }
   for (uint32_t d = 0; d < vx.rank; d++) st[d] = in_strides[pm[d]];
-  return emit_strided(L, x, y, es, vy.rank, vy.dims, st, 0);
+  return ocl__emit_strided(L, x, y, es, vy.rank, vy.dims, st, 0);
 }
 
 static int lower_slice(ocl_lower *L) {
@@ -973,7 +930,7 @@ static int lower_slice(ocl_lower *L) {
     strides[d] = stride * stp[d];
     stride *= vx.dims[d];
   }
-  return emit_strided(L, x, y, es, vy.rank, vy.dims, strides, base);
+  return ocl__emit_strided(L, x, y, es, vy.rank, vy.dims, strides, base);
 }
 
 static int lower_concat(ocl_lower *L) {
@@ -1119,9 +1076,17 @@ int ocl__lower_node(ocl_lower *L) {
       if (count_of(&x) > MAX_ELEMS)
         return refuse(L, TSR_PLUGIN_REASON_SHAPE, "tensor '%s' has 2^31 elements or more", x.name);
     }
+  int r = ocl__lower_typed(L, op);
+  if (r != OCL_LOWER_NOT_MINE) return r;
+  r = ocl__lower_movement(L, op);
+  if (r != OCL_LOWER_NOT_MINE) return r;
+  r = ocl__lower_nn(L, op);
+  if (r != OCL_LOWER_NOT_MINE) return r;
   static const struct { const char *op; int code; } binaries[] = {
       {"Add", BIN_ADD}, {"Sub", BIN_SUB}, {"Mul", BIN_MUL}, {"Div", BIN_DIV},
-      {"Pow", BIN_POW}, {"PRelu", BIN_PRELU}};
+      {"Pow", BIN_POW}, {"PRelu", BIN_PRELU}, {"Mod", BIN_MOD}, {"BitShift", BIN_SHL},
+      {"Equal", BIN_EQ}, {"Less", BIN_LT}, {"Greater", BIN_GT}, {"LessOrEqual", BIN_LE},
+      {"GreaterOrEqual", BIN_GE}, {"And", BIN_AND}, {"Or", BIN_OR}, {"Xor", BIN_XOR}};
   for (size_t i = 0; i < sizeof binaries / sizeof binaries[0]; i++)
     if (!strcmp(op, binaries[i].op)) return lower_binary(L, binaries[i].code);
   if (!strcmp(op, "Max")) return lower_variadic(L, BIN_MAX, false);
@@ -1131,6 +1096,7 @@ int ocl__lower_node(ocl_lower *L) {
   for (size_t i = 0; i < sizeof unary_defs / sizeof unary_defs[0]; i++)
     if (!strcmp(op, unary_defs[i].op)) return lower_unary(L, &unary_defs[i]);
   if (!strcmp(op, "Clip")) return lower_clip(L);
+  if (!strcmp(op, "Gelu")) return lower_gelu(L);
   if (!strcmp(op, "Reshape") || !strcmp(op, "Flatten") || !strcmp(op, "Squeeze") ||
       !strcmp(op, "Unsqueeze") || !strcmp(op, "Identity") || !strcmp(op, "Dropout"))
     return lower_copy(L);

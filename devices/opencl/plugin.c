@@ -4,7 +4,9 @@
  * - init() enumerates platforms and devices and reads their properties; a machine with no
  *   platform loads the plugin and reports no devices.
  * - The program (all kernels, one source) is built for a device on its first compile() and
- *   kept for the plugin's life; its binary is cached on disk (see load_or_build_program).
+ *   kept for the plugin's life, once per variant a session asks for (float32, or the fp16
+ *   variants when the session allows fp16: see choose_variant); its binary is cached on disk
+ *   (see ensure_program).
  * - Buffers are cl_mem objects; the host's arena offsets are passed to kernels as element
  *   offsets, so no sub-buffers (and no CL_DEVICE_MEM_BASE_ADDR_ALIGN constraint) are needed.
  * - Each executable has its own in-order queue and a mutex that execute() holds, because
@@ -153,6 +155,8 @@ static void describe_device(ocl_device *dev) {
   bool int8 = has_extension(d, "cl_khr_integer_dot_product") ||
               has_extension(d, "cl_arm_integer_dot_product_int8") ||
               has_extension(d, "cl_intel_subgroups_char");
+  dev->fp16 = fp16;
+  dev->fp64 = has_extension(d, "cl_khr_fp64");
   if (fp16) p->flags |= TSR_PLUGIN_DEVICE_FP16;
   if (int8) p->flags |= TSR_PLUGIN_DEVICE_INT8;
   const char *tname = (type & CL_DEVICE_TYPE_GPU)           ? "gpu"
@@ -169,7 +173,8 @@ static void describe_device(ocl_device *dev) {
 static void free_devices(ocl_state *st) {
   for (uint32_t i = 0; i < st->n_devices; i++) {
     ocl_device *d = &st->devices[i];
-    if (d->program) clReleaseProgram(d->program);
+    for (int v = 0; v < OCL_N_VARIANTS; v++)
+      if (d->programs[v]) clReleaseProgram(d->programs[v]);
     if (d->queue) clReleaseCommandQueue(d->queue);
     if (d->ctx) clReleaseContext(d->ctx);
     pthread_mutex_destroy(&d->lock);
@@ -377,14 +382,17 @@ static char *build_log(cl_program prog, cl_device_id dev) {
 
 /* Builds the device's program once: from the cached binary when there is one that builds,
  * else from source. Call with dev->lock held. */
-static bool ensure_program(ocl_state *st, ocl_device *dev, char *msg, size_t size) {
-  if (dev->program) return true;
+static bool ensure_program(ocl_state *st, ocl_device *dev, ocl_variant variant, char *msg,
+                           size_t size) {
+  if (dev->programs[variant]) return true;
   if (!ensure_context(dev, msg, size)) return false;
   /* TESSERA_OPENCL_BUILD_OPTIONS adds options to the OpenCL C build (and to the cache key). */
   char options[1024];
   const char *extra = getenv("TESSERA_OPENCL_BUILD_OPTIONS");
-  snprintf(options, sizeof options, "-cl-std=CL1.2%s%s", extra && *extra ? " " : "",
-           extra ? extra : "");
+  static const char *const variant_flag[OCL_N_VARIANTS] = {"", " -DOCL_FP16",
+                                                          " -DOCL_FP16_EMULATE"};
+  snprintf(options, sizeof options, "-cl-std=CL1.2%s%s%s", variant_flag[variant],
+           extra && *extra ? " " : "", extra ? extra : "");
   char dir[4096] = "", path[4400] = "";
   bool cache = cache_dir(dir, sizeof dir);
   if (cache) cache_file(dev, options, dir, path, sizeof path);
@@ -399,7 +407,7 @@ static bool ensure_program(ocl_state *st, ocl_device *dev, char *msg, size_t siz
       free(bin);
       if (prog && e == CL_SUCCESS && status == CL_SUCCESS &&
           clBuildProgram(prog, 1, &dev->id, options, NULL, NULL) == CL_SUCCESS) {
-        dev->program = prog;
+        dev->programs[variant] = prog;
         return true;
       }
       if (prog) clReleaseProgram(prog);
@@ -423,7 +431,7 @@ static bool ensure_program(ocl_state *st, ocl_device *dev, char *msg, size_t siz
     return false;
   }
   if (cache) cache_store(prog, dir, path);
-  dev->program = prog;
+  dev->programs[variant] = prog;
   return true;
 }
 
@@ -575,7 +583,7 @@ ocl_step *ocl__step_kernel(ocl_lower *L, const char *kernel_name) {
   ocl_step *s = new_step(L);
   if (!s) return NULL;
   cl_int e = CL_SUCCESS;
-  s->kernel = clCreateKernel(L->dev->program, kernel_name, &e);
+  s->kernel = clCreateKernel(L->exe->program, kernel_name, &e);
   if (!s->kernel || e != CL_SUCCESS) {
     s->kernel = NULL;
     L->exe->n_steps--;
@@ -586,7 +594,11 @@ ocl_step *ocl__step_kernel(ocl_lower *L, const char *kernel_name) {
   return s;
 }
 
+static cl_mem const_mem(ocl_lower *L, int32_t value);
+
 ocl_step *ocl__step_copy(ocl_lower *L, int32_t src, int32_t dst, uint64_t bytes) {
+  /* A constant source (a Scatter's data, say) is uploaded now, as kernel arguments are. */
+  if (src >= 0 && L->exe->values[src].const_data && !const_mem(L, src)) return NULL;
   ocl_step *s = new_step(L);
   if (!s) return NULL;
   s->copy_src = src;
@@ -678,6 +690,13 @@ int ocl__arg_float(ocl_lower *L, ocl_step *s, float v) {
   return set_arg(L, s, idx, sizeof x, &x);
 }
 
+int ocl__arg_ulong(ocl_lower *L, ocl_step *s, uint64_t v) {
+  cl_uint idx = next_index(s);
+  s->args[s->n_args++] = (ocl_arg){.kind = OCL_ARG_ULONG, .index = idx, .value = -1};
+  cl_ulong x = v;
+  return set_arg(L, s, idx, sizeof x, &x);
+}
+
 void ocl__launch_1d(ocl_step *s, uint64_t n) {
   s->dims = 1;
   s->global[0] = (size_t)((n + 63) / 64 * 64);
@@ -702,6 +721,26 @@ static void ocl_release(void *state, void *executable) {
   free(exe);
 }
 
+/* TSR_PRECISION_FP16 of tessera.h (plugin.h states the bits: 1 fp32, 2 fp16, 4 int8). */
+#define OCL_PRECISION_FP16 2u
+
+/* The rule for fp16: it is a permission, never a requirement. When the session's precisions
+ * include fp16 and the device has cl_khr_fp16, the partition uses the fp16 variant; otherwise
+ * it runs in float32, silently (supports() does not see the precisions, and float32 satisfies
+ * a session that allows fp16). TESSERA_OPENCL_FP16=emulate uses the emulated variant on any
+ * device (tests), =off keeps float32. */
+static ocl_variant choose_variant(const ocl_device *dev, const tsr_plugin_compile_options *o) {
+  uint32_t prec = o && o->struct_size >= offsetof(tsr_plugin_compile_options, precisions) +
+                                              sizeof o->precisions
+                      ? o->precisions
+                      : 0;
+  if (!(prec & OCL_PRECISION_FP16)) return OCL_VARIANT_FP32;
+  const char *env = getenv("TESSERA_OPENCL_FP16");
+  if (env && !strcmp(env, "off")) return OCL_VARIANT_FP32;
+  if (env && !strcmp(env, "emulate")) return OCL_VARIANT_FP16_EMULATE;
+  return dev->fp16 ? OCL_VARIANT_FP16 : OCL_VARIANT_FP32;
+}
+
 static tsr_plugin_result ocl_compile(void *state, uint32_t device, const tsr_plugin_graph *g,
                                      const tsr_plugin_compile_options *options, void **out,
                                      tsr_plugin_error *err) {
@@ -714,8 +753,9 @@ static tsr_plugin_result ocl_compile(void *state, uint32_t device, const tsr_plu
   }
   ocl_device *dev = &st->devices[device];
   char msg[OCL_MAX_LOG + 256];
+  ocl_variant variant = choose_variant(dev, options);
   pthread_mutex_lock(&dev->lock);
-  bool ok = ensure_program(st, dev, msg, sizeof msg);
+  bool ok = ensure_program(st, dev, variant, msg, sizeof msg);
   pthread_mutex_unlock(&dev->lock);
   if (!ok) {
     set_error(st, err, "opencl: %s", msg);
@@ -729,6 +769,8 @@ static tsr_plugin_result ocl_compile(void *state, uint32_t device, const tsr_plu
   pthread_mutex_init(&exe->lock, NULL);
   exe->st = st;
   exe->dev = dev;
+  exe->variant = variant;
+  exe->program = dev->programs[variant];
   exe->g = g;
   exe->n_nodes = api->node_count(g);
   exe->n_values = api->value_count(g);
