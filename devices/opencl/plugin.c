@@ -157,6 +157,13 @@ static void describe_device(ocl_device *dev) {
               has_extension(d, "cl_intel_subgroups_char");
   dev->fp16 = fp16;
   dev->fp64 = has_extension(d, "cl_khr_fp64");
+  /* OpenCL lets float division and sqrt be off by a few ulp (GPUs' default); an exact
+   * quotient matters where a result is rounded to an integer next (DynamicQuantizeLinear's
+   * scale, Round, Cast), so programs ask for it wherever the device offers it. */
+  cl_device_fp_config fpc = 0;
+  dev->exact_div = clGetDeviceInfo(d, CL_DEVICE_SINGLE_FP_CONFIG, sizeof fpc, &fpc, NULL) ==
+                       CL_SUCCESS &&
+                   (fpc & CL_FP_CORRECTLY_ROUNDED_DIVIDE_SQRT);
   if (fp16) p->flags |= TSR_PLUGIN_DEVICE_FP16;
   if (int8) p->flags |= TSR_PLUGIN_DEVICE_INT8;
   const char *tname = (type & CL_DEVICE_TYPE_GPU)           ? "gpu"
@@ -391,7 +398,8 @@ static bool ensure_program(ocl_state *st, ocl_device *dev, ocl_variant variant, 
   const char *extra = getenv("TESSERA_OPENCL_BUILD_OPTIONS");
   static const char *const variant_flag[OCL_N_VARIANTS] = {"", " -DOCL_FP16",
                                                           " -DOCL_FP16_EMULATE"};
-  snprintf(options, sizeof options, "-cl-std=CL1.2%s%s%s", variant_flag[variant],
+  snprintf(options, sizeof options, "-cl-std=CL1.2%s%s%s%s", variant_flag[variant],
+           dev->exact_div ? " -cl-fp32-correctly-rounded-divide-sqrt" : "",
            extra && *extra ? " " : "", extra ? extra : "");
   char dir[4096] = "", path[4400] = "";
   bool cache = cache_dir(dir, sizeof dir);
