@@ -405,6 +405,265 @@ static tsr_status fold_batchnorm(pass_ctx *c, uint32_t bi) {
   return NULL;
 }
 
+/* ---- Mul / Add by a constant into Conv ------------------------------------------------ */
+
+static int32_t producer_op(const pass_ctx *c, int32_t v, const char *op);
+
+/* The per-output-channel factors of constant t broadcast against a Conv output of rank `rank`
+ * with m channels: a scalar (one element, rank at most the output's) or a vector along the
+ * channel axis ([m], [m,1,...] or [1,m,1,...] aligned at the right as numpy broadcasts, every
+ * other dim 1). Sets *per_channel; false when t is neither, so the output shape could change. */
+static bool conv_affine_shape(const tsr__tensor_data *t, int32_t rank, int64_t m,
+                              bool *per_channel) {
+  if (!t || t->rank > rank)
+    return false;
+  size_t count = t->nbytes / sizeof(float);
+  if (count == 1) {
+    *per_channel = false;
+    return true;
+  }
+  /* The channel axis is output dim 1, constant dim 1 - (rank - t->rank). */
+  int32_t ch = 1 - (rank - t->rank);
+  if (ch < 0 || count != (size_t)m)
+    return false;
+  for (int32_t d = 0; d < t->rank; d++)
+    if (t->dims[d] != (d == ch ? m : 1))
+      return false;
+  *per_channel = true;
+  return true;
+}
+
+/* Conv (constant float32 weights, nothing fused into it yet) whose output alone feeds
+ * Mul(y, s) or Add(y, b) with a constant scalar or per-channel s / b, in either order: the
+ * factor is folded into the weight and bias (in double) and the Mul or Add goes, as
+ * PP-LCNet's "learnable affine blocks" after each convolution want. */
+static tsr_status fold_conv_affine(pass_ctx *c, uint32_t ni) {
+  tsr__graph *g = c->g;
+  const tsr__node *nd = &g->nodes[ni];
+  bool mul = is_op(nd, "Mul");
+  /* Opsets below 7 broadcast by the legacy "broadcast" and "axis" attributes: left alone. */
+  if ((!mul && !is_op(nd, "Add")) || nd->opset < 7 || nd->n_inputs != 2 || nd->n_outputs != 1 ||
+      nd->outputs[0] < 0)
+    return NULL;
+  int32_t x = -1, kv = -1, p = -1;
+  for (int side = 0; side < 2 && p < 0; side++) {
+    x = nd->inputs[side];
+    kv = nd->inputs[1 - side];
+    if (x >= 0 && kv >= 0 && x != kv && private_value(c, x) && const_f32(c, kv))
+      p = producer_op(c, x, "Conv");
+  }
+  if (p < 0)
+    return NULL;
+  const tsr__node *conv = &g->nodes[p];
+  if (conv->n_inputs < 2 || conv->n_inputs > 3 || tsr__node_attr(conv, "tessera.activation") ||
+      tsr__node_attr(conv, "tessera.activation_params"))
+    return NULL;
+  int32_t wv = conv->inputs[1], bv = conv->n_inputs > 2 ? conv->inputs[2] : -1;
+  const tsr__tensor_data *w = const_f32(c, wv);
+  if (!w || w->rank < 3 || w->dims[0] <= 0)
+    return NULL;
+  int64_t m = w->dims[0];
+  const tsr__tensor_data *cb = bv >= 0 ? const_f32(c, bv) : NULL;
+  if (bv >= 0 && !is_vector(cb, m))
+    return NULL;
+  const tsr__tensor_data *k = const_f32(c, kv);
+  bool per_channel;
+  if (!conv_affine_shape(k, w->rank, m, &per_channel))
+    return NULL;
+  const float *kd = k->data;
+  size_t count = w->nbytes / sizeof(float), per = count / (size_t)m;
+  float *nw = mul ? tsr__alloc(c->a, w->nbytes) : NULL;
+  float *nb = tsr__alloc(c->a, (size_t)m * sizeof *nb);
+  if ((mul && !nw) || !nb) {
+    tsr__free(c->a, nw);
+    tsr__free(c->a, nb);
+    return oom();
+  }
+  /* As for BatchNormalization: no finite result may turn into inf or NaN. */
+  bool finite = true;
+  for (int64_t o = 0; o < m && finite; o++) {
+    double f = kd[per_channel ? o : 0];
+    double b0 = cb ? (double)((const float *)cb->data)[o] : 0.0;
+    nb[o] = (float)(mul ? b0 * f : b0 + f);
+    finite = isfinite(f) && isfinite(nb[o]);
+    for (size_t e = 0; mul && e < per && finite; e++) {
+      float wo = ((const float *)w->data)[(size_t)o * per + e];
+      nw[(size_t)o * per + e] = (float)((double)wo * f);
+      finite = isfinite(nw[(size_t)o * per + e]) || !isfinite(wo);
+    }
+  }
+  if (!finite) {
+    tsr__free(c->a, nw);
+    tsr__free(c->a, nb);
+    return NULL;
+  }
+  int64_t bdims[1] = {m};
+  int32_t nwv = wv, nbv = -1;
+  tsr_status st = reserve_inputs(c, (uint32_t)p, 3);
+  if (!st && mul)
+    st =
+        prepare_weight(c, (uint32_t)p, wv, ".scaled_weight", w->rank, w->dims, nw, w->nbytes, &nwv);
+  if (st) {
+    tsr__free(c->a, nw);
+    tsr__free(c->a, nb);
+    return st;
+  }
+  st = prepare_weight(c, (uint32_t)p, bv, ".affine_bias", 1, bdims, nb, (size_t)m * sizeof *nb,
+                      &nbv);
+  if (st) {
+    tsr__free(c->a, nb);
+    if (mul && nwv == wv)
+      tsr__free(c->a, nw);
+    return st;
+  }
+  /* prepare_weight may have added values: pointers into g->values are stale from here. */
+  if (mul)
+    commit_weight(c, (uint32_t)p, 1, nwv, nw);
+  commit_weight(c, (uint32_t)p, 2, nbv, nb);
+  int32_t y = g->nodes[ni].outputs[0];
+  kill_node(c, ni);
+  move_output(c, (uint32_t)p, x, y);
+  c->stats.affines_folded++;
+  return NULL;
+}
+
+/* True when Conv node n reads no padding: pads absent or all zero, auto_pad NOTSET or VALID. */
+static bool conv_unpadded(const tsr__node *n) {
+  const char *ap = tsr__node_attr_string(n, "auto_pad", "NOTSET");
+  if (strcmp(ap, "NOTSET") != 0 && strcmp(ap, "VALID") != 0)
+    return false;
+  const tsr__attr *pads = tsr__node_attr(n, "pads");
+  if (!pads)
+    return true;
+  if (pads->type != 7) /* INTS */
+    return false;
+  for (size_t i = 0; i < pads->count; i++)
+    if (pads->ints[i] != 0)
+      return false;
+  return true;
+}
+
+/* The constant operand and the other input of a two-input node `op` whose result v alone
+ * reads; -1 when it is not that. */
+static int32_t const_operand_of(const pass_ctx *c, int32_t v, const char *op, int32_t *other) {
+  int32_t p = producer_op(c, v, op);
+  if (p < 0 || !private_value(c, v) || c->g->nodes[p].n_inputs != 2 || c->g->nodes[p].opset < 7)
+    return -1;
+  for (int side = 0; side < 2; side++) {
+    int32_t k = c->g->nodes[p].inputs[1 - side], x = c->g->nodes[p].inputs[side];
+    if (x >= 0 && k >= 0 && x != k && const_f32(c, k)) {
+      *other = x;
+      return p;
+    }
+  }
+  return -1;
+}
+
+/* Conv (constant float32 weights, no padding) reading Mul(x, s), Add(x, t) or
+ * Add(Mul(x, s), t) with constant scalar or per-input-channel s and t: since no padded zero
+ * enters a sum, Conv(s x + t) = Conv'(x) with W' = W s and b' = b + sum W t per output channel
+ * (in double), and the Mul and Add go. PP-LCNet puts such an affine block after every
+ * hard-swish, before its 1x1 convolutions. */
+static tsr_status fold_affine_into_conv(pass_ctx *c, uint32_t ci) {
+  tsr__graph *g = c->g;
+  const tsr__node *conv = &g->nodes[ci];
+  if (!is_op(conv, "Conv") || conv->n_inputs < 2 || conv->n_inputs > 3 || conv->n_outputs != 1 ||
+      !conv_unpadded(conv))
+    return NULL;
+  int32_t wv = conv->inputs[1], bv = conv->n_inputs > 2 ? conv->inputs[2] : -1;
+  const tsr__tensor_data *w = const_f32(c, wv);
+  int64_t group = tsr__node_attr_int(conv, "group", 1);
+  if (!w || w->rank < 3 || w->dims[0] <= 0 || w->dims[1] <= 0 || group < 1 ||
+      w->dims[0] % group != 0 || w->dims[1] > INT64_MAX / group)
+    return NULL;
+  int64_t m = w->dims[0], cg = w->dims[1], ch = cg * group;
+  const tsr__tensor_data *cb = bv >= 0 ? const_f32(c, bv) : NULL;
+  if (bv >= 0 && !is_vector(cb, m))
+    return NULL;
+  int32_t x = conv->inputs[0], t_v = -1, s_v = -1, kill[2] = {-1, -1};
+  int32_t ai = const_operand_of(c, x, "Add", &x);
+  if (ai >= 0) {
+    t_v = g->nodes[ai].inputs[0] == x ? g->nodes[ai].inputs[1] : g->nodes[ai].inputs[0];
+    kill[0] = ai;
+  }
+  int32_t mi = const_operand_of(c, x, "Mul", &x);
+  if (mi >= 0) {
+    s_v = g->nodes[mi].inputs[0] == x ? g->nodes[mi].inputs[1] : g->nodes[mi].inputs[0];
+    kill[1] = mi;
+  }
+  const tsr__tensor_data *t = t_v >= 0 ? const_f32(c, t_v) : NULL;
+  const tsr__tensor_data *s = s_v >= 0 ? const_f32(c, s_v) : NULL;
+  bool t_pc = false, s_pc = false;
+  if (t && !conv_affine_shape(t, w->rank, ch, &t_pc))
+    return NULL; /* an Add that broadcasts otherwise; a Mul before it cannot fold alone */
+  if (s && !conv_affine_shape(s, w->rank, ch, &s_pc)) {
+    s = NULL;
+    kill[1] = -1;
+    x = g->nodes[mi].outputs[0];
+  }
+  if (!t && !s)
+    return NULL;
+  const float *wd = w->data, *sd = s ? s->data : NULL, *td = t ? t->data : NULL;
+  size_t count = w->nbytes / sizeof(float), per = count / (size_t)m, ks = per / (size_t)cg;
+  float *nw = s ? tsr__alloc(c->a, w->nbytes) : NULL;
+  float *nb = tsr__alloc(c->a, (size_t)m * sizeof *nb);
+  if ((s && !nw) || !nb) {
+    tsr__free(c->a, nw);
+    tsr__free(c->a, nb);
+    return oom();
+  }
+  bool finite = true;
+  int64_t mg = m / group;
+  for (int64_t o = 0; o < m && finite; o++) {
+    double acc = cb ? (double)((const float *)cb->data)[o] : 0.0;
+    for (size_t e = 0; e < per && finite; e++) {
+      size_t in_ch = (size_t)(o / mg * cg) + e / ks;
+      double wo = wd[(size_t)o * per + e];
+      double sf = s ? sd[s_pc ? in_ch : 0] : 1.0;
+      if (s) {
+        nw[(size_t)o * per + e] = (float)(wo * sf);
+        finite = isfinite(sf) && (isfinite(nw[(size_t)o * per + e]) || !isfinite(wo));
+      }
+      if (t)
+        acc += wo * td[t_pc ? in_ch : 0];
+    }
+    nb[o] = (float)acc;
+    finite = finite && isfinite(nb[o]);
+  }
+  if (!finite) {
+    tsr__free(c->a, nw);
+    tsr__free(c->a, nb);
+    return NULL;
+  }
+  int64_t bdims[1] = {m};
+  int32_t nwv = wv, nbv = -1;
+  tsr_status st = reserve_inputs(c, ci, 3);
+  if (!st && s)
+    st = prepare_weight(c, ci, wv, ".scaled_weight", w->rank, w->dims, nw, w->nbytes, &nwv);
+  if (st) {
+    tsr__free(c->a, nw);
+    tsr__free(c->a, nb);
+    return st;
+  }
+  st = prepare_weight(c, ci, bv, ".affine_bias", 1, bdims, nb, (size_t)m * sizeof *nb, &nbv);
+  if (st) {
+    tsr__free(c->a, nb);
+    if (s && nwv == wv)
+      tsr__free(c->a, nw);
+    return st;
+  }
+  if (s)
+    commit_weight(c, ci, 1, nwv, nw);
+  commit_weight(c, ci, 2, nbv, nb);
+  set_input(c, ci, 0, x);
+  for (int k = 0; k < 2; k++)
+    if (kill[k] >= 0) {
+      kill_node(c, (uint32_t)kill[k]);
+      c->stats.affines_folded++;
+    }
+  return NULL;
+}
+
 /* ---- Identity and inference Dropout ---------------------------------------------------- */
 
 /* True when every byte of the first element of a constant is zero (false, 0, 0.0). */
@@ -684,16 +943,6 @@ static tsr_status fuse_activation(pass_ctx *c, uint32_t ai) {
   if ((!conv && !is_op(op, "Gemm")) || op->n_outputs != 1 || op->outputs[0] != x ||
       op->n_inputs < 2 || !const_f32(c, op->inputs[1]) ||
       tsr__node_attr(op, "tessera.activation") || tsr__node_attr(op, "tessera.activation_params"))
-    return NULL;
-  /* NOTE: the smooth activations (sigmoid, silu, gelu) cost a polynomial per element. The
-   * GEMM epilogue (Conv with one group, Gemm) applies them eight lanes at a time, but the
-   * grouped and depthwise convolution kernels apply fused activations one point at a time on
-   * plane borders, which on the small planes of EfficientNet's later stages (7x7, 14x14 with
-   * 5x5 kernels) made the fused node slower than the convolution followed by the vectorised
-   * Sigmoid and Mul kernels. Those stay unfused until those kernels vectorise their borders. */
-  bool smooth =
-      strcmp(name, "sigmoid") == 0 || strcmp(name, "silu") == 0 || strncmp(name, "gelu", 4) == 0;
-  if (smooth && conv && tsr__node_attr_int(op, "group", 1) != 1)
     return NULL;
 
   /* Everything that can fail first: the two attributes. */
@@ -992,6 +1241,75 @@ static tsr_status fuse_gelu(pass_ctx *c, uint32_t mi) {
   return NULL;
 }
 
+/* HardSwish written out, as PaddlePaddle exports it, x * Clip(x + 3, 0, 6) / 6 (the Div may
+ * be a Mul by 1 / 6; products and sums in either order), or as x * HardSigmoid(x) with
+ * alpha 1 / 6 and beta 0.5: the last node becomes HardSwish (opset 14), which the activation
+ * pass may then fuse into a Conv before it. Every intermediate value must be read by the
+ * pattern alone. */
+static tsr_status fuse_hardswish(pass_ctx *c, uint32_t li) {
+  tsr__graph *g = c->g;
+  const tsr__node *last = &g->nodes[li];
+  if (last->n_inputs != 2 || last->n_outputs != 1 || last->outputs[0] < 0)
+    return NULL;
+  int32_t kill[3], n_kill = 0, x = -1;
+  if (is_op(last, "Mul")) {
+    /* x * HardSigmoid(x), either order. */
+    for (int side = 0; side < 2 && x < 0; side++) {
+      int32_t hv = last->inputs[side], hi = producer_op(c, hv, "HardSigmoid");
+      if (hi < 0 || !private_value(c, hv) || g->nodes[hi].n_inputs != 1 ||
+          g->nodes[hi].inputs[0] != last->inputs[1 - side])
+        continue;
+      double alpha = tsr__node_attr_float(&g->nodes[hi], "alpha", 0.2f);
+      double beta = tsr__node_attr_float(&g->nodes[hi], "beta", 0.5f);
+      if (fabs(alpha - 1.0 / 6.0) > 1e-6 || fabs(beta - 0.5) > 1e-6)
+        continue;
+      x = last->inputs[1 - side];
+      kill[n_kill++] = hi;
+    }
+  }
+  if (x < 0) {
+    /* (x * Clip(x + 3, 0, 6)) / 6 or * (1 / 6). */
+    int32_t pv = -1;
+    if (is_op(last, "Div")) {
+      if (const_near(c, last->inputs[1], 6.0))
+        pv = last->inputs[0];
+    } else if (is_op(last, "Mul")) {
+      for (int side = 0; side < 2 && pv < 0; side++)
+        if (const_near(c, last->inputs[1 - side], 1.0 / 6.0))
+          pv = last->inputs[side];
+    }
+    int32_t mi = pv >= 0 && private_value(c, pv) ? producer_op(c, pv, "Mul") : -1;
+    if (mi < 0 || g->nodes[mi].n_inputs != 2)
+      return NULL;
+    for (int side = 0; side < 2 && x < 0; side++) {
+      int32_t cv = g->nodes[mi].inputs[side], xv = g->nodes[mi].inputs[1 - side];
+      int32_t ci = producer_op(c, cv, "Clip");
+      const char *name;
+      float prm[2];
+      uint32_t n_prm;
+      if (ci < 0 || xv < 0 || !private_value(c, cv) ||
+          !activation_of(c, &g->nodes[ci], &name, prm, &n_prm) || prm[0] != 0.0f || prm[1] != 6.0f)
+        continue;
+      int32_t av = g->nodes[ci].inputs[0], ai = producer_op(c, av, "Add"), other;
+      if (ai < 0 || !private_value(c, av) || other_input(&g->nodes[ai], xv, &other) < 0 ||
+          !const_near(c, other, 3.0))
+        continue;
+      x = xv;
+      kill[n_kill++] = mi;
+      kill[n_kill++] = ci;
+      kill[n_kill++] = ai;
+    }
+  }
+  if (x < 0)
+    return NULL;
+  const int32_t ins[1] = {x};
+  TSR_RETURN_IF_ERROR(rewrite_node(c, li, "HardSwish", 14, ins, 1, NULL, 0));
+  for (int32_t k = 0; k < n_kill; k++)
+    kill_node(c, (uint32_t)kill[k]);
+  c->stats.hardswishes_fused++;
+  return NULL;
+}
+
 /* True when ReduceMean node r averages over one axis, keeping it, and sets *axis: the axes
  * are an attribute before opset 18, a constant input from it. */
 static bool reduce_one_axis(const pass_ctx *c, const tsr__node *r, int64_t *out_axis) {
@@ -1168,37 +1486,43 @@ static void compact(pass_ctx *c) {
 
 /* ---- Entry points ---------------------------------------------------------------------- */
 
+/* The node-local rewrites, in the order they run; each sweeps the nodes once (they are in
+ * topological order), backwards where marked. */
+typedef tsr_status (*node_pass)(pass_ctx *c, uint32_t i);
+static const struct {
+  uint32_t bit;
+  node_pass fn;
+  bool backwards;
+} node_passes[] = {
+    {TSR__PASS_FOLD_BATCHNORM, fold_batchnorm, false},
+    /* After BatchNormalization, so that Conv -> BatchNormalization -> Mul -> Add folds whole. */
+    {TSR__PASS_FOLD_CONV_AFFINE, fold_conv_affine, false},
+    {TSR__PASS_FOLD_CONV_AFFINE, fold_affine_into_conv, false},
+    {TSR__PASS_FUSE_HARDSWISH, fuse_hardswish, false},
+    {TSR__PASS_FUSE_GEMM, fuse_gemm, false},
+    {TSR__PASS_FUSE_GELU, fuse_gelu, false},
+    /* Backwards, so that a pattern is seen from its last node first: the Add of beta before
+     * the Mul of gamma, which would otherwise end a shorter match. */
+    {TSR__PASS_FUSE_LAYERNORM, fuse_layernorm, true},
+    /* Last, so that Conv -> BatchNormalization -> Relu, MatMul -> Add -> Relu and a Gemm
+     * followed by GELU fuse whole. */
+    {TSR__PASS_FUSE_ACTIVATION, fuse_activation, false},
+};
+
 static tsr_status apply(pass_ctx *c, uint32_t passes) {
-  tsr__graph *g = c->g;
-  const uint32_t n = g->n_nodes;
-  /* Pass-throughs first, so that Conv -> Identity -> BatchNormalization folds too. Nodes
-   * are in topological order, so one sweep each suffices. */
+  const uint32_t n = c->g->n_nodes;
+  /* Pass-throughs first, so that Conv -> Identity -> BatchNormalization folds too. */
   if (passes & TSR__PASS_REMOVE_IDENTITY)
     TSR_RETURN_IF_ERROR(remove_passthroughs(c));
-  if (passes & TSR__PASS_FOLD_BATCHNORM)
-    for (uint32_t i = 0; i < n; i++)
+  for (size_t k = 0; k < sizeof node_passes / sizeof node_passes[0]; k++) {
+    if (!(passes & node_passes[k].bit))
+      continue;
+    for (uint32_t j = 0; j < n; j++) {
+      uint32_t i = node_passes[k].backwards ? n - 1 - j : j;
       if (!c->dead[i])
-        TSR_RETURN_IF_ERROR(fold_batchnorm(c, i));
-  if (passes & TSR__PASS_FUSE_GEMM)
-    for (uint32_t i = 0; i < n; i++)
-      if (!c->dead[i])
-        TSR_RETURN_IF_ERROR(fuse_gemm(c, i));
-  if (passes & TSR__PASS_FUSE_GELU)
-    for (uint32_t i = 0; i < n; i++)
-      if (!c->dead[i])
-        TSR_RETURN_IF_ERROR(fuse_gelu(c, i));
-  /* Backwards, so that a pattern is seen from its last node first: the Add of beta before
-   * the Mul of gamma, which would otherwise end a shorter match. */
-  if (passes & TSR__PASS_FUSE_LAYERNORM)
-    for (uint32_t i = n; i-- > 0;)
-      if (!c->dead[i])
-        TSR_RETURN_IF_ERROR(fuse_layernorm(c, i));
-  /* Last, so that Conv -> BatchNormalization -> Relu, MatMul -> Add -> Relu and a Gemm
-   * followed by GELU fuse whole. */
-  if (passes & TSR__PASS_FUSE_ACTIVATION)
-    for (uint32_t i = 0; i < n; i++)
-      if (!c->dead[i])
-        TSR_RETURN_IF_ERROR(fuse_activation(c, i));
+        TSR_RETURN_IF_ERROR(node_passes[k].fn(c, i));
+    }
+  }
   return NULL;
 }
 

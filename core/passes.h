@@ -4,6 +4,14 @@
  *
  *   - BatchNormalization (inference form) right after a Conv or ConvTranspose with constant
  *     float32 weights is folded into the convolution's weight and bias;
+ *   - Mul or Add of a constant scalar or per-channel vector that alone reads the output of a
+ *     Conv with constant float32 weights (and nothing fused into it) is folded into the
+ *     Conv's weight and bias (in double; skipped when a folded value would not be finite),
+ *     and Mul(x, s), Add(x, t) or Add(Mul(x, s), t) with constant scalar or per-input-channel
+ *     s and t that alone feeds a Conv without padding is folded into that Conv the same way;
+ *   - HardSwish written out, x * Clip(x + 3, 0, 6) / 6 (Div by 6 or Mul by 1 / 6) or
+ *     x * HardSigmoid(x) with alpha 1 / 6 and beta 0.5, becomes one HardSwish node (the
+ *     opset 14 operator, whatever opset the model imports);
  *   - Identity nodes and inference-mode Dropout are removed and their readers rewired;
  *   - MatMul of a matrix by a constant matrix followed by Add of a constant bias becomes Gemm;
  *   - GELU written out, x * (E + 1) * 0.5 with the three factors in any order, becomes one
@@ -36,13 +44,15 @@
 /* Which passes to run; values are fixed and only appended. */
 typedef enum tsr__pass {
   TSR__PASS_FOLD_BATCHNORM = 1u << 0,
-  TSR__PASS_REMOVE_IDENTITY = 1u << 1, /* Identity and inference Dropout */
-  TSR__PASS_FUSE_GEMM = 1u << 2,       /* MatMul + Add -> Gemm */
-  TSR__PASS_DROP_UNUSED = 1u << 3,     /* free initializers no node or output reads */
-  TSR__PASS_FUSE_ACTIVATION = 1u << 4, /* Conv/Gemm + Relu, Clip, ... -> tessera.activation */
-  TSR__PASS_FUSE_GELU = 1u << 5,       /* x * (Erf(x / sqrt 2) + 1) * 0.5, tanh form -> Gelu */
-  TSR__PASS_FUSE_LAYERNORM = 1u << 6,  /* ReduceMean, Sub, Pow, ... -> LayerNormalization */
-  TSR__PASS_ALL = 0x7fu,
+  TSR__PASS_REMOVE_IDENTITY = 1u << 1,  /* Identity and inference Dropout */
+  TSR__PASS_FUSE_GEMM = 1u << 2,        /* MatMul + Add -> Gemm */
+  TSR__PASS_DROP_UNUSED = 1u << 3,      /* free initializers no node or output reads */
+  TSR__PASS_FUSE_ACTIVATION = 1u << 4,  /* Conv/Gemm + Relu, Clip, ... -> tessera.activation */
+  TSR__PASS_FUSE_GELU = 1u << 5,        /* x * (Erf(x / sqrt 2) + 1) * 0.5, tanh form -> Gelu */
+  TSR__PASS_FUSE_LAYERNORM = 1u << 6,   /* ReduceMean, Sub, Pow, ... -> LayerNormalization */
+  TSR__PASS_FOLD_CONV_AFFINE = 1u << 7, /* Conv -> Mul / Add by a constant -> Conv */
+  TSR__PASS_FUSE_HARDSWISH = 1u << 8,   /* x * Clip(x + 3, 0, 6) / 6, x * HardSigmoid(x) */
+  TSR__PASS_ALL = 0x1ffu,
 } tsr__pass;
 
 /* What a run of the passes changed; for tests and diagnostics. */
@@ -54,6 +64,8 @@ typedef struct tsr__pass_stats {
   uint32_t activations_fused; /* SiLU (Sigmoid and Mul) counts once */
   uint32_t gelus_fused;
   uint32_t layernorms_fused;
+  uint32_t affines_folded; /* Mul or Add nodes folded into a Conv */
+  uint32_t hardswishes_fused;
 } tsr__pass_stats;
 
 /* Runs the passes selected in `passes` (tsr__pass bits) on g, a graph that

@@ -1,4 +1,4 @@
-/* Unit suite of the depthwise convolution kernel in devices/cpu/conv.c (1-D and 2-D, one input
+/* Unit suite of the depthwise convolution kernels in devices/cpu/conv_dw.c (1-D and 2-D, one input
  * channel per group): random shapes, kernels, strides, pads (explicit and auto_pad), dilations,
  * biases and fused activations ("tessera.activation"), compared with a float64 reference written
  * here. Cases alternate the AVX2 and generic paths (TESSERA_CPU_GENERIC) and 1 or 3 threads. */
@@ -42,7 +42,12 @@ static const act_case acts[] = {{NULL, 0, {0}},
                                 {"clip", 2, {0.0f, 0.6f}},
                                 {"leakyrelu", 1, {0.1f}},
                                 {"hardsigmoid", 2, {0.3f, 0.5f}},
-                                {"hardswish", 0, {0}}};
+                                {"hardswish", 0, {0}},
+                                {"sigmoid", 0, {0}},
+                                {"silu", 0, {0}},
+                                {"gelu", 0, {0}},
+                                {"gelu_tanh", 0, {0}}};
+enum { N_ACTS = sizeof acts / sizeof acts[0] };
 
 static double clamp01(double v) { return v < 0 ? 0 : v > 1 ? 1 : v; }
 
@@ -57,6 +62,14 @@ static double ref_act(const act_case *a, double x) {
     return x < 0 ? a->p[0] * x : x;
   if (!strcmp(a->name, "hardsigmoid"))
     return clamp01(a->p[0] * x + a->p[1]);
+  if (!strcmp(a->name, "sigmoid"))
+    return 1 / (1 + exp(-x));
+  if (!strcmp(a->name, "silu"))
+    return x / (1 + exp(-x));
+  if (!strcmp(a->name, "gelu"))
+    return 0.5 * x * (1 + erf(x / sqrt(2.0)));
+  if (!strcmp(a->name, "gelu_tanh"))
+    return 0.5 * x * (1 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)));
   return x * clamp01(x / 6 + 0.5); /* hardswish */
 }
 
@@ -209,13 +222,14 @@ START_TEST(test_dwconv_random) {
           g.k[i]--;
       }
     }
-    dw_case(&r, it, g, it % 3 != 1, &acts[(it / 2) % 6], threads);
+    dw_case(&r, it, g, it % 3 != 1, &acts[(it / 2) % N_ACTS], threads);
   }
 }
 END_TEST
 
 /* Rows wide enough for the four-vector blocks of the AVX2 kernel, at stride 1 and 2, with the
- * 3x3, 5x5 and generic kernels; and planes narrower than one vector. */
+ * 3x3, 5x5 and generic kernels; rows wider than the padded path takes (the interior/border
+ * path); and planes narrower than one vector. */
 START_TEST(test_dwconv_wide) {
   rng r = {77};
   static const dw_geom base[] = {
@@ -269,6 +283,36 @@ START_TEST(test_dwconv_wide) {
        .d = {1, 1},
        .pb = {1, 1},
        .pe = {1, 1}},
+      {.nsp = 2,
+       .N = 1,
+       .C = 2,
+       .mult = 1,
+       .in = {6, 300},
+       .k = {3, 3},
+       .s = {1, 1},
+       .d = {1, 1},
+       .pb = {1, 1},
+       .pe = {1, 1}},
+      {.nsp = 2,
+       .N = 1,
+       .C = 2,
+       .mult = 1,
+       .in = {7, 541},
+       .k = {5, 5},
+       .s = {2, 2},
+       .d = {1, 1},
+       .pb = {2, 2},
+       .pe = {2, 2}},
+      {.nsp = 2,
+       .N = 1,
+       .C = 3,
+       .mult = 1,
+       .in = {16, 113},
+       .k = {3, 3},
+       .s = {2, 2},
+       .d = {1, 1},
+       .pb = {1, 1},
+       .pe = {1, 1}},
       {.nsp = 1,
        .N = 2,
        .C = 3,
@@ -280,9 +324,9 @@ START_TEST(test_dwconv_wide) {
        .pb = {0, 2},
        .pe = {0, 2}},
   };
-  for (int it = 0; it < 4 * (int)(sizeof base / sizeof base[0]); it++) {
+  for (int it = 0; it < 6 * (int)(sizeof base / sizeof base[0]); it++) {
     size_t threads = vary_env(it);
-    dw_case(&r, it, base[it / 4], it % 2 == 0, &acts[(it % 6)], threads);
+    dw_case(&r, it, base[it / 6], it % 2 == 0, &acts[(it * 5) % N_ACTS], threads);
   }
 }
 END_TEST

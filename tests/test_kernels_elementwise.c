@@ -1947,6 +1947,41 @@ START_TEST(generic_isa) {
 }
 END_TEST
 
+/* Rows of 20 (the eight-lane AVX2 row and its scalar tail) holding NaN or +inf: the AVX2 and
+ * generic kernels agree with numpy, NaN across each such row. */
+START_TEST(softmax_special_rows) {
+  int64_t dims[2] = {3, 20};
+  float want[3][20];
+  for (int isa = 0; isa < 2; isa++) {
+    if (isa)
+      setenv("TESSERA_CPU_GENERIC", "1", 1);
+    tensor x = t_new(TSR_DTYPE_FLOAT32, 2, dims);
+    for (int i = 0; i < 60; i++)
+      t_set(&x, i, (i % 7) - 3.0);
+    t_set(&x, 3, NAN);       /* row 0, in the vector part */
+    t_set(&x, 20 + 17, NAN); /* row 1, in the tail */
+    t_set(&x, 40 + 5, INFINITY);
+    cpu_direct *d = cpu_direct_new("Softmax", 13);
+    d_in(d, &x, false);
+    cpu_direct_output(d, TSR_DTYPE_FLOAT32, 2, dims);
+    d_run_ok(d, 1, "Softmax special rows");
+    tensor y = d_out(d, 0);
+    for (int i = 0; i < 60; i++) {
+      double v = t_get(&y, i);
+      /* inf - inf is NaN, so the inf row's sum is NaN too. */
+      ck_assert_msg(isnan(v), "[%d] %g, want NaN", i, v);
+      if (isa)
+        ck_assert(isnan(v) ? isnan(want[i / 20][i % 20]) : v == want[i / 20][i % 20]);
+      else
+        want[i / 20][i % 20] = (float)v;
+    }
+    cpu_direct_free(d);
+    t_free(&x);
+  }
+  unsetenv("TESSERA_CPU_GENERIC");
+}
+END_TEST
+
 START_TEST(softmax_large_numbers) {
   int64_t dims[2] = {2, 4};
   static const double data[8] = {0, 1, 2, 3, 10000, 10001, 10002, 10003};
@@ -2387,6 +2422,7 @@ static Suite *suite(void) {
   tcase_add_test(tr, argmax_random);
   tcase_add_test(tr, softmax_random);
   tcase_add_test(tr, softmax_large_numbers);
+  tcase_add_test(tr, softmax_special_rows);
   tcase_add_test(tr, cumsum_random);
   suite_add_tcase(s, tr);
   TCase *te = tcase_create("robustness");

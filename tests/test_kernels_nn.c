@@ -178,6 +178,10 @@ static const test_act test_acts[] = {
     {"leakyrelu", CPU_ACT_LEAKYRELU, 1, {0.1f}},
     {"hardsigmoid", CPU_ACT_HARDSIGMOID, 2, {0.6f, 0.4f}},
     {"hardswish", CPU_ACT_HARDSWISH, 0, {0}},
+    {"sigmoid", CPU_ACT_SIGMOID, 0, {0}},
+    {"silu", CPU_ACT_SILU, 0, {0}},
+    {"gelu", CPU_ACT_GELU, 0, {0}},
+    {"gelu_tanh", CPU_ACT_GELU_TANH, 0, {0}},
 };
 enum { N_TEST_ACTS = sizeof test_acts / sizeof test_acts[0] };
 
@@ -191,6 +195,11 @@ static double ref_act(const test_act *a, double v) {
   case CPU_ACT_LEAKYRELU: return v < 0 ? a->p[0] * v : v;
   case CPU_ACT_HARDSIGMOID: return clamp01(a->p[0] * v + a->p[1]);
   case CPU_ACT_HARDSWISH: return v * clamp01(v / 6 + 0.5);
+  case CPU_ACT_SIGMOID: return 1 / (1 + exp(-v));
+  case CPU_ACT_SILU: return v / (1 + exp(-v));
+  case CPU_ACT_GELU: return 0.5 * v * (1 + erf(v / sqrt(2.0)));
+  case CPU_ACT_GELU_TANH:
+    return 0.5 * v * (1 + tanh(0.7978845608028654 * (v + 0.044715 * v * v * v)));
   default: return v;
   }
 }
@@ -550,7 +559,7 @@ START_TEST(test_gemm_activation) {
   rng r = {2024};
   for (int it = 0; it < 120; it++) {
     size_t threads = vary_env(it);
-    const test_act *act = &test_acts[1 + it % 5];
+    const test_act *act = &test_acts[1 + it % (N_TEST_ACTS - 1)];
     int64_t M = rint_in(&r, 1, 60), N = rint_in(&r, 1, 60), K = rint_in(&r, 1, 300);
     bool ta = rnext(&r) & 1, tb = rnext(&r) & 1;
     double alpha = it % 4 == 1 ? 0.5 + runi(&r) : 1.0, beta = it % 3 == 2 ? runi(&r) : 1.0;
@@ -1070,7 +1079,7 @@ START_TEST(test_conv_activation) {
       g.pb[i] = g.pe[i] = kind == 1 ? 0 : 1;
     }
     uint32_t dt = it % 10 == 9 ? TSR_DTYPE_FLOAT16 : TSR_DTYPE_FLOAT32;
-    conv_case_act(&r, it, &g, 0, dt, it % 4 != 0, threads, &test_acts[1 + (it / 3) % 5]);
+    conv_case_act(&r, it, &g, 0, dt, it % 4 != 0, threads, &test_acts[1 + (it / 3) % (N_TEST_ACTS - 1)]);
   }
   /* Several im2col column tiles and a realistic pointwise layer. */
   conv_geom big = {.nsp = 2, .N = 1, .C = 64, .M = 24, .G = 1, .in = {40, 50}, .k = {3, 3},
@@ -1143,6 +1152,17 @@ START_TEST(test_conv_large) {
   setenv("TESSERA_CPU_GENERIC", "0", 1);
   gs.M = 12;
   conv_case(&r, 3, &gs, 0, TSR_DTYPE_FLOAT32, true, 2);
+  /* A stem: three channels, stride 2, rows wide enough for the vectorised phase split (odd
+   * and even widths and left pads, a dilated window). */
+  conv_geom gst = gs;
+  gst.C = 3, gst.M = 8, gst.in[0] = 13, gst.in[1] = 61;
+  for (int v = 0; v < 4; v++) {
+    gst.in[1] = 61 + v;
+    gst.pb[1] = v & 1, gst.pe[1] = (v >> 1) + 1, gst.d[1] = v == 3 ? 2 : 1;
+    setenv("TESSERA_CPU_GENERIC", v == 2 ? "1" : "0", 1);
+    conv_case(&r, v, &gst, 0, TSR_DTYPE_FLOAT32, v & 1, v == 1 ? 2 : 1);
+  }
+  setenv("TESSERA_CPU_GENERIC", "0", 1);
   conv_geom g2 = {.nsp = 2,
                   .N = 4,
                   .C = 6,

@@ -812,8 +812,8 @@ static bytes conv_silu_model(int64_t c_in, int64_t c_out, int64_t group, int64_t
   return finish(m);
 }
 
-/* Sigmoid and SiLU after the GEMM-based Conv paths (3x3 im2col, 1x1) are fused; after a
- * depthwise Conv they stay apart (see the NOTE in fuse_activation). */
+/* Sigmoid and SiLU are fused into the GEMM-based Conv paths (3x3 im2col, 1x1) and into
+ * depthwise Conv, whose kernels apply them in vectors on plane borders too. */
 START_TEST(conv_sigmoid_silu_fused) {
   int64_t shapes[][4] = {{3, 20, 1, 3}, {8, 37, 1, 1}, {6, 6, 6, 3}}; /* c_in, c_out, group, k */
   for (size_t sh = 0; sh < 3; sh++) {
@@ -828,13 +828,9 @@ START_TEST(conv_sigmoid_silu_fused) {
       size_t with, without;
       int64_t xd[] = {2, shapes[sh][0], 9, 7};
       compare(b, 4, xd, 1, what, &with, &without);
-      bool depthwise = shapes[sh][2] != 1;
       ck_assert_uint_eq(without, kind ? 3 : 2);
-      ck_assert_msg(with == (depthwise ? without : 1), "%s: %zu nodes with passes", what, with);
-      if (depthwise)
-        expect_fused(b, "y", kind ? "Mul" : "Sigmoid", NULL, 0, NULL);
-      else
-        expect_fused(b, "y", "Conv", kind ? "silu" : "sigmoid", 0, NULL);
+      ck_assert_msg(with == 1, "%s: %zu nodes with passes", what, with);
+      expect_fused(b, "y", "Conv", kind ? "silu" : "sigmoid", 0, NULL);
       free(b.data);
     }
   }
@@ -1178,6 +1174,188 @@ START_TEST(environment_switch) {
 }
 END_TEST
 
+/* ---- Mul / Add by a constant into Conv, HardSwish written out --------------------------- */
+
+/* x[1, 4, 6, 5] -> Conv 3x3 (6 channels) -> Mul(s) -> Add(b) -> HardSwish written out
+ * (Add 3, Clip 0 6, Mul x, Div 6), as PP-LCNet's learnable affine blocks and hard-swish are
+ * exported. `scale_dims` / `shift_dims` shape the two constants; `swap` puts them first. */
+static bytes conv_affine_model(bool bias, bool swap, size_t scale_rank, const int64_t *scale_dims,
+                               size_t shift_rank, const int64_t *shift_dims, bool conv_is_output) {
+  mb_model *m = mb_new(13);
+  int64_t xd[] = {1, 4, 6, 5}, wd[] = {6, 4, 3, 3}, cd[] = {6};
+  mb_input(m, "x", TSR_DTYPE_FLOAT32, 4, xd);
+  init_rand(m, "w", 4, wd, -0.5f, 0.5f);
+  if (bias)
+    init_rand(m, "b", 1, cd, -0.5f, 0.5f);
+  init_rand(m, "s", scale_rank, scale_dims, 0.5f, 1.5f);
+  init_rand(m, "t", shift_rank, shift_dims, -0.5f, 0.5f);
+  mb_init_f32(m, "three", 0, NULL, (float[]){3.0f});
+  mb_init_f32(m, "zero", 0, NULL, (float[]){0.0f});
+  mb_init_f32(m, "six", 0, NULL, (float[]){6.0f});
+  mb_node(m, "Conv", "conv", bias ? "x,w,b" : "x,w", "c");
+  mb_attr_ints(m, "pads", 4, (int64_t[]){1, 1, 1, 1});
+  mb_node(m, "Mul", "scale", swap ? "s,c" : "c,s", "cs");
+  mb_node(m, "Add", "shift", swap ? "t,cs" : "cs,t", "a");
+  mb_node(m, "Add", "hs_add", swap ? "three,a" : "a,three", "a3");
+  mb_node(m, "Clip", "hs_clip", "a3,zero,six", "r6");
+  mb_node(m, "Mul", "hs_mul", swap ? "r6,a" : "a,r6", "p");
+  mb_node(m, "Div", "hs_div", "p,six", "y");
+  mb_output(m, "y", TSR_DTYPE_FLOAT32);
+  if (conv_is_output)
+    mb_output(m, "c", TSR_DTYPE_FLOAT32);
+  return finish(m);
+}
+
+START_TEST(conv_affine_and_hardswish_fused) {
+  int64_t xd[] = {1, 4, 6, 5};
+  const int64_t one[] = {1}, ch4[] = {1, 6, 1, 1}, ch3[] = {6, 1, 1};
+  for (int k = 0; k < 4; k++) {
+    bool bias = k & 1, swap = k & 2;
+    bytes b =
+        conv_affine_model(bias, swap, swap ? 0 : 1, one, k == 1 ? 3 : 4, k == 1 ? ch3 : ch4, false);
+    size_t with, without;
+    compare(b, 4, xd, 1, "conv affine hardswish", &with, &without);
+    ck_assert_uint_eq(without, 7);
+    ck_assert_uint_eq(with, 1); /* Conv with hardswish fused */
+    tsr__graph *g = import(b);
+    tsr__pass_stats st;
+    ck_assert_ok(tsr__passes_apply(g, TSR__PASS_ALL, &st));
+    ck_assert_uint_eq(st.affines_folded, 2);
+    ck_assert_uint_eq(st.hardswishes_fused, 1);
+    ck_assert_uint_eq(st.activations_fused, 1);
+    check_producers(g);
+    tsr__graph_destroy(g);
+    free(b.data);
+  }
+}
+END_TEST
+
+/* What must stay: the Conv's output read elsewhere; constants that broadcast along another
+ * axis or add a dim; a Conv with its activation fused already. */
+START_TEST(conv_affine_not_folded) {
+  int64_t xd[] = {1, 4, 6, 5};
+  const int64_t one[] = {1}, five1[] = {1, 1, 1, 1, 1}, along_w[] = {5}, six1[] = {6, 1};
+  struct {
+    size_t scale_rank, shift_rank;
+    const int64_t *scale, *shift;
+    bool conv_is_output;
+    size_t folded;
+  } cases[] = {
+      {1, 1, one, one, true, 0},      /* the Conv's output is a graph output */
+      {5, 1, five1, one, false, 0},   /* a scalar of rank 5 makes the result rank 5 */
+      {1, 1, along_w, one, false, 0}, /* per column, not per channel */
+      {1, 2, one, six1, false, 1},    /* [6, 1] lies along H: only the Mul folds */
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    bytes b = conv_affine_model(true, false, cases[i].scale_rank, cases[i].scale,
+                                cases[i].shift_rank, cases[i].shift, cases[i].conv_is_output);
+    tsr__graph *g = import(b);
+    tsr__pass_stats st;
+    ck_assert_ok(tsr__passes_apply(g, TSR__PASS_ALL, &st));
+    ck_assert_msg(st.affines_folded == cases[i].folded, "case %zu: %u folded", i,
+                  st.affines_folded);
+    check_producers(g);
+    tsr__graph_destroy(g);
+    size_t with, without;
+    compare(b, 4, xd, cases[i].conv_is_output ? 2 : 1, "conv affine kept", &with, &without);
+    free(b.data);
+  }
+  /* Relu fused first (a Conv -> Relu -> Mul): the Mul must not fold past the Relu. */
+  mb_model *m = mb_new(13);
+  int64_t wd[] = {6, 4, 3, 3};
+  mb_input(m, "x", TSR_DTYPE_FLOAT32, 4, xd);
+  init_rand(m, "w", 4, wd, -0.5f, 0.5f);
+  mb_init_f32(m, "s", 0, NULL, (float[]){-2.0f});
+  mb_node(m, "Conv", "conv", "x,w", "c");
+  mb_node(m, "Relu", "relu", "c", "r");
+  mb_node(m, "Mul", "scale", "r,s", "y");
+  mb_output(m, "y", TSR_DTYPE_FLOAT32);
+  bytes b = finish(m);
+  size_t with, without;
+  compare(b, 4, xd, 1, "relu then mul", &with, &without);
+  ck_assert_uint_eq(with, 2);
+  free(b.data);
+}
+END_TEST
+
+/* x[1, 4, 6, 5] -> Mul(s) -> Add(t) -> Conv (6 channels, `group`, kernel kh x kh, `pad`) -> y:
+ * the affine block folds into an unpadded Conv's weight and bias, and stays before a padded
+ * one (the padding would read zeros where s * 0 + t is due). */
+static bytes affine_conv_model(bool per_channel, int64_t group, int64_t kh, bool pad,
+                               bool only_add) {
+  mb_model *m = mb_new(13);
+  int64_t xd[] = {1, 4, 6, 5}, wd[] = {6, 4 / group, kh, kh}, cd[] = {6}, pc[] = {1, 4, 1, 1};
+  mb_input(m, "x", TSR_DTYPE_FLOAT32, 4, xd);
+  init_rand(m, "w", 4, wd, -0.5f, 0.5f);
+  init_rand(m, "b", 1, cd, -0.5f, 0.5f);
+  init_rand(m, "s", per_channel ? 4 : 0, pc, 0.5f, 1.5f);
+  init_rand(m, "t", per_channel ? 3 : 0, pc + 1, -0.5f, 0.5f);
+  if (!only_add)
+    mb_node(m, "Mul", "scale", "s,x", "xs");
+  mb_node(m, "Add", "shift", only_add ? "x,t" : "xs,t", "a");
+  mb_node(m, "Conv", "conv", "a,w,b", "y");
+  if (group != 1)
+    mb_attr_int(m, "group", group);
+  if (pad)
+    mb_attr_ints(m, "pads", 4, (int64_t[]){1, 1, 1, 1});
+  mb_output(m, "y", TSR_DTYPE_FLOAT32);
+  return finish(m);
+}
+
+START_TEST(affine_folded_into_next_conv) {
+  int64_t xd[] = {1, 4, 6, 5};
+  for (int k = 0; k < 8; k++) {
+    bool per_channel = k & 1, pad = k == 6;
+    int64_t group = k & 2 ? 2 : 1, kh = k & 4 ? 3 : 1;
+    bytes b = affine_conv_model(per_channel, group, kh, pad, k == 7);
+    size_t with, without;
+    compare(b, 4, xd, 1, "affine into conv", &with, &without);
+    size_t nodes = k == 7 ? 2 : 3;
+    ck_assert_uint_eq(without, nodes);
+    ck_assert_msg(with == (pad ? nodes : 1), "case %d: %zu nodes", k, with);
+    free(b.data);
+  }
+}
+END_TEST
+
+/* x * HardSigmoid(x) with alpha 1/6, beta 0.5 and x * Clip(x + 3, 0, 6) * (1/6) on a graph
+ * input become HardSwish; other constants, or an intermediate read twice, keep the nodes. */
+START_TEST(hardswish_written_out) {
+  int64_t xd[] = {2, 3, 7};
+  for (int k = 0; k < 6; k++) {
+    mb_model *m = mb_new(13);
+    mb_input(m, "x", TSR_DTYPE_FLOAT32, 3, xd);
+    mb_init_f32(m, "three", 0, NULL, (float[]){3.0f});
+    mb_init_f32(m, "zero", 0, NULL, (float[]){0.0f});
+    mb_init_f32(m, "six", 0, NULL, (float[]){k == 3 ? 5.0f : 6.0f});
+    mb_init_f32(m, "sixth", 0, NULL, (float[]){1.0f / 6.0f});
+    bool fuses = k < 3;
+    if (k == 0 || k == 4) {
+      mb_node(m, "HardSigmoid", "hsig", "x", "h");
+      mb_attr_float(m, "alpha", k == 4 ? 0.2f : 1.0f / 6.0f);
+      mb_node(m, "Mul", "mul", "h,x", "y");
+    } else {
+      mb_node(m, "Add", "add", "x,three", "a3");
+      mb_node(m, "Clip", "clip", "a3,zero,six", "r6");
+      mb_node(m, "Mul", "mul", "x,r6", "p");
+      if (k == 2)
+        mb_node(m, "Div", "div", "p,six", "y");
+      else
+        mb_node(m, "Mul", "div", "sixth,p", "y");
+    }
+    mb_output(m, "y", TSR_DTYPE_FLOAT32);
+    if (k == 5)
+      mb_output(m, "r6", TSR_DTYPE_FLOAT32); /* read outside the pattern */
+    bytes b = finish(m);
+    size_t with, without;
+    compare(b, 3, xd, k == 5 ? 2 : 1, "hardswish", &with, &without);
+    ck_assert_msg(fuses ? with == 1 : with == without, "case %d: %zu nodes, %zu without", k, with,
+                  without);
+    free(b.data);
+  }
+}
+END_TEST
+
 /* Initializers nothing reads are freed; ones a graph output names stay. Selected passes run
  * alone. */
 START_TEST(unused_initializers_and_selection) {
@@ -1376,6 +1554,10 @@ int main(void) {
   tcase_add_test(tc, gelu_written_out);
   tcase_add_test(tc, gelu_tanh_written_out);
   tcase_add_test(tc, layernorm_written_out);
+  tcase_add_test(tc, conv_affine_and_hardswish_fused);
+  tcase_add_test(tc, conv_affine_not_folded);
+  tcase_add_test(tc, affine_folded_into_next_conv);
+  tcase_add_test(tc, hardswish_written_out);
   tcase_add_test(tc, environment_switch);
   tcase_add_test(tc, unused_initializers_and_selection);
   tcase_add_test(tc, every_rewrite_and_failing_allocations);

@@ -4,9 +4,8 @@
  * 1x1 stride-1 unpadded convolution is a GEMM over the input as it lies; in the general case
  * the GEMM reads its B panels straight from the input through the window (an implicit im2col,
  * conv_pack_b), one GEMM per (batch, group); convolutions with one input channel per group
- * (depthwise, with any channel multiplier) run a direct kernel instead, since their im2col
- * GEMM would have a depth of only kh*kw (1-D and 2-D with a channel multiplier of 1, the
- * common case, have their own interior/border kernel with an AVX2 variant). ConvTranspose is the
+ * (depthwise, with any channel multiplier) run the direct kernels of conv_dw.c instead, since
+ * their im2col GEMM would have a depth of only kh*kw. ConvTranspose is the
  * adjoint: a GEMM with the weights transposed produces columns that col2im scatters into the
  * output. float64 runs direct loops in double precision; float16 is staged through float32. */
 #include <math.h>
@@ -18,20 +17,10 @@
 #include "devices/cpu/gemm_util.h"
 #include "devices/cpu/vmath_avx2.h"
 #include "devices/cpu/nn_util.h"
+#include "devices/cpu/conv_util.h"
 
 /* Scratch budget of one col2im tile (ConvTranspose), in floats (4 MiB). */
 #define COL_TILE_FLOATS ((size_t)1 << 20)
-
-typedef struct conv_plan {
-  bool transpose;
-  nn_window w;
-  size_t N, C, M, G; /* batch, input channels, output channels, groups */
-  size_t cg, mg;     /* channels per group: input, output */
-  size_t kk;         /* kernel elements: k0*k1*k2 */
-  size_t in_sp, out_sp;
-  bool has_bias;
-  cpu_act act; /* Conv only: fused by core/passes.c ("tessera.activation") */
-} conv_plan;
 
 static tsr_plugin_reason conv_transpose_window(const cpu_node *n, conv_plan *p, const int64_t *y_sp,
                                                char *msg, size_t size) {
@@ -175,15 +164,6 @@ static tsr_plugin_reason conv_check(const cpu_node *n, char *msg, size_t size) {
 static tsr_plugin_reason convt_check(const cpu_node *n, char *msg, size_t size) {
   conv_plan p;
   return conv_setup(n, n->in, n->out, true, &p, msg, size);
-}
-
-/* The output index range [lo, hi) within [0, len) for which pos = o * s + off lies in
- * [0, limit). */
-static inline void valid_range(int64_t len, int64_t s, int64_t off, int64_t limit, int64_t *lo,
-                               int64_t *hi) {
-  int64_t a = nn_ceildiv(-off, s), b = nn_ceildiv(limit - off, s);
-  *lo = a < 0 ? 0 : (a > len ? len : a);
-  *hi = b < *lo ? *lo : (b > len ? len : b);
 }
 
 /* ---- float32: GEMM over the input read through the window ----------------------------- */
@@ -385,7 +365,51 @@ typedef struct implicit_job {
   size_t ny, nx, ry_of[2], rx_of[2];
   size_t hq, pitch, plane; /* one phase plane */
   size_t nq;
+  bool avx2;
 } implicit_job;
+
+#if defined(TSR_CPU_HAVE_AVX2) && (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+#include <immintrin.h>
+#define CONV_HAVE_AVX2 1
+
+/* d[j] = s[2 j] for j in [0, n): eight at a time, sixteen loads deinterleaved. */
+__attribute__((target("avx2,fma"))) static void conv_even_avx2(float *d, const float *s,
+                                                               size_t n) {
+  for (size_t j = 0; j < n; j += 8) {
+    __m256 a = _mm256_loadu_ps(s + 2 * j), b = _mm256_loadu_ps(s + 2 * j + 8);
+    /* shuffle_ps works within 128-bit lanes: a0 a2 b0 b2 | a4 a6 b4 b6; then the 64-bit
+     * quarters in the order 0 2 1 3. */
+    __m256 e = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));
+    _mm256_storeu_ps(d + j, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e),
+                                                                    _MM_SHUFFLE(3, 1, 2, 0))));
+  }
+}
+#endif
+
+/* One row of a column phase of stride 2: d[j] = s[2 j + s0] for j in [0, pitch), zero where
+ * 2 j + s0 falls outside [0, iw). */
+static void implicit_phase_row_s2(float *d, const float *s, size_t pitch, int64_t s0, int64_t iw,
+                                  bool avx2) {
+  size_t j = 0;
+  for (; j < pitch && 2 * (int64_t)j + s0 < 0; j++)
+    d[j] = 0.0f;
+#ifdef CONV_HAVE_AVX2
+  if (avx2) {
+    /* Whole vectors while the sixteen floats they load lie inside the row. */
+    int64_t room = iw - (2 * (int64_t)j + s0); /* floats from the first one read */
+    size_t n = room >= 16 ? (size_t)((room - 16) / 16 + 1) * 8 : 0;
+    n = n < pitch - j ? n / 8 * 8 : (pitch - j) / 8 * 8;
+    conv_even_avx2(d + j, s + 2 * (int64_t)j + s0, n);
+    j += n;
+  }
+#else
+  (void)avx2;
+#endif
+  for (; j < pitch; j++) {
+    int64_t ix = 2 * (int64_t)j + s0;
+    d[j] = ix < iw ? s[ix] : 0.0f;
+  }
+}
 
 /* Fills the phases of channels [c0, c1). */
 static void implicit_pad_task(void *arg, size_t c0, size_t c1) {
@@ -413,10 +437,7 @@ static void implicit_pad_task(void *arg, size_t c0, size_t c1) {
             memcpy(dr + l, sr, n * sizeof *dr);
             memset(dr + l + n, 0, (j->pitch - l - n) * sizeof *dr);
           } else {
-            for (size_t jx = 0; jx < j->pitch; jx++) {
-              int64_t ix = (int64_t)(jx * j->sx + rx) - left;
-              dr[jx] = ix >= 0 && ix < iw ? sr[ix] : 0.0f;
-            }
+            implicit_phase_row_s2(dr, sr, j->pitch, (int64_t)rx - left, iw, j->avx2);
           }
         }
       }
@@ -451,7 +472,12 @@ static int conv_implicit(cpu_ctx *ctx, const conv_plan *p, const float *x, const
                          const float *a_packed, const cpu_sgemm_epilogue *ep, float *y) {
   const nn_window *w = &p->w;
   size_t K = p->cg * p->kk;
-  implicit_job ij = {.p = p, .x = x, .y = y, .sy = (size_t)w->s[1], .sx = (size_t)w->s[2]};
+  implicit_job ij = {.p = p,
+                     .x = x,
+                     .y = y,
+                     .sy = (size_t)w->s[1],
+                     .sx = (size_t)w->s[2],
+                     .avx2 = ctx->isa == CPU_ISA_AVX2_FMA};
   size_t hp = (size_t)(w->in[1] + w->pb[1] + w->pe[1]),
          wp = (size_t)(w->in[2] + w->pb[2] + w->pe[2]);
   ij.hq = (hp + ij.sy - 1) / ij.sy;
@@ -657,455 +683,6 @@ static void convt_items(void *arg, size_t begin, size_t end) {
   free(col);
 }
 
-/* ---- float32: direct kernel for one input channel per group --------------------------- */
-
-typedef struct dw_job {
-  cpu_ctx *ctx;
-  const conv_plan *p;
-  const float *x, *w, *b;
-  float *y;
-} dw_job;
-
-static void depthwise_task(void *arg, size_t begin, size_t end) {
-  const dw_job *j = arg;
-  const conv_plan *p = j->p;
-  const nn_window *w = &p->w;
-  for (size_t plane = begin; plane < end; plane++) {
-    size_t n = plane / p->M, m = plane % p->M;
-    const float *xp = j->x + (n * p->C + m / p->mg) * p->in_sp;
-    const float *wk = j->w + m * p->kk;
-    float *yp = j->y + plane * p->out_sp;
-    float bias = j->b ? j->b[m] : 0.0f;
-    for (size_t i = 0; i < p->out_sp; i++)
-      yp[i] = bias;
-    for (int64_t oz = 0; oz < w->out[0]; oz++)
-      for (int64_t oy = 0; oy < w->out[1]; oy++) {
-        float *yrow = yp + (oz * w->out[1] + oy) * w->out[2];
-        for (int64_t kz = 0; kz < w->k[0]; kz++) {
-          int64_t iz = oz * w->s[0] - w->pb[0] + kz * w->d[0];
-          if (iz < 0 || iz >= w->in[0])
-            continue;
-          for (int64_t ky = 0; ky < w->k[1]; ky++) {
-            int64_t iy = oy * w->s[1] - w->pb[1] + ky * w->d[1];
-            if (iy < 0 || iy >= w->in[1])
-              continue;
-            const float *xrow = xp + (iz * w->in[1] + iy) * w->in[2];
-            const float *wrow = wk + (kz * w->k[1] + ky) * w->k[2];
-            for (int64_t kx = 0; kx < w->k[2]; kx++) {
-              int64_t offx = kx * w->d[2] - w->pb[2], lo, hi;
-              valid_range(w->out[2], w->s[2], offx, w->in[2], &lo, &hi);
-              float wv = wrow[kx];
-              if (w->s[2] == 1)
-                cpu_saxpy(j->ctx, (size_t)(hi - lo), wv, xrow + lo + offx, yrow + lo);
-              else
-                for (int64_t o = lo; o < hi; o++)
-                  yrow[o] += wv * xrow[o * w->s[2] + offx];
-            }
-          }
-        }
-      }
-    if (p->act.kind != CPU_ACT_NONE)
-      for (size_t i = 0; i < p->out_sp; i++)
-        yp[i] = cpu_act_apply(&p->act, yp[i]);
-  }
-}
-
-/* ---- float32: depthwise 1-D/2-D, one channel per group and multiplier 1 ----------------- */
-
-/* The common depthwise layer (MobileNet, EfficientNet): each output plane comes from one input
- * plane. The plane splits into an interior, where the whole window lies inside the input and no
- * tap needs a bounds check, and a border computed point by point. Interior rows are computed a
- * run of output columns at a time, all taps accumulated in registers (AVX2: eight columns per
- * vector, stride 1 or 2, dilation 1) or in a small block the compiler vectorises (generic), and
- * stored once with the bias and the activation, so the plane is written exactly once. */
-
-#define ALWAYS_INLINE inline __attribute__((always_inline))
-
-typedef struct dw_plane {
-  const float *x;  /* the input plane */
-  const float *wk; /* kh*kw taps */
-  float *y;        /* the output plane */
-  float bias;
-  cpu_act act;
-  int64_t ih, iw, oh, ow, kh, kw, sh, sw, dh, dw, ph, pw;
-  int64_t ox_lo, ox_hi; /* interior columns */
-  int64_t ky0, ky1;     /* the current row's kernel rows inside the input */
-} dw_plane;
-
-/* One output point with bounds checks, for the border. */
-static float dw_point(const dw_plane *q, int64_t oy, int64_t ox) {
-  float s = q->bias;
-  for (int64_t ky = 0; ky < q->kh; ky++) {
-    int64_t iy = oy * q->sh - q->ph + ky * q->dh;
-    if (iy < 0 || iy >= q->ih)
-      continue;
-    const float *xr = q->x + iy * q->iw;
-    const float *wr = q->wk + ky * q->kw;
-    for (int64_t kx = 0; kx < q->kw; kx++) {
-      int64_t ix = ox * q->sw - q->pw + kx * q->dw;
-      if (ix >= 0 && ix < q->iw)
-        s += wr[kx] * xr[ix];
-    }
-  }
-  return cpu_act_apply(&q->act, s);
-}
-
-/* Block of the generic interior loop, in floats: small enough for L1, long enough to vectorise. */
-#define DW_BLOCK 64
-
-/* Interior columns [o0, o0 + n) of row oy over kernel rows [q->ky0, q->ky1), those inside the
- * input. S is the column stride when it is a compile-time 1 or 2, else 0 (then q->sw). */
-static ALWAYS_INLINE void dw_row_generic_s(const dw_plane *q, int64_t oy, int64_t o0, int64_t n,
-                                           int S) {
-  const float *x0 = q->x + (oy * q->sh - q->ph) * q->iw - q->pw;
-  float *yr = q->y + oy * q->ow;
-  int64_t sw = S ? S : q->sw;
-  float acc[DW_BLOCK];
-  for (int64_t b = o0; b < o0 + n; b += DW_BLOCK) {
-    int64_t len = o0 + n - b < DW_BLOCK ? o0 + n - b : DW_BLOCK;
-    for (int64_t i = 0; i < len; i++)
-      acc[i] = q->bias;
-    for (int64_t ky = q->ky0; ky < q->ky1; ky++) {
-      const float *xr = x0 + ky * q->dh * q->iw + b * sw;
-      for (int64_t kx = 0; kx < q->kw; kx++) {
-        const float *src = xr + kx * q->dw;
-        float wv = q->wk[ky * q->kw + kx];
-        for (int64_t i = 0; i < len; i++)
-          acc[i] += wv * src[i * sw];
-      }
-    }
-    for (int64_t i = 0; i < len; i++)
-      yr[b + i] = cpu_act_apply(&q->act, acc[i]);
-  }
-}
-
-static void dw_row_generic(const dw_plane *q, int64_t oy, int64_t o0, int64_t n) {
-  if (q->sw == 1)
-    dw_row_generic_s(q, oy, o0, n, 1);
-  else if (q->sw == 2)
-    dw_row_generic_s(q, oy, o0, n, 2);
-  else
-    dw_row_generic_s(q, oy, o0, n, 0);
-}
-
-#if defined(TSR_CPU_HAVE_AVX2) && (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
-#include <immintrin.h>
-#define DW_HAVE_AVX2 1
-#define DW_AVX2 __attribute__((target("avx2,fma")))
-/* -O2 does not peel these small constant loops by itself; unpeeled, the accumulators of
- * dw_block_avx2 would live in memory. Loops with a run-time count stay loops. */
-#define DW_UNROLL _Pragma("GCC unroll 8")
-
-/* Eight columns of stride S from p. For S == 2 they come out in the order 0,2,8,10,4,6,12,14
- * (loads p[0..7] and p[7..14], so nothing past the last column is read); every tap of an
- * output vector has the same order, and dw_unscramble restores it once, before the store. */
-DW_AVX2 static ALWAYS_INLINE __m256 dw_ld8(const float *p, int S) {
-  if (S == 1)
-    return _mm256_loadu_ps(p);
-  __m256 a = _mm256_loadu_ps(p), b = _mm256_loadu_ps(p + 7);
-  return _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 2, 0));
-}
-
-DW_AVX2 static ALWAYS_INLINE __m256 dw_unscramble(__m256 v, int S) {
-  if (S == 1)
-    return v;
-  return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(v), _MM_SHUFFLE(3, 1, 2, 0)));
-}
-
-/* cpu_act_apply on eight values, with the same results (NaN and signed zeros included):
- * max_ps(a, b) is a > b ? a : b and min_ps(a, b) is a < b ? a : b. */
-DW_AVX2 static ALWAYS_INLINE __m256 dw_act8(const cpu_act *a, __m256 v) {
-  __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f);
-  switch (a->kind) {
-  case CPU_ACT_RELU: return _mm256_max_ps(zero, v);
-  case CPU_ACT_CLIP:
-    return _mm256_min_ps(_mm256_set1_ps(a->p1), _mm256_max_ps(_mm256_set1_ps(a->p0), v));
-  case CPU_ACT_LEAKYRELU:
-    return _mm256_blendv_ps(v, _mm256_mul_ps(_mm256_set1_ps(a->p0), v),
-                            _mm256_cmp_ps(v, zero, _CMP_LT_OQ));
-  case CPU_ACT_HARDSIGMOID: {
-    __m256 t = _mm256_add_ps(_mm256_mul_ps(_mm256_set1_ps(a->p0), v), _mm256_set1_ps(a->p1));
-    return _mm256_min_ps(one, _mm256_max_ps(zero, t));
-  }
-  case CPU_ACT_HARDSWISH: {
-    __m256 t =
-        _mm256_add_ps(_mm256_mul_ps(v, _mm256_set1_ps((float)(1.0 / 6.0))), _mm256_set1_ps(0.5f));
-    return _mm256_mul_ps(v, _mm256_min_ps(one, _mm256_max_ps(zero, t)));
-  }
-  case CPU_ACT_SIGMOID:
-  case CPU_ACT_SILU:
-  case CPU_ACT_GELU:
-  case CPU_ACT_GELU_TANH: return cpu_act8_smooth(a, v); /* vmath_avx2.h */
-  default: return v;
-  }
-}
-
-/* NV vectors of eight outputs starting at column o of the row whose window starts at x0.
- * Taps of even and odd kernel rows go to separate accumulators, so 2*NV chains of FMAs run
- * independently. KH/KW are compile-time for 3x3 and 5x5 (fully unrolled), else 0. */
-DW_AVX2 static ALWAYS_INLINE void dw_block_avx2(const dw_plane *q, const float *x0, float *yr,
-                                                int64_t o, int S, int KH, int KW, int NV) {
-  int64_t kh = KH ? KH : q->kh, kw = KW ? KW : q->kw;
-  __m256 acc0[4], acc1[4];
-  DW_UNROLL
-  for (int v = 0; v < NV; v++) {
-    acc0[v] = _mm256_set1_ps(q->bias);
-    acc1[v] = _mm256_setzero_ps();
-  }
-  DW_UNROLL
-  for (int64_t ky = 0; ky < kh; ky++) {
-    if (ky < q->ky0 || ky >= q->ky1)
-      continue;
-    const float *xr = x0 + ky * q->iw + o * S;
-    const float *wr = q->wk + ky * kw;
-    DW_UNROLL
-    for (int64_t kx = 0; kx < kw; kx++) {
-      __m256 wv = _mm256_broadcast_ss(wr + kx);
-      DW_UNROLL
-      for (int v = 0; v < NV; v++) {
-        __m256 xv = dw_ld8(xr + kx + 8 * v * S, S);
-        if (ky & 1)
-          acc1[v] = _mm256_fmadd_ps(wv, xv, acc1[v]);
-        else
-          acc0[v] = _mm256_fmadd_ps(wv, xv, acc0[v]);
-      }
-    }
-  }
-  DW_UNROLL
-  for (int v = 0; v < NV; v++)
-    _mm256_storeu_ps(yr + o + 8 * v,
-                     dw_act8(&q->act, dw_unscramble(_mm256_add_ps(acc0[v], acc1[v]), S)));
-}
-
-DW_AVX2 static ALWAYS_INLINE void dw_row_avx2_k(const dw_plane *q, int64_t oy, int S, int KH,
-                                                int KW) {
-  int64_t lo = q->ox_lo, hi = q->ox_hi;
-  const float *x0 = q->x + (oy * q->sh - q->ph) * q->iw - q->pw;
-  float *yr = q->y + oy * q->ow;
-  if (hi - lo < 8) {
-    dw_row_generic_s(q, oy, lo, hi - lo, S);
-    return;
-  }
-  int64_t o = lo;
-  for (; o + 32 <= hi; o += 32)
-    dw_block_avx2(q, x0, yr, o, S, KH, KW, 4);
-  for (; o + 8 <= hi; o += 8)
-    dw_block_avx2(q, x0, yr, o, S, KH, KW, 1);
-  /* The last columns again as one full vector ending at hi: the outputs are stored, not
-   * accumulated, so computing a few of them twice is harmless. */
-  if (o < hi)
-    dw_block_avx2(q, x0, yr, hi - 8, S, KH, KW, 1);
-}
-
-DW_AVX2 static void dw_row_avx2(const dw_plane *q, int64_t oy) {
-  bool k3 = q->kh == 3 && q->kw == 3, k5 = q->kh == 5 && q->kw == 5;
-  if (q->sw == 1) {
-    if (k3)
-      dw_row_avx2_k(q, oy, 1, 3, 3);
-    else if (k5)
-      dw_row_avx2_k(q, oy, 1, 5, 5);
-    else
-      dw_row_avx2_k(q, oy, 1, 0, 0);
-  } else {
-    if (k3)
-      dw_row_avx2_k(q, oy, 2, 3, 3);
-    else if (k5)
-      dw_row_avx2_k(q, oy, 2, 5, 5);
-    else
-      dw_row_avx2_k(q, oy, 2, 0, 0);
-  }
-}
-
-/* Output widths up to these go through the padded buffer (measured on MobileNet's layers: at
- * stride 1 it wins up to 112 columns; at stride 2 the copy of a plane four times the output's
- * size costs what it saves beyond 28). */
-#define DW_PAD_MAX_OW 128
-#define DW_PAD_MAX_OW_S2 28
-
-/* Small planes (MobileNet's 14x14 and 7x7 layers): most of a row is border, and the interior is
- * shorter than a vector, so the interior/border split above ends up point by point. Instead the
- * plane is copied once into a zero-padded buffer (dw_pad_dims) and every output row is computed
- * in whole vectors without bounds checks; the last vector of a row goes through a small
- * buffer so that nothing past the row is written. */
-static void dw_pad_dims(const dw_plane *q, int64_t *bh, int64_t *bw) {
-  int64_t owv = (q->ow + 7) / 8 * 8;
-  *bh = (q->oh - 1) * q->sh + q->kh;
-  /* Columns read by the last vector: stride 1 reads owv - 1 + kw - 1; stride 2 loads up to
-   * 15 floats from its start (dw_ld8), at (owv - 8) * 2 + kw - 1. */
-  int64_t need = q->sw == 1 ? owv + q->kw - 1 : 2 * owv + q->kw - 2;
-  *bw = (need + 7) / 8 * 8;
-}
-
-static void dw_pad_fill(const dw_plane *q, float *buf, int64_t bh, int64_t bw) {
-  for (int64_t r = 0; r < bh; r++) {
-    float *d = buf + r * bw;
-    int64_t iy = r - q->ph;
-    if (iy < 0 || iy >= q->ih) {
-      memset(d, 0, (size_t)bw * sizeof *d);
-      continue;
-    }
-    int64_t lead = q->pw < bw ? q->pw : bw, len = q->iw < bw - lead ? q->iw : bw - lead;
-    memset(d, 0, (size_t)lead * sizeof *d);
-    memcpy(d + lead, q->x + iy * q->iw, (size_t)len * sizeof *d);
-    memset(d + lead + len, 0, (size_t)(bw - lead - len) * sizeof *d);
-  }
-}
-
-DW_AVX2 static ALWAYS_INLINE void dw_padded_k(const dw_plane *q, const float *buf, int64_t bw,
-                                              int S, int KH, int KW) {
-  int64_t kh = KH ? KH : q->kh, kw = KW ? KW : q->kw;
-  for (int64_t oy = 0; oy < q->oh; oy++) {
-    const float *x0 = buf + oy * q->sh * bw;
-    float *yr = q->y + oy * q->ow;
-    for (int64_t o = 0; o < q->ow; o += 8) {
-      __m256 acc0 = _mm256_set1_ps(q->bias), acc1 = _mm256_setzero_ps();
-      DW_UNROLL
-      for (int64_t ky = 0; ky < kh; ky++) {
-        const float *xr = x0 + ky * bw + o * S;
-        const float *wr = q->wk + ky * kw;
-        DW_UNROLL
-        for (int64_t kx = 0; kx < kw; kx++) {
-          __m256 xv = dw_ld8(xr + kx, S), wv = _mm256_broadcast_ss(wr + kx);
-          if (ky & 1)
-            acc1 = _mm256_fmadd_ps(wv, xv, acc1);
-          else
-            acc0 = _mm256_fmadd_ps(wv, xv, acc0);
-        }
-      }
-      __m256 v = dw_act8(&q->act, dw_unscramble(_mm256_add_ps(acc0, acc1), S));
-      if (o + 8 <= q->ow) {
-        _mm256_storeu_ps(yr + o, v);
-      } else {
-        _Alignas(32) float t[8];
-        _mm256_store_ps(t, v);
-        memcpy(yr + o, t, (size_t)(q->ow - o) * sizeof *t);
-      }
-    }
-  }
-}
-
-/* The whole plane q through the padded buffer buf (dw_pad_dims floats). */
-DW_AVX2 static void dw_plane_padded_avx2(const dw_plane *q, float *buf) {
-  int64_t bh, bw;
-  dw_pad_dims(q, &bh, &bw);
-  dw_pad_fill(q, buf, bh, bw);
-  bool k3 = q->kh == 3 && q->kw == 3, k5 = q->kh == 5 && q->kw == 5;
-  if (q->sw == 1) {
-    if (k3)
-      dw_padded_k(q, buf, bw, 1, 3, 3);
-    else if (k5)
-      dw_padded_k(q, buf, bw, 1, 5, 5);
-    else
-      dw_padded_k(q, buf, bw, 1, 0, 0);
-  } else {
-    if (k3)
-      dw_padded_k(q, buf, bw, 2, 3, 3);
-    else if (k5)
-      dw_padded_k(q, buf, bw, 2, 5, 5);
-    else
-      dw_padded_k(q, buf, bw, 2, 0, 0);
-  }
-}
-#endif
-
-typedef struct dw2d_job {
-  const conv_plan *p;
-  const float *x, *w, *b;
-  float *y;
-  bool avx2; /* the AVX2 interior applies: stride 1 or 2 across, dilation 1 */
-} dw2d_job;
-
-static void dw2d_task(void *arg, size_t begin, size_t end) {
-  const dw2d_job *j = arg;
-  const conv_plan *p = j->p;
-  const nn_window *w = &p->w;
-  dw_plane q = {.act = p->act,
-                .ih = w->in[1],
-                .iw = w->in[2],
-                .oh = w->out[1],
-                .ow = w->out[2],
-                .kh = w->k[1],
-                .kw = w->k[2],
-                .sh = w->s[1],
-                .sw = w->s[2],
-                .dh = w->d[1],
-                .dw = w->d[2],
-                .ph = w->pb[1],
-                .pw = w->pb[2]};
-  /* Interior columns: every tap inside the input, ox*s - pb >= 0 and ox*s - pb + (k-1)*d < in.
-   * Rows are clipped instead: a row near the top or bottom runs the same kernels over the
-   * kernel rows that lie inside, so only the left and right columns go point by point. */
-  int64_t ekw = (q.kw - 1) * q.dw + 1;
-  int64_t ox_lo = nn_ceildiv(q.pw, q.sw);
-  int64_t ox_hi = q.iw + q.pw - ekw < 0 ? 0 : (q.iw + q.pw - ekw) / q.sw + 1;
-  ox_lo = ox_lo > q.ow ? q.ow : ox_lo;
-  ox_hi = ox_hi > q.ow ? q.ow : (ox_hi < ox_lo ? ox_lo : ox_hi);
-  q.ox_lo = ox_lo, q.ox_hi = ox_hi;
-  float *pad = NULL;
-#ifdef DW_HAVE_AVX2
-  if (j->avx2 && q.ow <= (q.sw == 1 ? DW_PAD_MAX_OW : DW_PAD_MAX_OW_S2)) {
-    int64_t bh, bw;
-    dw_pad_dims(&q, &bh, &bw);
-    pad = nn_alloc_aligned((size_t)(bh * bw), sizeof(float)); /* NULL: the path below */
-  }
-#endif
-  for (size_t plane = begin; plane < end; plane++) {
-    size_t c = plane % p->M;
-    q.x = j->x + plane * p->in_sp;
-    q.y = j->y + plane * p->out_sp;
-    q.wk = j->w + c * p->kk;
-    q.bias = j->b ? j->b[c] : 0.0f;
-#ifdef DW_HAVE_AVX2
-    if (pad) {
-      dw_plane_padded_avx2(&q, pad);
-      continue;
-    }
-#endif
-    for (int64_t oy = 0; oy < q.oh; oy++) {
-      float *yr = q.y + oy * q.ow;
-      /* Kernel rows inside the input: iy = oy*sh - ph + ky*dh in [0, ih). */
-      int64_t iy0 = oy * q.sh - q.ph;
-      q.ky0 = iy0 >= 0 ? 0 : nn_ceildiv(-iy0, q.dh);
-      q.ky1 = q.ih - iy0 <= 0 ? 0 : nn_ceildiv(q.ih - iy0, q.dh);
-      q.ky0 = q.ky0 > q.kh ? q.kh : q.ky0;
-      q.ky1 = q.ky1 > q.kh ? q.kh : (q.ky1 < q.ky0 ? q.ky0 : q.ky1);
-      if (ox_hi == ox_lo) {
-        for (int64_t ox = 0; ox < q.ow; ox++)
-          yr[ox] = dw_point(&q, oy, ox);
-        continue;
-      }
-      for (int64_t ox = 0; ox < ox_lo; ox++)
-        yr[ox] = dw_point(&q, oy, ox);
-#ifdef DW_HAVE_AVX2
-      if (j->avx2)
-        dw_row_avx2(&q, oy);
-      else
-#endif
-        dw_row_generic(&q, oy, ox_lo, ox_hi - ox_lo);
-      for (int64_t ox = ox_hi; ox < q.ow; ox++)
-        yr[ox] = dw_point(&q, oy, ox);
-    }
-  }
-  free(pad);
-}
-
-/* Whether the depthwise 1-D/2-D path applies: one input channel per group, one output channel
- * per input channel, no third spatial dimension. */
-static bool dw2d_applies(const conv_plan *p) {
-  return !p->transpose && p->cg == 1 && p->mg == 1 && p->G > 1 && p->w.in[0] == 1 &&
-         p->w.out[0] == 1 && p->w.k[0] == 1 && p->w.pb[0] == 0;
-}
-
-static void dw2d_run(cpu_ctx *ctx, const conv_plan *p, const float *x, const float *w,
-                     const float *b, float *y) {
-  dw2d_job j = {.p = p, .x = x, .w = w, .b = b, .y = y};
-#ifdef DW_HAVE_AVX2
-  j.avx2 = ctx->isa == CPU_ISA_AVX2_FMA && (p->w.s[2] == 1 || p->w.s[2] == 2) && p->w.d[1] == 1 &&
-           p->w.d[2] == 1;
-#endif
-  cpu_parallel_for(ctx, p->N * p->M, nn_grain(p->out_sp * p->kk, 1 << 15), dw2d_task, &j);
-}
-
 typedef struct bias_job {
   const conv_plan *p;
   const float *b;
@@ -1131,13 +708,8 @@ typedef struct conv_state {
 static int conv_f32(cpu_ctx *ctx, const conv_plan *p, const float *x, const float *w,
                     const conv_state *st, const float *b, float *y) {
   size_t planes = p->N * p->M;
-  if (dw2d_applies(p)) {
-    dw2d_run(ctx, p, x, w, b, y);
-    return 0;
-  }
-  if (!p->transpose && p->cg == 1 && p->G > 1) {
-    dw_job dj = {.ctx = ctx, .p = p, .x = x, .w = w, .b = b, .y = y};
-    cpu_parallel_for(ctx, planes, nn_grain(p->out_sp * p->kk, 1 << 15), depthwise_task, &dj);
+  if (cpu_conv_depthwise_applies(p)) {
+    cpu_conv_depthwise(ctx, p, x, w, b, y);
     return 0;
   }
   if (p->transpose)
@@ -1302,8 +874,8 @@ static int conv_prepare(const cpu_node *n, void **out_state, char *msg, size_t s
   if (conv_setup(n, n->in, n->out, false, &p, msg, size) != TSR_PLUGIN_REASON_NONE)
     return 0; /* check() has refused it already; run() reports the same */
   const cpu_tensor *w = &n->in[1];
-  if (w->dtype != TSR_DTYPE_FLOAT32 || !w->is_const || !w->data || dw2d_applies(&p) ||
-      (p.cg == 1 && p.G > 1) || p.mg == 0)
+  if (w->dtype != TSR_DTYPE_FLOAT32 || !w->is_const || !w->data ||
+      cpu_conv_depthwise_applies(&p) || p.mg == 0)
     return 0;
   size_t K = p.cg * p.kk, per = cpu_sgemm_packed_a_floats(p.mg, K);
   conv_state *st = calloc(1, sizeof *st);

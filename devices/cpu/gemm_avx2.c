@@ -7,6 +7,7 @@
 #ifdef CPU_GEMM_HAVE_AVX2
 
 #include <immintrin.h>
+#include <string.h>
 
 #define AVX2 __attribute__((target("avx2,fma")))
 
@@ -63,6 +64,14 @@ AVX2 __attribute__((noinline)) static void store_tile_ep(const float (*t)[CPU_SG
                                                          size_t ldc, size_t mr, size_t nr,
                                                          float alpha, float beta,
                                                          const cpu_sgemm_tile_ep *ep) {
+  /* A smooth activation (sigmoid, silu, gelu) is a chain of some twenty dependent operations
+   * per vector: the tile is finished in u and the activation applied to all of its vectors in
+   * one loop (cpu_act_apply_row_avx2), whose iterations the core overlaps, before the store.
+   * An edge tile (nr < 16 columns) goes the same way, so it too is activated in vectors. */
+  const cpu_act_kind k = ep->act.kind;
+  bool smooth = k == CPU_ACT_SIGMOID || k == CPU_ACT_SILU || k == CPU_ACT_GELU ||
+                k == CPU_ACT_GELU_TANH;
+  _Alignas(32) float u[CPU_SGEMM_MR][CPU_SGEMM_NR];
   if (nr == CPU_SGEMM_NR) {
     const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
     __m256 cb0 = _mm256_setzero_ps(), cb1 = _mm256_setzero_ps();
@@ -90,23 +99,39 @@ AVX2 __attribute__((noinline)) static void store_tile_ep(const float (*t)[CPU_SG
         v0 = _mm256_add_ps(v0, cb0);
         v1 = _mm256_add_ps(v1, cb1);
       }
-      _mm256_storeu_ps(cr, act_avx2(&ep->act, v0));
-      _mm256_storeu_ps(cr + 8, act_avx2(&ep->act, v1));
+      if (smooth) {
+        _mm256_store_ps(u[i], v0);
+        _mm256_store_ps(u[i] + 8, v1);
+      } else {
+        _mm256_storeu_ps(cr, act_avx2(&ep->act, v0));
+        _mm256_storeu_ps(cr + 8, act_avx2(&ep->act, v1));
+      }
     }
-    return;
+    if (!smooth)
+      return;
   }
-  for (size_t i = 0; i < mr; i++) {
-    float *cr = c + i * ldc;
+  for (size_t i = 0; i < mr && nr < CPU_SGEMM_NR; i++) {
+    const float *cr = c + i * ldc;
     float rb = ep->row_bias ? ep->row_bias[i] : 0.0f;
-    for (size_t j = 0; j < nr; j++) {
-      float v = beta == 0.0f ? alpha * t[i][j] : alpha * t[i][j] + beta * cr[j];
+    for (size_t j = 0; j < CPU_SGEMM_NR; j++) {
+      float v = j >= nr ? 0.0f : beta == 0.0f ? alpha * t[i][j] : alpha * t[i][j] + beta * cr[j];
       if (ep->row_bias)
         v += rb;
-      if (ep->col_bias)
+      if (ep->col_bias && j < nr)
         v += ep->col_bias[j];
-      cr[j] = cpu_act_apply(&ep->act, v);
+      u[i][j] = v;
     }
   }
+  if (smooth) {
+    cpu_act_apply_row_avx2(&ep->act, &u[0][0], mr * CPU_SGEMM_NR);
+  } else if (k != CPU_ACT_NONE) {
+    for (size_t i = 0; i < mr; i++) {
+      _mm256_store_ps(u[i], act_avx2(&ep->act, _mm256_load_ps(u[i])));
+      _mm256_store_ps(u[i] + 8, act_avx2(&ep->act, _mm256_load_ps(u[i] + 8)));
+    }
+  }
+  for (size_t i = 0; i < mr; i++)
+    memcpy(c + i * ldc, u[i], nr * sizeof **u);
 }
 
 /* The micro-kernel, once for packed B panels (offs == NULL: row p at bp + p * NR, aligned) and

@@ -29,6 +29,7 @@
 
 #include "devices/cpu/cpu.h"
 #include "devices/cpu/elementwise_util.h"
+#include "devices/cpu/vmath_avx2.h"
 
 #define RED_MAX_GROUPS 32           /* alternating kept/reduced groups; a clean error beyond */
 #define RED_IB 256                  /* inner elements accumulated together, on the stack */
@@ -941,6 +942,57 @@ static inline double smx_exp_f64(double x) { return exp(x); }
 static inline float smx_log_f32(float x) { return logf(x); }
 static inline double smx_log_f64(double x) { return log(x); }
 
+/* Softmax of one contiguous float32 row through vmath_avx2.h's eight-lane exp: GCC does not
+ * vectorise the scalar polynomial of cpu_ew_expf inside the row loops below. Returns false
+ * (nothing done) when the build has no AVX2 code; the caller picks it only on AVX2 CPUs. */
+#ifdef CPU_VMATH_HAVE_AVX2
+CPU_VMATH_AVX2 static bool smx_row_fast_f32_avx2(const float *x, float *y, size_t len) {
+  if (len < 8)
+    return false;
+  __m256 mv = _mm256_loadu_ps(x);
+  size_t r = 8;
+  for (; r + 8 <= len; r += 8)
+    mv = _mm256_max_ps(mv, _mm256_loadu_ps(x + r));
+  float lanes[8];
+  _mm256_storeu_ps(lanes, mv);
+  float m = lanes[0];
+  for (size_t k = 1; k < 8; k++)
+    m = lanes[k] > m ? lanes[k] : m;
+  for (; r < len; r++)
+    m = x[r] > m ? x[r] : m;
+  if (m != m) /* NaN in the row: the scalar code gives the reference result */
+    return false;
+  const __m256 vm = _mm256_set1_ps(m);
+  __m256 vs = _mm256_setzero_ps();
+  for (r = 0; r + 8 <= len; r += 8) {
+    __m256 e = cpu_exp8(_mm256_sub_ps(_mm256_loadu_ps(x + r), vm));
+    _mm256_storeu_ps(y + r, e);
+    vs = _mm256_add_ps(vs, e);
+  }
+  _mm256_storeu_ps(lanes, vs);
+  float sum = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) +
+              ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+  for (; r < len; r++) {
+    y[r] = cpu_ew_expf(x[r] - m);
+    sum += y[r];
+  }
+  const __m256 inv = _mm256_set1_ps(1.0f / sum);
+  for (r = 0; r + 8 <= len; r += 8)
+    _mm256_storeu_ps(y + r, _mm256_mul_ps(_mm256_loadu_ps(y + r), inv));
+  for (; r < len; r++)
+    y[r] *= 1.0f / sum;
+  return true;
+}
+#endif
+static inline bool smx_row_fast_f32(const float *x, float *y, size_t len) {
+  (void)x, (void)y, (void)len;
+  return false;
+}
+static inline bool smx_row_fast_f64(const double *x, double *y, size_t len) {
+  (void)x, (void)y, (void)len;
+  return false;
+}
+
 #define SMX_IMPL(NAME, sfx, T, ATTR)                                                               \
   /* One contiguous row. */                                                                        \
   ATTR static void smx_row_##NAME(int mode, const T *x, T *y, size_t len) {                        \
@@ -954,6 +1006,8 @@ static inline double smx_log_f64(double x) { return log(x); }
       y[bi] = 1;                                                                                   \
       return;                                                                                      \
     }                                                                                              \
+    if (mode == SMX_SOFTMAX && smx_row_fast_##NAME(x, y, len))                                     \
+      return;                                                                                      \
     T mv[8];                                                                                       \
     for (size_t k = 0; k < 8; k++)                                                                 \
       mv[k] = x[0];                                                                                \
@@ -1073,7 +1127,7 @@ static inline double smx_log_f64(double x) { return log(x); }
 SMX_IMPL(f32, f32, float, )
 SMX_IMPL(f64, f64, double, )
 /* An AVX2+FMA twin of the float32 kernel (exp is its cost), chosen at run time by ctx->isa. */
-#if defined(TSR_CPU_HAVE_AVX2) && (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+#ifdef CPU_VMATH_HAVE_AVX2
 SMX_IMPL(f32_avx2, f32, float, __attribute__((target("avx2,fma"))))
 static void (*const smx_f32_avx2)(void *, size_t, size_t) = smx_range_f32_avx2;
 #else

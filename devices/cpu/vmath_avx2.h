@@ -101,6 +101,39 @@ CPU_VMATH_AVX2 static inline __m256 cpu_sigmoid8(__m256 x) {
   return _mm256_div_ps(one, _mm256_add_ps(one, cpu_exp8(_mm256_sub_ps(_mm256_setzero_ps(), x))));
 }
 
+/* The logistic function for the fused activations of Conv and Gemm (the Sigmoid operator keeps
+ * cpu_sigmoid8): within a few ulp of it, in fewer and shallower operations, since applied to
+ * every output of a layer its latency chain bounds the epilogue. exp(-x) takes cpu_exp8's
+ * polynomial evaluated in Estrin's form, with -x clamped to [-87, 87] so that 2^n is one
+ * normal float (no split scale, no blends; min/max are ordered so that a NaN passes through),
+ * n rounded by the 1.5 * 2^23 trick; the division is the reciprocal estimate and one Newton
+ * step. Above the clamp the result is 1 within an ulp; below it, 0. */
+CPU_VMATH_AVX2 static inline __m256 cpu_sigmoid8_fused(__m256 x) {
+  const __m256 magic = _mm256_set1_ps(12582912.0f); /* 1.5 * 2^23 */
+  __m256 v = _mm256_sub_ps(_mm256_setzero_ps(), x);
+  v = _mm256_min_ps(_mm256_set1_ps(87.0f), _mm256_max_ps(_mm256_set1_ps(-87.0f), v));
+  __m256 t = _mm256_fmadd_ps(v, _mm256_set1_ps(1.44269504088896341f), magic);
+  __m256 n = _mm256_sub_ps(t, magic);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), v);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  /* cpu_exp8's P(r) = c0 r^5 + c1 r^4 + ... + c5 as ((c0 r + c1) r^2 + c2 r + c3) r^2
+   * + c4 r + c5. */
+  __m256 r2 = _mm256_mul_ps(r, r);
+  __m256 q01 = _mm256_fmadd_ps(_mm256_set1_ps(1.9875691500e-4f), r, _mm256_set1_ps(1.3981999507e-3f));
+  __m256 q23 = _mm256_fmadd_ps(_mm256_set1_ps(8.3334519073e-3f), r, _mm256_set1_ps(4.1665795894e-2f));
+  __m256 q45 = _mm256_fmadd_ps(_mm256_set1_ps(1.6666665459e-1f), r, _mm256_set1_ps(5.0000001201e-1f));
+  __m256 p = _mm256_fmadd_ps(_mm256_fmadd_ps(q01, r2, q23), r2, q45);
+  __m256 e = _mm256_add_ps(_mm256_fmadd_ps(p, r2, r), _mm256_set1_ps(1.0f));
+  __m256i ni = _mm256_sub_epi32(_mm256_castps_si256(t), _mm256_castps_si256(magic));
+  e = _mm256_mul_ps(e, _mm256_castsi256_ps(_mm256_slli_epi32(
+                           _mm256_add_epi32(ni, _mm256_set1_epi32(127)), 23)));
+  __m256 d = _mm256_add_ps(_mm256_set1_ps(1.0f), e);
+  __m256 rc = _mm256_rcp_ps(d);
+  __m256 y = _mm256_mul_ps(rc, _mm256_fnmadd_ps(d, rc, _mm256_set1_ps(2.0f)));
+  /* 0 below the clamp, as cpu_ew_sigmoidf gives there (so that SiLU of -inf is NaN). */
+  return _mm256_andnot_ps(_mm256_cmp_ps(x, _mm256_set1_ps(-87.0f), _CMP_LT_OQ), y);
+}
+
 /* cpu_ew_geluf on eight lanes. */
 CPU_VMATH_AVX2 static inline __m256 cpu_gelu8(__m256 x) {
   __m256 e = cpu_erf8(_mm256_mul_ps(x, _mm256_set1_ps(0.707106781186547524f)));
@@ -117,40 +150,60 @@ CPU_VMATH_AVX2 static inline __m256 cpu_gelu_tanh8(__m256 x) {
                        _mm256_add_ps(_mm256_set1_ps(1.0f), cpu_tanh8(u)));
 }
 
-/* The smooth activations of cpu_act_apply (sigmoid, silu, gelu, gelu_tanh) on eight lanes;
- * any other kind returns x unchanged (the callers handle the piecewise-linear ones inline). */
-CPU_VMATH_AVX2 static inline __m256 cpu_act8_smooth(const cpu_act *a, __m256 x) {
-  switch (a->kind) {
-  case CPU_ACT_SIGMOID: return cpu_sigmoid8(x);
-  case CPU_ACT_SILU: return _mm256_mul_ps(x, cpu_sigmoid8(x));
-  case CPU_ACT_GELU: return cpu_gelu8(x);
-  case CPU_ACT_GELU_TANH: return cpu_gelu_tanh8(x);
-  default: return x;
+/* The smooth activations (any other kind: x) on one vector, by kind: the row loops below
+ * pass a constant, so that the switch leaves the loop. */
+CPU_VMATH_AVX2 static inline __m256 cpu_act8_smooth_kind(cpu_act_kind k, __m256 v) {
+  switch (k) {
+  case CPU_ACT_SIGMOID: return cpu_sigmoid8_fused(v);
+  case CPU_ACT_SILU: return _mm256_mul_ps(v, cpu_sigmoid8_fused(v));
+  case CPU_ACT_GELU: return cpu_gelu8(v);
+  case CPU_ACT_GELU_TANH: return cpu_gelu_tanh8(v);
+  default: return v;
   }
 }
 
-/* cpu_act_apply_row for AVX2: whole vectors through act8 below, the tail scalar. */
+/* The smooth activations of cpu_act_apply (sigmoid, silu, gelu, gelu_tanh) on eight lanes;
+ * any other kind returns x unchanged (the callers handle the piecewise-linear ones inline). */
+CPU_VMATH_AVX2 static inline __m256 cpu_act8_smooth(const cpu_act *a, __m256 x) {
+  return cpu_act8_smooth_kind(a->kind, x);
+}
+
+/* cpu_act_apply_row for AVX2. The switch is outside the loops, so each loop is a run of
+ * independent vectors that the core overlaps: one smooth activation alone is a chain of some
+ * twenty dependent operations. The last n % 8 floats of a smooth activation go through one
+ * vector in a small buffer too (a scalar one costs a call to expf or erff each). */
 CPU_VMATH_AVX2 static inline void cpu_act_apply_row_avx2(const cpu_act *a, float *y, size_t n) {
   size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    __m256 v = _mm256_loadu_ps(y + i);
-    switch (a->kind) {
-    case CPU_ACT_SIGMOID:
-    case CPU_ACT_SILU:
-    case CPU_ACT_GELU:
-    case CPU_ACT_GELU_TANH: v = cpu_act8_smooth(a, v); break;
-    default: {
-      float t[8];
-      _mm256_storeu_ps(t, v);
-      for (int l = 0; l < 8; l++)
-        t[l] = cpu_act_apply(a, t[l]);
-      v = _mm256_loadu_ps(t);
-    }
-    }
-    _mm256_storeu_ps(y + i, v);
+  switch (a->kind) {
+  case CPU_ACT_SIGMOID:
+    for (; i + 8 <= n; i += 8)
+      _mm256_storeu_ps(y + i, cpu_act8_smooth_kind(CPU_ACT_SIGMOID, _mm256_loadu_ps(y + i)));
+    break;
+  case CPU_ACT_SILU:
+    for (; i + 8 <= n; i += 8)
+      _mm256_storeu_ps(y + i, cpu_act8_smooth_kind(CPU_ACT_SILU, _mm256_loadu_ps(y + i)));
+    break;
+  case CPU_ACT_GELU:
+    for (; i + 8 <= n; i += 8)
+      _mm256_storeu_ps(y + i, cpu_act8_smooth_kind(CPU_ACT_GELU, _mm256_loadu_ps(y + i)));
+    break;
+  case CPU_ACT_GELU_TANH:
+    for (; i + 8 <= n; i += 8)
+      _mm256_storeu_ps(y + i, cpu_act8_smooth_kind(CPU_ACT_GELU_TANH, _mm256_loadu_ps(y + i)));
+    break;
+  default:
+    for (; i < n; i++)
+      y[i] = cpu_act_apply(a, y[i]);
+    return;
   }
-  for (; i < n; i++)
-    y[i] = cpu_act_apply(a, y[i]);
+  if (i < n) {
+    float t[8] = {0};
+    for (size_t j = 0; j < n - i; j++)
+      t[j] = y[i + j];
+    _mm256_storeu_ps(t, cpu_act8_smooth_kind(a->kind, _mm256_loadu_ps(t)));
+    for (size_t j = 0; j < n - i; j++)
+      y[i + j] = t[j];
+  }
 }
 
 #endif

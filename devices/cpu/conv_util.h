@@ -1,0 +1,41 @@
+/* What conv.c and conv_dw.c share: the plan of one Conv or ConvTranspose node, read from its
+ * attributes and shapes by conv.c, and the entry points of the direct depthwise kernels. */
+#ifndef TSR_CPU_CONV_UTIL_H
+#define TSR_CPU_CONV_UTIL_H
+
+#include "devices/cpu/cpu.h"
+#include "devices/cpu/gemm_util.h"
+#include "devices/cpu/nn_util.h"
+
+typedef struct conv_plan {
+  bool transpose;
+  nn_window w;
+  size_t N, C, M, G; /* batch, input channels, output channels, groups */
+  size_t cg, mg;     /* channels per group: input, output */
+  size_t kk;         /* kernel elements: k0*k1*k2 */
+  size_t in_sp, out_sp;
+  bool has_bias;
+  cpu_act act; /* Conv only: fused by core/passes.c ("tessera.activation") */
+} conv_plan;
+
+/* The output index range [lo, hi) within [0, len) for which pos = o * s + off lies in
+ * [0, limit). */
+static inline void valid_range(int64_t len, int64_t s, int64_t off, int64_t limit, int64_t *lo,
+                               int64_t *hi) {
+  int64_t a = nn_ceildiv(-off, s), b = nn_ceildiv(limit - off, s);
+  *lo = a < 0 ? 0 : (a > len ? len : a);
+  *hi = b < *lo ? *lo : (b > len ? len : b);
+}
+
+/* Whether cpu_conv_depthwise runs p: a Conv (not ConvTranspose) with one input channel per
+ * group and more than one group. */
+static inline bool cpu_conv_depthwise_applies(const conv_plan *p) {
+  return !p->transpose && p->cg == 1 && p->G > 1;
+}
+
+/* float32 depthwise (and channel-multiplier) Conv of p over x into y, with the bias b (or NULL)
+ * and p's fused activation, on ctx's threads. Defined in conv_dw.c. */
+void cpu_conv_depthwise(cpu_ctx *ctx, const conv_plan *p, const float *x, const float *w,
+                        const float *b, float *y);
+
+#endif
