@@ -13,6 +13,10 @@ branches cannot be inferred, and an LSTM state carried between calls) comes from
 of @ricky0123/vad-web alone (`npm pack`, checked by hash), not installed, because that package
 depends on an unpinned onnxruntime-web; it runs a few frames with the state fed back on each
 side, at 16 kHz and 8 kHz.
+
+Where an OpenCL device is present (the meson test points TESSERA_PLUGIN_PATH at the plugin's
+build folder; PoCL is one), every model runs again with `--device opencl,cpu` (what OpenCL
+refuses, such as silero's LSTM, runs on the CPU) against the same references and tolerances.
 """
 import hashlib
 import os
@@ -73,14 +77,21 @@ def fetch_silero(work):
     return model
 
 
-def silero(cli, work, src, env):
+def opencl_present(cli):
+    out = subprocess.run([cli, "devices"], capture_output=True, text=True).stdout
+    return any(line.split()[:1] and line.split()[0].startswith("opencl")
+               for line in out.splitlines()[1:])
+
+
+def silero(cli, work, src, env, extra, label):
     """Four 16 kHz frames and two 8 kHz frames; each runtime carries its own state. Returns
-    (passed, failed)."""
+    (passed, failed). `extra`: further CLI arguments (a device list), `label`: appended to the
+    names."""
     model = fetch_silero(work)
     rng = np.random.default_rng(20261126)
     passed = failed = 0
     for rate, samples, frames in ((16000, 512, 4), (8000, 256, 2)):
-        name = f"silero-vad-v5 @ {rate} Hz ({frames} frames, If + LSTM, state fed back)"
+        name = f"silero-vad-v5 @ {rate} Hz ({frames} frames, If + LSTM, state fed back){label}"
         t = np.arange(frames * samples) / rate
         audio = (0.3 * np.sin(2 * np.pi * 220 * t) * (t > t[-1] / 3) +
                  0.02 * rng.standard_normal(t.shape)).astype(np.float32)
@@ -100,7 +111,7 @@ def silero(cli, work, src, env):
                 if side == "ort":
                     cmd = ["node", os.path.join(src, "bench", "ort_run.js"), model, out_dir] + feeds
                 else:
-                    cmd = [cli, "run", model, "--output-dir", out_dir]
+                    cmd = [cli, "run", model, "--output-dir", out_dir] + extra
                     for f in feeds:
                         cmd += ["--input", f]
                 run = subprocess.run(cmd, env=env, capture_output=True, text=True)
@@ -136,16 +147,25 @@ def main():
     env = dict(os.environ, NODE_PATH=modules)
     passed = failed = 0
     rng = np.random.default_rng(20261125)
+    runs = [([], "", "")]
+    if opencl_present(cli):
+        runs.append((["--device", "opencl,cpu"], " [opencl,cpu]", ".opencl"))
+        print("OpenCL device present: every model runs on it too")
+    cases = []
     for name, rel, input_name, shape, rtol, atol in MODELS:
         model = os.path.join(modules, rel)
         tag = os.path.basename(rel).replace(".onnx", "")
         inp = os.path.join(work, tag + ".input.npy")
         np.save(inp, rng.random(shape, dtype=np.float32))
-        ref_dir, out_dir = os.path.join(work, tag + ".ort"), os.path.join(work, tag + ".tessera")
+        ref_dir = os.path.join(work, tag + ".ort")
         subprocess.run(["node", os.path.join(src, "bench", "ort_run.js"), model, ref_dir,
                         f"{input_name}={inp}"], check=True, env=env, stdout=subprocess.DEVNULL)
+        for extra, label, suffix in runs:
+            cases.append((name + label, model, input_name, inp, ref_dir,
+                          os.path.join(work, tag + ".tessera" + suffix), rtol, atol, extra))
+    for name, model, input_name, inp, ref_dir, out_dir, rtol, atol, extra in cases:
         run = subprocess.run([cli, "run", model, "--input", f"{input_name}={inp}",
-                              "--output-dir", out_dir], capture_output=True, text=True)
+                              "--output-dir", out_dir] + extra, capture_output=True, text=True)
         if run.returncode != 0:
             print(f"FAIL {name}: tessera exited {run.returncode}: {run.stderr.strip()}")
             failed += 1
@@ -169,9 +189,10 @@ def main():
                       f"of ONNX Runtime (max abs error {err:.3g})")
         passed += ok
         failed += not ok
-    p, f = silero(cli, work, src, env)
-    passed += p
-    failed += f
+    for extra, label, _ in runs:
+        p, f = silero(cli, work, src, env, extra, label)
+        passed += p
+        failed += f
     print(f"{passed} passed, {failed} failed")
     return 1 if failed else 0
 
