@@ -524,6 +524,73 @@ out:
 }
 END_TEST
 
+/* y = Relu(x) for x[N, 1024]: its arena grows with N. */
+static tsr_model *relu_model(tsr_runtime *rt) {
+  mb_model *m = mb_new(13);
+  int64_t xd[] = {-1, 1024};
+  mb_input(m, "x", TSR_DTYPE_FLOAT32, 2, xd);
+  mb_node(m, "Relu", "relu", "x", "y");
+  mb_output(m, "y", TSR_DTYPE_FLOAT32);
+  size_t size;
+  void *bytes = mb_serialize(m, &size);
+  mb_free(m);
+  tsr_model *model = NULL;
+  ck_assert_ok(tsr_model_load_memory(rt, bytes, size, NULL, &model));
+  free(bytes);
+  return model;
+}
+
+static tsr_status run_relu(tsr_session *s, tsr_runtime *rt, int64_t n) {
+  int64_t xd[] = {n, 1024};
+  tsr_tensor *x = NULL, *y = NULL;
+  ck_assert_ok(tsr_tensor_create(rt, TSR_DTYPE_FLOAT32, 2, xd, &x));
+  float *p = tsr_tensor_data(x);
+  for (int64_t i = 0; i < n * 1024; i++) p[i] = (float)(i % 7) - 3.0f;
+  const char *names[] = {"x"};
+  const tsr_tensor *ins[] = {x};
+  tsr_status st = tsr_session_run(s, NULL, 1, names, ins, 1, NULL, &y);
+  if (!st) {
+    const float *q = tsr_tensor_data(y);
+    for (int64_t i = 0; i < n * 1024; i++) ck_assert_float_eq(q[i], p[i] > 0 ? p[i] : 0.0f);
+  }
+  tsr_tensor_destroy(y);
+  tsr_tensor_destroy(x);
+  return st;
+}
+
+/* A device that runs out of memory in the middle of a session: the first shape fits, a larger
+ * one's plan cannot get its buffers. The run fails naming the device's out-of-memory, and the
+ * session (at the old shape), new sessions and the runtime go on working. */
+START_TEST(out_of_memory_mid_session) {
+  char *cache = shared_cache();
+  tsr_runtime *rt = runtime_with_opencl();
+  if (!rt || !has_opencl_device(rt)) goto out;
+  setenv("TESSERA_OPENCL_MEMORY_LIMIT", "65536", 1);
+  tsr_model *model = relu_model(rt);
+  tsr_session_options so = {sizeof so};
+  so.devices = "opencl";
+  so.strict = 1;
+  tsr_session *s = NULL;
+  ck_assert_ok(tsr_session_create(rt, model, &so, &s));
+  ck_assert_ok(run_relu(s, rt, 2));  /* 8 KiB in, 8 KiB out */
+  tsr_test_expect_error(run_relu(s, rt, 64), TSR_STATUS_OUT_OF_MEMORY,
+                        "CL_MEM_OBJECT_ALLOCATION_FAILURE");
+  ck_assert_ok(run_relu(s, rt, 2));
+  ck_assert_ok(run_relu(s, rt, 3));
+  unsetenv("TESSERA_OPENCL_MEMORY_LIMIT");
+  ck_assert_ok(run_relu(s, rt, 64));
+  tsr_session_destroy(s);
+  s = NULL;
+  ck_assert_ok(tsr_session_create(rt, model, &so, &s));
+  ck_assert_ok(run_relu(s, rt, 64));
+  tsr_session_destroy(s);
+  tsr_model_destroy(model);
+out:
+  tsr_runtime_destroy(rt);
+  free(cache);
+}
+END_TEST
+
 static Suite *suite(void) {
   Suite *s = suite_create("opencl");
   TCase *tc = tcase_create("opencl");
@@ -535,6 +602,7 @@ static Suite *suite(void) {
   tcase_add_test(tc, several_threads_on_one_session);
   tcase_add_test(tc, no_platform_loads_with_no_devices);
   tcase_add_test(tc, failing_build_reports_the_log);
+  tcase_add_test(tc, out_of_memory_mid_session);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -33,6 +33,7 @@ typedef struct ocl_device {
   bool fp64; /* cl_khr_fp64: the typed kernels include float64 */
   bool fp16; /* cl_khr_fp16: the fp16 program variant can be built */
   bool exact_div; /* CL_FP_CORRECTLY_ROUNDED_DIVIDE_SQRT: programs ask for IEEE division */
+  uint64_t live_bytes; /* bytes in live buffers (atomic), for TESSERA_OPENCL_MEMORY_LIMIT */
   pthread_mutex_t lock; /* guards ctx, queue, program and every use of queue */
   cl_context ctx;
   cl_command_queue queue; /* for alloc/write/read; executables have their own */

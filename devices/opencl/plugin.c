@@ -462,8 +462,26 @@ static tsr_plugin_result ocl_alloc(void *state, uint32_t device, uint64_t size, 
     set_error(st, err, "opencl: %s", msg);
     return TSR_PLUGIN_ERROR_DEVICE;
   }
+  /* TESSERA_OPENCL_MEMORY_LIMIT=BYTES: each device behaves as if it had only that much memory
+   * for buffers, and an allocation beyond it fails as the driver's out-of-memory does. Read
+   * at every allocation, so that a test can make a device run out in the middle of a session
+   * (drivers that allocate lazily, PoCL among them, never fail clCreateBuffer). */
+  const char *limit_s = getenv("TESSERA_OPENCL_MEMORY_LIMIT");
+  uint64_t limit = limit_s && *limit_s ? strtoull(limit_s, NULL, 10) : 0;
+  uint64_t live = __atomic_add_fetch(&dev->live_bytes, size, __ATOMIC_RELAXED);
+  if (limit && live > limit) {
+    __atomic_sub_fetch(&dev->live_bytes, size, __ATOMIC_RELAXED);
+    set_error(st, err,
+              "opencl: clCreateBuffer(%llu bytes) on '%s' failed: "
+              "CL_MEM_OBJECT_ALLOCATION_FAILURE (-4) (TESSERA_OPENCL_MEMORY_LIMIT=%llu bytes, "
+              "%llu in use)",
+              (unsigned long long)size, dev->props.name, (unsigned long long)limit,
+              (unsigned long long)(live - size));
+    return TSR_PLUGIN_ERROR_OUT_OF_MEMORY;
+  }
   ocl_buffer *b = calloc(1, sizeof *b);
   if (!b) {
+    __atomic_sub_fetch(&dev->live_bytes, size, __ATOMIC_RELAXED);
     set_error(st, err, "opencl: out of host memory for a buffer handle");
     return TSR_PLUGIN_ERROR_OUT_OF_MEMORY;
   }
@@ -472,6 +490,7 @@ static tsr_plugin_result ocl_alloc(void *state, uint32_t device, uint64_t size, 
   b->mem = clCreateBuffer(dev->ctx, CL_MEM_READ_WRITE, size ? (size_t)size : 4, NULL, &e);
   if (!b->mem || e != CL_SUCCESS) {
     free(b);
+    __atomic_sub_fetch(&dev->live_bytes, size, __ATOMIC_RELAXED);
     set_error(st, err, "opencl: clCreateBuffer(%llu bytes) on '%s' failed: %s (%d)",
               (unsigned long long)size, dev->props.name, ocl__error_name(e), (int)e);
     return e == CL_MEM_OBJECT_ALLOCATION_FAILURE || e == CL_OUT_OF_RESOURCES ||
@@ -484,8 +503,11 @@ static tsr_plugin_result ocl_alloc(void *state, uint32_t device, uint64_t size, 
 }
 
 static void ocl_free(void *state, uint32_t device, void *buffer) {
+  ocl_state *st = state;
   ocl_buffer *b = buffer;
   if (!b) return;
+  if (device < st->n_devices)
+    __atomic_sub_fetch(&st->devices[device].live_bytes, b->size, __ATOMIC_RELAXED);
   clReleaseMemObject(b->mem);
   free(b);
 }
