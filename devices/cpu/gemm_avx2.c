@@ -64,10 +64,11 @@ AVX2 __attribute__((noinline)) static void store_tile_ep(const float (*t)[CPU_SG
                                                          size_t ldc, size_t mr, size_t nr,
                                                          float alpha, float beta,
                                                          const cpu_sgemm_tile_ep *ep) {
-  /* A smooth activation (sigmoid, silu, gelu) is a chain of some twenty dependent operations
-   * per vector: the tile is finished in u and the activation applied to all of its vectors in
-   * one loop (cpu_act_apply_row_avx2), whose iterations the core overlaps, before the store.
-   * An edge tile (nr < 16 columns) goes the same way, so it too is activated in vectors. */
+  /* A full tile is finished row by row and stored, smooth activations (sigmoid, silu, gelu)
+   * included: going through a buffer (u) and a separate activation loop, then copying the rows
+   * out, took 40% longer for a 6x16 SiLU tile of depth 16 (141 against 100 ns, best of 7 runs
+   * over 40 tiles in L1). An edge tile (nr < 16 columns) is finished in u, so it too is
+   * activated in vectors, and only its nr columns are copied out. */
   const cpu_act_kind k = ep->act.kind;
   bool smooth = k == CPU_ACT_SIGMOID || k == CPU_ACT_SILU || k == CPU_ACT_GELU ||
                 k == CPU_ACT_GELU_TANH;
@@ -100,17 +101,16 @@ AVX2 __attribute__((noinline)) static void store_tile_ep(const float (*t)[CPU_SG
         v1 = _mm256_add_ps(v1, cb1);
       }
       if (smooth) {
-        _mm256_store_ps(u[i], v0);
-        _mm256_store_ps(u[i] + 8, v1);
+        _mm256_storeu_ps(cr, cpu_act8_smooth_kind(k, v0));
+        _mm256_storeu_ps(cr + 8, cpu_act8_smooth_kind(k, v1));
       } else {
         _mm256_storeu_ps(cr, act_avx2(&ep->act, v0));
         _mm256_storeu_ps(cr + 8, act_avx2(&ep->act, v1));
       }
     }
-    if (!smooth)
-      return;
+    return;
   }
-  for (size_t i = 0; i < mr && nr < CPU_SGEMM_NR; i++) {
+  for (size_t i = 0; i < mr; i++) {
     const float *cr = c + i * ldc;
     float rb = ep->row_bias ? ep->row_bias[i] : 0.0f;
     for (size_t j = 0; j < CPU_SGEMM_NR; j++) {
