@@ -239,7 +239,7 @@ static void ref_gemm(bool ta, bool tb, size_t m, size_t n, size_t k, double alph
 
 /* One random product; with `act` (an index into test_acts, or -1 for plain cpu_sgemm) it runs
  * through cpu_sgemm_ex with that activation, and bias_mode bit 0 adds a row bias, bit 1 a
- * column bias. */
+ * column bias, bit 2 an addend matrix (a residual) with its own row stride. */
 static void sgemm_case_ep(rng *r, size_t m, size_t n, size_t k, bool ta, bool tb, float alpha,
                           float beta, cpu_isa isa, size_t threads, int act, int bias_mode) {
   size_t lda = (ta ? m : k) + (size_t)rint_in(r, 0, 3);
@@ -262,10 +262,16 @@ static void sgemm_case_ep(rng *r, size_t m, size_t n, size_t k, bool ta, bool tb
     rb[i] = (float)runi(r);
   for (size_t j = 0; j < n; j++)
     cb[j] = (float)runi(r);
+  size_t ldr = n + (size_t)rint_in(r, 0, 5);
+  float *res = malloc((m * ldr + 1) * sizeof *res);
+  for (size_t i = 0; i < m * ldr; i++)
+    res[i] = (float)runi(r) * 3;
   cpu_sgemm_epilogue ep = {0};
   if (act >= 0) {
     ep.row_bias = bias_mode & 1 ? rb : NULL;
     ep.col_bias = bias_mode & 2 ? cb : NULL;
+    ep.addend = bias_mode & 4 ? res : NULL;
+    ep.ld_addend = ldr;
     ep.act = act_of(&test_acts[act]);
     for (size_t i = 0; i < m; i++)
       for (size_t j = 0; j < n; j++) {
@@ -274,6 +280,8 @@ static void sgemm_case_ep(rng *r, size_t m, size_t n, size_t k, bool ta, bool tb
           v += rb[i], mag[i * n + j] += fabs(rb[i]);
         if (ep.col_bias)
           v += cb[j], mag[i * n + j] += fabs(cb[j]);
+        if (ep.addend)
+          v += res[i * ldr + j], mag[i * n + j] += fabs(res[i * ldr + j]);
         ref[i * n + j] = ref_act(&test_acts[act], v);
         mag[i * n + j] *= 1.5; /* hardswish's slope reaches 1.5 */
       }
@@ -285,7 +293,7 @@ static void sgemm_case_ep(rng *r, size_t m, size_t n, size_t k, bool ta, bool tb
   else
     cpu_sgemm_ex(&ctx, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, &ep);
   cpu_pool_destroy(pool);
-  free(rb), free(cb);
+  free(rb), free(cb), free(res);
   for (size_t i = 0; i < m; i++) {
     for (size_t j = 0; j < n; j++) {
       double got = c[i * ldc + j], want = ref[i * n + j];
@@ -379,12 +387,15 @@ START_TEST(test_sgemm_epilogue) {
     float beta = (it % 3 == 0) ? 0.0f : (float)runi(&r);
     cpu_isa isa = (it & 1) ? CPU_ISA_GENERIC : best;
     sgemm_case_ep(&r, m, n, k, ta, tb, alpha, beta, isa, (size_t)(1 + it % 3),
-                  (it / 2) % N_TEST_ACTS, (it / 3) % 4);
+                  (it / 2) % N_TEST_ACTS, (it / 3) % 8);
   }
   for (int isa_i = 0; isa_i < 2; isa_i++) {
     cpu_isa isa = isa_i ? CPU_ISA_GENERIC : best;
     for (int act = 1; act < N_TEST_ACTS; act += 2) {
       sgemm_case_ep(&r, 7, 4100, 300, false, false, 1.0f, 0.0f, isa, 2, act, 3);
+      sgemm_case_ep(&r, 64, 200, 40, false, false, 1.0f, 0.0f, isa, 2, act, 5);
+      sgemm_case_ep(&r, 64, 200, 40, false, false, 1.0f, 1.0f, isa, 2, act, 1);
+      sgemm_case_ep(&r, 30, 48, 700, false, false, 1.0f, 1.0f, isa, 2, act, 5);
       int next = 1 + act % (N_TEST_ACTS - 1);
       sgemm_case_ep(&r, 2310, 19, 40, false, true, 0.5f, 1.0f, isa, 3, next, 1);
       sgemm_case_ep(&r, 150, 150, 513, true, true, 2.0f, 0.25f, isa, 2, act, 2);

@@ -26,6 +26,14 @@ typedef struct cpu_tensor {
   bool is_const;           /* data is a weight or constant, known at compile time */
 } cpu_tensor;
 
+/* An activation node that the plugin took into the node before it (fuse_nodes). */
+typedef enum cpu_fused_act {
+  CPU_FUSED_NONE = 0,
+  CPU_FUSED_RELU,
+  CPU_FUSED_GELU,      /* Gelu, approximate = "none" */
+  CPU_FUSED_GELU_TANH, /* Gelu, approximate = "tanh" */
+} cpu_fused_act;
+
 /* A node as a kernel sees it. At prepare()/check() time `in`/`out` carry dtypes and shapes
  * (and data only for constants); at run() time the tensors passed to run() carry the data. */
 typedef struct cpu_node {
@@ -38,6 +46,14 @@ typedef struct cpu_node {
   uint32_t n_in, n_out;
   const cpu_tensor *in;
   const cpu_tensor *out;
+  /* Nodes the plugin took into this one (plugin.c, fuse_nodes); out[0] is then the output of
+   * the last node taken in. A Conv with `in_scale` reads in[0] scaled per image and channel by
+   * in[4] (N x C floats): the Mul of a squeeze-and-excitation block that fed it. A Conv with
+   * `residual` adds in[3], the other operand of the Add that read its output, of the output's
+   * shape and dtype; a MatMul with `col_bias` adds in[2], a constant vector of N floats, to
+   * every row; either then applies fused_act. */
+  bool in_scale, residual, col_bias;
+  cpu_fused_act fused_act;
 } cpu_node;
 
 typedef struct cpu_pool cpu_pool;
@@ -156,5 +172,16 @@ size_t cpu_thread_count(const cpu_ctx *ctx);
 void cpu_sgemm(cpu_ctx *ctx, bool trans_a, bool trans_b, size_t m, size_t n, size_t k,
                float alpha, const float *a, size_t lda, const float *b, size_t ldb, float beta,
                float *c, size_t ldc);
+
+/* Whether Conv node n (as described at compile time) can take in a residual Add, and a Relu
+ * after it (cpu_node.residual): float32, without an activation of its own, not depthwise.
+ * Defined in conv.c. */
+bool cpu_conv_residual_ok(const cpu_node *n);
+/* Whether Conv node n can take in the Mul before it that scales its input per image and
+ * channel (cpu_node.in_scale): float32, constant weights, one group, not depthwise. conv.c. */
+bool cpu_conv_scale_ok(const cpu_node *n);
+/* Whether MatMul node n can take in the Add of a bias vector, and a Relu or Gelu after it
+ * (cpu_node.col_bias): float32 with a constant 2-D B. Defined in gemm.c. */
+bool cpu_matmul_bias_ok(const cpu_node *n);
 
 #endif

@@ -40,6 +40,8 @@ static inline float ep_apply(const cpu_sgemm_epilogue *ep, size_t i, size_t j, f
     v += ep->row_bias[i];
   if (ep->col_bias)
     v += ep->col_bias[j];
+  if (ep->addend)
+    v += ep->addend[i * ep->ld_addend + j];
   return cpu_act_apply(&ep->act, v);
 }
 
@@ -74,6 +76,8 @@ static void ukernel_generic(size_t kc, const float *ap, const float *bp, float *
           v += ep->row_bias[i];
         if (ep->col_bias)
           v += ep->col_bias[j];
+        if (ep->addend)
+          v += ep->addend[i * ep->ld_addend + j];
         cr[j] = cpu_act_apply(&ep->act, v);
       }
   }
@@ -265,8 +269,18 @@ static void compute_task(void *arg, size_t begin, size_t end) {
       size_t kt = g->k - pc < j->kc ? g->k - pc : j->kc;
       float beta = pc == 0 ? g->beta : 1.0f;
       bool last = pc + kt >= g->k;
-      for (size_t jr = c0; jr < c1; jr += NR) {
-        size_t nr = c1 - jr < NR ? c1 - jr : NR;
+      for (size_t jr = c0, nr; jr < c1; jr += nr) {
+        nr = c1 - jr < NR ? c1 - jr : NR;
+        size_t cj = jr; /* the tile's first column in C */
+        if (g->c_pitch) {
+          size_t x = jr % g->c_pitch;
+          if (x >= g->c_width) { /* dropped columns: on to the next image row */
+            nr = g->c_pitch - x;
+            continue;
+          }
+          nr = nr < g->c_width - x ? nr : g->c_width - x;
+          cj = jr / g->c_pitch * g->c_width + x;
+        }
         const float *bpan = NULL;
         if (g->b_rows) {
           /* Read in place: no panel; the kernel gathers its rows through b_offs. */
@@ -279,11 +293,13 @@ static void compute_task(void *arg, size_t begin, size_t end) {
         for (size_t ir = r0; ir < r1; ir += MR) {
           size_t mr = r1 - ir < MR ? r1 - ir : MR;
           const float *apan = j->ap + panel_offset(j->a_mpad, pc, kt, ir - j->a_row0);
-          float *cp = g->c + ir * g->ldc + jr;
+          float *cp = g->c + ir * g->ldc + cj;
           cpu_sgemm_tile_ep tep, *tp = NULL;
           if (j->ep && last) {
             tep.row_bias = j->ep->row_bias ? j->ep->row_bias + ir : NULL;
             tep.col_bias = j->ep->col_bias ? j->ep->col_bias + jr : NULL;
+            tep.addend = j->ep->addend ? j->ep->addend + ir * j->ep->ld_addend + cj : NULL;
+            tep.ld_addend = j->ep->ld_addend;
             tep.act = j->ep->act;
             tp = &tep;
           }
@@ -462,7 +478,9 @@ void cpu_sgemm_ex(cpu_ctx *ctx, bool trans_a, bool trans_b, size_t m, size_t n, 
   /* With plain operands the only failure is memory for packing; then the direct loops. */
   if (cpu_sgemm_run(ctx, &g) != 0)
     sgemm_naive(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
-                ep && (ep->row_bias || ep->col_bias || ep->act.kind != CPU_ACT_NONE) ? ep : NULL);
+                ep && (ep->row_bias || ep->col_bias || ep->addend || ep->act.kind != CPU_ACT_NONE)
+                    ? ep
+                    : NULL);
 }
 
 int cpu_sgemm_run(cpu_ctx *ctx, const cpu_sgemm_args *g) {
@@ -470,16 +488,33 @@ int cpu_sgemm_run(cpu_ctx *ctx, const cpu_sgemm_args *g) {
   const cpu_sgemm_epilogue *ep = g->ep;
   if (m == 0 || n == 0)
     return 0;
-  if (ep && !ep->row_bias && !ep->col_bias && ep->act.kind == CPU_ACT_NONE)
+  if (ep && !ep->row_bias && !ep->col_bias && !ep->addend && ep->act.kind == CPU_ACT_NONE)
     ep = NULL;
   if (k == 0 || g->alpha == 0.0f) {
     for (size_t i = 0; i < m; i++)
-      for (size_t j = 0; j < n; j++)
-        g->c[i * g->ldc + j] =
-            ep_apply(ep, i, j, g->beta == 0.0f ? 0.0f : g->beta * g->c[i * g->ldc + j]);
+      for (size_t j = 0; j < n; j++) {
+        size_t cj = j; /* under a window, where column j lands in C */
+        if (g->c_pitch) {
+          if (j % g->c_pitch >= g->c_width)
+            continue;
+          cj = j / g->c_pitch * g->c_width + j % g->c_pitch;
+        }
+        float *cij = g->c + i * g->ldc + cj;
+        float v = g->beta == 0.0f ? 0.0f : g->beta * *cij;
+        if (ep) {
+          if (ep->row_bias)
+            v += ep->row_bias[i];
+          if (ep->col_bias)
+            v += ep->col_bias[j];
+          if (ep->addend)
+            v += ep->addend[i * ep->ld_addend + cj];
+          v = cpu_act_apply(&ep->act, v);
+        }
+        *cij = v;
+      }
     return 0;
   }
-  bool plain = g->a && g->b && !g->pack_b && !g->b_rows;
+  bool plain = g->a && g->b && !g->pack_b && !g->b_rows && !g->c_pitch;
   if (plain && (double)m * (double)n * (double)k <= SGEMM_SMALL_MNK) {
     sgemm_naive(g->ta, g->tb, m, n, k, g->alpha, g->a, g->lda, g->b, g->ldb, g->beta, g->c, g->ldc,
                 ep);
@@ -1074,7 +1109,7 @@ static void mm_batch_task(void *arg, size_t begin, size_t end) {
 }
 
 static int matmul_f32(cpu_ctx *ctx, const matmul_plan *p, const float *a, const float *b,
-                      const float *b_packed, float *y) {
+                      const float *b_packed, const cpu_sgemm_epilogue *ep, float *y) {
   if (p->b_shared) {
     /* [..., M, K] x [K, N]: the batches of A stack into one (batches*M) x K matrix. */
     cpu_sgemm_args ga = {.m = p->batches * p->m,
@@ -1087,7 +1122,8 @@ static int matmul_f32(cpu_ctx *ctx, const matmul_plan *p, const float *a, const 
                          .ldb = p->n,
                          .b_packed = b_packed,
                          .c = y,
-                         .ldc = p->n};
+                         .ldc = p->n,
+                         .ep = ep};
     return cpu_sgemm_run(ctx, &ga);
   }
   double flops = 2.0 * (double)p->m * (double)p->n * (double)p->k;
@@ -1115,9 +1151,34 @@ static int matmul_run(cpu_ctx *ctx, const cpu_node *n, void *state, const cpu_te
   if (out[0].count == 0)
     return 0;
   uint32_t dt = in[0].dtype;
+  const float *b_packed = state ? ((const mm_state *)state)->b_packed : NULL;
+  if (n->col_bias) {
+    /* The Add of a bias vector (and an activation) that the plugin took in (fuse_nodes in
+     * plugin.c); cpu_matmul_bias_ok said yes at compile time. */
+    cpu_sgemm_epilogue ep = {.col_bias = in[2].data};
+    ep.act.kind = n->fused_act == CPU_FUSED_RELU        ? CPU_ACT_RELU
+                  : n->fused_act == CPU_FUSED_GELU      ? CPU_ACT_GELU
+                  : n->fused_act == CPU_FUSED_GELU_TANH ? CPU_ACT_GELU_TANH
+                                                        : CPU_ACT_NONE;
+    if (dt != TSR_DTYPE_FLOAT32 || !p.b_shared || n->n_in < 3 || in[2].count != p.n)
+      return cpu_fail(ctx, "fused bias of %zu values for %zu columns", in[2].count, p.n);
+    /* Planned for the Add's (or the activation's) output after A had died, the output may lie
+     * on A: then it is made apart. */
+    const char *a0 = in[0].data, *y0 = out[0].data;
+    float *y = out[0].data, *tmp = NULL;
+    if (y0 < a0 + in[0].nbytes && a0 < y0 + out[0].nbytes) {
+      if (!(tmp = malloc(out[0].count * sizeof *tmp)))
+        return cpu_fail(ctx, "out of memory");
+      y = tmp;
+    }
+    int rc = matmul_f32(ctx, &p, in[0].data, in[1].data, b_packed, &ep, y);
+    if (tmp && rc == 0)
+      memcpy(out[0].data, tmp, out[0].count * sizeof *tmp);
+    free(tmp);
+    return rc ? cpu_fail(ctx, "out of memory") : 0;
+  }
   if (dt == TSR_DTYPE_FLOAT32)
-    return matmul_f32(ctx, &p, in[0].data, in[1].data,
-                      state ? ((const mm_state *)state)->b_packed : NULL, out[0].data)
+    return matmul_f32(ctx, &p, in[0].data, in[1].data, b_packed, NULL, out[0].data)
                ? cpu_fail(ctx, "out of memory")
                : 0;
   if (dt == TSR_DTYPE_FLOAT16 || dt == TSR_DTYPE_BFLOAT16) {
@@ -1125,7 +1186,7 @@ static int matmul_run(cpu_ctx *ctx, const cpu_node *n, void *state, const cpu_te
     float *y = malloc(out[0].count * sizeof *y);
     int rc = -1;
     if (a && b && y) {
-      rc = matmul_f32(ctx, &p, a, b, NULL, y);
+      rc = matmul_f32(ctx, &p, a, b, NULL, NULL, y);
       nn_f32_store(&out[0], y);
     }
     free(a), free(b), free(y);
@@ -1150,6 +1211,15 @@ static int matmul_run(cpu_ctx *ctx, const cpu_node *n, void *state, const cpu_te
   int rc = run_typed(ctx, &t, p.batches);
   free(offs);
   return rc;
+}
+
+bool cpu_matmul_bias_ok(const cpu_node *n) {
+  char msg[256];
+  matmul_plan p;
+  return strcmp(n->op_type, "MatMul") == 0 &&
+         matmul_setup(n, n->in, n->out, &p, msg, sizeof msg) == TSR_PLUGIN_REASON_NONE &&
+         n->in[0].dtype == TSR_DTYPE_FLOAT32 && n->in[1].is_const && n->in[1].rank == 2 &&
+         p.b_shared;
 }
 
 static const cpu_op gemm_ops[] = {

@@ -100,6 +100,11 @@ AVX2 __attribute__((noinline)) static void store_tile_ep(const float (*t)[CPU_SG
         v0 = _mm256_add_ps(v0, cb0);
         v1 = _mm256_add_ps(v1, cb1);
       }
+      if (ep->addend) {
+        const float *ar = ep->addend + i * ep->ld_addend;
+        v0 = _mm256_add_ps(v0, _mm256_loadu_ps(ar));
+        v1 = _mm256_add_ps(v1, _mm256_loadu_ps(ar + 8));
+      }
       if (smooth) {
         _mm256_storeu_ps(cr, cpu_act8_smooth_kind(k, v0));
         _mm256_storeu_ps(cr + 8, cpu_act8_smooth_kind(k, v1));
@@ -119,6 +124,8 @@ AVX2 __attribute__((noinline)) static void store_tile_ep(const float (*t)[CPU_SG
         v += rb;
       if (ep->col_bias && j < nr)
         v += ep->col_bias[j];
+      if (ep->addend && j < nr)
+        v += ep->addend[i * ep->ld_addend + j];
       u[i][j] = v;
     }
   }
@@ -201,16 +208,18 @@ ukernel_body(size_t kc, const float *ap, const float *bp, const ptrdiff_t *offs,
   }
 #undef STEP
 
-  /* A full tile with the common epilogue (a row bias, then none, relu or clip, as Conv and
-   * Gemm with a folded bias use it) is finished in registers: for short depths (1x1
+  /* A full tile with the common epilogue (C itself when beta is 1, a row bias and perhaps a
+   * residual, then none, relu or clip, as Conv and Gemm with a folded bias use it; the sums in
+   * the order store_tile_ep makes them) is finished in registers: for short depths (1x1
    * convolutions over few channels) the spill and store_tile_ep cost as much as the products.
    * relu and none are clip to [0, inf) and (-inf, inf), with max_ps/min_ps as act_avx2 uses
    * them, so the results are the same bit for bit. */
-  if (mr == CPU_SGEMM_MR && nr == CPU_SGEMM_NR && ep && alpha == 1.0f && beta == 0.0f &&
-      !ep->col_bias &&
+  if (mr == CPU_SGEMM_MR && nr == CPU_SGEMM_NR && ep && alpha == 1.0f &&
+      (beta == 0.0f || beta == 1.0f) && !ep->col_bias &&
       (ep->act.kind == CPU_ACT_NONE || ep->act.kind == CPU_ACT_RELU ||
        ep->act.kind == CPU_ACT_CLIP)) {
-    const float *rb = ep->row_bias;
+    const float *rb = ep->row_bias, *ad = ep->addend;
+    size_t lda = ep->ld_addend;
     float flo = ep->act.kind == CPU_ACT_CLIP   ? ep->act.p0
                 : ep->act.kind == CPU_ACT_RELU ? 0.0f
                                                : -__builtin_inff();
@@ -218,10 +227,18 @@ ukernel_body(size_t kc, const float *ap, const float *bp, const ptrdiff_t *offs,
 #define EP_ROW(row, lo, hi)                                                                        \
   do {                                                                                             \
     __m256 v0 = lo, v1 = hi;                                                                       \
+    if (beta != 0.0f) {                                                                            \
+      v0 = _mm256_add_ps(v0, _mm256_loadu_ps(c + (row)*ldc));                                      \
+      v1 = _mm256_add_ps(v1, _mm256_loadu_ps(c + (row)*ldc + 8));                                  \
+    }                                                                                              \
     if (rb) {                                                                                      \
       __m256 vr = _mm256_broadcast_ss(rb + (row));                                                 \
       v0 = _mm256_add_ps(v0, vr);                                                                  \
       v1 = _mm256_add_ps(v1, vr);                                                                  \
+    }                                                                                              \
+    if (ad) {                                                                                      \
+      v0 = _mm256_add_ps(v0, _mm256_loadu_ps(ad + (row)*lda));                                     \
+      v1 = _mm256_add_ps(v1, _mm256_loadu_ps(ad + (row)*lda + 8));                                 \
     }                                                                                              \
     __m256 vlo = _mm256_broadcast_ss(&flo), vhi = _mm256_broadcast_ss(&fhi);                       \
     v0 = _mm256_min_ps(vhi, _mm256_max_ps(vlo, v0));                                               \

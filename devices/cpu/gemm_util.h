@@ -105,12 +105,16 @@ static inline tsr_plugin_reason cpu_act_from_node(const cpu_node *n, cpu_act *ou
 }
 
 /* What cpu_sgemm_ex does to each result before storing it:
- *   C[i][j] = act(alpha * sum + beta * C[i][j] + row_bias[i] + col_bias[j])
- * row_bias has m entries (Conv: one per output channel), col_bias n entries (Gemm's 1-D C);
- * either may be NULL. */
+ *   C[i][j] = act(alpha * sum + beta * C[i][j] + row_bias[i] + col_bias[j]
+ *                 + addend[i * ld_addend + j])
+ * row_bias has m entries (Conv: one per output channel), col_bias n entries (Gemm's 1-D C),
+ * addend is an m x n matrix (Conv: the residual that core/passes.c fused into it); any may be
+ * NULL. addend must not overlap C. */
 typedef struct cpu_sgemm_epilogue {
   const float *row_bias;
   const float *col_bias;
+  const float *addend;
+  size_t ld_addend;
   cpu_act act;
 } cpu_sgemm_epilogue;
 
@@ -167,6 +171,14 @@ typedef struct cpu_sgemm_args {
   const ptrdiff_t *b_offs;
   float *c;
   size_t ldc;
+  /* A window on the columns (0: none), with B read in place only: column q of op(B) belongs to
+   * row q / c_pitch of an image whose rows hold c_width columns; those with q % c_pitch <
+   * c_width are stored at (q / c_pitch) * c_width + q % c_pitch of their row of C, the others
+   * are neither computed nor stored (register tiles stop at the end of each image row). Conv
+   * over a padded input computes c_pitch columns per output row of which c_width are the
+   * output's, and so can write its output in place when the rows are whole tiles wide. The
+   * epilogue's addend is laid out like C; a col_bias is indexed by q. */
+  size_t c_pitch, c_width;
   const cpu_sgemm_epilogue *ep;
 } cpu_sgemm_args;
 
@@ -179,6 +191,8 @@ int cpu_sgemm_run(cpu_ctx *ctx, const cpu_sgemm_args *args);
 typedef struct cpu_sgemm_tile_ep {
   const float *row_bias; /* mr entries, or NULL */
   const float *col_bias; /* nr entries, or NULL */
+  const float *addend;   /* mr rows of nr floats, ld_addend apart, or NULL */
+  size_t ld_addend;
   cpu_act act;
 } cpu_sgemm_tile_ep;
 
