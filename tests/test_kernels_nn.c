@@ -15,6 +15,7 @@
 #include "devices/cpu/threadpool.h"
 #include "tests/cpu_direct.h"
 #include "tests/harness.h"
+#include "tests/model_builder.h"
 
 /* ---- Random numbers, buffers, comparisons ---------------------------------------------- */
 
@@ -1211,6 +1212,178 @@ START_TEST(test_conv_large) {
 }
 END_TEST
 
+/* Pointwise Conv over small planes, which conv.c computes transposed (positions as the GEMM's
+ * rows, W^T packed by prepare(), the result transposed into the output with the bias and the
+ * activation): planes of 49, 7, 17, 2, 1 and 196 positions, output channels that are not a
+ * multiple of 16 or of 8, shallow and deep inputs (two KC blocks), strides, every activation,
+ * batches of two; and the cases that stay with the plain path (groups, one position, weights
+ * that are not constant). TESSERA_CPU_PWT forces the transposed product on (1), off (0), or
+ * leaves the choice to its cost (unset); vary_env alternates the ISA and the thread count. */
+START_TEST(test_conv_pointwise_small) {
+  rng r = {777};
+  static const struct {
+    int nsp;
+    int64_t N, C, M, G, in[3], s[3];
+  } cases[] = {
+      {2, 1, 512, 1000, 1, {7, 7}, {1, 1}},    /* ResNet's 7x7 stage, deep: two KC blocks */
+      {2, 1, 24, 1001, 1, {7, 7}, {1, 1}},     /* shallow; M % 8 == 1 */
+      {2, 2, 40, 64, 1, {1, 7}, {1, 1}},       /* seven positions, a batch of two */
+      {1, 1, 100, 20, 1, {17}, {1}},           /* 1-D, 17 positions, M = 20 */
+      {2, 1, 96, 36, 1, {1, 2}, {1, 1}},       /* two positions */
+      {2, 1, 300, 48, 1, {1, 1}, {1, 1}},      /* one position */
+      {2, 1, 64, 100, 1, {14, 14}, {1, 1}},    /* 196 positions */
+      {2, 1, 256, 200, 1, {14, 14}, {2, 2}},   /* ResNet's downsampling: 14x14 to 7x7 */
+      {2, 2, 70, 130, 1, {13, 9}, {2, 2}},     /* odd sizes, stride 2, a batch of two */
+      {3, 1, 33, 50, 1, {3, 5, 6}, {2, 1, 3}}, /* 3-D, mixed strides */
+      {2, 1, 64, 64, 2, {7, 7}, {1, 1}},       /* groups: the plain path */
+      {2, 2, 160, 960, 1, {7, 7}, {1, 1}},     /* MobileNet's 7x7 expansion, batch of two */
+      {2, 1, 256, 40, 1, {14, 14}, {1, 1}},    /* few channels: threads split the positions */
+  };
+  int it = 0;
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
+    for (int v = 0; v < 6; v++, it++) {
+      size_t threads = vary_env(it);
+      static const char *const force[] = {"1", "1", "", "0", "1", ""};
+      setenv("TESSERA_CPU_PWT", force[v], 1);
+      conv_geom g = {.nsp = cases[c].nsp, .N = cases[c].N, .C = cases[c].C, .M = cases[c].M,
+                     .G = cases[c].G};
+      for (int i = 0; i < g.nsp; i++)
+        g.in[i] = cases[c].in[i], g.k[i] = 1, g.s[i] = cases[c].s[i], g.d[i] = 1;
+      /* conv_case_act makes the weights constant (packed by prepare()) unless 3 divides its
+       * iteration: v == 5 runs with weights given at run time. */
+      int cit = v == 5 ? 3 * it : 3 * it + 1 + v % 2;
+      const test_act *act = &test_acts[(c + (size_t)v) % N_TEST_ACTS];
+      conv_case_act(&r, cit, &g, 0, TSR_DTYPE_FLOAT32, (c + (size_t)v) % 3 != 2, threads,
+                    act->name ? act : NULL);
+    }
+  /* relu, clip and silu on a deep 7x7 layer, each ISA, with and without a bias. */
+  conv_geom g = {.nsp = 2, .N = 1, .C = 384, .M = 272, .G = 1, .in = {7, 7}, .k = {1, 1},
+                 .s = {1, 1}, .d = {1, 1}};
+  static const int acts[] = {1, 2, 7};
+  for (int v = 0; v < 6; v++, it++) {
+    size_t threads = vary_env(it);
+    setenv("TESSERA_CPU_PWT", "1", 1);
+    conv_case_act(&r, 1, &g, 0, TSR_DTYPE_FLOAT32, v < 3, threads, &test_acts[acts[v % 3]]);
+  }
+  unsetenv("TESSERA_CPU_PWT");
+  setenv("TESSERA_CPU_GENERIC", "0", 1);
+}
+END_TEST
+
+/* The same path with a fused residual: Relu(x) -> 1x1 Conv -> Add -> (Relu), which the CPU
+ * plugin takes into the Conv (cpu_node.residual), through a session. The residual is a graph
+ * input r (added second or first), or the Conv's own input (C == M), whose memory the plan may
+ * give the output. Compared with float64, each case on both ISAs (a runtime each) and with the
+ * transposed product forced on, off, or chosen by cost. */
+typedef struct pw_res_case {
+  int64_t N, C, M, hw, s;
+  int kind; /* 0: Add(conv, r), 1: Add(r, conv), 2: Add(conv, relu(x)) */
+  bool relu;
+} pw_res_case;
+
+static void pw_residual_run(const pw_res_case *pc, bool generic, const char *force,
+                            size_t threads) {
+  int64_t ho = (pc->hw - 1) / pc->s + 1;
+  int64_t xd[] = {pc->N, pc->C, pc->hw, pc->hw}, rd[] = {pc->N, pc->M, ho, ho};
+  int64_t wd[] = {pc->M, pc->C, 1, 1}, bd[] = {pc->M};
+  size_t xn = prod(xd, 4), rn = prod(rd, 4), wn = prod(wd, 4);
+  rng r = {(uint64_t)(pc->C * 131 + pc->M * 7 + pc->kind)};
+  float *xv = malloc(xn * sizeof *xv), *rv = malloc(rn * sizeof *rv);
+  float *wv = malloc(wn * sizeof *wv), *bv = malloc((size_t)pc->M * sizeof *bv);
+  for (size_t i = 0; i < xn; i++)
+    xv[i] = (float)runi(&r);
+  for (size_t i = 0; i < rn; i++)
+    rv[i] = (float)runi(&r);
+  for (size_t i = 0; i < wn; i++)
+    wv[i] = (float)(runi(&r) / sqrt((double)pc->C));
+  for (int64_t i = 0; i < pc->M; i++)
+    bv[i] = (float)runi(&r);
+  mb_model *m = mb_new(13);
+  mb_input(m, "x", TSR_DTYPE_FLOAT32, 4, xd);
+  if (pc->kind != 2)
+    mb_input(m, "r", TSR_DTYPE_FLOAT32, 4, rd);
+  mb_init_f32(m, "w", 4, wd, wv);
+  mb_init_f32(m, "b", 1, bd, bv);
+  mb_node(m, "Relu", "pre", "x", "t");
+  mb_node(m, "Conv", "conv", "t,w,b", "c");
+  mb_attr_ints(m, "strides", 2, (int64_t[]){pc->s, pc->s});
+  static const char *const adds[] = {"c,r", "r,c", "c,t"};
+  mb_node(m, "Add", "add", adds[pc->kind], pc->relu ? "u" : "y");
+  if (pc->relu)
+    mb_node(m, "Relu", "post", "u", "y");
+  mb_output(m, "y", TSR_DTYPE_FLOAT32);
+  size_t size;
+  void *data = mb_serialize(m, &size);
+  mb_free(m);
+
+  setenv("TESSERA_CPU_GENERIC", generic ? "1" : "0", 1);
+  setenv("TESSERA_CPU_PWT", force, 1);
+  tsr_runtime *rt = NULL;
+  ck_assert_ok(tsr_runtime_create(NULL, &rt));
+  tsr_model *model = NULL;
+  ck_assert_ok(tsr_model_load_memory(rt, data, size, NULL, &model));
+  tsr_session_options so = {sizeof so};
+  so.threads = threads;
+  tsr_session *s = NULL;
+  ck_assert_ok(tsr_session_create(rt, model, &so, &s));
+  tsr_tensor *in[2] = {NULL, NULL}, *y = NULL;
+  ck_assert_ok(tsr_tensor_create_copy(rt, TSR_DTYPE_FLOAT32, 4, xd, xv, xn * sizeof *xv, &in[0]));
+  ck_assert_ok(tsr_tensor_create_copy(rt, TSR_DTYPE_FLOAT32, 4, rd, rv, rn * sizeof *rv, &in[1]));
+  const char *names[] = {"x", "r"}, *outs[] = {"y"};
+  ck_assert_ok(tsr_session_run(s, NULL, pc->kind == 2 ? 1 : 2, names,
+                               (const tsr_tensor *const *)in, 1, outs, &y));
+  ck_assert_uint_eq(tsr_tensor_element_count(y), rn);
+  const float *got = tsr_tensor_data(y);
+  for (int64_t n = 0; n < pc->N; n++)
+    for (int64_t o = 0; o < pc->M; o++)
+      for (int64_t oy = 0; oy < ho; oy++)
+        for (int64_t ox = 0; ox < ho; ox++) {
+          double sum = bv[o], mag = fabs(bv[o]);
+          for (int64_t c = 0; c < pc->C; c++) {
+            double xin = xv[((n * pc->C + c) * pc->hw + oy * pc->s) * pc->hw + ox * pc->s];
+            double t = xin < 0 ? 0 : xin, pr = t * wv[o * pc->C + c];
+            sum += pr, mag += fabs(pr);
+          }
+          size_t yi = (size_t)(((n * pc->M + o) * ho + oy) * ho + ox);
+          double res = pc->kind == 2 ? (xv[yi] < 0 ? 0 : xv[yi]) : rv[yi];
+          double want = sum + res;
+          if (pc->relu && want < 0)
+            want = 0;
+          double tol = 1e-6 + 1e-5 * fabs(want) + 4e-6 * (mag + fabs(res));
+          ck_assert_msg(fabs(got[yi] - want) <= tol,
+                        "residual case C=%lld M=%lld hw=%lld s=%lld kind %d relu %d generic %d "
+                        "pwt '%s': element %zu is %.9g, expected %.9g",
+                        (long long)pc->C, (long long)pc->M, (long long)pc->hw, (long long)pc->s,
+                        pc->kind, pc->relu, generic, force, yi, got[yi], want);
+        }
+  tsr_tensor_destroy(y);
+  tsr_tensor_destroy(in[0]);
+  tsr_tensor_destroy(in[1]);
+  tsr_session_destroy(s);
+  tsr_model_destroy(model);
+  tsr_runtime_destroy(rt);
+  free(data), free(xv), free(rv), free(wv), free(bv);
+}
+
+START_TEST(test_conv_pointwise_residual) {
+  static const pw_res_case cases[] = {
+      {1, 512, 1000, 7, 1, 0, true},  /* ResNet's last stage, deep: two KC blocks */
+      {2, 200, 328, 7, 1, 1, false},  /* a batch of two, the residual added first */
+      {1, 320, 320, 7, 1, 2, true},   /* the residual is the Conv's input */
+      {1, 256, 200, 14, 2, 0, true},  /* stride 2 */
+      {1, 96, 40, 3, 1, 0, false},    /* nine positions */
+      {1, 256, 40, 14, 1, 1, true},   /* few channels: threads split the positions */
+  };
+  static const char *const force[] = {"1", "", "0"};
+  int it = 0;
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
+    for (int v = 0; v < 3; v++, it++)
+      pw_residual_run(&cases[c], it & 1, force[v], it % 3 == 2 ? 1 : 2);
+  unsetenv("TESSERA_CPU_PWT");
+  setenv("TESSERA_CPU_GENERIC", "0", 1);
+}
+END_TEST
+
 /* ConvTranspose: out = s * (in - 1) + output_padding + (k - 1) * d + 1 - pads, with pads from
  * output_shape or auto_pad as the spec says (total padding clamped at 0). */
 static void convt_case(rng *r, int it, conv_geom g, int mode, const int64_t *opad,
@@ -2316,6 +2489,8 @@ static Suite *kernels_nn_suite(void) {
   tcase_add_test(c, test_conv_random);
   tcase_add_test(c, test_conv_large);
   tcase_add_test(c, test_conv_activation);
+  tcase_add_test(c, test_conv_pointwise_small);
+  tcase_add_test(c, test_conv_pointwise_residual);
   tcase_add_test(c, test_convtranspose_random);
   tcase_add_test(c, test_convtranspose_large);
   tcase_add_test(c, test_conv_onnx_cases);

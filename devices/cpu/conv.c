@@ -1,7 +1,8 @@
 /* Conv and ConvTranspose, 1-D to 3-D, with groups, strides, dilations, pads and auto_pad.
  *
  * float32 runs on the packed GEMM (cpu_sgemm_run) with the weights packed once, in prepare(): a
- * 1x1 stride-1 unpadded convolution is a GEMM over the input as it lies; in the general case
+ * 1x1 stride-1 unpadded convolution is a GEMM over the input as it lies (over a small plane,
+ * computed transposed: conv_pwt, with W^T packed instead); in the general case
  * the GEMM reads its B panels straight from the input through the window (an implicit im2col,
  * conv_pack_b), one GEMM per (batch, group); convolutions with one input channel per group
  * (depthwise, with any channel multiplier) run the direct kernels of conv_dw.c instead, since
@@ -366,6 +367,12 @@ typedef struct implicit_job {
   size_t hq, pitch, plane; /* one phase plane */
   size_t nq;
   bool avx2;
+  /* A fused residual (cpu_node.residual), the group's channels like y: added as the output is
+   * copied out of yp, with the activation after it (the GEMM's epilogue then applies only the
+   * bias). */
+  const float *res;
+  cpu_act act;
+  cpu_isa isa;
 } implicit_job;
 
 #if defined(TSR_CPU_HAVE_AVX2) && (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
@@ -448,9 +455,20 @@ static void implicit_unpad_task(void *arg, size_t m0, size_t m1) {
   const implicit_job *j = arg;
   size_t ow = (size_t)j->p->w.out[2], oh = (size_t)j->p->w.out[1];
   for (size_t m = m0; m < m1; m++)
-    for (size_t oy = 0; oy < oh; oy++)
-      memcpy(j->y + m * j->p->out_sp + oy * ow, j->yp + m * j->nq + oy * j->pitch,
-             ow * sizeof *j->y);
+    for (size_t oy = 0; oy < oh; oy++) {
+      float *yr = j->y + m * j->p->out_sp + oy * ow;
+      const float *src = j->yp + m * j->nq + oy * j->pitch;
+      if (!j->res) {
+        memcpy(yr, src, ow * sizeof *yr);
+        continue;
+      }
+      /* Element by element, so that a residual in the output's own memory reads each value
+       * before it is overwritten. */
+      const float *rr = j->res + m * j->p->out_sp + oy * ow;
+      for (size_t x = 0; x < ow; x++)
+        yr[x] = src[x] + rr[x];
+      cpu_act_apply_row(j->isa, &j->act, yr, ow);
+    }
 }
 
 /* Whether the padded-input path applies: 1-D or 2-D, stride 1 or 2 (a larger stride would
@@ -469,7 +487,8 @@ static bool conv_implicit_applies(const conv_plan *p) {
 
 /* One (image, group); 0, or -1 when memory ran out. */
 static int conv_implicit(cpu_ctx *ctx, const conv_plan *p, const float *x, const float *a,
-                         const float *a_packed, const cpu_sgemm_epilogue *ep, float *y) {
+                         const float *a_packed, const cpu_sgemm_epilogue *ep, const float *res,
+                         float *y) {
   const nn_window *w = &p->w;
   size_t K = p->cg * p->kk;
   implicit_job ij = {.p = p,
@@ -477,7 +496,15 @@ static int conv_implicit(cpu_ctx *ctx, const conv_plan *p, const float *x, const
                      .y = y,
                      .sy = (size_t)w->s[1],
                      .sx = (size_t)w->s[2],
-                     .avx2 = ctx->isa == CPU_ISA_AVX2_FMA};
+                     .avx2 = ctx->isa == CPU_ISA_AVX2_FMA,
+                     .res = res,
+                     .act = ep->act,
+                     .isa = ctx->isa};
+  cpu_sgemm_epilogue ep_full = *ep, ep_bias = *ep;
+  ep_bias.act.kind = CPU_ACT_NONE;
+  ep_bias.addend = NULL;
+  if (res)
+    ep = &ep_bias;
   size_t hp = (size_t)(w->in[1] + w->pb[1] + w->pe[1]),
          wp = (size_t)(w->in[2] + w->pb[2] + w->pe[2]);
   ij.hq = (hp + ij.sy - 1) / ij.sy;
@@ -519,10 +546,20 @@ static int conv_implicit(cpu_ctx *ctx, const conv_plan *p, const float *x, const
           offs[r++] = (ptrdiff_t)o;
           last = o > last ? o : last;
         }
-  size_t xp_floats = last + ij.nq > planes * ij.plane ? last + ij.nq : planes * ij.plane;
+  /* When whole register tiles cover the output rows (ow a multiple of 16, as the stem of a
+   * 224x224 image makes: 112), the GEMM stores through a window straight into the output,
+   * tiles stopping at each row's end, with the residual and activation in its epilogue: no yp,
+   * no copy out (the 112x112 stem: 0.383 -> 0.357 ms). Otherwise the tiles run across the
+   * padded rows (2 wasted columns of 58 instead of 8 of 64 at 56x56) into yp: narrower tiles
+   * at each row's end would take the micro-kernel's slow edge path (measured slower at 14x14). */
+  size_t oh = (size_t)w->out[1], ow = (size_t)w->out[2];
+  bool window = ow % CPU_SGEMM_NR == 0;
+  /* B is read NR columns at a time from a tile's first one, up to NR - 1 past nq. */
+  size_t span = last + ij.nq + CPU_SGEMM_NR;
+  size_t xp_floats = span > planes * ij.plane ? span : planes * ij.plane;
   float *xp = nn_alloc_aligned(xp_floats, sizeof(float));
-  float *yp = nn_alloc_aligned(p->mg * ij.nq, sizeof(float));
-  if (!offs || !xp || !yp) {
+  float *yp = window ? NULL : nn_alloc_aligned(p->mg * ij.nq, sizeof(float));
+  if (!offs || !xp || (!window && !yp)) {
     free(offs), free(xp), free(yp);
     return -1;
   }
@@ -530,6 +567,31 @@ static int conv_implicit(cpu_ctx *ctx, const conv_plan *p, const float *x, const
   ij.yp = yp;
   cpu_parallel_for(ctx, p->cg, nn_grain(ij.plane * ij.ny * ij.nx, 1 << 15), implicit_pad_task, &ij);
   memset(xp + planes * ij.plane, 0, (xp_floats - planes * ij.plane) * sizeof *xp);
+  if (window) {
+    /* A residual in the output's own memory is C's starting value (beta 1): an addend there
+     * would be overwritten by the partial sums of the first KC block. */
+    cpu_sgemm_epilogue ep_res = ep_full;
+    ep_res.addend = res == y ? NULL : res;
+    ep_res.ld_addend = p->out_sp;
+    cpu_sgemm_args gw = {.m = p->mg,
+                         .n = oh * ij.pitch,
+                         .k = K,
+                         .alpha = 1.0f,
+                         .a = a,
+                         .lda = K,
+                         .a_packed = a_packed,
+                         .b_rows = xp,
+                         .b_offs = offs,
+                         .c = y,
+                         .ldc = p->out_sp,
+                         .c_pitch = ij.pitch,
+                         .c_width = ow,
+                         .beta = res && res == y ? 1.0f : 0.0f,
+                         .ep = &ep_res};
+    int rc = cpu_sgemm_run(ctx, &gw);
+    free(offs), free(xp);
+    return rc;
+  }
   cpu_sgemm_args ga = {.m = p->mg,
                        .n = ij.nq,
                        .k = K,
@@ -558,6 +620,10 @@ typedef struct conv_job {
   size_t wp_group;
   const float *b; /* Conv: the bias, added by the GEMM's epilogue with the activation */
   float *y;
+  /* A fused residual like y (cpu_node.residual), or NULL; res_in_place: it is y's own memory,
+   * and the GEMMs accumulate onto it (beta = 1). */
+  const float *res;
+  bool res_in_place;
   bool inner_parallel; /* one item at a time, with the threads inside each GEMM */
   atomic_int failed;
 } conv_job;
@@ -598,12 +664,19 @@ static void conv_items(void *arg, size_t begin, size_t end) {
                          .c = j->y + (n * p->M + g * p->mg) * p->out_sp,
                          .ldc = p->out_sp,
                          .ep = &ep};
+    const float *res = j->res ? j->res + (n * p->M + g * p->mg) * p->out_sp : NULL;
     if (implicit) {
-      if (conv_implicit(&ctx, p, src.x, ga.a, ga.a_packed, &ep, ga.c) != 0) {
+      if (conv_implicit(&ctx, p, src.x, ga.a, ga.a_packed, &ep, res, ga.c) != 0) {
         atomic_store(&j->failed, 1);
         return;
       }
       continue;
+    }
+    if (res && j->res_in_place) {
+      ga.beta = 1.0f;
+    } else if (res) {
+      ep.addend = res;
+      ep.ld_addend = p->out_sp;
     }
     /* A 1x1 stride-1 unpadded convolution reads the input as the matrix it already is: with
      * few channels in place for whole panels of 16 columns, the last few columns through a
@@ -632,6 +705,8 @@ static void conv_items(void *arg, size_t begin, size_t end) {
         ep_tail = ep;
         if (ep.col_bias)
           ep_tail.col_bias += n16;
+        if (ep.addend)
+          ep_tail.addend += n16;
       } else {
         ga.b = src.x;
         ga.ldb = p->in_sp;
@@ -645,6 +720,421 @@ static void conv_items(void *arg, size_t begin, size_t end) {
       return;
     }
   }
+}
+
+/* ---- float32: pointwise convolution over a small plane, computed transposed ------------- */
+
+/* A 1x1 convolution is the product W[M x K] X[K x P] over the P output positions of an image.
+ * The register tile is MR = 6 rows by NR = 16 columns, so with the positions as columns a 7x7
+ * plane (P = 49) computes 64 of them and a quarter of the multiply-adds are thrown away.
+ * Computed transposed, Y^T[P x M] = X^T[P x K] W^T[K x M], the positions are rows (49 computes
+ * 54) and the output channels columns (usually a multiple of 16). X^T is the input as it lies,
+ * read transposed and packed as the GEMM's A; W^T is packed once, by prepare(), as its B. Y^T
+ * goes through a scratch tile of a few dozen channels, small enough to stay in L1 or L2, that
+ * a transpose stores into the output with the bias, a fused residual and the activation. A
+ * strided 1x1 layer (ResNet's downsampling) packs X^T from the positions it reads. */
+
+/* Whether the transposed product can run p: a 1x1 Conv without padding and groups, any
+ * stride. */
+static bool conv_pwt_applies(const conv_plan *p) {
+  if (p->transpose || p->G != 1 || p->kk != 1 || p->out_sp == 0 || p->C == 0)
+    return false;
+  for (int i = 0; i < NN_SP; i++)
+    if (p->w.pb[i] || p->w.pe[i])
+      return false;
+  return true;
+}
+
+static size_t pwt_round(size_t v, size_t to) { return (v + to - 1) / to * to; }
+
+/* Whether it pays, by a count of the elements of register tiles either way, each worth K
+ * multiply-adds. The plain path pads the positions to NR and the channels to MR, except that
+ * with few input channels it reads whole panels of 16 positions in place and gives a single
+ * last position to a matrix-vector product (about two elements per channel); the transposed
+ * one pads the positions to MR and the channels to NR, and its transposes (of the input and
+ * the output) cost about as much as 9/K elements per output. One position stays with the
+ * plain path's matrix-vector product, and planes over PWT_MAX_PLANE positions with the plain
+ * path too: X^T, then a large A, streams from L2 for every panel of channels. Measured on Zen
+ * 4 with the AVX2 kernels, 1x1 layers of ResNet-50, MobileNetV2 and EfficientNet-B0, and of
+ * 512 channels on planes from 2x2 to 12x12: where this picks the transposed product it wins
+ * 4-60%; elsewhere it ties or loses up to 15% (few input channels on 7x7, 8x8 planes).
+ * TODO: other tile sizes would want this measured again. */
+#define PWT_MAX_PLANE 256
+
+static bool conv_pwt_wanted(const conv_plan *p) {
+  size_t P = p->out_sp, M = p->M, K = p->C, m6 = pwt_round(M, CPU_SGEMM_MR);
+  if (P < 2 || P > PWT_MAX_PLANE)
+    return false;
+  double plain = (double)pwt_round(P, CPU_SGEMM_NR) * (double)m6;
+  size_t tail = P % CPU_SGEMM_NR;
+  if (K <= PW_OFFS_MAX && P >= CPU_SGEMM_NR && tail == 1)
+    plain = (double)(P - 1) * (double)m6 + 2.0 * (double)M;
+  double trans = (double)pwt_round(P, CPU_SGEMM_MR) * (double)pwt_round(M, CPU_SGEMM_NR) +
+                 9.0 * (double)P * (double)M / (double)K;
+  return trans < 0.97 * plain;
+}
+
+/* Output channels per GEMM call of the transposed product: each call's Y^T (P x cw floats) is
+ * stored into the output right after it is computed, while it is still in L1 or L2. */
+static size_t conv_pwt_cols(size_t P) { return P <= 64 ? 64 : (P <= 256 ? 32 : 16); }
+
+/* With several threads the channels are cut into this many ranges per thread, of the same
+ * size within one panel, that the threads take as they come. */
+#define PWT_ITEMS_PER_THREAD 4
+/* A last panel of A with at most this many positions goes through pwt_rows_avx2 (measured:
+ * with one or two, 5-10% faster than a whole tile; with three, 40% slower). */
+#define PWT_ROW_TAIL 2
+/* Below this many flops an image stays on one thread (as cpu_sgemm_run decides). */
+#define PWT_SERIAL_FLOPS 2e6
+
+typedef struct pwt_job {
+  const cpu_ctx *ctx;
+  const conv_plan *p;
+  const float *x;        /* one image */
+  const size_t *off;     /* where each output position reads a channel (strided layers), or NULL */
+  float *ap;             /* X^T packed as the GEMM's A (P rows, K deep) */
+  const float *wt;       /* W^T packed as its B (K x M) */
+  size_t kc, mpad, npad; /* the packed layout: KC block depth, padded rows and columns */
+  /* Work items: col_items ranges of the channels' NR-panels times row_items ranges of the
+   * positions' MR-panels. */
+  size_t panels, col_items, row_items, cw;
+  const float *b;
+  const float *res; /* one image's fused residual (cpu_node.residual), laid out like y, or NULL */
+  float *y;         /* one image's output, M planes of P */
+  bool avx2;
+  atomic_int failed;
+} pwt_job;
+
+/* Packs X^T as the GEMM's A, in the layout of gemm_util.h: KC block by KC block, MR-row
+ * micro-panels of kt columns, MR floats each, zero past the last position. Row i of X^T is
+ * output position i, which reads the input at off[i] in every channel (off is NULL for a
+ * stride-1 layer, whose positions are the input's). Items [t0, t1) are (block, panel) pairs.
+ * cpu_sgemm_pack_a would do the same for a stride-1 layer, slower: its loop over the rows of a
+ * panel does not know that they are six. */
+static void pwt_pack_task(void *arg, size_t t0, size_t t1) {
+  const pwt_job *j = arg;
+  size_t P = j->p->out_sp, K = j->p->C, in_sp = j->p->in_sp;
+  size_t n_panels = j->mpad / CPU_SGEMM_MR;
+  for (size_t t = t0; t < t1; t++) {
+    size_t pc = t / n_panels * j->kc, r0 = t % n_panels * CPU_SGEMM_MR;
+    size_t kt = K - pc < j->kc ? K - pc : j->kc;
+    size_t rows = P - r0 < CPU_SGEMM_MR ? P - r0 : CPU_SGEMM_MR;
+    float *d = j->ap + pc * j->mpad + r0 * kt;
+    const float *s = j->x + pc * in_sp;
+    if (!j->off && rows == CPU_SGEMM_MR) {
+      for (size_t q = 0; q < kt; q++)
+        memcpy(d + q * CPU_SGEMM_MR, s + q * in_sp + r0, CPU_SGEMM_MR * sizeof *d);
+      continue;
+    }
+    for (size_t q = 0; q < kt; q++) {
+      const float *sc = s + q * in_sp;
+      size_t i = 0;
+      for (; i < rows; i++)
+        d[q * CPU_SGEMM_MR + i] = sc[j->off ? j->off[r0 + i] : r0 + i];
+      for (; i < CPU_SGEMM_MR; i++)
+        d[q * CPU_SGEMM_MR + i] = 0.0f;
+    }
+  }
+}
+
+/* The activations that are not smooth (relu, clip, leakyrelu, hardsigmoid, hardswish) are
+ * applied as Y^T is stored, the smooth ones (sigmoid, silu, gelu) afterwards, to whole rows,
+ * by cpu_act_apply_row: both with the functions of the GEMM's epilogue, so that a sum comes out
+ * as the epilogue would make it. */
+static bool pwt_act_smooth(cpu_act_kind k) {
+  return k == CPU_ACT_SIGMOID || k == CPU_ACT_SILU || k == CPU_ACT_GELU || k == CPU_ACT_GELU_TANH;
+}
+
+#ifdef CONV_HAVE_AVX2
+/* The piecewise-linear activations on eight lanes, with the comparisons of cpu_act_apply
+ * (max_ps(a, b) is a > b ? a : b), so that NaN and -0 come out as it makes them. */
+__attribute__((target("avx2,fma"))) static inline __m256 pwt_act8(const cpu_act *a, __m256 x) {
+  const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f);
+  switch (a->kind) {
+  case CPU_ACT_RELU: return _mm256_max_ps(zero, x);
+  case CPU_ACT_CLIP:
+    return _mm256_min_ps(_mm256_set1_ps(a->p1), _mm256_max_ps(_mm256_set1_ps(a->p0), x));
+  case CPU_ACT_LEAKYRELU:
+    return _mm256_blendv_ps(x, _mm256_mul_ps(_mm256_set1_ps(a->p0), x),
+                            _mm256_cmp_ps(x, zero, _CMP_LT_OQ));
+  case CPU_ACT_HARDSIGMOID: {
+    __m256 v = _mm256_add_ps(_mm256_mul_ps(_mm256_set1_ps(a->p0), x), _mm256_set1_ps(a->p1));
+    return _mm256_min_ps(one, _mm256_max_ps(zero, v));
+  }
+  case CPU_ACT_HARDSWISH: {
+    __m256 v =
+        _mm256_add_ps(_mm256_mul_ps(x, _mm256_set1_ps((float)(1.0 / 6.0))), _mm256_set1_ps(0.5f));
+    return _mm256_mul_ps(x, _mm256_min_ps(one, _mm256_max_ps(zero, v)));
+  }
+  default: return x;
+  }
+}
+
+/* d[r * ldd + c] = act(s[c * lds + r] + bias[r] + res[r * ldd + c]) for an 8x8 block (bias and
+ * res may be NULL; res may be d). */
+__attribute__((target("avx2,fma"))) static void pwt_t8x8_avx2(const float *s, size_t lds, float *d,
+                                                              size_t ldd, const float *bias,
+                                                              const float *res, const cpu_act *a) {
+  __m256 r0 = _mm256_loadu_ps(s), r1 = _mm256_loadu_ps(s + lds), r2 = _mm256_loadu_ps(s + 2 * lds),
+         r3 = _mm256_loadu_ps(s + 3 * lds), r4 = _mm256_loadu_ps(s + 4 * lds),
+         r5 = _mm256_loadu_ps(s + 5 * lds), r6 = _mm256_loadu_ps(s + 6 * lds),
+         r7 = _mm256_loadu_ps(s + 7 * lds);
+  __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1),
+         t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3),
+         t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5),
+         t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+  __m256 u0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)),
+         u1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2)),
+         u2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)),
+         u3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2)),
+         u4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0)),
+         u5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2)),
+         u6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0)),
+         u7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
+  __m256 v[8] = {_mm256_permute2f128_ps(u0, u4, 0x20), _mm256_permute2f128_ps(u1, u5, 0x20),
+                 _mm256_permute2f128_ps(u2, u6, 0x20), _mm256_permute2f128_ps(u3, u7, 0x20),
+                 _mm256_permute2f128_ps(u0, u4, 0x31), _mm256_permute2f128_ps(u1, u5, 0x31),
+                 _mm256_permute2f128_ps(u2, u6, 0x31), _mm256_permute2f128_ps(u3, u7, 0x31)};
+  for (int r = 0; r < 8; r++) {
+    __m256 x = bias ? _mm256_add_ps(v[r], _mm256_broadcast_ss(bias + r)) : v[r];
+    if (res)
+      x = _mm256_add_ps(x, _mm256_loadu_ps(res + r * ldd));
+    _mm256_storeu_ps(d + r * ldd, pwt_act8(a, x));
+  }
+}
+
+/* The last t <= 2 positions of X^T (rows r0 .. r0 + t of A, a partial last panel) times the
+ * NR-column panel of W^T at column col, over the whole depth, into c[0 .. nr) of t rows ldc
+ * apart. A 6x16 tile would spend six rows' work on them; this spends about one per row: two
+ * steps of k in flight hide the FMA latency, and each loads its two vectors of B once for both
+ * rows. Its sums run in another order than the tile's, so these positions may differ from
+ * what the GEMM would give by rounding. */
+__attribute__((target("avx2,fma"))) static void
+pwt_rows_avx2(const pwt_job *j, size_t r0, size_t t, size_t col, size_t nr, float *c, size_t ldc) {
+  size_t K = j->p->C, rp = r0 / CPU_SGEMM_MR * CPU_SGEMM_MR, i = r0 % CPU_SGEMM_MR;
+  __m256 s[8];
+  for (int q = 0; q < 8; q++)
+    s[q] = _mm256_setzero_ps();
+  for (size_t pc = 0; pc < K; pc += j->kc) {
+    size_t kt = K - pc < j->kc ? K - pc : j->kc, k = 0;
+    const float *a = j->ap + pc * j->mpad + rp * kt + i;
+    const float *b = j->wt + pc * j->npad + col * kt;
+    if (t == 1) {
+      for (; k + 2 <= kt; k += 2) { /* s[0..3]: steps k and k + 1 */
+        const float *br = b + k * CPU_SGEMM_NR;
+        __m256 a0 = _mm256_broadcast_ss(a + k * CPU_SGEMM_MR),
+               a1 = _mm256_broadcast_ss(a + (k + 1) * CPU_SGEMM_MR);
+        s[0] = _mm256_fmadd_ps(a0, _mm256_load_ps(br), s[0]);
+        s[1] = _mm256_fmadd_ps(a0, _mm256_load_ps(br + 8), s[1]);
+        s[2] = _mm256_fmadd_ps(a1, _mm256_load_ps(br + 16), s[2]);
+        s[3] = _mm256_fmadd_ps(a1, _mm256_load_ps(br + 24), s[3]);
+      }
+    } else {
+      for (; k + 2 <= kt; k += 2) { /* row 0 in s[0..3], row 1 in s[4..7] */
+        const float *br = b + k * CPU_SGEMM_NR, *ar = a + k * CPU_SGEMM_MR;
+        __m256 b0 = _mm256_load_ps(br), b1 = _mm256_load_ps(br + 8), b2 = _mm256_load_ps(br + 16),
+               b3 = _mm256_load_ps(br + 24);
+        __m256 a0 = _mm256_broadcast_ss(ar), a1 = _mm256_broadcast_ss(ar + CPU_SGEMM_MR);
+        s[0] = _mm256_fmadd_ps(a0, b0, s[0]);
+        s[1] = _mm256_fmadd_ps(a0, b1, s[1]);
+        s[2] = _mm256_fmadd_ps(a1, b2, s[2]);
+        s[3] = _mm256_fmadd_ps(a1, b3, s[3]);
+        a0 = _mm256_broadcast_ss(ar + 1), a1 = _mm256_broadcast_ss(ar + CPU_SGEMM_MR + 1);
+        s[4] = _mm256_fmadd_ps(a0, b0, s[4]);
+        s[5] = _mm256_fmadd_ps(a0, b1, s[5]);
+        s[6] = _mm256_fmadd_ps(a1, b2, s[6]);
+        s[7] = _mm256_fmadd_ps(a1, b3, s[7]);
+      }
+    }
+    for (; k < kt; k++) {
+      __m256 b0 = _mm256_load_ps(b + k * CPU_SGEMM_NR),
+             b1 = _mm256_load_ps(b + k * CPU_SGEMM_NR + 8);
+      __m256 a0 = _mm256_broadcast_ss(a + k * CPU_SGEMM_MR);
+      s[0] = _mm256_fmadd_ps(a0, b0, s[0]);
+      s[1] = _mm256_fmadd_ps(a0, b1, s[1]);
+      if (t == 2) {
+        a0 = _mm256_broadcast_ss(a + k * CPU_SGEMM_MR + 1);
+        s[4] = _mm256_fmadd_ps(a0, b0, s[4]);
+        s[5] = _mm256_fmadd_ps(a0, b1, s[5]);
+      }
+    }
+  }
+  for (size_t r = 0; r < t; r++) {
+    _Alignas(32) float v[CPU_SGEMM_NR];
+    _mm256_store_ps(v, _mm256_add_ps(s[4 * r], s[4 * r + 2]));
+    _mm256_store_ps(v + 8, _mm256_add_ps(s[4 * r + 1], s[4 * r + 3]));
+    memcpy(c + r * ldc, v, nr * sizeof *c);
+  }
+}
+#endif
+
+/* One output: act(sum + bias + residual), in the order of the GEMM's epilogue. */
+static inline float pwt_out(const cpu_act *a, float sum, const float *bias, const float *res,
+                            size_t c, size_t i) {
+  float v = sum + (bias ? bias[c] : 0.0f);
+  return cpu_act_apply(a, res ? v + res[i] : v);
+}
+
+/* Stores Y^T for positions [r0, r0 + rows) (rows of w floats, in ct) into output channels
+ * [m0, m0 + w) with their bias, the residual and the activation. */
+static void pwt_store(const pwt_job *j, const float *ct, size_t r0, size_t rows, size_t w,
+                      size_t m0) {
+  const conv_plan *p = j->p;
+  size_t P = p->out_sp;
+  const cpu_act *a = &p->act;
+  bool smooth = pwt_act_smooth(a->kind);
+  const float *bias = j->b ? j->b + m0 : NULL;
+  const float *res = j->res ? j->res + m0 * P + r0 : NULL;
+  float *d = j->y + m0 * P + r0;
+  size_t c0 = 0;
+#ifdef CONV_HAVE_AVX2
+  if (j->avx2) {
+    cpu_act piece = smooth ? (cpu_act){CPU_ACT_NONE, 0, 0} : *a;
+    for (; c0 + 8 <= w; c0 += 8) {
+      size_t r = 0;
+      for (; r + 8 <= rows; r += 8)
+        pwt_t8x8_avx2(ct + r * w + c0, w, d + c0 * P + r, P, bias ? bias + c0 : NULL,
+                      res ? res + c0 * P + r : NULL, &piece);
+      for (; r < rows; r++)
+        for (size_t c = c0; c < c0 + 8; c++)
+          d[c * P + r] = pwt_out(&piece, ct[r * w + c], bias, res, c, c * P + r);
+    }
+    for (size_t c = c0; c < w; c++)
+      for (size_t r = 0; r < rows; r++)
+        d[c * P + r] = pwt_out(&piece, ct[r * w + c], bias, res, c, c * P + r);
+    if (smooth && rows == P) /* the w planes lie one after the other */
+      cpu_act_apply_row(CPU_ISA_AVX2_FMA, a, d, w * P);
+    else if (smooth)
+      for (size_t c = 0; c < w; c++)
+        cpu_act_apply_row(CPU_ISA_AVX2_FMA, a, d + c * P, rows);
+    return;
+  }
+#endif
+  for (size_t c = c0; c < w; c++)
+    for (size_t r = 0; r < rows; r++)
+      d[c * P + r] = pwt_out(a, ct[r * w + c], bias, res, c, c * P + r);
+}
+
+/* Items [i0, i1): each a range of output channels times a range of positions, computed cw
+ * channels at a time. The packed operands are whole matrices in the layout of gemm_util.h: KC
+ * block by KC block, so that within one block any run of A's row panels or B's column panels
+ * is itself a packed operand of depth kt. The GEMM runs one block at a time, the later ones
+ * adding to the tile (beta = 1). */
+static void pwt_items_task(void *arg, size_t i0, size_t i1) {
+  pwt_job *j = arg;
+  const conv_plan *p = j->p;
+  size_t P = p->out_sp, M = p->M, K = p->C, row_panels = j->mpad / CPU_SGEMM_MR;
+  cpu_ctx ctx = *j->ctx;
+  ctx.pool = NULL; /* the threads share out items */
+  float *ct = nn_alloc_aligned(P * j->cw, sizeof(float));
+  if (!ct) {
+    atomic_store(&j->failed, 1);
+    return;
+  }
+  for (size_t it = i0; it < i1; it++) {
+    size_t ic = it / j->row_items, ir = it % j->row_items;
+    size_t r0 = row_panels * ir / j->row_items * CPU_SGEMM_MR;
+    size_t r1 = row_panels * (ir + 1) / j->row_items * CPU_SGEMM_MR;
+    size_t m_end = j->panels * (ic + 1) / j->col_items * CPU_SGEMM_NR;
+    if (r1 > P)
+      r1 = P;
+    if (m_end > M)
+      m_end = M;
+    /* A last panel of one or two positions (7x7: 49 = 8 * 6 + 1) goes row by row. */
+    size_t tail = r1 == P && j->avx2 ? P % CPU_SGEMM_MR : 0;
+    if (tail > PWT_ROW_TAIL)
+      tail = 0;
+    for (size_t m0 = j->panels * ic / j->col_items * CPU_SGEMM_NR; m0 < m_end; m0 += j->cw) {
+      size_t w = m_end - m0 < j->cw ? m_end - m0 : j->cw;
+      for (size_t pc = 0; pc < K; pc += j->kc) {
+        size_t kt = K - pc < j->kc ? K - pc : j->kc;
+        cpu_sgemm_args ga = {.m = r1 - tail - r0,
+                             .n = w,
+                             .k = kt,
+                             .alpha = 1.0f,
+                             .beta = pc == 0 ? 0.0f : 1.0f,
+                             .a_packed = j->ap + pc * j->mpad + r0 * kt,
+                             .b_packed = j->wt + pc * j->npad + m0 * kt,
+                             .c = ct,
+                             .ldc = w};
+        if (cpu_sgemm_run(&ctx, &ga) != 0) {
+          atomic_store(&j->failed, 1);
+          free(ct);
+          return;
+        }
+      }
+#ifdef CONV_HAVE_AVX2
+      /* After the GEMM, which has brought these panels of W^T into cache. */
+      for (size_t c = 0; tail && c < w; c += CPU_SGEMM_NR)
+        pwt_rows_avx2(j, r1 - tail, tail, m0 + c, w - c < CPU_SGEMM_NR ? w - c : CPU_SGEMM_NR,
+                      ct + (r1 - tail - r0) * w + c, w);
+#endif
+      /* No epilogue in the GEMM: a column bias would send every tile through the
+       * micro-kernel's slower store; the bias and activation come with the transpose. */
+      pwt_store(j, ct, r0, r1 - r0, w, m0);
+    }
+  }
+  free(ct);
+}
+
+/* Runs p over every image with W^T packed in wt (cpu_sgemm_pack_b, K x M), adding res (like y,
+ * or NULL; it may be y itself); 0, or -1 when memory ran out. */
+static int conv_pwt(cpu_ctx *ctx, const conv_plan *p, const float *x, const float *wt,
+                    const float *b, const float *res, float *y) {
+  size_t P = p->out_sp, M = p->M, K = p->C;
+  bool strided = p->in_sp != P;
+  float *ap = nn_alloc_aligned(cpu_sgemm_packed_a_floats(P, K), sizeof(float));
+  size_t *off = strided ? malloc(P * sizeof *off) : NULL;
+  if (!ap || (strided && !off)) {
+    free(ap), free(off);
+    return -1;
+  }
+  if (strided) {
+    const nn_window *w = &p->w;
+    size_t i = 0;
+    for (int64_t oz = 0; oz < w->out[0]; oz++)
+      for (int64_t oy = 0; oy < w->out[1]; oy++)
+        for (int64_t ox = 0; ox < w->out[2]; ox++)
+          off[i++] = (size_t)(((oz * w->s[0]) * w->in[1] + oy * w->s[1]) * w->in[2] + ox * w->s[2]);
+  }
+  cpu_ctx serial = *ctx;
+  serial.pool = NULL;
+  size_t threads = cpu_thread_count(ctx);
+  if (2.0 * (double)P * (double)M * (double)K < PWT_SERIAL_FLOPS)
+    threads = 1;
+  pwt_job j = {.ctx = ctx,
+               .p = p,
+               .off = off,
+               .ap = ap,
+               .wt = wt,
+               .kc = cpu_sgemm_kc(K),
+               .mpad = cpu_sgemm_packed_a_floats(P, 1),
+               .npad = cpu_sgemm_packed_b_floats(1, M),
+               .panels = (M + CPU_SGEMM_NR - 1) / CPU_SGEMM_NR,
+               .cw = conv_pwt_cols(P),
+               .b = b,
+               .avx2 = ctx->isa == CPU_ISA_AVX2_FMA};
+  /* Channels are split first, since each range of positions packs nothing but reads all of
+   * W^T again; positions too when there are few channels. */
+  size_t target = threads == 1 ? 1 : threads * PWT_ITEMS_PER_THREAD;
+  size_t row_panels = j.mpad / CPU_SGEMM_MR;
+  j.col_items = target < j.panels ? target : j.panels;
+  j.row_items = (target + j.col_items - 1) / j.col_items;
+  if (j.row_items > row_panels)
+    j.row_items = row_panels;
+  atomic_init(&j.failed, 0);
+  cpu_ctx *run_ctx = threads > 1 ? ctx : &serial;
+  size_t pack_items = j.mpad / CPU_SGEMM_MR * ((K + j.kc - 1) / j.kc);
+  for (size_t n = 0; n < p->N && !atomic_load(&j.failed); n++) {
+    j.x = x + n * K * p->in_sp;
+    j.y = y + n * M * P;
+    j.res = res ? res + n * M * P : NULL;
+    cpu_parallel_for(run_ctx, pack_items, nn_grain(CPU_SGEMM_MR * j.kc, 1 << 14), pwt_pack_task,
+                     &j);
+    cpu_parallel_for(run_ctx, j.col_items * j.row_items, 1, pwt_items_task, &j);
+  }
+  free(ap), free(off);
+  return atomic_load(&j.failed) ? -1 : 0;
 }
 
 /* ConvTranspose for items (image, group) in [begin, end); y is already zero. */
@@ -699,19 +1189,40 @@ static void bias_task(void *arg, size_t begin, size_t end) {
   }
 }
 
-/* Conv's state from prepare(): the float32 weights of each group packed for the GEMM. */
+/* Conv's state from prepare(): the float32 weights of each group packed for the GEMM, or, for a
+ * pointwise layer over a small plane, W^T packed for the transposed product instead. */
 typedef struct conv_state {
   float *wp;
   size_t wp_group; /* floats per group */
+  float *wt;       /* W^T as conv_pwt's B operand, or NULL */
+  size_t wt_sp;    /* the output plane prepare() chose the transposed product for */
 } conv_state;
 
 static int conv_f32(cpu_ctx *ctx, const conv_plan *p, const float *x, const float *w,
-                    const conv_state *st, const float *b, float *y) {
+                    const conv_state *st, const float *b, const float *res, float *y) {
   size_t planes = p->N * p->M;
+  if (res) {
+    /* A fused residual (cpu_node.residual; cpu_conv_residual_ok kept the depthwise and
+     * transposed kinds out). The host may give the output the residual's own memory: then
+     * the GEMMs accumulate onto it; a residual that overlaps the output otherwise is copied
+     * first. */
+    size_t count = planes * p->out_sp;
+    if (res != y && res < y + count && y < res + count) {
+      float *copy = malloc(count * sizeof *copy);
+      if (!copy)
+        return cpu_fail(ctx, "out of memory copying the residual");
+      memcpy(copy, res, count * sizeof *copy);
+      int rc = conv_f32(ctx, p, x, w, st, b, copy, y);
+      free(copy);
+      return rc;
+    }
+  }
   if (cpu_conv_depthwise_applies(p)) {
     cpu_conv_depthwise(ctx, p, x, w, b, y);
     return 0;
   }
+  if (st && st->wt && conv_pwt_applies(p) && (p->out_sp == st->wt_sp || conv_pwt_wanted(p)))
+    return conv_pwt(ctx, p, x, st->wt, b, res, y) == 0 ? 0 : cpu_fail(ctx, "out of memory");
   if (p->transpose)
     memset(y, 0, planes * p->out_sp * sizeof *y);
   size_t items = p->N * p->G;
@@ -719,7 +1230,14 @@ static int conv_f32(cpu_ctx *ctx, const conv_plan *p, const float *x, const floa
                  (double)(p->transpose ? p->in_sp : p->out_sp);
   size_t threads = cpu_thread_count(ctx);
   /* Conv adds its bias in the GEMM's epilogue; ConvTranspose after the scatter. */
-  conv_job j = {.ctx = ctx, .p = p, .x = x, .w = w, .b = p->transpose ? NULL : b, .y = y};
+  conv_job j = {.ctx = ctx,
+                .p = p,
+                .x = x,
+                .w = w,
+                .b = p->transpose ? NULL : b,
+                .y = y,
+                .res = res,
+                .res_in_place = res == y};
   if (st && st->wp) {
     j.wp = st->wp;
     j.wp_group = st->wp_group;
@@ -827,6 +1345,106 @@ static void convt_f64_task(void *arg, size_t begin, size_t end) {
 
 /* ---- Entry points --------------------------------------------------------------------- */
 
+bool cpu_conv_scale_ok(const cpu_node *n) {
+  char msg[256];
+  conv_plan p;
+  if (strcmp(n->op_type, "Conv") != 0 ||
+      conv_setup(n, n->in, n->out, false, &p, msg, sizeof msg) != TSR_PLUGIN_REASON_NONE)
+    return false;
+  return n->in[0].dtype == TSR_DTYPE_FLOAT32 && n->in[1].is_const && n->in[1].data &&
+         p.G == 1 && !cpu_conv_depthwise_applies(&p) && p.mg > 0 && p.C > 0;
+}
+
+bool cpu_conv_residual_ok(const cpu_node *n) {
+  char msg[256];
+  conv_plan p;
+  if (strcmp(n->op_type, "Conv") != 0 ||
+      conv_setup(n, n->in, n->out, false, &p, msg, sizeof msg) != TSR_PLUGIN_REASON_NONE)
+    return false;
+  /* The activation a Conv already has comes before the Add, so only a Conv without one. */
+  return n->in[0].dtype == TSR_DTYPE_FLOAT32 && p.act.kind == CPU_ACT_NONE &&
+         !cpu_conv_depthwise_applies(&p) && p.mg > 0;
+}
+
+/* A Conv whose input channels are scaled per image first (cpu_node.in_scale: the Mul of a
+ * squeeze-and-excitation block, scale[n * C + c]): the scale goes into the weights instead,
+ * W[m][c][..] * scale[c], packed afresh for each image, so that the scaled input is never
+ * written. The packing is M x C x kh x kw floats, far less than the input's C x H x W here. */
+static int conv_f32_scaled(cpu_ctx *ctx, const conv_plan *p, const float *x, const float *w,
+                           const float *b, const float *scale, const float *res, float *y) {
+  size_t K = p->cg * p->kk, per = cpu_sgemm_packed_a_floats(p->mg, K);
+  float *ws = malloc(p->mg * K * sizeof *ws);
+  float *wp = nn_alloc_aligned(per, sizeof(float));
+  int rc = 0;
+  if (!ws || !wp) {
+    rc = cpu_fail(ctx, "out of memory for scaled weights");
+  } else {
+    conv_plan one = *p;
+    one.N = 1;
+    conv_state st = {.wp = wp, .wp_group = per};
+    for (size_t n = 0; n < p->N && rc == 0; n++) {
+      const float *sc = scale + n * p->C;
+      for (size_t m = 0; m < p->mg; m++)
+        for (size_t c = 0; c < p->C; c++)
+          for (size_t t = 0; t < p->kk; t++)
+            ws[(m * p->C + c) * p->kk + t] = w[(m * p->C + c) * p->kk + t] * sc[c];
+      cpu_sgemm_pack_a(false, ws, K, p->mg, K, wp);
+      rc = conv_f32(ctx, &one, x + n * p->C * p->in_sp, ws, &st, b,
+                    res ? res + n * p->M * p->out_sp : NULL, y + n * p->M * p->out_sp);
+    }
+  }
+  free(ws), free(wp);
+  return rc;
+}
+
+/* Conv with what the plugin took into it (fuse_nodes in plugin.c): a scale of its input
+ * channels before it, a residual Add and perhaps a Relu after it. The fused node runs where
+ * the plan expected the last node's output, after the Conv's input (and the scale) had died in
+ * the plan's eyes: the output may lie on them, and is then computed apart and copied. */
+static int conv_run_fused(cpu_ctx *ctx, const cpu_node *n, const conv_state *st,
+                          const cpu_tensor *in, cpu_tensor *out, conv_plan *p) {
+  const float *b = p->has_bias ? in[2].data : NULL, *res = NULL;
+  if (in[0].dtype != TSR_DTYPE_FLOAT32)
+    return cpu_fail(ctx, "fused Conv over %s", cpu_dtype_name(in[0].dtype));
+  if (n->residual) {
+    /* cpu_conv_residual_ok said yes at compile time; the shapes are checked again. */
+    if (n->n_in < 4 || !in[3].present || in[3].dtype != TSR_DTYPE_FLOAT32 ||
+        in[3].count != out[0].count)
+      return cpu_fail(ctx, "fused residual of %zu values for an output of %zu", in[3].count,
+                      out[0].count);
+    res = in[3].data;
+  }
+  if (n->fused_act == CPU_FUSED_RELU)
+    p->act.kind = CPU_ACT_RELU;
+  else if (n->fused_act != CPU_FUSED_NONE)
+    return cpu_fail(ctx, "fused activation %d not implemented for Conv", (int)n->fused_act);
+  float *scale = NULL;
+  if (n->in_scale) {
+    if (n->n_in < 5 || !in[4].present || in[4].dtype != TSR_DTYPE_FLOAT32 ||
+        in[4].count != p->N * p->C || p->G != 1 || !in[1].data)
+      return cpu_fail(ctx, "fused input scale of %zu values for %zu x %zu channels",
+                      in[4].count, p->N, p->C);
+    if (!(scale = malloc(in[4].count * sizeof *scale)))
+      return cpu_fail(ctx, "out of memory");
+    memcpy(scale, in[4].data, in[4].count * sizeof *scale);
+  }
+  const char *x0 = in[0].data, *y0 = out[0].data;
+  float *y = out[0].data, *tmp = NULL;
+  if (y0 < x0 + in[0].nbytes && x0 < y0 + out[0].nbytes) {
+    if (!(tmp = malloc(out[0].count * sizeof *tmp))) {
+      free(scale);
+      return cpu_fail(ctx, "out of memory for the output of a fused Conv");
+    }
+    y = tmp;
+  }
+  int rc = scale ? conv_f32_scaled(ctx, p, in[0].data, in[1].data, b, scale, res, y)
+                 : conv_f32(ctx, p, in[0].data, in[1].data, st, b, res, y);
+  if (rc == 0 && tmp)
+    memcpy(out[0].data, tmp, out[0].count * sizeof *tmp);
+  free(tmp), free(scale);
+  return rc;
+}
+
 static int conv_run_common(cpu_ctx *ctx, const cpu_node *n, const conv_state *st,
                            const cpu_tensor *in, cpu_tensor *out, bool transpose) {
   char msg[256];
@@ -836,9 +1454,11 @@ static int conv_run_common(cpu_ctx *ctx, const cpu_node *n, const conv_state *st
   if (out[0].count == 0)
     return 0;
   const cpu_tensor *b = p.has_bias ? &in[2] : NULL;
+  if (n->residual || n->in_scale || n->fused_act != CPU_FUSED_NONE)
+    return conv_run_fused(ctx, n, st, in, out, &p);
   switch (in[0].dtype) {
   case TSR_DTYPE_FLOAT32:
-    return conv_f32(ctx, &p, in[0].data, in[1].data, st, b ? b->data : NULL, out[0].data);
+    return conv_f32(ctx, &p, in[0].data, in[1].data, st, b ? b->data : NULL, NULL, out[0].data);
   case TSR_DTYPE_FLOAT64: {
     f64_job j = {
         .p = &p, .x = in[0].data, .w = in[1].data, .b = b ? b->data : NULL, .y = out[0].data};
@@ -852,7 +1472,7 @@ static int conv_run_common(cpu_ctx *ctx, const cpu_node *n, const conv_state *st
     float *y = malloc(out[0].count * sizeof *y);
     int rc = -1;
     if (x && w && y && (!b || bf)) {
-      rc = conv_f32(ctx, &p, x, w, NULL, bf, y);
+      rc = conv_f32(ctx, &p, x, w, NULL, bf, NULL, y);
       if (rc == 0)
         nn_f32_store(&out[0], y);
     } else {
@@ -865,9 +1485,10 @@ static int conv_run_common(cpu_ctx *ctx, const cpu_node *n, const conv_state *st
 }
 
 /* Packs constant float32 weights once for the GEMM paths (every Conv but the depthwise ones),
- * one packed A per group. The graph keeps its own copy of the weights (the plugin ABI hands
- * constant data to compile() read-only and keeps it), so a packed layer costs its weights' size
- * once more; the packed copy pads the output channels of a group to a multiple of six. */
+ * one packed A per group, or for a pointwise layer that conv_pwt will run, W^T as a packed B
+ * instead. The graph keeps its own copy of the weights (the plugin ABI hands constant data to
+ * compile() read-only and keeps it), so a packed layer costs its weights' size once more; the
+ * packed copy pads the output channels of a group to a multiple of six (sixteen for W^T). */
 static int conv_prepare(const cpu_node *n, void **out_state, char *msg, size_t size) {
   *out_state = NULL;
   conv_plan p;
@@ -878,6 +1499,24 @@ static int conv_prepare(const cpu_node *n, void **out_state, char *msg, size_t s
       cpu_conv_depthwise_applies(&p) || p.mg == 0)
     return 0;
   size_t K = p.cg * p.kk, per = cpu_sgemm_packed_a_floats(p.mg, K);
+  const float *wd = w->data;
+  /* TESSERA_CPU_PWT=0 or 1 turns the transposed product off, or on wherever it applies, for
+   * tests and measurements; by default its cost decides. */
+  const char *force = getenv("TESSERA_CPU_PWT");
+  if (conv_pwt_applies(&p) && (force && *force ? *force == '1' : conv_pwt_wanted(&p))) {
+    /* Only W^T: should a run see another plane, the plain path packs W as it goes. */
+    size_t nt = cpu_sgemm_packed_b_floats(K, p.M);
+    conv_state *st = calloc(1, sizeof *st);
+    if (!st || !(st->wt = nn_alloc_aligned(nt, sizeof(float)))) {
+      free(st);
+      snprintf(msg, size, "out of memory packing the weights (%zu floats)", nt);
+      return -1;
+    }
+    st->wt_sp = p.out_sp;
+    cpu_sgemm_pack_b(true, wd, K, K, p.M, st->wt);
+    *out_state = st;
+    return 0;
+  }
   conv_state *st = calloc(1, sizeof *st);
   if (!st || !(st->wp = nn_alloc_aligned(per * p.G, sizeof(float)))) {
     free(st);
@@ -885,7 +1524,6 @@ static int conv_prepare(const cpu_node *n, void **out_state, char *msg, size_t s
     return -1;
   }
   st->wp_group = per;
-  const float *wd = w->data;
   for (size_t g = 0; g < p.G; g++)
     cpu_sgemm_pack_a(false, wd + g * p.mg * K, K, p.mg, K, st->wp + g * per);
   *out_state = st;
@@ -895,7 +1533,7 @@ static int conv_prepare(const cpu_node *n, void **out_state, char *msg, size_t s
 static void conv_release(void *state) {
   conv_state *st = state;
   if (st)
-    free(st->wp);
+    free(st->wp), free(st->wt);
   free(st);
 }
 
