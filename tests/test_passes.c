@@ -1174,6 +1174,241 @@ START_TEST(environment_switch) {
 }
 END_TEST
 
+/* ---- The CPU plugin's residual fusion: Conv -> Add -> (Relu) ------------------------- */
+
+/* A residual block on x[2, 8, H, W]: r (the residual) comes first, then t = Relu(x) and the
+ * Conv over it, then Add(conv, r) and perhaps a Relu. `kind` picks the Conv's path and where
+ * r comes from:
+ *   0: 1x1 (pointwise GEMM), r = Sigmoid(x)
+ *   1: 3x3 padded (input read in place through a padded copy), r = Sigmoid(x), Add(r, conv)
+ *   2: 3x3 stride 2, r = AveragePool(x) 2x2 stride 2
+ *   3: 3x3 stride 2 with 136 output channels (packed panels), r = 1x1 Conv(pool) to 136
+ *   4: 3x3, r = t, the Conv's own input (the output may then be planned onto it)
+ *   5: 1x1 whose Add comes after another node (not fused; still right)
+ *   6: 3x3 with a Neg between the Add and the Relu (the Add fused, not the Relu)
+ *   7: 3x3 on x[2, 40, 4, 32]: rows of whole register tiles, stored in place by the GEMM, and
+ *      a depth of 360 (two KC blocks), r = Sigmoid(x)
+ *   8: as 7 with r = t
+ * `relu` adds the Relu after the Add. */
+static void residual_dims(int kind, int64_t xd[4]) {
+  bool wide = kind >= 7;
+  xd[0] = 2, xd[1] = wide ? 40 : 8, xd[2] = wide ? 4 : 8, xd[3] = wide ? 32 : 6;
+}
+
+static bytes residual_model(int kind, bool relu) {
+  mb_model *m = mb_new(13);
+  int64_t xd[4];
+  residual_dims(kind, xd);
+  int64_t ci = xd[1], co = kind == 3 ? 136 : ci, k = kind == 0 || kind == 5 ? 1 : 3;
+  int64_t wd[] = {co, ci, k, k}, bd[] = {co}, w2d[] = {co, ci, 1, 1};
+  mb_input(m, "x", TSR_DTYPE_FLOAT32, 4, xd);
+  init_rand(m, "w", 4, wd, -0.3f, 0.3f);
+  init_rand(m, "b", 1, bd, -0.5f, 0.5f);
+  bool s2 = kind == 2 || kind == 3;
+  if (s2) {
+    mb_node(m, "AveragePool", "pool", "x", kind == 3 ? "p" : "r");
+    mb_attr_ints(m, "kernel_shape", 2, (int64_t[]){2, 2});
+    mb_attr_ints(m, "strides", 2, (int64_t[]){2, 2});
+    if (kind == 3) {
+      init_rand(m, "w2", 4, w2d, -0.3f, 0.3f);
+      mb_node(m, "Conv", "down", "p,w2", "r");
+    }
+  } else if (kind != 4 && kind != 8) {
+    mb_node(m, "Sigmoid", "sig", "x", "r");
+  }
+  mb_node(m, "Relu", "pre", "x", "t");
+  mb_node(m, "Conv", "conv", "t,w,b", "c");
+  if (k == 3)
+    mb_attr_ints(m, "pads", 4, (int64_t[]){1, 1, 1, 1});
+  if (s2)
+    mb_attr_ints(m, "strides", 2, (int64_t[]){2, 2});
+  const char *res = kind == 4 || kind == 8 ? "t" : "r";
+  if (kind == 5)
+    mb_node(m, "Neg", "between", "x", "n");
+  char in[16];
+  snprintf(in, sizeof in, kind == 1 ? "%s,c" : "c,%s", res);
+  mb_node(m, "Add", "add", in, relu || kind == 6 ? "s" : "y");
+  if (kind == 6) {
+    mb_node(m, "Neg", "neg", "s", "s2");
+    mb_node(m, "Relu", "post", "s2", "y");
+  } else if (relu) {
+    mb_node(m, "Relu", "post", "s", "y");
+  }
+  mb_output(m, "y", TSR_DTYPE_FLOAT32);
+  if (kind == 5)
+    mb_output(m, "n", TSR_DTYPE_FLOAT32);
+  return finish(m);
+}
+
+/* Runs b on x with the CPU plugin's fusions on or off (TESSERA_NO_PASSES at session
+ * creation); returns output "y" and, through op_ns, the profiled time of the (last) node of
+ * type op. */
+static tsr_tensor *run_fused(bytes b, const tsr_tensor *x, bool fuse, const char *op,
+                             uint64_t *op_ns) {
+  tsr_model *model = load(b, true);
+  tsr_session_options so = {sizeof so};
+  so.threads = 2;
+  tsr_session *s = NULL;
+  setenv("TESSERA_NO_PASSES", fuse ? "0" : "1", 1);
+  ck_assert_ok(tsr_session_create(rt, model, &so, &s));
+  unsetenv("TESSERA_NO_PASSES");
+  tsr_profile *prof = NULL;
+  ck_assert_ok(tsr_profile_create(&prof));
+  tsr_run_options ro = {sizeof ro};
+  ro.profile = prof;
+  const char *names[] = {"x"}, *outs[] = {"y"};
+  tsr_tensor *y = NULL;
+  ck_assert_ok(tsr_session_run(s, &ro, 1, names, &x, 1, outs, &y));
+  *op_ns = UINT64_MAX;
+  for (size_t i = 0; i < tsr_profile_node_count(prof); i++) {
+    tsr_profile_entry e = {sizeof e};
+    ck_assert_ok(tsr_profile_node(prof, i, &e));
+    if (strcmp(e.op_type, op) == 0)
+      *op_ns = e.total_ns;
+  }
+  tsr_profile_destroy(prof);
+  tsr_session_destroy(s);
+  tsr_model_destroy(model);
+  return y;
+}
+
+/* Runs b on a random x of `dims` with the plugin's fusions and without, compares output "y",
+ * and checks that the node of type op was taken into another (no time of its own) exactly
+ * when `fused`. */
+static void check_fused(bytes b, size_t rank, const int64_t *dims, const char *op, bool fused,
+                        const char *what) {
+  float *xv = rand_buf(prod(rank, dims), -2.0f, 2.0f);
+  tsr_tensor *x = NULL;
+  ck_assert_ok(tsr_tensor_create_copy(rt, TSR_DTYPE_FLOAT32, rank, dims, xv,
+                                      prod(rank, dims) * sizeof(float), &x));
+  free(xv);
+  uint64_t fused_ns, plain_ns;
+  tsr_tensor *got = run_fused(b, x, true, op, &fused_ns);
+  tsr_tensor *want = run_fused(b, x, false, op, &plain_ns);
+  expect_close(got, want, what);
+  ck_assert_msg(plain_ns > 0 && plain_ns != UINT64_MAX, "%s: %s not timed unfused", what, op);
+  if (fused)
+    ck_assert_msg(fused_ns == 0, "%s: the %s was not fused (%llu ns)", what, op,
+                  (unsigned long long)fused_ns);
+  else
+    ck_assert_msg(fused_ns > 0, "%s: the %s was fused", what, op);
+  tsr_tensor_destroy(got);
+  tsr_tensor_destroy(want);
+  tsr_tensor_destroy(x);
+}
+
+START_TEST(residual_add_fused) {
+  for (int kind = 0; kind < 9; kind++)
+    for (int relu = 0; relu < 2; relu++) {
+      char what[96];
+      snprintf(what, sizeof what, "residual block kind %d, relu %d", kind, relu);
+      bytes b = residual_model(kind, relu);
+      int64_t xd[4];
+      residual_dims(kind, xd);
+      /* kind 5: an Add that does not follow its Conv stays. */
+      check_fused(b, 4, xd, "Add", kind != 5, what);
+      free(b.data);
+    }
+}
+END_TEST
+
+/* A squeeze-and-excitation block's end on x[N, 16, 7, 9]: s = Sigmoid(GlobalAveragePool(x))
+ * (a [N, 16, 1, 1] scale), Mul(x, s), then a Conv over the product. `kind`:
+ *   0: 1x1 Conv, Mul(x, s)
+ *   1: 3x3 padded Conv, Mul(s, x)
+ *   2: 1x1 Conv whose output goes on through a residual Add(conv, x) and a Relu
+ *   3: a scale of shape [1, 16, 1, 1] from the first image only with N = 2 (not fused)
+ *   4: a Relu between the Mul and the Conv (not fused) */
+static bytes se_model(int kind, int64_t n) {
+  mb_model *m = mb_new(13);
+  int64_t xd[] = {n, 16, 7, 9}, k = kind == 1 ? 3 : 1;
+  int64_t wd[] = {16, 16, k, k}, bd[] = {16};
+  mb_input(m, "x", TSR_DTYPE_FLOAT32, 4, xd);
+  init_rand(m, "w", 4, wd, -0.3f, 0.3f);
+  init_rand(m, "b", 1, bd, -0.5f, 0.5f);
+  mb_node(m, "GlobalAveragePool", "gap", "x", "g");
+  if (kind == 3) {
+    mb_init_i64(m, "s0", 1, (int64_t[]){1}, (int64_t[]){0});
+    mb_init_i64(m, "s1", 1, (int64_t[]){1}, (int64_t[]){1});
+    mb_node(m, "Slice", "first", "g,s0,s1,s0", "g1");
+    mb_node(m, "Sigmoid", "sig", "g1", "s");
+  } else {
+    mb_node(m, "Sigmoid", "sig", "g", "s");
+  }
+  mb_node(m, "Mul", "scale", kind == 1 ? "s,x" : "x,s", kind == 4 ? "q" : "p");
+  if (kind == 4)
+    mb_node(m, "Relu", "between", "q", "p");
+  mb_node(m, "Conv", "conv", "p,w,b", kind == 2 ? "c" : "y");
+  if (k == 3)
+    mb_attr_ints(m, "pads", 4, (int64_t[]){1, 1, 1, 1});
+  if (kind == 2) {
+    mb_node(m, "Add", "add", "c,x", "a");
+    mb_node(m, "Relu", "post", "a", "y");
+  }
+  mb_output(m, "y", TSR_DTYPE_FLOAT32);
+  return finish(m);
+}
+
+START_TEST(se_scale_fused) {
+  for (int kind = 0; kind < 5; kind++)
+    for (int64_t n = 1; n <= 2; n++) {
+      char what[96];
+      snprintf(what, sizeof what, "squeeze-excitation kind %d, batch %lld", kind, (long long)n);
+      bytes b = se_model(kind, n);
+      int64_t xd[] = {n, 16, 7, 9};
+      check_fused(b, 4, xd, "Mul", kind < 3 || (kind == 3 && n == 1), what);
+      free(b.data);
+    }
+}
+END_TEST
+
+/* x[2, 3, 5, 16] -> MatMul (constant [16, 24]) -> Add of a bias -> (Relu). `bias`: 0 a
+ * constant [24] added second, 1 a constant [1, 24] added first, 2 a [24] computed from x (not
+ * fused). */
+static bytes matmul_bias_model(int bias, bool relu) {
+  mb_model *m = mb_new(13);
+  int64_t xd[] = {2, 3, 5, 16}, wd[] = {16, 24}, bd[] = {24}, bd2[] = {1, 24};
+  mb_input(m, "x", TSR_DTYPE_FLOAT32, 4, xd);
+  init_rand(m, "w", 2, wd, -0.5f, 0.5f);
+  if (bias == 2) {
+    init_rand(m, "w2", 2, wd, -0.5f, 0.5f);
+    mb_node(m, "ReduceMean", "mean", "x", "xm");
+    mb_attr_ints(m, "axes", 3, (int64_t[]){0, 1, 2});
+    mb_attr_int(m, "keepdims", 0);
+    mb_node(m, "MatMul", "bmm", "xm,w2", "bias");
+  } else {
+    init_rand(m, "bias", bias == 1 ? 2 : 1, bias == 1 ? bd2 : bd, -0.5f, 0.5f);
+  }
+  mb_node(m, "MatMul", "mm", "x,w", "p");
+  mb_node(m, "Add", "add", bias == 1 ? "bias,p" : "p,bias", relu ? "h" : "y");
+  if (relu)
+    mb_node(m, "Relu", "post", "h", "y");
+  mb_output(m, "y", TSR_DTYPE_FLOAT32);
+  return finish(m);
+}
+
+START_TEST(matmul_bias_fused) {
+  for (int c = 0; c < 7; c++) {
+    char what[96];
+    snprintf(what, sizeof what, "MatMul + bias case %d", c);
+    bytes b;
+    int64_t x4[] = {2, 3, 5, 16}, x3[] = {2, 5, 16};
+    const int64_t *xd = x4;
+    size_t rank = 4;
+    if (c == 6) { /* GELU written out after the Add: a Gelu node that the MatMul takes in */
+      b = gelu_model(3, x3, GELU_TORCH);
+      xd = x3;
+      rank = 3;
+    } else {
+      b = matmul_bias_model(c / 2, c % 2);
+    }
+    /* c 4, 5: a computed bias stays an Add. */
+    check_fused(b, rank, xd, "Add", c / 2 != 2, what);
+    free(b.data);
+  }
+}
+END_TEST
+
 /* ---- Mul / Add by a constant into Conv, HardSwish written out --------------------------- */
 
 /* x[1, 4, 6, 5] -> Conv 3x3 (6 channels) -> Mul(s) -> Add(b) -> HardSwish written out
@@ -1559,6 +1794,9 @@ int main(void) {
   tcase_add_test(tc, affine_folded_into_next_conv);
   tcase_add_test(tc, hardswish_written_out);
   tcase_add_test(tc, environment_switch);
+  tcase_add_test(tc, residual_add_fused);
+  tcase_add_test(tc, matmul_bias_fused);
+  tcase_add_test(tc, se_scale_fused);
   tcase_add_test(tc, unused_initializers_and_selection);
   tcase_add_test(tc, every_rewrite_and_failing_allocations);
   tcase_add_test(tc, passes_fail_cleanly);

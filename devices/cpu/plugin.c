@@ -25,6 +25,11 @@ typedef struct cpu_exe_node {
   void *state;
   cpu_tensor *in_static, *out_static;
   int32_t *in_idx, *out_idx; /* local value indices, -1 when absent */
+  /* A node that took in the Add (and activation) after it (fuse_nodes) is deferred: it does not
+   * run at its own place but at that of the last node it took in, whose run_fused names it;
+   * the nodes taken in are absorbed and do not run. run_fused is -1 elsewhere. */
+  bool deferred, absorbed;
+  int32_t run_fused;
 } cpu_exe_node;
 
 typedef struct cpu_exe {
@@ -272,6 +277,213 @@ static void cpu_release(void *state, void *executable) {
   free(exe);
 }
 
+/* ---- Residual fusion ------------------------------------------------------------------ */
+
+/* How many of the partition's nodes read value v; the last of them in *reader. */
+static uint32_t value_readers(const cpu_exe *exe, int32_t v, uint32_t *reader) {
+  uint32_t n = 0;
+  for (uint32_t i = 0; i < exe->n_nodes; i++)
+    for (uint32_t k = 0; k < exe->nodes[i].node.n_in; k++)
+      if (exe->nodes[i].in_idx[k] == v) {
+        n++;
+        *reader = i;
+      }
+  return n;
+}
+
+/* Whether value v leaves the partition (the host or another device reads it). */
+static bool value_leaves(const cpu_exe *exe, int32_t v) {
+  uint32_t n = exe->api->output_count(exe->g);
+  for (uint32_t k = 0; k < n; k++)
+    if ((int32_t)exe->api->output(exe->g, k) == v)
+      return true;
+  return false;
+}
+
+static bool same_f32_shape(const cpu_tensor *a, const cpu_tensor *b) {
+  if (a->dtype != TSR_DTYPE_FLOAT32 || b->dtype != TSR_DTYPE_FLOAT32 || a->rank != b->rank)
+    return false;
+  for (uint32_t d = 0; d < a->rank; d++)
+    if (a->dims[d] != b->dims[d])
+      return false;
+  return true;
+}
+
+/* The node of the partition that alone reads v, when v stays inside and that node is `op`
+ * (ai.onnx) with one output; -1 otherwise. */
+static int32_t sole_reader(const cpu_exe *exe, int32_t v, const char *op) {
+  uint32_t r = 0;
+  if (v < 0 || value_readers(exe, v, &r) != 1 || value_leaves(exe, v))
+    return -1;
+  const cpu_exe_node *en = &exe->nodes[r];
+  if (en->deferred || en->absorbed || strcmp(en->node.op_type, op) != 0 ||
+      *exe->api->node_domain(exe->g, en->node.index) || en->node.n_out != 1 || en->out_idx[0] < 0)
+    return -1;
+  return (int32_t)r;
+}
+
+/* The activation node k, when the fused node may take it in (Relu always; Gelu for a MatMul,
+ * as exact or tanh form); CPU_FUSED_NONE otherwise. */
+static cpu_fused_act fusable_act(const cpu_exe *exe, int32_t k, bool gelu) {
+  if (k < 0)
+    return CPU_FUSED_NONE;
+  const cpu_node *n = &exe->nodes[k].node;
+  if (n->n_in != 1)
+    return CPU_FUSED_NONE;
+  if (strcmp(n->op_type, "Relu") == 0)
+    return CPU_FUSED_RELU;
+  if (gelu && strcmp(n->op_type, "Gelu") == 0) {
+    const char *approx = cpu_attr_string(n, "approximate", "none");
+    return strcmp(approx, "none") == 0   ? CPU_FUSED_GELU
+           : strcmp(approx, "tanh") == 0 ? CPU_FUSED_GELU_TANH
+                                         : CPU_FUSED_NONE;
+  }
+  return CPU_FUSED_NONE;
+}
+
+/* Whether t is a constant float32 vector of n values laid along the last axis (dims [.., n]
+ * with every other dim 1) with no more axes than `rank`. */
+static bool const_row_vector(const cpu_tensor *t, uint32_t rank, int64_t n) {
+  if (!t->is_const || t->dtype != TSR_DTYPE_FLOAT32 || t->rank < 1 || t->rank > rank ||
+      t->dims[t->rank - 1] != n || t->count != (size_t)n)
+    return false;
+  return true;
+}
+
+/* Gives fused node c room for the inputs the fusions add (slots up to 4), absent until set. */
+static bool grow_inputs(cpu_exe_node *c) {
+  enum { SLOTS = 5 };
+  if (c->node.n_in >= SLOTS)
+    return true;
+  cpu_tensor *in_static = realloc(c->in_static, (SLOTS + 1) * sizeof *in_static);
+  if (!in_static)
+    return false;
+  c->in_static = in_static;
+  c->node.in = in_static;
+  int32_t *in_idx = realloc(c->in_idx, (SLOTS + 1) * sizeof *in_idx);
+  if (!in_idx)
+    return false;
+  c->in_idx = in_idx;
+  for (uint32_t m = c->node.n_in; m <= SLOTS; m++) {
+    memset(&c->in_static[m], 0, sizeof c->in_static[m]);
+    c->in_idx[m] = -1;
+  }
+  c->node.n_in = SLOTS;
+  return true;
+}
+
+/* Mul -> Conv: a Mul of a [N, C, H, W] tensor by a [N, C, 1, 1] one (squeeze-and-excitation's
+ * scale) whose product only the Conv right after it reads: the Conv scales its weights per
+ * image instead (cpu_node.in_scale), and the product is never written. */
+static bool fuse_scales(cpu_exe *exe) {
+  for (uint32_t i = 0; i + 1 < exe->n_nodes; i++) {
+    cpu_exe_node *mul = &exe->nodes[i];
+    if (mul->deferred || mul->absorbed || strcmp(mul->node.op_type, "Mul") != 0 ||
+        *exe->api->node_domain(exe->g, mul->node.index) || mul->node.n_in != 2 ||
+        mul->node.n_out != 1 || mul->out_idx[0] < 0)
+      continue;
+    int32_t j = sole_reader(exe, mul->out_idx[0], "Conv");
+    if (j != (int32_t)i + 1)
+      continue;
+    cpu_exe_node *c = &exe->nodes[j];
+    if (c->node.n_in > 3 || c->in_idx[0] != mul->out_idx[0] || c->in_idx[1] == mul->out_idx[0] ||
+        (c->node.n_in > 2 && c->in_idx[2] == mul->out_idx[0]) || !cpu_conv_scale_ok(&c->node))
+      continue;
+    const cpu_tensor *xin = &c->in_static[0];
+    int side = -1;
+    for (int k = 0; k < 2 && side < 0; k++) {
+      const cpu_tensor *x = &mul->in_static[k], *sc = &mul->in_static[1 - k];
+      if (mul->in_idx[k] < 0 || mul->in_idx[1 - k] < 0 || !same_f32_shape(x, xin) ||
+          sc->dtype != TSR_DTYPE_FLOAT32 || sc->rank != x->rank || x->rank < 3 ||
+          sc->dims[0] != x->dims[0] || sc->dims[1] != x->dims[1])
+        continue;
+      bool ones = true;
+      for (uint32_t d = 2; d < sc->rank; d++)
+        ones = ones && sc->dims[d] == 1;
+      if (ones)
+        side = k;
+    }
+    if (side < 0 || !same_f32_shape(&mul->out_static[0], xin))
+      continue;
+    if (!grow_inputs(c))
+      return false;
+    c->in_static[0] = mul->in_static[side];
+    c->in_idx[0] = mul->in_idx[side];
+    c->in_static[4] = mul->in_static[1 - side];
+    c->in_idx[4] = mul->in_idx[1 - side];
+    c->node.in_scale = true;
+    mul->absorbed = true;
+  }
+  return true;
+}
+
+/* Conv -> Add -> (Relu) and MatMul -> Add -> (Relu | Gelu): when a Conv's output is read only
+ * by an Add whose other operand has the same shape (no broadcast), the Conv adds that operand
+ * in its GEMM's epilogue and writes the Add's output (or the activation's, applying it too):
+ * ResNet's and MobileNetV2's residual connections then cost no pass of their own over memory.
+ * A MatMul with a constant B followed by the Add of a constant bias vector (a transformer's
+ * linear layers, which exporters write as MatMul + Add when the input has three axes) adds the
+ * bias as the GEMM's column bias. Done here rather than as a graph pass because only now are
+ * the shapes known.
+ *
+ * The host planned memory for the nodes as they were, so a fused node must not read or write
+ * anything the plan lets another node use meanwhile: the nodes fused must follow one another
+ * (the Add right after the Conv or MatMul, the activation right after the Add), so that nothing
+ * runs between them. The fused node runs at the place of the last; there its output may share
+ * memory with its input or the residual, whose lives ended in the plan's eyes, which the
+ * kernels check at run time. Returns false when memory ran out. */
+static bool fuse_nodes(cpu_exe *exe) {
+  if (!fuse_scales(exe))
+    return false;
+  for (uint32_t i = 0; i + 1 < exe->n_nodes; i++) {
+    cpu_exe_node *c = &exe->nodes[i];
+    if (c->deferred || c->absorbed || *exe->api->node_domain(exe->g, c->node.index) ||
+        c->node.n_out != 1 || c->out_idx[0] < 0)
+      continue;
+    bool conv = strcmp(c->node.op_type, "Conv") == 0 &&
+                (c->node.n_in <= 3 || c->node.in_scale) && !c->node.residual &&
+                cpu_conv_residual_ok(&c->node);
+    bool matmul = !conv && strcmp(c->node.op_type, "MatMul") == 0 && c->node.n_in == 2 &&
+                  cpu_matmul_bias_ok(&c->node);
+    if (!conv && !matmul)
+      continue;
+    int32_t j = sole_reader(exe, c->out_idx[0], "Add");
+    if (j != (int32_t)i + 1)
+      continue;
+    cpu_exe_node *a = &exe->nodes[j];
+    if (a->node.n_in != 2)
+      continue;
+    uint32_t other = a->in_idx[0] == c->out_idx[0] ? 1 : 0;
+    int32_t r = a->in_idx[other];
+    const cpu_tensor *out = &c->out_static[0], *rt = &a->in_static[other];
+    if (r < 0 || r == c->out_idx[0] || !same_f32_shape(&a->out_static[0], out))
+      continue;
+    if (conv ? !same_f32_shape(rt, out)
+             : out->rank < 1 || !const_row_vector(rt, out->rank, out->dims[out->rank - 1]))
+      continue;
+    int32_t k = sole_reader(exe, a->out_idx[0], "Relu");
+    if (k < 0 && matmul)
+      k = sole_reader(exe, a->out_idx[0], "Gelu");
+    cpu_fused_act act = k == j + 1 ? fusable_act(exe, k, matmul) : CPU_FUSED_NONE;
+    cpu_exe_node *last = act != CPU_FUSED_NONE ? &exe->nodes[k] : a;
+    uint32_t slot = conv ? 3 : 2; /* where the taken-in operand goes */
+    if (!grow_inputs(c))
+      return false;
+    c->in_static[slot] = *rt;
+    c->in_idx[slot] = r;
+    c->out_static[0] = last->out_static[0];
+    c->out_idx[0] = last->out_idx[0];
+    c->node.residual = conv;
+    c->node.col_bias = matmul;
+    c->node.fused_act = act;
+    c->deferred = true;
+    a->absorbed = true;
+    last->absorbed = true;
+    last->run_fused = (int32_t)i;
+  }
+  return true;
+}
+
 static tsr_plugin_result cpu_compile(void *state, uint32_t device, const tsr_plugin_graph *g,
                                      const tsr_plugin_compile_options *options, void **out,
                                      tsr_plugin_error *err) {
@@ -312,7 +524,13 @@ static tsr_plugin_result cpu_compile(void *state, uint32_t device, const tsr_plu
     }
     uint32_t io = en->node.n_in > en->node.n_out ? en->node.n_in : en->node.n_out;
     if (io > exe->max_io) exe->max_io = io;
+    en->run_fused = -1;
   }
+  /* TESSERA_NO_PASSES turns this off with the graph passes, for comparing results. */
+  const char *no_passes = getenv("TESSERA_NO_PASSES");
+  if (!(no_passes && *no_passes && strcmp(no_passes, "0") != 0) && !fuse_nodes(exe)) goto oom;
+  for (uint32_t i = 0; i < exe->n_nodes; i++)
+    if (exe->nodes[i].node.n_in > exe->max_io) exe->max_io = exe->nodes[i].node.n_in;
   uint32_t threads = options && options->threads ? options->threads : 1;
   exe->pool = cpu_pool_create(threads);
   *out = exe;
@@ -352,8 +570,18 @@ static tsr_plugin_result cpu_execute(void *state, void *executable,
   bool timed = options && options->struct_size >= sizeof(tsr_plugin_exec_options) &&
                options->node_time;
   tsr_plugin_result result = TSR_PLUGIN_OK;
-  for (uint32_t i = 0; i < exe->n_nodes; i++) {
+  for (uint32_t s = 0; s < exe->n_nodes; s++) {
+    /* A fused Conv runs at the place of the last node it took in (fuse_nodes); its time is
+     * reported as its own, the nodes it took in as taking none. */
+    const cpu_exe_node *at = &exe->nodes[s];
+    if (at->deferred) continue;
+    if (at->absorbed && at->run_fused < 0) {
+      if (timed) options->node_time(options->node_time_ctx, s, 0);
+      continue;
+    }
+    uint32_t i = at->run_fused >= 0 ? (uint32_t)at->run_fused : s;
     cpu_exe_node *en = &exe->nodes[i];
+    if (timed && i != s) options->node_time(options->node_time_ctx, s, 0);
     for (int side = 0; side < 2; side++) {
       uint32_t n = side ? en->node.n_out : en->node.n_in;
       const int32_t *idx = side ? en->out_idx : en->in_idx;
