@@ -251,12 +251,48 @@ START_TEST(test_dwconv_wide) {
 }
 END_TEST
 
+/* The AVX2 path that computes eight channels at once (conv_dw.c, dwi_*): 3x3 and 5x5 (its
+ * unrolled kernels) and other windows, stride 1, 2 and 3, dilation, planes narrower than a
+ * block of eight pixels (7x7, 1x1, 2x3) and ones split into several bands (56x112 and 60x200),
+ * asymmetric pads, N = 2, and channel counts that leave no, few (to the per-plane path) or many
+ * (idle lanes) channels past the last group of eight. Each geometry runs every activation on
+ * both ISAs, with 1 and 3 threads. */
+START_TEST(test_dwconv_interleaved) {
+  rng r = {4242};
+  /* nsp, N, C, mult, in, k, s, d, pb, pe */
+  static const dw_geom base[] = {
+      {2, 1, 8, 1, {7, 7}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}},
+      {2, 1, 13, 1, {15, 9}, {3, 3}, {2, 2}, {1, 1}, {0, 1}, {1, 0}},
+      {2, 1, 32, 1, {14, 14}, {5, 5}, {1, 1}, {1, 1}, {2, 2}, {2, 2}},
+      {2, 1, 13, 1, {15, 9}, {5, 5}, {2, 2}, {1, 1}, {2, 1}, {1, 2}},
+      {2, 1, 8, 1, {1, 1}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}},
+      {2, 2, 32, 1, {28, 28}, {3, 3}, {2, 2}, {1, 1}, {1, 1}, {1, 1}},
+      {2, 2, 13, 1, {9, 15}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}},
+      {2, 1, 14, 1, {10, 11}, {3, 3}, {1, 2}, {1, 1}, {1, 0}, {0, 1}},
+      {2, 1, 15, 1, {2, 3}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}},
+      {2, 1, 16, 1, {15, 9}, {7, 7}, {1, 1}, {1, 1}, {3, 3}, {3, 3}},
+      {2, 1, 9, 1, {12, 13}, {3, 5}, {1, 2}, {1, 1}, {1, 2}, {1, 2}},
+      {2, 1, 11, 1, {13, 17}, {3, 3}, {3, 2}, {2, 2}, {2, 1}, {2, 3}},
+      {2, 1, 8, 1, {56, 112}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}},
+      {2, 1, 8, 1, {60, 200}, {5, 5}, {2, 2}, {1, 1}, {2, 2}, {1, 1}},
+  };
+  for (int gi = 0; gi < (int)(sizeof base / sizeof base[0]); gi++)
+    for (int a = 0; a < N_ACTS; a++)
+      for (int generic = 0; generic < 2; generic++) {
+        setenv("TESSERA_CPU_GENERIC", generic ? "1" : "0", 1);
+        int it = (gi * N_ACTS + a) * 2 + generic;
+        dw_case(&r, it, base[gi], a % 3 != 2, &acts[a], a % 2 ? 3 : 1);
+      }
+}
+END_TEST
+
 static Suite *kernels_dwconv_suite(void) {
   Suite *s = suite_create("kernels_dwconv");
   TCase *c = tcase_create("dwconv");
   tcase_set_timeout(c, 600);
   tcase_add_test(c, test_dwconv_random);
   tcase_add_test(c, test_dwconv_wide);
+  tcase_add_test(c, test_dwconv_interleaved);
   suite_add_tcase(s, c);
   return s;
 }

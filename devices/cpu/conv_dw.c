@@ -2,10 +2,13 @@
  *
  * Its im2col GEMM would have a depth of only kh*kw, so it runs direct kernels instead. 1-D and
  * 2-D with a channel multiplier of 1 (the common case: MobileNet, EfficientNet) have their own
- * kernels: with AVX2, stride 1 or 2 and no dilation, each plane is copied into a zero-padded
- * buffer and computed in whole vectors (dw_plane_padded_avx2); wider planes, dilated ones and
- * the generic ISA split each row into an interior and a border (dw2d_task). Everything else
- * runs depthwise_task. Channels are split evenly between the threads. */
+ * kernels. With AVX2, 2-D windows run eight channels at once in an interleaved buffer (dwi_*,
+ * any stride and dilation; bands of rows of a group of eight channels are the threads' work),
+ * and the few channels past the last group of eight, 1-D windows and the smallest channel
+ * counts run per plane: with stride 1 or 2 and no dilation each plane is copied into a
+ * zero-padded buffer and computed in whole vectors (dw_plane_padded_avx2); wider planes,
+ * dilated ones and the generic ISA split each row into an interior and a border (dw2d_task),
+ * planes split evenly between the threads. Everything else runs depthwise_task. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,6 +108,24 @@ static float dw_point(const dw_plane *q, int64_t oy, int64_t ox) {
     }
   }
   return cpu_act_apply(&q->act, s);
+}
+
+/* The geometry of p's planes (H and W of its window), with its activation. */
+static dw_plane dw_plane_of(const conv_plan *p) {
+  const nn_window *w = &p->w;
+  return (dw_plane){.act = p->act,
+                    .ih = w->in[1],
+                    .iw = w->in[2],
+                    .oh = w->out[1],
+                    .ow = w->out[2],
+                    .kh = w->k[1],
+                    .kw = w->k[2],
+                    .sh = w->s[1],
+                    .sw = w->s[2],
+                    .dh = w->d[1],
+                    .dw = w->d[2],
+                    .ph = w->pb[1],
+                    .pw = w->pb[2]};
 }
 
 /* Block of the generic interior loop, in floats: small enough for L1, long enough to vectorise. */
@@ -440,32 +461,303 @@ DW_AVX2 static void dw_plane_padded_avx2(const dw_plane *q, float *buf, const dw
 }
 #endif
 
+/* ---- float32: depthwise 1-D/2-D on AVX2, eight channels at once ------------------------- */
+
+/* Multiplier 1 on AVX2, eight channels at a time (dwi_*): the rows of eight input planes are
+ * transposed, eight by eight, into a zero-padded buffer of eight-float pixels P[row][col][8],
+ * one lane per channel. An output pixel of the eight channels is then one vector,
+ *   bias + sum over taps of W[ky][kx] * P[oy * sh + ky * dh][ox * sw + kx * dw],
+ * so strides and dilations are only indexing (no shuffles) and the plane has no border to
+ * treat apart. Eight output pixels that follow each other in the plane (a block may run into
+ * the next row) accumulate in eight independent registers, take the activation as eight
+ * independent vectors (the long chain of a smooth one overlaps eight times), and are
+ * transposed back into eight output planes with whole-vector stores; a plane's last block
+ * ends at its last pixel and so recomputes a few pixels of the one before.
+ *
+ * The buffer holds the input rows of a band of output rows, sized to stay in cache
+ * (DWI_BAND_BYTES); a band moves the rows it shares with the one before to the buffer's top
+ * rather than transposing them again. A last group of fewer than eight channels repeats its
+ * last channel's input in the idle lanes, with zero weights, and does not store them; when
+ * it has only a few channels, the per-plane path takes them instead (DWI_REST_MAX). */
+
+/* Bytes of interleaved buffer a band aims at. Measured on Zen 4 (1 thread, 7x7 to 112x112
+ * planes, 3x3 and 5x5, stride 1 and 2): 32 to 128 KiB within noise of each other, 16 KiB up
+ * to 8% slower (28x28) and 256 KiB up to 9% slower (56x56, stride 1; the buffer then
+ * competes with the planes for L2). */
+#define DWI_BAND_BYTES ((size_t)64 << 10)
+/* A buffer for one output row bigger than this (very wide rows) takes the per-plane path. */
+#define DWI_MAX_BYTES ((size_t)1 << 20)
+
+typedef struct dwi_geom {
+  int64_t ih, iw, oh, ow, kh, kw, sh, sw, dh, dw, ph, pw;
+  int64_t bw;     /* buffer columns, (ow - 1) * sw + (kw - 1) * dw + 1 */
+  int64_t span;   /* input rows under one output row, (kh - 1) * dh + 1 */
+  int64_t band;   /* output rows per band */
+  int64_t nbands; /* bands per plane */
+  int64_t brows;  /* buffer rows of a whole band, (band - 1) * sh + span */
+  size_t groups;  /* groups of eight channels of each image that the path computes */
+  size_t rest;    /* the first channel left to the per-plane path (C when none is) */
+} dwi_geom;
+
+#ifdef DW_HAVE_AVX2
+/* The channels past the last whole group of eight go to the per-plane path when there are at
+ * most this many: it computes them in about the time that a group with as many idle lanes
+ * takes (measured on Zen 4, 1 thread: 112x112, 56x56 and 28x28 planes, 3x3 and 5x5, stride 1
+ * and 2). With a smooth activation, which costs more than the convolution and which the
+ * per-plane path applies to the real channels only, it is faster up to 7. */
+#define DWI_REST_MAX 5
+#define DWI_REST_MAX_SMOOTH 7
+
+/* Fills g for the interleaved path; false when it does not apply: an empty output, rows too
+ * wide for the buffer, a kernel of one row or column (1-D convolution: the per-plane path is
+ * faster there, as the transposes cost more than its few taps; measured 1x3 and 1x5 on rows
+ * of 300 to 16000), or too few channels. */
+static bool dwi_plan(const conv_plan *p, dwi_geom *g) {
+  const nn_window *w = &p->w;
+  *g = (dwi_geom){.ih = w->in[1],
+                  .iw = w->in[2],
+                  .oh = w->out[1],
+                  .ow = w->out[2],
+                  .kh = w->k[1],
+                  .kw = w->k[2],
+                  .sh = w->s[1],
+                  .sw = w->s[2],
+                  .dh = w->d[1],
+                  .dw = w->d[2],
+                  .ph = w->pb[1],
+                  .pw = w->pb[2]};
+  size_t rest_max = dw_act_smooth(&p->act) ? DWI_REST_MAX_SMOOTH : DWI_REST_MAX;
+  if (g->oh <= 0 || g->ow <= 0 || g->kh < 2 || g->kw < 2 || p->C <= rest_max)
+    return false;
+  /* Window arithmetic stays inside int64 (NN_ATTR_LIMIT, NN_DIM_LIMIT); the products below
+   * are compared in double so that no huge attribute overflows them. */
+  g->bw = (g->ow - 1) * g->sw + (g->kw - 1) * g->dw + 1;
+  g->span = (g->kh - 1) * g->dh + 1;
+  double row_bytes = (double)g->bw * 8 * sizeof(float);
+  if (row_bytes * (double)g->span > (double)DWI_MAX_BYTES)
+    return false;
+  int64_t rows = (int64_t)(DWI_BAND_BYTES / (size_t)row_bytes);
+  int64_t band = rows > g->span ? (rows - g->span) / g->sh + 1 : 1;
+  /* A band of at least one whole block, unless that makes the buffer too big (a narrow output
+   * with a big stride): then blocks are cut short at the band's end. */
+  int64_t least = (8 + g->ow - 1) / g->ow;
+  if (band < least && ((double)(least - 1) * g->sh + g->span) * row_bytes <= DWI_MAX_BYTES)
+    band = least;
+  band = band > g->oh ? g->oh : band;
+  g->nbands = (g->oh + band - 1) / band;
+  g->band = (g->oh + g->nbands - 1) / g->nbands; /* bands of nearly equal height */
+  g->brows = (g->band - 1) * g->sh + g->span;
+  g->groups = p->C % 8 > rest_max ? (p->C + 7) / 8 : p->C / 8;
+  g->rest = g->groups * 8 < p->C ? g->groups * 8 : p->C;
+  return true;
+}
+
+/* Transposes the 8x8 matrix whose rows are r[0..7]. */
+DW_AVX2 static ALWAYS_INLINE void dw_tr8(__m256 r[8]) {
+  __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+  __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+  __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+  __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+  __m256 s0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
+  __m256 s1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+  __m256 s2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
+  __m256 s3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+  __m256 s4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0));
+  __m256 s5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
+  __m256 s6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0));
+  __m256 s7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
+  r[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
+  r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
+  r[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
+  r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
+  r[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
+  r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+  r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
+  r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+
+/* Where one task works: its buffer, the current group's packed taps and bias, and the group's
+ * eight input and output planes. */
+typedef struct dwi_state {
+  const dwi_geom *g;
+  cpu_act act;
+  float *buf;           /* g->brows rows of rs floats */
+  size_t rs;            /* floats per buffer row: bw * 8 */
+  const uint32_t *offs; /* pixel r of a band reads from buf + offs[r] */
+  float *wg;            /* kh * kw taps of eight lanes */
+  float *bias;          /* eight lanes */
+  const float *xs[8];   /* input planes; lanes past the group's channels repeat its last one */
+  float *ys[8];         /* output planes of the group's channels */
+  int nc;               /* channels in the group, 1..8 */
+} dwi_state;
+
+/* Input rows [r0, r1) of the padded plane (row r is input row r - ph) into buffer rows from
+ * b0 on. Columns outside the input are never written: the buffer starts zeroed and only rows
+ * outside the input are cleared again, because an earlier band left data there. */
+DW_AVX2 static void dwi_fill(const dwi_state *s, int64_t r0, int64_t r1, int64_t b0) {
+  const dwi_geom *g = s->g;
+  int64_t ncol = g->iw < g->bw - g->pw ? g->iw : g->bw - g->pw;
+  for (int64_t r = r0; r < r1; r++) {
+    float *d = s->buf + (size_t)(b0 + r - r0) * s->rs;
+    int64_t iy = r - g->ph;
+    if (iy < 0 || iy >= g->ih) {
+      memset(d, 0, s->rs * sizeof *d);
+      continue;
+    }
+    if (ncol <= 0) /* the padding on the left covers every column read */
+      continue;
+    d += g->pw * 8;
+    const float *src[8];
+    for (int c = 0; c < 8; c++)
+      src[c] = s->xs[c] + iy * g->iw;
+    __m256 v[8];
+    int64_t ix = 0;
+    for (; ix + 8 <= ncol; ix += 8) {
+      DW_UNROLL
+      for (int c = 0; c < 8; c++)
+        v[c] = _mm256_loadu_ps(src[c] + ix);
+      dw_tr8(v);
+      DW_UNROLL
+      for (int c = 0; c < 8; c++)
+        _mm256_store_ps(d + (ix + c) * 8, v[c]);
+    }
+    if (ix < ncol) {
+      __m256i m = dw_mask(ncol - ix);
+      DW_UNROLL
+      for (int c = 0; c < 8; c++)
+        v[c] = _mm256_maskload_ps(src[c] + ix, m);
+      dw_tr8(v);
+      for (int64_t c = 0; c < ncol - ix; c++)
+        _mm256_store_ps(d + (ix + c) * 8, v[c]);
+    }
+  }
+}
+
+/* The fused activation on eight vectors: the switch is outside the loop over them. */
+#define DWI_ACT_CASE(K)                                                                            \
+  case K: {                                                                                        \
+    cpu_act t = *a;                                                                                \
+    t.kind = K;                                                                                    \
+    DW_UNROLL                                                                                      \
+    for (int i = 0; i < 8; i++)                                                                    \
+      v[i] = dw_act8(&t, v[i]);                                                                    \
+    return;                                                                                        \
+  }
+
+DW_AVX2 static ALWAYS_INLINE void dwi_act(const cpu_act *a, __m256 v[8]) {
+  switch (a->kind) {
+  case CPU_ACT_NONE:
+    return;
+    DWI_ACT_CASE(CPU_ACT_RELU)
+    DWI_ACT_CASE(CPU_ACT_CLIP)
+    DWI_ACT_CASE(CPU_ACT_LEAKYRELU)
+    DWI_ACT_CASE(CPU_ACT_HARDSIGMOID)
+    DWI_ACT_CASE(CPU_ACT_HARDSWISH)
+    DWI_ACT_CASE(CPU_ACT_SIGMOID)
+    DWI_ACT_CASE(CPU_ACT_SILU)
+    DWI_ACT_CASE(CPU_ACT_GELU)
+    DWI_ACT_CASE(CPU_ACT_GELU_TANH)
+  default: return;
+  }
+}
+#undef DWI_ACT_CASE
+
+/* np (<= 8) output pixels from pixel r of the band, whose first output row reads buffer row 0;
+ * a short block repeats its last pixel. y[c] points at channel c's first pixel of the band.
+ * KH/KW are compile-time for 3x3 and 5x5 without dilation, else 0. */
+DW_AVX2 static ALWAYS_INLINE void dwi_block(const dwi_state *s, float *const *y, int64_t r, int np,
+                                            int KH, int KW) {
+  const dwi_geom *g = s->g;
+  int64_t kh = KH ? KH : g->kh, kw = KW ? KW : g->kw;
+  size_t dy = (size_t)(KH ? 1 : g->dh) * s->rs, dx = (size_t)(KW ? 1 : g->dw) * 8;
+  const float *q[8];
+  DW_UNROLL
+  for (int i = 0; i < 8; i++)
+    q[i] = s->buf + s->offs[r + (i < np ? i : np - 1)];
+  __m256 acc[8], bias = _mm256_load_ps(s->bias);
+  DW_UNROLL
+  for (int i = 0; i < 8; i++)
+    acc[i] = bias;
+  const float *wt = s->wg;
+  DW_UNROLL
+  for (int64_t ky = 0; ky < kh; ky++) {
+    DW_UNROLL
+    for (int64_t kx = 0; kx < kw; kx++) {
+      __m256 wv = _mm256_load_ps(wt + kx * 8);
+      DW_UNROLL
+      for (int i = 0; i < 8; i++)
+        acc[i] = _mm256_fmadd_ps(wv, _mm256_load_ps(q[i] + kx * dx), acc[i]);
+    }
+    wt += kw * 8;
+    if (ky + 1 < kh) { /* no pointer past the buffer after the last row */
+      DW_UNROLL
+      for (int i = 0; i < 8; i++)
+        q[i] += dy;
+    }
+  }
+  dwi_act(&s->act, acc);
+  dw_tr8(acc); /* acc[c]: the eight pixels of channel c */
+  if (np == 8) {
+    if (s->nc == 8) {
+      DW_UNROLL
+      for (int c = 0; c < 8; c++)
+        _mm256_storeu_ps(y[c] + r, acc[c]);
+    } else {
+      for (int c = 0; c < s->nc; c++)
+        _mm256_storeu_ps(y[c] + r, acc[c]);
+    }
+    return;
+  }
+  for (int c = 0; c < s->nc; c++) {
+    _Alignas(32) float t[8];
+    _mm256_store_ps(t, acc[c]);
+    memcpy(y[c] + r, t, (size_t)np * sizeof *t);
+  }
+}
+
+/* Output rows [oy0, oy1) of the group, their input rows already in the buffer. A local copy
+ * of the state: the output stores could alias it otherwise (-fno-strict-aliasing), and its
+ * fields would be reloaded after each. */
+DW_AVX2 static ALWAYS_INLINE void dwi_band_k(const dwi_state *st, int64_t oy0, int64_t oy1, int KH,
+                                             int KW) {
+  dwi_state s = *st;
+  int64_t n = (oy1 - oy0) * s.g->ow;
+  float *y[8];
+  for (int c = 0; c < 8; c++)
+    y[c] = s.ys[c] + oy0 * s.g->ow;
+  if (n < 8) {
+    dwi_block(&s, y, 0, (int)n, KH, KW);
+    return;
+  }
+  for (int64_t r = 0; r < n; r += 8)
+    dwi_block(&s, y, r + 8 <= n ? r : n - 8, 8, KH, KW);
+}
+
+DW_AVX2 static void dwi_band(const dwi_state *s, int64_t oy0, int64_t oy1) {
+  const dwi_geom *g = s->g;
+  bool d1 = g->dh == 1 && g->dw == 1;
+  if (d1 && g->kh == 3 && g->kw == 3)
+    dwi_band_k(s, oy0, oy1, 3, 3);
+  else if (d1 && g->kh == 5 && g->kw == 5)
+    dwi_band_k(s, oy0, oy1, 5, 5);
+  else
+    dwi_band_k(s, oy0, oy1, 0, 0);
+}
+#endif
+
 typedef struct dw2d_job {
   const conv_plan *p;
   const float *x, *w, *b;
   float *y;
   cpu_isa isa;
-  bool avx2; /* the AVX2 interior applies: stride 1 or 2 across, dilation 1 */
+  bool avx2;   /* the AVX2 interior applies: stride 1 or 2 across, dilation 1 */
+  dwi_geom gi; /* the interleaved path's geometry */
 } dw2d_job;
-
 
 static void dw2d_task(void *arg, size_t begin, size_t end) {
   const dw2d_job *j = arg;
   const conv_plan *p = j->p;
-  const nn_window *w = &p->w;
-  dw_plane q = {.act = p->act,
-                .ih = w->in[1],
-                .iw = w->in[2],
-                .oh = w->out[1],
-                .ow = w->out[2],
-                .kh = w->k[1],
-                .kw = w->k[2],
-                .sh = w->s[1],
-                .sw = w->s[2],
-                .dh = w->d[1],
-                .dw = w->d[2],
-                .ph = w->pb[1],
-                .pw = w->pb[2]};
+  dw_plane q = dw_plane_of(p);
   /* Interior columns: every tap inside the input, ox*s - pb >= 0 and ox*s - pb + (k-1)*d < in.
    * Rows are clipped instead: a row near the top or bottom runs the same kernels over the
    * kernel rows that lie inside, so only the left and right columns go point by point. */
@@ -534,6 +826,91 @@ static void dw2d_task(void *arg, size_t begin, size_t end) {
   free(pad);
 }
 
+#ifdef DW_HAVE_AVX2
+/* The OOM fallback of the interleaved path: output rows [oy0, oy1) of group grp of image n,
+ * point by point (slow, but it allocates nothing and writes only this band's rows). */
+static void dwi_fallback(const dw2d_job *j, size_t n, size_t grp, int64_t oy0, int64_t oy1) {
+  const conv_plan *p = j->p;
+  dw_plane q = dw_plane_of(p);
+  size_t c1 = grp * 8 + 8 < p->C ? grp * 8 + 8 : p->C;
+  for (size_t c = grp * 8; c < c1; c++) {
+    q.x = j->x + (n * p->C + c) * p->in_sp;
+    q.wk = j->w + c * p->kk;
+    q.bias = j->b ? j->b[c] : 0.0f;
+    float *yp = j->y + (n * p->C + c) * p->out_sp;
+    for (int64_t oy = oy0; oy < oy1; oy++)
+      for (int64_t ox = 0; ox < q.ow; ox++)
+        yp[oy * q.ow + ox] = dw_point(&q, oy, ox);
+  }
+}
+
+/* Loads group ng (image ng / groups, channels from ng % groups * 8) into s: its planes, and
+ * its taps and bias in eight lanes (zero in the lanes past its channels). */
+static void dwi_load_group(dwi_state *s, const dw2d_job *j, size_t ng) {
+  const conv_plan *p = j->p;
+  size_t kk = p->kk, n = ng / s->g->groups, c0 = ng % s->g->groups * 8;
+  s->nc = p->C - c0 < 8 ? (int)(p->C - c0) : 8;
+  for (int c = 0; c < 8; c++) {
+    size_t ch = c0 + (size_t)(c < s->nc ? c : s->nc - 1);
+    s->xs[c] = j->x + (n * p->C + ch) * p->in_sp;
+    s->ys[c] = j->y + (n * p->C + ch) * p->out_sp;
+    s->bias[c] = c < s->nc && j->b ? j->b[ch] : 0.0f;
+    for (size_t t = 0; t < kk; t++)
+      s->wg[t * 8 + (size_t)c] = c < s->nc ? j->w[ch * kk + t] : 0.0f;
+  }
+}
+
+/* Items are bands: item i is band i % nbands of group (i / nbands) % groups of image
+ * i / (nbands * groups), so that a chunk of items runs the bands of a group in order, and
+ * a band keeps the input rows it shares with the one before (moved to the buffer's top)
+ * instead of transposing them again. */
+DW_AVX2 static void dwi_task(void *arg, size_t begin, size_t end) {
+  const dw2d_job *j = arg;
+  const dwi_geom *g = &j->gi;
+  dwi_state s = {.g = g, .act = j->p->act, .rs = (size_t)g->bw * 8};
+  size_t kk = j->p->kk, bufn = (size_t)g->brows * s.rs, npx = (size_t)(g->band * g->ow);
+  s.buf = nn_alloc_aligned(bufn + kk * 8 + 8 + npx, sizeof(float));
+  if (!s.buf) {
+    for (size_t it = begin; it < end; it++) {
+      size_t ng = it / (size_t)g->nbands, band = it % (size_t)g->nbands;
+      int64_t oy0 = (int64_t)band * g->band;
+      int64_t oy1 = oy0 + g->band < g->oh ? oy0 + g->band : g->oh;
+      dwi_fallback(j, ng / g->groups, ng % g->groups, oy0, oy1);
+    }
+    return;
+  }
+  memset(s.buf, 0, bufn * sizeof *s.buf);
+  s.wg = s.buf + bufn;
+  s.bias = s.wg + kk * 8;
+  uint32_t *offs = (uint32_t *)(s.bias + 8);
+  for (size_t r = 0; r < npx; r++) /* below 2^32: the buffer is at most DWI_MAX_BYTES */
+    offs[r] = (uint32_t)(r / (size_t)g->ow * (size_t)g->sh * s.rs +
+                         r % (size_t)g->ow * (size_t)g->sw * 8);
+  s.offs = offs;
+  size_t cur = SIZE_MAX;
+  int64_t have0 = 0, have1 = 0; /* padded rows in the buffer, from its top */
+  for (size_t it = begin; it < end; it++) {
+    size_t ng = it / (size_t)g->nbands, band = it % (size_t)g->nbands;
+    if (ng != cur) {
+      cur = ng;
+      dwi_load_group(&s, j, ng);
+      have0 = have1 = 0;
+    }
+    int64_t oy0 = (int64_t)band * g->band;
+    int64_t oy1 = oy0 + g->band < g->oh ? oy0 + g->band : g->oh;
+    int64_t r0 = oy0 * g->sh, r1 = (oy1 - 1) * g->sh + g->span, keep = 0;
+    if (r0 > have0 && r0 < have1) {
+      keep = have1 - r0;
+      memmove(s.buf, s.buf + (size_t)(r0 - have0) * s.rs, (size_t)keep * s.rs * sizeof *s.buf);
+    }
+    dwi_fill(&s, r0 + keep, r1, keep);
+    have0 = r0, have1 = r1;
+    dwi_band(&s, oy0, oy1);
+  }
+  free(s.buf);
+}
+#endif
+
 /* Whether the depthwise 1-D/2-D path applies: one input channel per group, one output channel
  * per input channel, no third spatial dimension. */
 static bool dw2d_applies(const conv_plan *p) {
@@ -541,12 +918,40 @@ static bool dw2d_applies(const conv_plan *p) {
          p->w.out[0] == 1 && p->w.k[0] == 1 && p->w.pb[0] == 0;
 }
 
+#ifdef DW_HAVE_AVX2
+/* dw2d_run's items when the interleaved path applies: first the bands of dwi_task, then the
+ * planes of the channels it leaves to the per-plane path (rest .. C - 1 of each image). */
+static void dwi_mixed_task(void *arg, size_t begin, size_t end) {
+  const dw2d_job *j = arg;
+  const conv_plan *p = j->p;
+  const dwi_geom *g = &j->gi;
+  size_t nd = p->N * g->groups * (size_t)g->nbands, rem = p->C - g->rest;
+  if (begin < nd)
+    dwi_task(arg, begin, end < nd ? end : nd);
+  for (size_t k = begin > nd ? begin - nd : 0; nd + k < end;) {
+    size_t n = k / rem, c = k % rem, len = rem - c;
+    len = len < end - nd - k ? len : end - nd - k;
+    size_t plane = n * p->C + g->rest + c;
+    dw2d_task(arg, plane, plane + len); /* contiguous planes of one image */
+    k += len;
+  }
+}
+#endif
+
 static void dw2d_run(cpu_ctx *ctx, const conv_plan *p, const float *x, const float *w,
                      const float *b, float *y) {
   dw2d_job j = {.p = p, .x = x, .w = w, .b = b, .y = y, .isa = ctx->isa};
 #ifdef DW_HAVE_AVX2
   j.avx2 = ctx->isa == CPU_ISA_AVX2_FMA && (p->w.s[2] == 1 || p->w.s[2] == 2) && p->w.d[1] == 1 &&
            p->w.d[2] == 1;
+  if (ctx->isa == CPU_ISA_AVX2_FMA && dwi_plan(p, &j.gi)) {
+    const dwi_geom *g = &j.gi;
+    /* The grain counts a band's work; a plane of the per-plane items is of the same order. */
+    size_t items = p->N * (g->groups * (size_t)g->nbands + (p->C - g->rest));
+    size_t per_item = (size_t)(g->band * g->ow) * 8 * p->kk;
+    cpu_parallel_for(ctx, items, nn_grain(per_item, 1 << 15), dwi_mixed_task, &j);
+    return;
+  }
 #endif
   cpu_parallel_for(ctx, p->N * p->M, nn_grain(p->out_sp * p->kk, 1 << 15), dw2d_task, &j);
 }
