@@ -1505,3 +1505,1043 @@ DEF_QUANT(char, i8)
 DEF_DEQUANT(uchar, u8)
 DEF_DEQUANT(char, i8)
 DEF_DEQUANT(int, i32)
+
+/* ---- Recurrent layers (LSTM, GRU, RNN) ---------------------------------------------------
+ *
+ * ops_rnn.c describes the launches. Every kernel takes the same int block p (ops_rnn.c's RP_*):
+ * [kind (0 RNN, 1 GRU, 2 LSTM), dirs, seq, batch, input, hidden, layout1, reverse, has_clip,
+ *  clip bits, input_forget, linear_before_reset, has_b, has_p, has_y, has_h0, has_c0, has_lens,
+ *  lens_is_int64, has_yh, has_yc, then per direction and function: kind, alpha bits, beta bits,
+ *  then whether W and R are transposed].
+ * The state buffers h, c and rh are [dirs, batch, hidden] whatever the layout. */
+
+#define RNN_GRU 1
+#define RNN_LSTM 2
+
+/* Activation codes: the order of ops_rnn.c's rnn_acts. */
+static float rnn_act(__global const int *p, int d, int k, float x) {
+  __global const int *a = p + 21 + (d * 3 + k) * 3;
+  float al = as_float(a[1]), be = as_float(a[2]);
+  switch (a[0]) {
+  case 0: return x > 0.0f ? x : 0.0f;
+  case 1: return tanh(x);
+  case 2: return x >= 0.0f ? 1.0f / (1.0f + exp(-x)) : exp(x) / (1.0f + exp(x));
+  case 3: return al * x + be;
+  case 4: return x >= 0.0f ? x : al * x;
+  case 5: return x > al ? x : 0.0f;
+  case 6: return al * tanh(be * x);
+  case 7: return fmin(fmax(al * x + be, 0.0f), 1.0f);
+  case 8: return x >= 0.0f ? x : al * expm1(x);
+  case 9: return x / (1.0f + fabs(x));
+  case 10: return x > 0.0f ? x + log1p(exp(-x)) : log1p(exp(x));
+  }
+  return x;
+}
+
+static float rnn_clip(__global const int *p, float x) {
+  if (!p[8]) return x;
+  float c = as_float(p[9]);
+  return fmin(fmax(x, -c), c);
+}
+
+/* sum of a[k] * b[k * stride]: b is a row of W or R in the layout ops_rnn.c chose (stride 1
+ * row-major, or gates * hidden when transposed). */
+static float rnn_dot(__global const float *a, __global const float *b, int n, int stride) {
+  float acc = 0.0f;
+  for (int k = 0; k < n; k++) acc = fma(a[k], b[(long)k * stride], acc);
+  return acc;
+}
+
+/* Offset of (direction d, batch b) in initial_h, initial_c, Y_h and Y_c. */
+static int rnn_state_off(__global const int *p, int d, int b) {
+  return (p[6] ? b * p[1] + d : d * p[3] + b) * p[5];
+}
+
+/* W or R copied into the layout ops_rnn.c chose, when they are not constants (constants are
+ * laid out once, on the host): dst[m][c][r] = src[m][r][c] for `mats` matrices of rows x cols
+ * when transpose, else a plain copy. */
+__kernel void rnn_transpose(__global float *dst, __global const float *src, ulong so, int mats,
+                            int rows, int cols, int transpose) {
+  int i = get_global_id(0);
+  if (i >= mats * rows * cols) return;
+  if (!transpose) {
+    dst[i] = src[so + i];
+    return;
+  }
+  int r = i % rows, c = (i / rows) % cols, m = i / (rows * cols);
+  dst[i] = src[so + ((long)m * rows + r) * cols + c];
+}
+
+/* Element (row, k) of direction d's W or R, in the layout p[39] chose: row-major
+ * [dirs, rows, n] (p[39] = 0) or transposed [dirs, n, rows]. */
+#define RNN_ROW(base, d, row, rows, n, p)                                                      \
+  ((base) + (long)(d) * (rows) * (n) + (long)(row) * ((p)[39] ? 1 : (n)))
+#define RNN_KS(rows, p) ((p)[39] ? (rows) : 1)
+
+/* Initial state and the sequence lengths (int32, clamped to [0, seq]); a work item per
+ * (direction, batch entry, hidden unit). */
+__kernel void rnn_init_f32(__global float *h, __global float *c, __global int *lens,
+                           __global const float *h0, ulong h0o, __global const float *c0,
+                           ulong c0o, __global const int *lin, ulong lo,
+                           __global const int *p) {
+  int dirs = p[1], seq = p[2], B = p[3], H = p[5];
+  int i = get_global_id(0);
+  if (i >= dirs * B * H) return;
+  int j = i % H, b = (i / H) % B, d = i / (H * B);
+  int so = rnn_state_off(p, d, b) + j;
+  h[i] = p[15] ? h0[h0o + so] : 0.0f;
+  if (p[0] == RNN_LSTM) c[i] = p[16] ? c0[c0o + so] : 0.0f;
+  if (i < B) {
+    int len = seq;
+    if (p[17] && p[18]) {
+      long v = ((__global const long *)(lin))[lo + i];
+      len = v < 0 ? 0 : v > seq ? seq : (int)v;
+    } else if (p[17]) {
+      int v = lin[lo + i];
+      len = v < 0 ? 0 : v > seq ? seq : v;
+    }
+    lens[i] = len;
+  }
+}
+
+/* The input projection of every step: xw[d][t][b][row] = X[t][b] . W[d][row] + Wb[d][row]
+ * + Rb[d][row], except GRU's Rbh with linear_before_reset, which rnn_step_f32 adds inside
+ * r (.) (H Rh^T + Rbh). wt is W in the layout p[39] chose (RNN_ROW). */
+__kernel void rnn_xw_f32(__global float *xw, __global const float *x, ulong xo,
+                         __global const float *wt, __global const float *bias, ulong bo,
+                         __global const int *p) {
+  int dirs = p[1], seq = p[2], B = p[3], I = p[4], H = p[5];
+  int G = p[0] == RNN_LSTM ? 4 : p[0] == RNN_GRU ? 3 : 1, GH = G * H;
+  int i = get_global_id(0);
+  if (i >= dirs * seq * B * GH) return;
+  int row = i % GH, b = (i / GH) % B, t = (i / (GH * B)) % seq, d = i / (GH * B * seq);
+  int xr = p[6] ? b * seq + t : t * B + b;
+  float acc = rnn_dot(x + xo + (long)xr * I, RNN_ROW(wt, d, row, GH, I, p), I, RNN_KS(GH, p));
+  if (p[12]) {
+    __global const float *wb = bias + bo + (long)d * 2 * GH;
+    acc += wb[row];
+    if (!(p[0] == RNN_GRU && p[11] && row >= 2 * H)) acc += wb[GH + row];
+  }
+  xw[i] = acc;
+}
+
+/* GRU without linear_before_reset, before rnn_step_f32 of step s: rh = r (.) H_prev. rt is R
+ * in the layout p[39] chose (RNN_ROW). */
+__kernel void gru_reset_f32(__global const float *xw, __global const float *rt,
+                            __global const int *lens, __global const float *hin,
+                            __global float *rh, __global const int *p, int s) {
+  int dirs = p[1], seq = p[2], B = p[3], H = p[5], GH = 3 * H;
+  int i = get_global_id(0);
+  if (i >= dirs * B * H) return;
+  int k = i % H, b = (i / H) % B, d = i / (H * B);
+  int t = (d == 1 || p[7]) ? seq - 1 - s : s;
+  if (t >= lens[b]) return;
+  __global const float *hp = hin + (long)(d * B + b) * H;
+  __global const float *xr = xw + ((long)(d * seq + t) * B + b) * GH;
+  float g = xr[H + k] + rnn_dot(hp, RNN_ROW(rt, d, H + k, GH, H, p), H, RNN_KS(GH, p));
+  rh[i] = rnn_act(p, d, 0, rnn_clip(p, g)) * hp[k];
+}
+
+/* Step s of every direction: a work item per (direction, batch entry, hidden unit) computes
+ * all the gates of its unit from hin (one pass over it) and writes hout (and c, in place),
+ * and Y. An entry past its length keeps its state and has Y = 0. rt as gru_reset_f32's. */
+__kernel void rnn_step_f32(__global const float *xw, __global const float *rt,
+                           __global const float *bias, ulong bo, __global const float *pp,
+                           ulong po, __global const int *lens, __global const float *hin,
+                           __global float *hout, __global float *c, __global const float *rh,
+                           __global float *y, ulong yo, __global const int *p, int s) {
+  int kind = p[0], dirs = p[1], seq = p[2], B = p[3], H = p[5];
+  int G = kind == RNN_LSTM ? 4 : kind == RNN_GRU ? 3 : 1, GH = G * H;
+  int i = get_global_id(0);
+  if (i >= dirs * B * H) return;
+  int j = i % H, b = (i / H) % B, d = i / (H * B);
+  int t = (d == 1 || p[7]) ? seq - 1 - s : s;
+  __global const float *hp = hin + (long)(d * B + b) * H;
+  long yi = p[6] ? (((long)b * seq + t) * dirs + d) * H + j : (((long)t * dirs + d) * B + b) * H + j;
+  if (t >= lens[b]) {
+    hout[i] = hp[j];
+    if (p[14]) y[yo + yi] = 0.0f;
+    return;
+  }
+  __global const float *xr = xw + ((long)(d * seq + t) * B + b) * GH;
+  /* rd: row j of direction d's R; gate g's row is g * gs further, element k is k * ks on. */
+  __global const float *rd = RNN_ROW(rt, d, j, GH, H, p);
+  long gs = (long)H * (p[39] ? 1 : H), ks = RNN_KS(GH, p);
+  float hn;
+  if (kind == RNN_LSTM) {
+    float gi = 0.0f, go = 0.0f, gf = 0.0f, gc = 0.0f;
+    for (int k = 0; k < H; k++) {
+      float h = hp[k];
+      __global const float *rk = rd + k * ks;
+      gi = fma(h, rk[0], gi);
+      go = fma(h, rk[gs], go);
+      gf = fma(h, rk[2 * gs], gf);
+      gc = fma(h, rk[3 * gs], gc);
+    }
+    gi += xr[j];
+    go += xr[H + j];
+    gf += xr[2 * H + j];
+    gc += xr[3 * H + j];
+    float cp = c[i];
+    __global const float *pd = pp + po + (long)d * 3 * H;
+    if (p[13]) {
+      gi += pd[j] * cp;
+      gf += pd[2 * H + j] * cp;
+    }
+    gi = rnn_act(p, d, 0, rnn_clip(p, gi));
+    gf = p[10] ? 1.0f - gi : rnn_act(p, d, 0, rnn_clip(p, gf));
+    gc = rnn_act(p, d, 1, rnn_clip(p, gc));
+    float cn = gf * cp + gi * gc;
+    c[i] = cn;
+    if (p[13]) go += pd[H + j] * cn;
+    go = rnn_act(p, d, 0, rnn_clip(p, go));
+    hn = go * rnn_act(p, d, 2, cn);
+  } else if (kind == RNN_GRU) {
+    float hc;
+    if (p[11]) {
+      float gz = 0.0f, gr = 0.0f, rec = 0.0f;
+      for (int k = 0; k < H; k++) {
+        float h = hp[k];
+        __global const float *rk = rd + k * ks;
+        gz = fma(h, rk[0], gz);
+        gr = fma(h, rk[gs], gr);
+        rec = fma(h, rk[2 * gs], rec);
+      }
+      float z = rnn_act(p, d, 0, rnn_clip(p, xr[j] + gz));
+      float rg = rnn_act(p, d, 0, rnn_clip(p, xr[H + j] + gr));
+      if (p[12]) rec += bias[bo + (long)d * 2 * GH + GH + 2 * H + j];
+      hc = rnn_act(p, d, 1, rnn_clip(p, xr[2 * H + j] + rg * rec));
+      hn = (1.0f - z) * hc + z * hp[j];
+    } else {
+      __global const float *rr = rh + (long)(d * B + b) * H;
+      float gz = 0.0f, rec = 0.0f;
+      for (int k = 0; k < H; k++) {
+        __global const float *rk = rd + k * ks;
+        gz = fma(hp[k], rk[0], gz);
+        rec = fma(rr[k], rk[2 * gs], rec);
+      }
+      float z = rnn_act(p, d, 0, rnn_clip(p, xr[j] + gz));
+      hc = rnn_act(p, d, 1, rnn_clip(p, xr[2 * H + j] + rec));
+      hn = (1.0f - z) * hc + z * hp[j];
+    }
+  } else {
+    hn = rnn_act(p, d, 0, rnn_clip(p, xr[j] + rnn_dot(hp, rd, H, (int)ks)));
+  }
+  hout[i] = hn;
+  if (p[14]) y[yo + yi] = hn;
+}
+
+/* Y_h and Y_c from the final state; 0 for an entry of length 0. */
+__kernel void rnn_final_f32(__global float *yh, ulong yho, __global float *yc, ulong yco,
+                            __global const float *h, __global const float *c,
+                            __global const int *lens, __global const int *p) {
+  int dirs = p[1], B = p[3], H = p[5];
+  int i = get_global_id(0);
+  if (i >= dirs * B * H) return;
+  int j = i % H, b = (i / H) % B, d = i / (H * B);
+  int so = rnn_state_off(p, d, b) + j;
+  bool ran = lens[b] > 0;
+  if (p[19]) yh[yho + so] = ran ? h[i] : 0.0f;
+  if (p[20]) yc[yco + so] = ran ? c[i] : 0.0f;
+}
+
+/* ---- MeanVarianceNormalization, ReverseSequence, MaxUnpool, Einsum (ops_misc.c) ---------- */
+
+/* Offset of element `i` of an odometer over n (dim, stride) pairs q[0..2n), innermost last. */
+static long odo_offset(__global const int *q, int n, int i) {
+  long off = 0;
+  for (int d = n - 1; d >= 0; d--) {
+    int dim = q[2 * d];
+    off += (long)(i % dim) * q[2 * d + 1];
+    i /= dim;
+  }
+  return off;
+}
+
+/* MVN: one work item per group. p: [groups, members, n_keep, n_red, keep (dim, stride)...,
+ * red (dim, stride)...]. As the ONNX function body: (x - mean) / (sqrt(variance) + 1e-9). */
+__kernel void mvn_f32(__global float *y, ulong yo, __global const float *x, ulong xo,
+                      __global const int *p) {
+  int g = get_global_id(0);
+  int groups = p[0], members = p[1], nk = p[2], nr = p[3];
+  if (g >= groups) return;
+  __global const int *rq = p + 4 + 2 * nk;
+  long base = odo_offset(p + 4, nk, g);
+  float s = 0.0f;
+  for (int m = 0; m < members; m++) s += x[xo + base + odo_offset(rq, nr, m)];
+  float mean = s / (float)members, q = 0.0f;
+  for (int m = 0; m < members; m++) {
+    float d = x[xo + base + odo_offset(rq, nr, m)] - mean;
+    q += d * d;
+  }
+  float inv = 1.0f / (sqrt(q / (float)members) + 1e-9f);
+  for (int m = 0; m < members; m++) {
+    long o = base + odo_offset(rq, nr, m);
+    y[yo + o] = (x[xo + o] - mean) * inv;
+  }
+}
+
+/* A length read from an int32 or (is64) int64 tensor, clamped to [0, hi]. */
+static int clamped_len(__global const int *l, ulong lo, int i, int is64, int hi) {
+  long v = is64 ? ((__global const long *)l)[lo + i] : (long)l[lo + i];
+  return v < 0 ? 0 : v > hi ? hi : (int)v;
+}
+
+/* ReverseSequence over axes 0 and 1. p: [n, d0, d1, inner, batch_axis, lens_is_int64]. */
+#define DEF_REVSEQ(T, S)                                                                        \
+  __kernel void revseq_##S(__global T *y, ulong yo, __global const T *x, ulong xo,              \
+                           __global const int *l, ulong lo, __global const int *p) {            \
+    int i = get_global_id(0);                                                                   \
+    int n = p[0], d0 = p[1], d1 = p[2], inner = p[3], ba = p[4];                                \
+    if (i >= n) return;                                                                         \
+    int k = i % inner, i1 = (i / inner) % d1, i0 = i / (inner * d1);                            \
+    int b = ba == 0 ? i0 : i1, t = ba == 0 ? i1 : i0;                                           \
+    int len = clamped_len(l, lo, b, p[5], ba == 0 ? d1 : d0);                                   \
+    int st = t < len ? len - 1 - t : t;                                                         \
+    int s0 = ba == 0 ? i0 : st, s1 = ba == 0 ? st : i1;                                         \
+    y[yo + i] = x[xo + ((long)s0 * d1 + s1) * inner + k];                                       \
+  }
+
+/* MaxUnpool's destination of index v (a flat position in the implied shape), or -1 when it
+ * falls outside. p: [n_x, rank, implied[rank], out[rank], same]. */
+static int unpool_dest(__global const int *p, long v) {
+  int rank = p[1];
+  long total = 1;
+  for (int a = 0; a < rank; a++) total *= p[2 + a];
+  if (v < 0 || v >= total) return -1;
+  if (p[2 + 2 * rank]) return (int)v;
+  long pos = 0, mul = 1;
+  for (int a = rank - 1; a >= 0; a--) {
+    int c = (int)(v % p[2 + a]);
+    v /= p[2 + a];
+    if (c >= p[2 + rank + a]) return -1;
+    pos += c * mul;
+    mul *= p[2 + rank + a];
+  }
+  return (int)pos;
+}
+
+__kernel void unpool_claim(__global const long *ind, ulong io, __global int *win,
+                           __global const int *p) {
+  int i = get_global_id(0);
+  if (i >= p[0]) return;
+  int d = unpool_dest(p, ind[io + i]);
+  if (d >= 0) atomic_max(&win[d], i);
+}
+
+#define DEF_UNPOOL(T, S)                                                                        \
+  __kernel void unpool_zero_##S(__global T *y, ulong yo, __global int *win, int n) {            \
+    int i = get_global_id(0);                                                                   \
+    if (i >= n) return;                                                                         \
+    y[yo + i] = (T)0;                                                                           \
+    win[i] = -1;                                                                                \
+  }                                                                                             \
+  __kernel void unpool_write_##S(__global T *y, ulong yo, __global const T *x, ulong xo,        \
+                                 __global const long *ind, ulong io, __global const int *win,   \
+                                 __global const int *p) {                                       \
+    int i = get_global_id(0);                                                                   \
+    if (i >= p[0]) return;                                                                      \
+    int d = unpool_dest(p, ind[io + i]);                                                        \
+    if (d >= 0 && win[d] == i) y[yo + d] = x[xo + i];                                           \
+  }
+
+DEF_REVSEQ(uchar, u8)
+DEF_REVSEQ(ushort, u16)
+DEF_REVSEQ(uint, u32)
+DEF_REVSEQ(ulong, u64)
+DEF_UNPOOL(uchar, u8)
+DEF_UNPOOL(ushort, u16)
+DEF_UNPOOL(uint, u32)
+DEF_UNPOOL(ulong, u64)
+
+/* Einsum of one or two operands (b is unused with one). p: [nops, n_out, n_red, out_count,
+ * red_count, (size, stride_a, stride_b) per output index, then per summed index]. Integers
+ * wrap (ACC is ulong), as the CPU plugin's do. */
+#define DEF_EINSUM(S, T, ACC)                                                                   \
+  __kernel void einsum_##S(__global T *y, ulong yo, __global const T *a, ulong ao,              \
+                           __global const T *b, ulong bo, __global const int *p) {              \
+    int i = get_global_id(0);                                                                   \
+    int nops = p[0], no = p[1], nr = p[2], rc = p[4];                                           \
+    if (i >= p[3]) return;                                                                      \
+    __global const int *q = p + 5;                                                              \
+    long oa = 0, ob = 0;                                                                        \
+    int rem = i;                                                                                \
+    for (int d = no - 1; d >= 0; d--) {                                                         \
+      int c = rem % q[3 * d];                                                                   \
+      rem /= q[3 * d];                                                                          \
+      oa += (long)c * q[3 * d + 1];                                                             \
+      ob += (long)c * q[3 * d + 2];                                                             \
+    }                                                                                           \
+    q += 3 * no;                                                                                \
+    int inner = nr ? q[3 * (nr - 1)] : 1;                                                       \
+    int sa = nr ? q[3 * (nr - 1) + 1] : 0, sb = nr ? q[3 * (nr - 1) + 2] : 0;                   \
+    ACC acc = 0;                                                                                \
+    for (int r = 0; inner && r < rc; r += inner) {                                              \
+      long ia = oa, ib = ob;                                                                    \
+      int rr = r / inner;                                                                       \
+      for (int d = nr - 2; d >= 0; d--) {                                                       \
+        int c = rr % q[3 * d];                                                                  \
+        rr /= q[3 * d];                                                                         \
+        ia += (long)c * q[3 * d + 1];                                                           \
+        ib += (long)c * q[3 * d + 2];                                                           \
+      }                                                                                         \
+      for (int k = 0; k < inner; k++)                                                           \
+        acc += nops > 1 ? (ACC)a[ao + ia + (long)k * sa] * (ACC)b[bo + ib + (long)k * sb]       \
+                        : (ACC)a[ao + ia + (long)k * sa];                                       \
+    }                                                                                           \
+    y[yo + i] = (T)acc;                                                                         \
+  }
+
+DEF_EINSUM(f32, float, float)
+DEF_EINSUM(i32, int, ulong)
+DEF_EINSUM(i64, long, ulong)
+#ifdef OCL_HAVE_F64
+DEF_EINSUM(f64, double, double)
+#endif
+
+/* ---- N-D pooling and 3-D convolution (ops_nd.c) -------------------------------------------
+ * The spatial axes are padded to three (leading axes of size 1). */
+
+/* How many of the k taps start + t * d (t in [0, k)) fall in [lo, hi). */
+static int nd_taps(int start, int k, int d, int lo, int hi) {
+  int a = lo - start, b = hi - start;
+  int t0 = a <= 0 ? 0 : (a + d - 1) / d, t1 = b <= 0 ? 0 : (b + d - 1) / d;
+  t0 = min(t0, k);
+  t1 = min(t1, k);
+  return t1 > t0 ? t1 - t0 : 0;
+}
+
+/* MaxPool (mode 1), AveragePool (mode 0) or LpPool (mode 2, exponent P), one output element per
+ * work item. A window with no tap in the input gives 0 (as the CPU plugin). Indices as
+ * pool2d_f32's, column-major meaning the first spatial axis fastest. p: [N*C, in[3], out[3],
+ * k[3], s[3], pb[3], pe[3], d[3], mode, count_include_pad, P bits]. LP_TERM and LP_ROOT are
+ * LpPool's |v|^P and s^(1/P) (plain for P = 1 and 2, as the CPU plugin). */
+#define LP_TERM(v, P) ((P) == 2 ? fabs(v) * fabs(v) : (P) == 1 ? fabs(v) : pow(fabs(v), (P)))
+#define LP_ROOT(s, P) ((P) == 2 ? sqrt(s) : (P) == 1 ? (s) : pow((s), 1 / (P)))
+#define LP_NONE(v, P) (v)
+#define DEF_POOLND(S, T, ACC, LD, ST, LPT, LPR)                                                 \
+  __kernel void poolnd_##S(__global T *y, ulong yo, __global const T *x, ulong xo,              \
+                           __global const int *p, __global long *ind, ulong io, int want_ind,   \
+                           int col_major) {                                                     \
+    int NC = p[0], I0 = p[1], I1 = p[2], I2 = p[3], O0 = p[4], O1 = p[5], O2 = p[6];            \
+    int mode = p[22];                                                                           \
+    ACC P = (ACC)as_float(p[24]);                                                               \
+    int i = get_global_id(0);                                                                   \
+    if (i >= NC * O0 * O1 * O2) return;                                                         \
+    int o2 = i % O2, o1 = (i / O2) % O1, o0 = (i / (O2 * O1)) % O0, nc = i / (O2 * O1 * O0);    \
+    long base = (long)nc * I0 * I1 * I2;                                                        \
+    int z0 = o0 * p[10] - p[13], y0 = o1 * p[11] - p[14], x0 = o2 * p[12] - p[15];              \
+    ACC acc = 0;                                                                                \
+    int count = 0, best = -1;                                                                   \
+    for (int k0 = 0; k0 < p[7]; k0++) {                                                         \
+      int iz = z0 + k0 * p[19];                                                                 \
+      if (iz < 0 || iz >= I0) continue;                                                         \
+      for (int k1 = 0; k1 < p[8]; k1++) {                                                       \
+        int iy = y0 + k1 * p[20];                                                               \
+        if (iy < 0 || iy >= I1) continue;                                                       \
+        for (int k2 = 0; k2 < p[9]; k2++) {                                                     \
+          int ix = x0 + k2 * p[21];                                                             \
+          if (ix < 0 || ix >= I2) continue;                                                     \
+          int at = (iz * I1 + iy) * I2 + ix;                                                    \
+          ACC v = (ACC)LD(x, xo + base + at);                                                   \
+          if (mode == 0) {                                                                      \
+            acc += v;                                                                           \
+          } else if (mode == 2) {                                                               \
+            acc += LPT(v, P);                                                                   \
+          } else if (best < 0 || v > acc) {                                                     \
+            acc = v;                                                                            \
+            best = at;                                                                          \
+          }                                                                                     \
+          count++;                                                                              \
+        }                                                                                       \
+      }                                                                                         \
+    }                                                                                           \
+    if (mode == 0) {                                                                            \
+      if (p[23])                                                                                \
+        count = nd_taps(z0, p[7], p[19], -p[13], I0 + p[16]) *                                  \
+                nd_taps(y0, p[8], p[20], -p[14], I1 + p[17]) *                                  \
+                nd_taps(x0, p[9], p[21], -p[15], I2 + p[18]);                                   \
+      acc = count ? acc / (ACC)count : (ACC)0;                                                  \
+    } else if (mode == 2) {                                                                     \
+      acc = LPR(acc, P);                                                                        \
+    }                                                                                           \
+    ST(y, yo + i, acc);                                                                         \
+    if (want_ind) {                                                                             \
+      int at = best < 0 ? 0 : best;                                                             \
+      if (col_major) {                                                                          \
+        int ix = at % I2, iy = (at / I2) % I1, iz = at / (I2 * I1);                             \
+        at = iz + I0 * (iy + I1 * ix);                                                          \
+      }                                                                                         \
+      ind[io + i] = base + at;                                                                  \
+    }                                                                                           \
+  }
+
+#define LD_HF(p, i) vload_half((i), (p))
+#define ST_HF(p, i, v) vstore_half((v), (i), (p))
+DEF_POOLND(f32, float, float, LD_P, ST_P, LP_TERM, LP_ROOT)
+DEF_POOLND(f16, half, float, LD_HF, ST_HF, LP_TERM, LP_ROOT)
+DEF_POOLND(i8, char, int, LD_P, ST_P, LP_NONE, LP_NONE)
+DEF_POOLND(u8, uchar, int, LD_P, ST_P, LP_NONE, LP_NONE)
+#ifdef OCL_HAVE_F64
+DEF_POOLND(f64, double, double, LD_P, ST_P, LP_TERM, LP_ROOT)
+#endif
+
+/* Direct 3-D convolution, one output element per work item.
+ * p: [N, C, in[3], OC, out[3], k[3], s[3], pb[3], d[3], group, has_bias]. */
+__kernel void conv3d_f32(__global float *y, ulong yo, __global const float *x, ulong xo,
+                         __global const float *w, ulong wo, __global const float *bias, ulong bo,
+                         __global const int *p) {
+  int N = p[0], C = p[1], I0 = p[2], I1 = p[3], I2 = p[4], OC = p[5];
+  int O0 = p[6], O1 = p[7], O2 = p[8], K0 = p[9], K1 = p[10], K2 = p[11], group = p[21];
+  int i = get_global_id(0);
+  if (i >= N * OC * O0 * O1 * O2) return;
+  int o2 = i % O2, o1 = (i / O2) % O1, o0 = (i / (O2 * O1)) % O0;
+  int oc = (i / (O2 * O1 * O0)) % OC, n = i / (O2 * O1 * O0 * OC);
+  int cg = C / group, g = oc / (OC / group);
+  float acc = p[22] ? bias[bo + oc] : 0.0f;
+  int z0 = o0 * p[12] - p[15], y0 = o1 * p[13] - p[16], x0 = o2 * p[14] - p[17];
+  __global const float *wp = w + wo + (long)oc * cg * K0 * K1 * K2;
+  __global const float *xp = x + xo + ((long)n * C + (long)g * cg) * I0 * I1 * I2;
+  for (int ic = 0; ic < cg; ic++)
+    for (int k0 = 0; k0 < K0; k0++) {
+      int iz = z0 + k0 * p[18];
+      if (iz < 0 || iz >= I0) continue;
+      for (int k1 = 0; k1 < K1; k1++) {
+        int iy = y0 + k1 * p[19];
+        if (iy < 0 || iy >= I1) continue;
+        for (int k2 = 0; k2 < K2; k2++) {
+          int ix = x0 + k2 * p[20];
+          if (ix < 0 || ix >= I2) continue;
+          acc = MAC(xp[(((long)ic * I0 + iz) * I1 + iy) * I2 + ix],
+                    wp[((ic * K0 + k0) * K1 + k1) * K2 + k2], acc);
+        }
+      }
+    }
+  y[yo + i] = acc;
+}
+
+/* ConvTranspose 3-D, as convt2d_f32 with a depth axis (ops_nn.c).
+ * p: [N, C, in[3], M, out[3], k[3], s[3], pb[3], d[3], group, has_bias]; W is
+ * [C, M / group, K0, K1, K2]. */
+__kernel void convt3d_f32(__global float *y, ulong yo, __global const float *x, ulong xo,
+                          __global const float *w, ulong wo, __global const float *bias,
+                          ulong bo, __global const int *p) {
+  int N = p[0], C = p[1], I0 = p[2], I1 = p[3], I2 = p[4], M = p[5];
+  int O0 = p[6], O1 = p[7], O2 = p[8], K0 = p[9], K1 = p[10], K2 = p[11], group = p[21];
+  int i = get_global_id(0);
+  if (i >= N * M * O0 * O1 * O2) return;
+  int o2 = i % O2, o1 = (i / O2) % O1, o0 = (i / (O2 * O1)) % O0;
+  int m = (i / (O2 * O1 * O0)) % M, n = i / (O2 * O1 * O0 * M);
+  int cg = C / group, mg = M / group, g = m / mg, mi = m % mg;
+  float acc = p[22] ? bias[bo + m] : 0.0f;
+  for (int k0 = 0; k0 < K0; k0++) {
+    int t0 = o0 + p[15] - k0 * p[18];
+    if (t0 < 0 || t0 % p[12]) continue;
+    int i0 = t0 / p[12];
+    if (i0 >= I0) continue;
+    for (int k1 = 0; k1 < K1; k1++) {
+      int t1 = o1 + p[16] - k1 * p[19];
+      if (t1 < 0 || t1 % p[13]) continue;
+      int i1 = t1 / p[13];
+      if (i1 >= I1) continue;
+      for (int k2 = 0; k2 < K2; k2++) {
+        int t2 = o2 + p[17] - k2 * p[20];
+        if (t2 < 0 || t2 % p[14]) continue;
+        int i2 = t2 / p[14];
+        if (i2 >= I2) continue;
+        for (int ci = 0; ci < cg; ci++) {
+          int c = g * cg + ci;
+          acc = fma(x[xo + ((((long)n * C + c) * I0 + i0) * I1 + i1) * I2 + i2],
+                    w[wo + ((((long)c * mg + mi) * K0 + k0) * K1 + k1) * K2 + k2], acc);
+        }
+      }
+    }
+  }
+  y[yo + i] = acc;
+}
+
+/* ---- DynamicQuantizeLinear, Det, RoiAlign (ops_misc.c) ------------------------------------ */
+
+/* Partial extremes of x, starting from 0 (the range must hold 0); NaN is skipped. part gets
+ * (min, max) per work item. */
+__kernel void dynq_minmax(__global const float *x, ulong xo, __global float *part, int n,
+                          int parts) {
+  int g = get_global_id(0);
+  if (g >= parts) return;
+  float mn = 0.0f, mx = 0.0f;
+  for (int i = g; i < n; i += parts) {
+    float v = x[xo + i];
+    mn = v < mn ? v : mn;
+    mx = v > mx ? v : mx;
+  }
+  part[2 * g] = mn;
+  part[2 * g + 1] = mx;
+}
+
+#ifdef OCL_HAVE_F64
+/* One work item: the scale ((max - min) / 255 in double, rounded to float once; 1 for an
+ * all-zero input) and zero point (round((0 - min) / scale), clamped to [0, 255]), written to
+ * the outputs and after the partials for dynq_quantize. */
+__kernel void dynq_params(__global float *part, int parts, __global float *ys, ulong yso,
+                          __global uchar *yz, ulong yzo, int has_ys, int has_yz) {
+  if (get_global_id(0) != 0) return;
+  float mn = 0.0f, mx = 0.0f;
+  for (int g = 0; g < parts; g++) {
+    mn = part[2 * g] < mn ? part[2 * g] : mn;
+    mx = part[2 * g + 1] > mx ? part[2 * g + 1] : mx;
+  }
+  double dmin = mn, dmax = mx;
+  float scale = dmax == dmin ? 1.0f : (float)((dmax - dmin) / 255.0);
+  double z = (0.0 - dmin) / (double)scale;
+  z = z > 0.0 ? z : 0.0;
+  z = z < 255.0 ? z : 255.0;
+  int zp = (int)rint(z);
+  part[2 * parts] = scale;
+  part[2 * parts + 1] = (float)zp;
+  if (has_ys) ys[yso] = scale;
+  if (has_yz) yz[yzo] = (uchar)zp;
+}
+#endif
+
+/* y = saturate(round(x / scale) + zero point), as quantize_u8. */
+__kernel void dynq_quantize(__global uchar *y, ulong yo, __global const float *x, ulong xo,
+                            __global const float *part, int parts, int n) {
+  int i = get_global_id(0);
+  if (i >= n) return;
+  float s = part[2 * parts];
+  int z = (int)part[2 * parts + 1];
+  float lo = (float)(0 - z), hi = (float)(255 - z);
+  float v = x[xo + i] / s;
+  v = isnan(v) ? lo : fmin(fmax(v, lo), hi);
+  y[yo + i] = (uchar)((int)rint(v) + z);
+}
+
+/* Det: LU with partial pivoting on a copy in a (C, n * n per matrix); the determinant is the
+ * product of the pivots, negated per row swap; 0 for an exactly singular matrix. */
+#define DEF_DET(S, T, C)                                                                        \
+  __kernel void det_##S(__global T *y, ulong yo, __global const T *x, ulong xo,                 \
+                        __global C *a, int batch, int n) {                                      \
+    int m = get_global_id(0);                                                                   \
+    if (m >= batch) return;                                                                     \
+    long nn = (long)n * n;                                                                      \
+    a += m * nn;                                                                                \
+    for (long i = 0; i < nn; i++) a[i] = (C)x[xo + m * nn + i];                                 \
+    C det = 1;                                                                                  \
+    for (int c = 0; c < n; c++) {                                                               \
+      int piv = c;                                                                              \
+      C best = fabs(a[(long)c * n + c]);                                                        \
+      for (int r = c + 1; r < n; r++)                                                           \
+        if (fabs(a[(long)r * n + c]) > best) {                                                  \
+          best = fabs(a[(long)r * n + c]);                                                      \
+          piv = r;                                                                              \
+        }                                                                                       \
+      if (best == 0) {                                                                          \
+        det = 0;                                                                                \
+        break;                                                                                  \
+      }                                                                                         \
+      if (piv != c) {                                                                           \
+        for (int q = 0; q < n; q++) {                                                           \
+          C t = a[(long)c * n + q];                                                             \
+          a[(long)c * n + q] = a[(long)piv * n + q];                                            \
+          a[(long)piv * n + q] = t;                                                             \
+        }                                                                                       \
+        det = -det;                                                                             \
+      }                                                                                         \
+      C d = a[(long)c * n + c];                                                                 \
+      det *= d;                                                                                 \
+      for (int r = c + 1; r < n; r++) {                                                         \
+        C f = a[(long)r * n + c] / d;                                                           \
+        if (f == 0) continue;                                                                   \
+        for (int q = c + 1; q < n; q++) a[(long)r * n + q] -= f * a[(long)c * n + q];           \
+      }                                                                                         \
+    }                                                                                           \
+    y[yo + m] = (T)det;                                                                         \
+  }
+
+DEF_DET(f32, float, float)
+#ifdef OCL_HAVE_F64
+DEF_DET(f32d, float, double)
+DEF_DET(f64, double, double)
+#endif
+
+/* RoiAlign, one output element (roi, channel, bin) per work item, as onnxruntime samples.
+ * p: [R, N, C, H, W, output_height, output_width, sampling_ratio, max_mode, half_pixel,
+ *     spatial_scale bits]. */
+__kernel void roialign_f32(__global float *y, ulong yo, __global const float *x, ulong xo,
+                           __global const float *rois, ulong ro, __global const int *bi,
+                           ulong bio, int bi64, __global const int *p) {
+  int R = p[0], N = p[1], C = p[2], H = p[3], W = p[4], PH = p[5], PW = p[6], ratio = p[7];
+  int i = get_global_id(0);
+  if (i >= R * C * PH * PW) return;
+  int px = i % PW, py = (i / PW) % PH, c = (i / (PW * PH)) % C, r = i / (PW * PH * C);
+  long b = bi64 ? ((__global const long *)bi)[bio + r] : (long)bi[bio + r];
+  if (b < 0 || b >= N) {
+    y[yo + i] = 0.0f;
+    return;
+  }
+  float scale = as_float(p[10]), off = p[9] ? 0.5f : 0.0f;
+  __global const float *rr = rois + ro + 4 * (long)r;
+  float x0 = rr[0] * scale - off, y0 = rr[1] * scale - off;
+  float rw = rr[2] * scale - off - x0, rh = rr[3] * scale - off - y0;
+  if (!p[9]) {
+    rw = fmax(rw, 1.0f);
+    rh = fmax(rh, 1.0f);
+  }
+  float bh = rh / (float)PH, bw = rw / (float)PW;
+  float gh = ratio > 0 ? (float)ratio : ceil(bh), gw = ratio > 0 ? (float)ratio : ceil(bw);
+  int ny = gh >= 1.0f ? (int)fmin(gh, 4096.0f) : 0, nx = gw >= 1.0f ? (int)fmin(gw, 4096.0f) : 0;
+  float count = ny * nx > 1 ? (float)(ny * nx) : 1.0f;
+  __global const float *xp = x + xo + (b * C + c) * (long)H * W;
+  float acc = 0.0f;
+  for (int iy = 0; iy < ny; iy++) {
+    float yy = y0 + (float)py * bh + ((float)iy + 0.5f) * bh / (float)ny;
+    for (int ix = 0; ix < nx; ix++) {
+      float xx = x0 + (float)px * bw + ((float)ix + 0.5f) * bw / (float)nx;
+      float v0 = 0.0f, v1 = 0.0f, v2 = 0.0f, v3 = 0.0f;
+      if (H > 0 && W > 0 && yy >= -1.0f && yy <= (float)H && xx >= -1.0f && xx <= (float)W) {
+        float sy = yy <= 0.0f ? 0.0f : yy, sx = xx <= 0.0f ? 0.0f : xx;
+        int ya = (int)sy, xa = (int)sx, yb, xb;
+        if (ya >= H - 1) {
+          yb = ya = H - 1;
+          sy = (float)ya;
+        } else {
+          yb = ya + 1;
+        }
+        if (xa >= W - 1) {
+          xb = xa = W - 1;
+          sx = (float)xa;
+        } else {
+          xb = xa + 1;
+        }
+        float ly = sy - (float)ya, lx = sx - (float)xa, hy = 1.0f - ly, hx = 1.0f - lx;
+        float w0 = hy * hx, w1 = hy * lx, w2 = ly * hx, w3 = ly * lx;
+        v0 = w0 != 0.0f ? w0 * xp[ya * W + xa] : 0.0f;
+        v1 = w1 != 0.0f ? w1 * xp[ya * W + xb] : 0.0f;
+        v2 = w2 != 0.0f ? w2 * xp[yb * W + xa] : 0.0f;
+        v3 = w3 != 0.0f ? w3 * xp[yb * W + xb] : 0.0f;
+      }
+      if (p[8]) {
+        float m = fmax(fmax(fmax(v0, v1), v2), v3);
+        acc = iy == 0 && ix == 0 ? m : fmax(acc, m);
+      } else {
+        acc += v0 + v1 + v2 + v3;
+      }
+    }
+  }
+  y[yo + i] = p[8] ? acc : acc / count;
+}
+
+/* ---- Pad (ops_movement.c) ------------------------------------------------------------------
+ * mode 0 constant (the value from cv when has_cv, else the bit pattern `fill`), 1 reflect
+ * (without repeating the edge, folding as often as needed), 2 edge.
+ * p: [n, rank, mode, has_cv, out_dims[rank], in_dims[rank], pads_before[rank]]. */
+static long pad_source(int o, int before, int d, int mode) {
+  long i = (long)o - before;
+  if (i >= 0 && i < d) return i;
+  if (mode == 0) return -1;
+  if (mode == 2 || d == 1) return i < 0 ? 0 : d - 1;
+  long period = 2 * (long)(d - 1);
+  i %= period;
+  if (i < 0) i += period;
+  return i < d ? i : period - i;
+}
+
+#define DEF_PAD(T, S)                                                                           \
+  __kernel void pad_##S(__global T *y, ulong yo, __global const T *x, ulong xo,                 \
+                        __global const T *cv, ulong co, __global const int *p, ulong fill) {    \
+    int i = get_global_id(0);                                                                   \
+    int n = p[0], rank = p[1], mode = p[2];                                                     \
+    if (i >= n) return;                                                                         \
+    int rem = i;                                                                                \
+    long off = 0, stride = 1;                                                                   \
+    for (int d = rank - 1; d >= 0; d--) {                                                       \
+      int od = p[4 + d], id = p[4 + rank + d];                                                  \
+      long src = pad_source(rem % od, p[4 + 2 * rank + d], id, mode);                           \
+      rem /= od;                                                                                \
+      if (src < 0) {                                                                            \
+        y[yo + i] = p[3] ? cv[co] : (T)fill;                                                    \
+        return;                                                                                 \
+      }                                                                                         \
+      off += src * stride;                                                                      \
+      stride *= id;                                                                             \
+    }                                                                                           \
+    y[yo + i] = x[xo + off];                                                                    \
+  }
+
+DEF_PAD(uchar, u8)
+DEF_PAD(ushort, u16)
+DEF_PAD(uint, u32)
+DEF_PAD(ulong, u64)
+
+/* Every element set to the bit pattern `bits` (Dropout's all-true mask). */
+#define DEF_FILL(T, S)                                                                          \
+  __kernel void fill_##S(__global T *y, ulong yo, int n, ulong bits) {                          \
+    int i = get_global_id(0);                                                                   \
+    if (i < n) y[yo + i] = (T)bits;                                                             \
+  }
+DEF_FILL(uchar, u8)
+DEF_FILL(uint, u32)
+
+/* ---- Integer products (ops_quant.c) ---------------------------------------------------------
+ * MatMulInteger (int32 y) and QLinearMatMul (8-bit y), one output element per work item; the
+ * 8-bit tensors are read as uchar and sign-extended where signed. A parameter kind is -1
+ * absent, 0 scalar, 1 per row of A / per column of B.
+ * p: [M, N, K, batches, obr, sa, sb, sy, qlinear, azp, bzp, as, bs, has_yzp,
+ *     odims[obr], adims[obr], bdims[obr]]. */
+static int q8(__global const uchar *p, long i, int is_signed) {
+  return is_signed ? (int)(char)p[i] : (int)p[i];
+}
+
+/* Index of output batch bt in an operand whose batch dims (right-aligned, 1 broadcasts) are
+ * dims[obr]. */
+static long q_batch(int bt, int obr, __global const int *odims, __global const int *dims) {
+  long idx = 0, stride = 1;
+  for (int d = obr - 1; d >= 0; d--) {
+    int c = bt % odims[d];
+    bt /= odims[d];
+    if (dims[d] != 1) idx += c * stride;
+    stride *= dims[d];
+  }
+  return idx;
+}
+
+__kernel void qmatmul(__global uchar *y, ulong yo, __global const uchar *a, ulong ao,
+                      __global const uchar *b, ulong bo, __global const uchar *azp, ulong azo,
+                      __global const uchar *bzp, ulong bzo, __global const float *as, ulong aso,
+                      __global const float *bs, ulong bso, __global const float *ys, ulong yso,
+                      __global const uchar *yzp, ulong yzo, __global const int *p) {
+  int M = p[0], N = p[1], K = p[2], obr = p[4];
+  int i = get_global_id(0);
+  if (i >= p[3] * M * N) return;
+  int c = i % N, r = (i / N) % M, bt = i / (N * M);
+  long ab = q_batch(bt, obr, p + 14, p + 14 + obr);
+  long bb = q_batch(bt, obr, p + 14, p + 14 + 2 * obr);
+  int za = p[9] < 0 ? 0 : q8(azp, azo + (p[9] ? r : 0), p[5]);
+  int zb = p[10] < 0 ? 0 : q8(bzp, bzo + (p[10] ? c : 0), p[6]);
+  __global const uchar *ar = a + ao + (ab * M + r) * K;
+  __global const uchar *bc = b + bo + bb * K * N + c;
+  uint acc = 0;
+  for (int k = 0; k < K; k++)
+    acc += (uint)((q8(ar, k, p[5]) - za) * (q8(bc, (long)k * N, p[6]) - zb));
+  if (!p[8]) {
+    ((__global int *)y)[yo + i] = (int)acc;
+    return;
+  }
+  float mult = as[aso + (p[11] ? r : 0)] * bs[bso + (p[12] ? c : 0)];
+  mult = mult / ys[yso];
+  int zy = p[13] ? q8(yzp, yzo, p[7]) : 0;
+  float lo = (float)((p[7] ? -128 : 0) - zy), hi = (float)((p[7] ? 127 : 255) - zy);
+  float f = (float)(int)acc * mult;
+  f = f > lo ? f : lo;
+  f = f < hi ? f : hi;
+  y[yo + i] = (uchar)((int)rint(f) + zy);
+}
+
+/* ConvInteger and QLinearConv (ops_nd.c), one output element per work item; p as ops_nd.c
+ * writes it: [N, C, in[3], M, out[3], k[3], s[3], pb[3], d[3], group, sx, sw, sy, qlinear,
+ * wzp kind, has_xzp, has_bias, ws per channel, has_yzp]. */
+__kernel void qconv(__global uchar *y, ulong yo, __global const uchar *x, ulong xo,
+                    __global const uchar *w, ulong wo, __global const uchar *xzp, ulong xzo,
+                    __global const uchar *wzp, ulong wzo, __global const float *xs, ulong xso,
+                    __global const float *ws, ulong wso, __global const float *ys, ulong yso,
+                    __global const uchar *yzp, ulong yzo, __global const int *bias, ulong bo,
+                    __global const int *p) {
+  int N = p[0], C = p[1], I0 = p[2], I1 = p[3], I2 = p[4], M = p[5];
+  int O0 = p[6], O1 = p[7], O2 = p[8], K0 = p[9], K1 = p[10], K2 = p[11], group = p[21];
+  int i = get_global_id(0);
+  if (i >= N * M * O0 * O1 * O2) return;
+  int o2 = i % O2, o1 = (i / O2) % O1, o0 = (i / (O2 * O1)) % O0;
+  int m = (i / (O2 * O1 * O0)) % M, n = i / (O2 * O1 * O0 * M);
+  int cg = C / group, g = m / (M / group);
+  int zx = p[27] ? q8(xzp, xzo, p[22]) : 0;
+  int zw = p[26] < 0 ? 0 : q8(wzp, wzo + (p[26] ? m : 0), p[23]);
+  int z0 = o0 * p[12] - p[15], y0 = o1 * p[13] - p[16], x0 = o2 * p[14] - p[17];
+  __global const uchar *wp = w + wo + (long)m * cg * K0 * K1 * K2;
+  __global const uchar *xp = x + xo + ((long)n * C + (long)g * cg) * I0 * I1 * I2;
+  uint acc = 0;
+  for (int ic = 0; ic < cg; ic++)
+    for (int k0 = 0; k0 < K0; k0++) {
+      int iz = z0 + k0 * p[18];
+      if (iz < 0 || iz >= I0) continue;
+      for (int k1 = 0; k1 < K1; k1++) {
+        int iy = y0 + k1 * p[19];
+        if (iy < 0 || iy >= I1) continue;
+        for (int k2 = 0; k2 < K2; k2++) {
+          int ix = x0 + k2 * p[20];
+          if (ix < 0 || ix >= I2) continue;
+          int xv = q8(xp, (((long)ic * I0 + iz) * I1 + iy) * I2 + ix, p[22]) - zx;
+          int wv = q8(wp, ((ic * K0 + k0) * K1 + k1) * K2 + k2, p[23]) - zw;
+          acc += (uint)(xv * wv);
+        }
+      }
+    }
+  if (!p[25]) {
+    ((__global int *)y)[yo + i] = (int)acc;
+    return;
+  }
+  if (p[28]) acc += (uint)bias[bo + m];
+  float mult = xs[xso] * ws[wso + (p[29] ? m : 0)];
+  mult = mult / ys[yso];
+  int zy = p[30] ? q8(yzp, yzo, p[24]) : 0;
+  float lo = (float)((p[24] ? -128 : 0) - zy), hi = (float)((p[24] ? 127 : 255) - zy);
+  float f = (float)(int)acc * mult;
+  f = f > lo ? f : lo;
+  f = f < hi ? f : hi;
+  y[yo + i] = (uchar)((int)rint(f) + zy);
+}
+
+/* ---- DFT and STFT (ops_signal.c) -----------------------------------------------------------
+ * One output bin per work item, a direct sum; the twiddle angle 2 pi (k n mod N) / N in C. */
+#define DEF_SIGNAL(S, T, C)                                                                     \
+  /* p: [outer, inner, n_sig, comps, len, bins, inverse]; y [outer, bins, inner, 2]. */         \
+  __kernel void dft_##S(__global T *y, ulong yo, __global const T *x, ulong xo,                 \
+                        __global const int *p) {                                                \
+    int outer = p[0], inner = p[1], nsig = p[2], comps = p[3], N = p[4], bins = p[5];           \
+    int i = get_global_id(0);                                                                   \
+    if (i >= outer * bins * inner) return;                                                      \
+    int in = i % inner, k = (i / inner) % bins, o = i / (inner * bins);                         \
+    int take = min(nsig, N);                                                                    \
+    C sign = p[6] ? (C)1 : (C)-1, re = 0, im = 0;                                               \
+    for (int n = 0; n < take; n++) {                                                            \
+      long at = (((long)o * nsig + n) * inner + in) * comps;                                    \
+      C xr = (C)x[xo + at], xi = comps == 2 ? (C)x[xo + at + 1] : (C)0;                         \
+      C ang = sign * (C)2 * (C)M_PI * (C)(((long)k * n) % N) / (C)N;                            \
+      C c, s = sincos(ang, &c);                                                                 \
+      re += xr * c - xi * s;                                                                    \
+      im += xr * s + xi * c;                                                                    \
+    }                                                                                           \
+    if (p[6]) {                                                                                 \
+      re /= (C)N;                                                                               \
+      im /= (C)N;                                                                               \
+    }                                                                                           \
+    y[yo + 2 * (long)i] = (T)re;                                                                \
+    y[yo + 2 * (long)i + 1] = (T)im;                                                            \
+  }                                                                                             \
+  /* p: [batch, frames, bins, length, comps, step, frame_length, has_window];                   \
+   * y [batch, frames, bins, 2]. */                                                             \
+  __kernel void stft_##S(__global T *y, ulong yo, __global const T *x, ulong xo,                \
+                         __global const T *w, ulong wo, __global const int *p) {                \
+    int frames = p[1], bins = p[2], L = p[3], comps = p[4], step = p[5], N = p[6];              \
+    int i = get_global_id(0);                                                                   \
+    if (i >= p[0] * frames * bins) return;                                                      \
+    int k = i % bins, f = (i / bins) % frames, b = i / (bins * frames);                         \
+    C re = 0, im = 0;                                                                           \
+    for (int n = 0; n < N; n++) {                                                               \
+      long at = ((long)b * L + (long)f * step + n) * comps;                                     \
+      C wv = p[7] ? (C)w[wo + n] : (C)1;                                                        \
+      C xr = (C)x[xo + at] * wv, xi = comps == 2 ? (C)x[xo + at + 1] * wv : (C)0;               \
+      C ang = (C)-2 * (C)M_PI * (C)(((long)k * n) % N) / (C)N;                                  \
+      C c, s = sincos(ang, &c);                                                                 \
+      re += xr * c - xi * s;                                                                    \
+      im += xr * s + xi * c;                                                                    \
+    }                                                                                           \
+    y[yo + 2 * (long)i] = (T)re;                                                                \
+    y[yo + 2 * (long)i + 1] = (T)im;                                                            \
+  }
+
+DEF_SIGNAL(f32, float, float)
+#ifdef OCL_HAVE_F64
+DEF_SIGNAL(f32d, float, double)
+DEF_SIGNAL(f64, double, double)
+#endif
+
+/* BatchNormalization in training mode (ops_nn.c). p: [N, C, spatial, has_running_mean,
+ * has_running_var, momentum bits]; stats holds the batch mean [C] then the biased variance [C]. */
+__kernel void bn_train_stats_f32(__global const float *x, ulong xo, __global float *stats,
+                                 __global const float *mean, ulong mo,
+                                 __global const float *var, ulong vo, __global float *rm,
+                                 ulong rmo, __global float *rv, ulong rvo,
+                                 __global const int *p) {
+  int N = p[0], C = p[1], sp = p[2];
+  int c = get_global_id(0);
+  if (c >= C) return;
+  float s = 0.0f;
+  for (int n = 0; n < N; n++) {
+    __global const float *xp = x + xo + ((long)n * C + c) * sp;
+    for (int k = 0; k < sp; k++) s += xp[k];
+  }
+  float cnt = (float)N * (float)sp, mu = cnt > 0.0f ? s / cnt : 0.0f, q = 0.0f;
+  for (int n = 0; n < N; n++) {
+    __global const float *xp = x + xo + ((long)n * C + c) * sp;
+    for (int k = 0; k < sp; k++) q += (xp[k] - mu) * (xp[k] - mu);
+  }
+  float v = cnt > 0.0f ? q / cnt : 0.0f, m = as_float(p[5]);
+  stats[c] = mu;
+  stats[C + c] = v;
+  if (p[3]) rm[rmo + c] = mean[mo + c] * m + mu * (1.0f - m);
+  if (p[4]) rv[rvo + c] = var[vo + c] * m + v * (1.0f - m);
+}
+
+__kernel void bn_train_apply_f32(__global float *y, ulong yo, __global const float *x, ulong xo,
+                                 __global const float *scale, ulong so,
+                                 __global const float *bias, ulong bo,
+                                 __global const float *stats, __global const int *p,
+                                 float eps) {
+  int N = p[0], C = p[1], sp = p[2];
+  int i = get_global_id(0);
+  if (i >= N * C * sp) return;
+  int c = (i / sp) % C;
+  float a = scale[so + c] / sqrt(stats[C + c] + eps);
+  y[yo + i] = (x[xo + i] - stats[c]) * a + bias[bo + c];
+}
+
+/* ---- TopK and OneHot (ops_typed.c) --------------------------------------------------------
+ * TopK: p [n, dim, inner, k, largest]; one work item per element of X. BEFORE(a, b) is a
+ * strict order on values (NaN above every number for floats); ties go to the lower index. */
+#define TOPK_GT_F(a, b) ((isnan(a) && !isnan(b)) || (a) > (b))
+#define TOPK_GT_I(a, b) ((a) > (b))
+#define DEF_TOPK(S, T, GT)                                                                      \
+  __kernel void topk_##S(__global T *yv, ulong yvo, __global long *yi, ulong yio,               \
+                         __global const T *x, ulong xo, __global const int *p) {                \
+    int i = get_global_id(0);                                                                   \
+    int dim = p[1], inner = p[2], k = p[3], largest = p[4];                                     \
+    if (i >= p[0]) return;                                                                      \
+    int in = i % inner, d = (i / inner) % dim, outer = i / (inner * dim);                       \
+    __global const T *row = x + xo + (long)outer * dim * inner + in;                            \
+    T v = row[(long)d * inner];                                                                 \
+    int rank = 0;                                                                               \
+    for (int m = 0; m < dim && rank < k; m++) {                                                 \
+      T u = row[(long)m * inner];                                                               \
+      bool before = largest ? GT(u, v) : GT(v, u);                                              \
+      bool tie = !GT(u, v) && !GT(v, u);                                                        \
+      rank += before || (tie && m < d);                                                         \
+    }                                                                                           \
+    if (rank >= k) return;                                                                      \
+    long o = ((long)outer * k + rank) * inner + in;                                             \
+    yv[yvo + o] = v;                                                                            \
+    yi[yio + o] = d;                                                                            \
+  }
+DEF_TOPK(f32, float, TOPK_GT_F)
+DEF_TOPK(i32, int, TOPK_GT_I)
+DEF_TOPK(i64, long, TOPK_GT_I)
+DEF_TOPK(u8, uchar, TOPK_GT_I)
+DEF_TOPK(i8, char, TOPK_GT_I)
+#ifdef OCL_HAVE_F64
+DEF_TOPK(f64, double, TOPK_GT_F)
+#endif
+
+/* OneHot: p [n, depth, inner (the indices' elements from the axis on), index kind (0 int32,
+ * 1 int64, 2 float32)]; vals holds [off, on]. */
+#define DEF_ONE_HOT(T, S)                                                                       \
+  __kernel void one_hot_##S(__global T *y, ulong yo, __global const int *ind, ulong io,         \
+                            __global const T *vals, ulong vo, __global const int *p) {          \
+    int i = get_global_id(0);                                                                   \
+    int depth = p[1], inner = p[2];                                                             \
+    if (i >= p[0]) return;                                                                      \
+    int rest = i % inner, pos = (i / inner) % depth, outer = i / (inner * depth);               \
+    long j = (long)outer * inner + rest, v;                                                     \
+    if (p[3] == 0) {                                                                            \
+      v = ind[io + j];                                                                          \
+    } else if (p[3] == 1) {                                                                     \
+      v = ((__global const long *)ind)[io + j];                                                 \
+    } else {                                                                                    \
+      float f = as_float(ind[io + j]);                                                          \
+      v = (f > -2147483648.0f && f < 2147483648.0f) ? (long)f : -((long)depth + 1);             \
+    }                                                                                           \
+    if (v < 0) v += depth;                                                                      \
+    y[yo + i] = vals[vo + (v == pos ? 1 : 0)];                                                  \
+  }
+DEF_ONE_HOT(uchar, u8)
+DEF_ONE_HOT(ushort, u16)
+DEF_ONE_HOT(uint, u32)
+DEF_ONE_HOT(ulong, u64)

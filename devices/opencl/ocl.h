@@ -34,10 +34,15 @@ typedef struct ocl_device {
   bool fp16; /* cl_khr_fp16: the fp16 program variant can be built */
   bool exact_div; /* CL_FP_CORRECTLY_ROUNDED_DIVIDE_SQRT: programs ask for IEEE division */
   uint64_t live_bytes; /* bytes in live buffers (atomic), for TESSERA_OPENCL_MEMORY_LIMIT */
-  pthread_mutex_t lock; /* guards ctx, queue, program and every use of queue */
+  pthread_mutex_t lock; /* guards ctx, queue, program, broken and every use of a queue */
   cl_context ctx;
-  cl_command_queue queue; /* for alloc/write/read; executables have their own */
+  cl_command_queue queue; /* for write/read on the buffers of ctx; executables have their own */
   cl_program programs[OCL_N_VARIANTS]; /* per ocl_variant, built on first use */
+  /* A call on ctx failed in a way that may mean the device was lost or reset (see
+   * note_failure in plugin.c): the next compile or allocation drops ctx, queue and programs
+   * and creates new ones. Buffers and executables hold references to the context they were
+   * made in, so dropping the device's own is safe while they live. */
+  bool broken;
 } ocl_device;
 
 typedef struct ocl_state {
@@ -51,6 +56,8 @@ typedef struct ocl_state {
 typedef struct ocl_buffer {
   cl_mem mem;
   uint64_t size;
+  cl_context ctx;         /* the context mem belongs to (a reference) */
+  cl_command_queue queue; /* that context's device queue, for write/read (a reference) */
 } ocl_buffer;
 
 /* A kernel argument. VALUE args are a value of the partition, passed as two kernel arguments
@@ -93,7 +100,8 @@ typedef struct ocl_exe {
   const tsr_plugin_graph *g;
   pthread_mutex_t lock; /* execute() holds it: kernel arguments and the queue are shared */
   ocl_variant variant;  /* which program the kernels come from */
-  cl_program program;   /* dev->programs[variant], owned by the device */
+  cl_context ctx;       /* the device's context when compiled (a reference) */
+  cl_program program;   /* dev->programs[variant] when compiled (a reference) */
   cl_command_queue queue;
   uint32_t n_nodes;
   uint32_t n_values;
@@ -135,6 +143,10 @@ int ocl__arg_params(ocl_lower *L, ocl_step *s, const int32_t *p, size_t count);
 int ocl__arg_int(ocl_lower *L, ocl_step *s, int32_t v);
 int ocl__arg_float(ocl_lower *L, ocl_step *s, float v);
 int ocl__arg_ulong(ocl_lower *L, ocl_step *s, uint64_t v);
+/* A buffer the executable owns, initialised from init when non-NULL; NULL on failure (message
+ * in L->msg). ocl__arg_mem binds such a buffer as a fixed argument. */
+cl_mem ocl__buffer(ocl_lower *L, uint64_t bytes, const void *init);
+int ocl__arg_mem(ocl_lower *L, ocl_step *s, cl_mem m);
 /* 1-D launch over n work items (a step with n == 0 is dropped at execute time). */
 void ocl__launch_1d(ocl_step *s, uint64_t n);
 

@@ -288,18 +288,35 @@ static int lower_copy(ocl_lower *L) {
   uint32_t es;
   TRY(movement_dtype(L, x, &es));
   const char *op = L->api->node_op_type(L->g, L->node);
+  tsr_plugin_value vx = vinfo(L, x), vy = vinfo(L, y);
+  if (vx.byte_size != vy.byte_size)
+    return refuse(L, TSR_PLUGIN_REASON_SHAPE, "output size differs from the input's");
   if (!strcmp(op, "Dropout")) {
-    if (out_idx(L, 1) >= 0)
-      return refuse(L, TSR_PLUGIN_REASON_OTHER, "Dropout with a mask output not supported");
     int32_t t = in_idx(L, 2);
     tsr_plugin_value vt = vinfo(L, t);
     if (t >= 0 && (!vt.const_data || vt.dtype != TSR_DTYPE_BOOL ||
                    *(const uint8_t *)vt.const_data != 0))
       return refuse(L, TSR_PLUGIN_REASON_OTHER, "Dropout in training mode not supported");
+    /* The mask of inference is all true (bool; all ones in T before opset 10: float32 only). */
+    int32_t mk = out_idx(L, 1);
+    tsr_plugin_value vm = vinfo(L, mk);
+    if (mk >= 0 && vm.dtype != TSR_DTYPE_BOOL && vm.dtype != TSR_DTYPE_FLOAT32)
+      return refuse(L, TSR_PLUGIN_REASON_DTYPE, "mask of dtype %s not supported",
+                    dtype_name(vm.dtype));
+    if (mk >= 0 && count_of(&vm) != count_of(&vx))
+      return refuse(L, TSR_PLUGIN_REASON_SHAPE, "mask shape differs from the input's");
+    if (mk >= 0 && L->exe) {
+      float one = 1.0f;
+      uint32_t bits;
+      memcpy(&bits, &one, sizeof bits);
+      bool is_bool = vm.dtype == TSR_DTYPE_BOOL;
+      STEP(s, is_bool ? "fill_u8" : "fill_u32");
+      TRY(ocl__arg_value(L, s, mk, is_bool ? 1 : 4));
+      TRY(ocl__arg_int(L, s, (int32_t)count_of(&vm)));
+      TRY(ocl__arg_ulong(L, s, is_bool ? 1 : bits));
+      ocl__launch_1d(s, (uint64_t)count_of(&vm));
+    }
   }
-  tsr_plugin_value vx = vinfo(L, x), vy = vinfo(L, y);
-  if (vx.byte_size != vy.byte_size)
-    return refuse(L, TSR_PLUGIN_REASON_SHAPE, "output size differs from the input's");
   if (!L->exe) return 0;
   return ocl__step_copy(L, x, y, vy.byte_size) ? 0 : OCL_LOWER_DEVICE_ERROR;
 }
@@ -346,6 +363,13 @@ static int gemm_device_ok(ocl_lower *L) {
     return refuse(L, TSR_PLUGIN_REASON_OTHER, "device work groups below %d items",
                   GEMM_TS * GEMM_TS);
   return 0;
+}
+
+int ocl__emit_gemm(ocl_lower *L, int32_t a, int32_t b, int32_t y, int32_t M, int32_t N,
+                   int32_t K, int tA, int tB, const int32_t *a_off, const int32_t *b_off,
+                   int32_t batches) {
+  TRY(gemm_device_ok(L));
+  return emit_gemm(L, a, b, -1, y, M, N, K, tA, tB, 0, 0, a_off, b_off, batches, 1.0f, 0.0f);
 }
 
 static int lower_matmul(ocl_lower *L) {
@@ -485,8 +509,9 @@ static int lower_conv_body(ocl_lower *L) {
   TRY(require_f32(L));
   int32_t x = in_idx(L, 0), wv = in_idx(L, 1), b = in_idx(L, 2), y = out_idx(L, 0);
   tsr_plugin_value vx = vinfo(L, x), vw = vinfo(L, wv), vb = vinfo(L, b), vy = vinfo(L, y);
+  if (vx.rank == 5) return ocl__lower_conv3d(L);
   if (vx.rank != 3 && vx.rank != 4)
-    return refuse(L, TSR_PLUGIN_REASON_SHAPE, "only 1-D and 2-D convolutions");
+    return refuse(L, TSR_PLUGIN_REASON_SHAPE, "only 1-D, 2-D and 3-D convolutions");
   if (vw.rank != vx.rank || vy.rank != vx.rank)
     return refuse(L, TSR_PLUGIN_REASON_SHAPE, "weight rank differs from the input's");
   int64_t group = attr_int(L, "group", 1);
@@ -598,6 +623,8 @@ static int lower_pool(ocl_lower *L, bool is_max) {
   int32_t x = in_idx(L, 0), y = out_idx(L, 0), ind = is_max ? out_idx(L, 1) : -1;
   tsr_plugin_value vx = vinfo(L, x), vy = vinfo(L, y), vi = vinfo(L, ind);
   if (x < 0 || y < 0) return refuse(L, TSR_PLUGIN_REASON_OTHER, "absent input or output");
+  /* 3-D windows and dtypes other than float32 go to ops_nd.c's kernel. */
+  if (vx.rank == 5 || vx.dtype != TSR_DTYPE_FLOAT32) return ocl__lower_pool_nd(L, is_max);
   if (vx.dtype != TSR_DTYPE_FLOAT32 || vy.dtype != TSR_DTYPE_FLOAT32)
     return refuse(L, TSR_PLUGIN_REASON_DTYPE, "dtype %s not supported", dtype_name(vx.dtype));
   if (ind >= 0 && vi.dtype != TSR_DTYPE_INT64)
@@ -657,11 +684,12 @@ static int lower_batchnorm(ocl_lower *L) {
   TRY(require_f32(L));
   if (L->api->node_opset(L->g, L->node) < 7)
     return refuse(L, TSR_PLUGIN_REASON_OP, "opset below 7 not supported");
+  if (attr_int(L, "training_mode", 0) != 0 && L->api->node_opset(L->g, L->node) >= 14)
+    return ocl__lower_batchnorm_training(L);
   for (uint32_t k = 1; k < n_out(L); k++)
     if (out_idx(L, k) >= 0)
-      return refuse(L, TSR_PLUGIN_REASON_OTHER, "training-mode outputs not supported");
-  if (attr_int(L, "training_mode", 0) != 0)
-    return refuse(L, TSR_PLUGIN_REASON_OTHER, "training mode not supported");
+      return refuse(L, TSR_PLUGIN_REASON_OTHER, "running_mean/running_var outputs need "
+                    "training_mode=1 (opset 14+)");
   if (attr_int(L, "spatial", 1) != 1)
     return refuse(L, TSR_PLUGIN_REASON_ATTRIBUTE, "spatial=0 not supported");
   int32_t x = in_idx(L, 0), y = out_idx(L, 0);
@@ -766,10 +794,15 @@ static int lower_reduce(ocl_lower *L, int mode) {
   if (ai >= 0 && !const_ints(L, ai, axes, 16, &na)) {
     /* Axes computed at run time: with keepdims, the output shape (rank unchanged, 1 where
      * reduced) says which axes reduce. Reducing every dimension of 1 gives the same result,
-     * since each element still meets the reduction's function once. */
-    if (!keep || vy.rank != vx.rank || attr_int(L, "noop_with_empty_axes", 0))
-      return refuse(L, TSR_PLUGIN_REASON_OTHER,
-                    "axes must be a constant (or keepdims=1 without noop_with_empty_axes)");
+     * since each element still meets the reduction's function once. With
+     * noop_with_empty_axes, the axes tensor's length (known now) says whether to reduce. */
+    tsr_plugin_value va = vinfo(L, ai);
+    if (!keep || vy.rank != vx.rank)
+      return refuse(L, TSR_PLUGIN_REASON_OTHER, "axes must be a constant (or keepdims=1)");
+    if (attr_int(L, "noop_with_empty_axes", 0) && count_of(&va) == 0) {
+      if (!L->exe) return 0;
+      return ocl__step_copy(L, x, y, vy.byte_size) ? 0 : OCL_LOWER_DEVICE_ERROR;
+    }
     for (uint32_t d = 0; d < vx.rank; d++)
       if (vy.dims[d] == 1) axes[na++] = d;
   } else if (ai < 0) {
@@ -1082,6 +1115,14 @@ int ocl__lower_node(ocl_lower *L) {
   if (r != OCL_LOWER_NOT_MINE) return r;
   r = ocl__lower_nn(L, op);
   if (r != OCL_LOWER_NOT_MINE) return r;
+  r = ocl__lower_rnn(L, op);
+  if (r != OCL_LOWER_NOT_MINE) return r;
+  r = ocl__lower_misc(L, op);
+  if (r != OCL_LOWER_NOT_MINE) return r;
+  r = ocl__lower_quant(L, op);
+  if (r != OCL_LOWER_NOT_MINE) return r;
+  r = ocl__lower_signal(L, op);
+  if (r != OCL_LOWER_NOT_MINE) return r;
   static const struct { const char *op; int code; } binaries[] = {
       {"Add", BIN_ADD}, {"Sub", BIN_SUB}, {"Mul", BIN_MUL}, {"Div", BIN_DIV},
       {"Pow", BIN_POW}, {"PRelu", BIN_PRELU}, {"Mod", BIN_MOD}, {"BitShift", BIN_SHL},
@@ -1107,6 +1148,8 @@ int ocl__lower_node(ocl_lower *L) {
   if (!strcmp(op, "AveragePool")) return lower_pool(L, false);
   if (!strcmp(op, "GlobalAveragePool")) return lower_global_pool(L, false);
   if (!strcmp(op, "GlobalMaxPool")) return lower_global_pool(L, true);
+  if (!strcmp(op, "LpPool")) return ocl__lower_lp_pool(L, false);
+  if (!strcmp(op, "GlobalLpPool")) return ocl__lower_lp_pool(L, true);
   if (!strcmp(op, "BatchNormalization")) return lower_batchnorm(L);
   if (!strcmp(op, "Softmax")) return lower_softmax(L, 0);
   if (!strcmp(op, "LogSoftmax")) return lower_softmax(L, 1);

@@ -1,7 +1,8 @@
 /* Lowering of the data-movement ops beyond ops.c's Transpose/Slice/Concat/Gather: Split,
- * DepthToSpace, SpaceToDepth (strided views of the input), Tile, Trilu, EyeLike, GatherElements,
- * GatherND, ScatterElements (and the old Scatter) and ScatterND. They move elements of any
- * fixed-size dtype (1, 2, 4 or 8 bytes), except the scatter reductions, which are float32. */
+ * DepthToSpace, SpaceToDepth, Expand (strided views of the input), Tile, Trilu, EyeLike,
+ * GatherElements, GatherND, ScatterElements (and the old Scatter), ScatterND and Pad. They move
+ * elements of any fixed-size dtype (1, 2, 4 or 8 bytes), except the scatter reductions, which
+ * are float32. */
 #include "ops_util.h"
 
 static int64_t strides_of(const tsr_plugin_value *v, int64_t *st) {
@@ -170,12 +171,16 @@ static int lower_trilu(ocl_lower *L) {
  * or the input's. */
 static int lower_eyelike(ocl_lower *L) {
   int32_t x = in_idx(L, 0), y = out_idx(L, 0);
-  if (x < 0 || y < 0) return refuse(L, TSR_PLUGIN_REASON_OTHER, "absent input or output");
+  if (x < 0 || y < 0)
+    return refuse(L, TSR_PLUGIN_REASON_OTHER, "absent input or output");
   tsr_plugin_value vx = vinfo(L, x), vy = vinfo(L, y);
-  if (vx.rank != 2 || vy.rank != 2) return refuse(L, TSR_PLUGIN_REASON_SHAPE, "rank must be 2");
+  if (vx.rank != 2 || vy.rank != 2)
+    return refuse(L, TSR_PLUGIN_REASON_SHAPE, "rank must be 2");
   uint32_t dt = vy.dtype;
-  if (dt != TSR_DTYPE_BOOL) TRY(numeric_dtype_ok(L, dt));
-  if (!L->exe) return 0;
+  if (dt != TSR_DTYPE_BOOL)
+    TRY(numeric_dtype_ok(L, dt));
+  if (!L->exe)
+    return 0;
   /* The bit pattern of 1 in the output dtype. */
   uint64_t one = dt == TSR_DTYPE_FLOAT32   ? 0x3f800000u
                  : dt == TSR_DTYPE_FLOAT64 ? 0x3ff0000000000000ull
@@ -347,6 +352,124 @@ static int lower_nd(ocl_lower *L, bool scatter) {
   return 0;
 }
 
+/* Pad: constant, reflect (without repeating the edge, folding as numpy does when the pad is
+ * wider than the axis) and edge, as the CPU plugin (devices/cpu/shape_ops.c); negative pads
+ * crop. The pads must be constants; the constant value may be a run-time tensor. */
+static int lower_pad(ocl_lower *L) {
+  int32_t x = in_idx(L, 0), y = out_idx(L, 0);
+  if (x < 0 || y < 0)
+    return refuse(L, TSR_PLUGIN_REASON_OTHER, "absent input or output");
+  uint32_t es;
+  TRY(movement_dtype(L, x, &es));
+  tsr_plugin_value vx = vinfo(L, x), vy = vinfo(L, y);
+  if (vy.dtype != vx.dtype)
+    return refuse(L, TSR_PLUGIN_REASON_DTYPE, "output dtype differs");
+  if (vx.rank > 16)
+    return refuse(L, TSR_PLUGIN_REASON_SHAPE, "rank above 16");
+  const char *ms = attr_str(L, "mode", "constant");
+  int mode = !strcmp(ms, "constant")  ? 0
+             : !strcmp(ms, "reflect") ? 1
+             : !strcmp(ms, "edge")    ? 2
+                                      : -1;
+  if (mode < 0)
+    return refuse(L, TSR_PLUGIN_REASON_ATTRIBUTE, "mode '%s' not supported", ms);
+  int64_t pads[32];
+  size_t np = 0;
+  int32_t cv = -1;
+  uint64_t fill = 0;
+  if (L->api->node_opset(L->g, L->node) >= 11) {
+    if (in_idx(L, 3) >= 0)
+      return refuse(L, TSR_PLUGIN_REASON_OTHER, "the axes input (opset 18) not supported");
+    if (!const_ints(L, in_idx(L, 1), pads, 32, &np))
+      return refuse(L, TSR_PLUGIN_REASON_OTHER, "pads must be a constant");
+    cv = in_idx(L, 2);
+    if (cv >= 0) {
+      tsr_plugin_value vc = vinfo(L, cv);
+      if (vc.dtype != vx.dtype)
+        return refuse(L, TSR_PLUGIN_REASON_DTYPE, "constant_value dtype differs");
+      if (count_of(&vc) == 0)
+        cv = -1;
+    }
+  } else {
+    const int64_t *a;
+    np = attr_ints(L, "pads", &a);
+    if (!np)
+      np = attr_ints(L, "paddings", &a);
+    if (!np || np > 32)
+      return refuse(L, TSR_PLUGIN_REASON_ATTRIBUTE, "attribute pads is missing");
+    memcpy(pads, a, np * sizeof *pads);
+    float v = attr_float(L, "value", 0.0f);
+    if (vx.dtype == TSR_DTYPE_FLOAT32) {
+      memcpy(&fill, &v, sizeof v);
+    } else if (vx.dtype == TSR_DTYPE_FLOAT64) {
+      double dv = v;
+      memcpy(&fill, &dv, sizeof dv);
+    } else if (is_int_dtype(vx.dtype) || vx.dtype == TSR_DTYPE_BOOL) {
+      fill = vx.dtype == TSR_DTYPE_BOOL ? v != 0.0f : (uint64_t)(int64_t)v;
+    } else if (v != 0.0f) {
+      return refuse(L, TSR_PLUGIN_REASON_DTYPE, "a nonzero value for dtype %s",
+                    dtype_name(vx.dtype));
+    }
+  }
+  if (np != 2 * (size_t)vx.rank)
+    return refuse(L, TSR_PLUGIN_REASON_SHAPE, "pads has %zu entries for rank %u", np, vx.rank);
+  if (vy.rank != vx.rank)
+    return refuse(L, TSR_PLUGIN_REASON_SHAPE, "output rank differs");
+  for (uint32_t d = 0; d < vx.rank; d++) {
+    if (vx.dims[d] + pads[d] + pads[d + vx.rank] != vy.dims[d])
+      return refuse(L, TSR_PLUGIN_REASON_SHAPE, "output dim %u differs from the padded input", d);
+    if (mode && vx.dims[d] == 0 && vy.dims[d] > 0)
+      return refuse(L, TSR_PLUGIN_REASON_SHAPE, "mode %s cannot pad an empty axis", ms);
+    if (pads[d] < -MAX_ELEMS || pads[d] > MAX_ELEMS)
+      return refuse(L, TSR_PLUGIN_REASON_SHAPE, "pads out of range");
+  }
+  if (!L->exe)
+    return 0;
+  /* p: [n, rank, mode, has_cv, out_dims[rank], in_dims[rank], pads_before[rank]] */
+  int32_t p[4 + 3 * 16];
+  uint32_t r = vx.rank;
+  p[0] = (int32_t)count_of(&vy), p[1] = (int32_t)r, p[2] = mode, p[3] = cv >= 0;
+  for (uint32_t d = 0; d < r; d++) {
+    p[4 + d] = (int32_t)vy.dims[d];
+    p[4 + r + d] = (int32_t)vx.dims[d];
+    p[4 + 2 * r + d] = (int32_t)pads[d];
+  }
+  char name[32];
+  snprintf(name, sizeof name, "pad_%s", move_suffix(es));
+  STEP(s, name);
+  TRY(ocl__arg_value(L, s, y, es));
+  TRY(ocl__arg_value(L, s, x, es));
+  TRY(ocl__arg_value(L, s, cv, es));
+  TRY(ocl__arg_params(L, s, p, 4 + 3 * (size_t)r));
+  TRY(ocl__arg_ulong(L, s, fill));
+  ocl__launch_1d(s, (uint64_t)p[0]);
+  return 0;
+}
+
+/* Expand: the input broadcast (numpy rules) to the output's shape, a strided read with stride
+ * 0 on the broadcast axes. */
+static int lower_expand(ocl_lower *L) {
+  int32_t x = in_idx(L, 0), y = out_idx(L, 0);
+  if (x < 0 || y < 0)
+    return refuse(L, TSR_PLUGIN_REASON_OTHER, "absent input or output");
+  uint32_t es;
+  TRY(movement_dtype(L, x, &es));
+  tsr_plugin_value vx = vinfo(L, x), vy = vinfo(L, y);
+  if (vy.dtype != vx.dtype)
+    return refuse(L, TSR_PLUGIN_REASON_DTYPE, "output dtype differs");
+  if (vy.rank > 16)
+    return refuse(L, TSR_PLUGIN_REASON_SHAPE, "rank above 16");
+  TRY(ocl__broadcastable(L, x, y));
+  if (!L->exe)
+    return 0;
+  int64_t xs[16], st[16];
+  strides_of(&vx, xs);
+  uint32_t lead = vy.rank - vx.rank;
+  for (uint32_t d = 0; d < vy.rank; d++)
+    st[d] = d < lead || vx.dims[d - lead] == 1 ? 0 : xs[d - lead];
+  return ocl__emit_strided(L, x, y, es, vy.rank, vy.dims, st, 0);
+}
+
 int ocl__lower_movement(ocl_lower *L, const char *op) {
   if (!strcmp(op, "Split"))
     return lower_split(L);
@@ -368,5 +491,9 @@ int ocl__lower_movement(ocl_lower *L, const char *op) {
     return lower_nd(L, false);
   if (!strcmp(op, "ScatterND"))
     return lower_nd(L, true);
+  if (!strcmp(op, "Pad"))
+    return lower_pad(L);
+  if (!strcmp(op, "Expand"))
+    return lower_expand(L);
   return OCL_LOWER_NOT_MINE;
 }

@@ -1,8 +1,8 @@
 /* Lowering of the ops that run on dtypes other than float32 (or that produce bool or int64):
- * Pow of mixed dtypes, Not, IsNaN, IsInf, integer Clip, Where, Cast and CastLike, ArgMax and
- * ArgMin, CumSum, QuantizeLinear and DequantizeLinear. The kernels are the typed families at
- * the end of kernels.cl; their dtype rules follow the CPU plugin's (devices/cpu/elementwise.c,
- * shape_ops.c, reduce.c, quant.c). */
+ * Pow of mixed dtypes, Not, IsNaN, IsInf, integer Clip, Where, Cast and CastLike, ArgMax,
+ * ArgMin, TopK, OneHot, CumSum, QuantizeLinear and DequantizeLinear. The kernels are the typed
+ * families at the end of kernels.cl; their dtype rules follow the CPU plugin's
+ * (devices/cpu/elementwise.c, shape_ops.c, reduce.c, quant.c). */
 #include "ops_util.h"
 
 /* Pow with a base of float32, float64, int32 or int64 and an exponent of another numeric
@@ -349,6 +349,94 @@ static int lower_quant(ocl_lower *L, bool dequant) {
   return 0;
 }
 
+/* TopK (any k; largest or smallest; the output always sorted, as on the CPU): one work item
+ * per input element counts the elements of its row that come before it in the order (NaN
+ * above every number, equal values by lower index) and, when that rank is below k, writes
+ * itself there. O(n) per element, so rows longer than TOPK_MAX_ROW are left to the CPU. */
+enum { TOPK_MAX_ROW = 1 << 16 };
+
+static int lower_topk(ocl_lower *L) {
+  int32_t x = in_idx(L, 0), yv = out_idx(L, 0), yi = out_idx(L, 1);
+  if (x < 0 || yv < 0 || yi < 0)
+    return refuse(L, TSR_PLUGIN_REASON_OTHER, "expects X and the Values and Indices outputs");
+  tsr_plugin_value vx = vinfo(L, x), vv = vinfo(L, yv), vi = vinfo(L, yi);
+  uint32_t dt = vx.dtype;
+  if (dt != TSR_DTYPE_FLOAT32 && dt != TSR_DTYPE_FLOAT64 && dt != TSR_DTYPE_INT32 &&
+      dt != TSR_DTYPE_INT64 && dt != TSR_DTYPE_UINT8 && dt != TSR_DTYPE_INT8)
+    return refuse(L, TSR_PLUGIN_REASON_DTYPE, "dtype %s not supported", dtype_name(dt));
+  TRY(numeric_dtype_ok(L, dt));
+  if (vv.dtype != dt || vi.dtype != TSR_DTYPE_INT64)
+    return refuse(L, TSR_PLUGIN_REASON_DTYPE, "outputs must be X's dtype and int64");
+  if (vx.rank == 0)
+    return refuse(L, TSR_PLUGIN_REASON_SHAPE, "scalar input");
+  int64_t axis = norm_axis(attr_int(L, "axis", -1), vx.rank, false);
+  if (axis < 0)
+    return refuse(L, TSR_PLUGIN_REASON_ATTRIBUTE, "axis out of range");
+  if (vv.rank != vx.rank || vi.rank != vx.rank)
+    return refuse(L, TSR_PLUGIN_REASON_SHAPE, "outputs must have X's rank");
+  int64_t k = vv.dims[axis];
+  for (uint32_t d = 0; d < vx.rank; d++)
+    if ((d != axis && vv.dims[d] != vx.dims[d]) || vi.dims[d] != vv.dims[d])
+      return refuse(L, TSR_PLUGIN_REASON_SHAPE, "outputs differ from X off the axis");
+  if (k > vx.dims[axis])
+    return refuse(L, TSR_PLUGIN_REASON_SHAPE, "k above the axis size");
+  if (vx.dims[axis] > TOPK_MAX_ROW)
+    return refuse(L, TSR_PLUGIN_REASON_SHAPE, "TopK over more than %d elements per row",
+                  TOPK_MAX_ROW);
+  if (!L->exe)
+    return 0;
+  bool largest = L->api->node_opset(L->g, L->node) < 11 || attr_int(L, "largest", 1) != 0;
+  int32_t p[5] = {(int32_t)count_of(&vx), (int32_t)vx.dims[axis],
+                  (int32_t)prod(vx.dims, (uint32_t)axis + 1, vx.rank), (int32_t)k, largest};
+  char name[32];
+  snprintf(name, sizeof name, "topk_%s", num_suffix(dt));
+  uint32_t es = dtype_size(dt);
+  STEP(s, name);
+  TRY(ocl__arg_value(L, s, yv, es));
+  TRY(ocl__arg_value(L, s, yi, 8));
+  TRY(ocl__arg_value(L, s, x, es));
+  TRY(ocl__arg_params(L, s, p, 5));
+  ocl__launch_1d(s, (uint64_t)p[0]);
+  return 0;
+}
+
+/* OneHot: indices int32, int64 or float32 (truncated), values [off, on] of any dtype; an
+ * index outside [-depth, depth) leaves its row all off. depth is the output's axis. */
+static int lower_one_hot(ocl_lower *L) {
+  int32_t ind = in_idx(L, 0), vals = in_idx(L, 2), y = out_idx(L, 0);
+  if (ind < 0 || in_idx(L, 1) < 0 || vals < 0 || y < 0)
+    return refuse(L, TSR_PLUGIN_REASON_OTHER, "expects indices, depth, values and an output");
+  tsr_plugin_value vi = vinfo(L, ind), vv = vinfo(L, vals), vy = vinfo(L, y);
+  if (vi.dtype != TSR_DTYPE_INT32 && vi.dtype != TSR_DTYPE_INT64 && vi.dtype != TSR_DTYPE_FLOAT32)
+    return refuse(L, TSR_PLUGIN_REASON_DTYPE, "indices of dtype %s", dtype_name(vi.dtype));
+  uint32_t es;
+  TRY(movement_dtype(L, vals, &es));
+  if (vy.dtype != vv.dtype || count_of(&vv) != 2)
+    return refuse(L, TSR_PLUGIN_REASON_SHAPE, "values must be [off, on] of the output's dtype");
+  if (vy.rank != vi.rank + 1)
+    return refuse(L, TSR_PLUGIN_REASON_SHAPE, "bad output rank");
+  int64_t axis = norm_axis(attr_int(L, "axis", -1), vy.rank, false);
+  if (axis < 0)
+    return refuse(L, TSR_PLUGIN_REASON_ATTRIBUTE, "axis out of range");
+  for (uint32_t d = 0, e = 0; d < vy.rank; d++)
+    if (d != axis && vy.dims[d] != vi.dims[e++])
+      return refuse(L, TSR_PLUGIN_REASON_SHAPE, "output differs from the indices off the axis");
+  if (!L->exe)
+    return 0;
+  int32_t kind = vi.dtype == TSR_DTYPE_INT32 ? 0 : vi.dtype == TSR_DTYPE_INT64 ? 1 : 2;
+  int32_t p[4] = {(int32_t)count_of(&vy), (int32_t)vy.dims[axis],
+                  (int32_t)prod(vi.dims, (uint32_t)axis, vi.rank), kind};
+  char name[32];
+  snprintf(name, sizeof name, "one_hot_%s", move_suffix(es));
+  STEP(s, name);
+  TRY(ocl__arg_value(L, s, y, es));
+  TRY(ocl__arg_value(L, s, ind, dtype_size(vi.dtype)));
+  TRY(ocl__arg_value(L, s, vals, es));
+  TRY(ocl__arg_params(L, s, p, 4));
+  ocl__launch_1d(s, (uint64_t)p[0]);
+  return 0;
+}
+
 int ocl__lower_typed(ocl_lower *L, const char *op) {
   if (!strcmp(op, "Not"))
     return lower_not(L);
@@ -372,6 +460,10 @@ int ocl__lower_typed(ocl_lower *L, const char *op) {
     return lower_quant(L, true);
   if (!strcmp(op, "CumSum"))
     return lower_cumsum(L);
+  if (!strcmp(op, "TopK"))
+    return lower_topk(L);
+  if (!strcmp(op, "OneHot"))
+    return lower_one_hot(L);
   if (!strcmp(op, "Clip") && is_int_dtype(vinfo(L, in_idx(L, 0)).dtype)) {
     if (L->api->node_opset(L->g, L->node) < 12)
       return refuse(L, TSR_PLUGIN_REASON_DTYPE, "integer Clip needs opset 12");

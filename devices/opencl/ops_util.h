@@ -265,14 +265,32 @@ int32_t *ocl__bcast_params(ocl_lower *L, const int32_t *ins, uint32_t n_ins, int
 /* Refuses unless input a broadcasts to output y (numpy rules). */
 int ocl__broadcastable(ocl_lower *L, int32_t a, int32_t y);
 
-/* Lowering in ops_typed.c, ops_movement.c and ops_nn.c: each returns OCL_LOWER_NOT_MINE when it
- * does not know the op. */
+/* Lowering in ops_typed.c, ops_movement.c, ops_nn.c, ops_rnn.c, ops_misc.c, ops_quant.c and
+ * ops_signal.c: each returns OCL_LOWER_NOT_MINE when it does not know the op. */
 #define OCL_LOWER_NOT_MINE (-2)
 int ocl__lower_typed(ocl_lower *L, const char *op);
 int ocl__lower_movement(ocl_lower *L, const char *op);
 int ocl__lower_nn(ocl_lower *L, const char *op);
+int ocl__lower_rnn(ocl_lower *L, const char *op);
+int ocl__lower_misc(ocl_lower *L, const char *op);
+int ocl__lower_quant(ocl_lower *L, const char *op);
+int ocl__lower_signal(ocl_lower *L, const char *op);
+/* ops_nd.c: pooling on 1 to 3 spatial axes and every pooling dtype, and 3-D Conv (the body:
+ * ops.c applies a fused activation). */
+int ocl__lower_pool_nd(ocl_lower *L, bool is_max);
+int ocl__lower_conv3d(ocl_lower *L);
+int ocl__lower_lp_pool(ocl_lower *L, bool global);
+/* ops_nd.c: ConvInteger (ql false) and QLinearConv (ql true), for ops_quant.c. */
+int ocl__lower_qconv(ocl_lower *L, bool ql);
+/* ops_nn.c: BatchNormalization with training_mode=1 (opset 14+), for ops.c. */
+int ocl__lower_batchnorm_training(ocl_lower *L);
 /* Pow whose base and exponent dtypes differ (ops_typed.c). */
 int ocl__lower_pow_mixed(ocl_lower *L);
+/* ops.c's tiled float32 GEMM for Einsum: Y[i] (M x N, batches of M * N elements) = A[i] B[i],
+ * A at element a_off[i] of a ([M, K], or [K, M] when tA), B at b_off[i] of b ([K, N], or
+ * [N, K] when tB); refuses devices whose work groups are below 256 items. */
+int ocl__emit_gemm(ocl_lower *L, int32_t a, int32_t b, int32_t y, int32_t M, int32_t N, int32_t K,
+                   int tA, int tB, const int32_t *a_off, const int32_t *b_off, int32_t batches);
 /* ops.c's strided copy, for movement ops that are a view of their input. */
 int ocl__emit_strided(ocl_lower *L, int32_t x, int32_t y, uint32_t es, uint32_t rank,
                       const int64_t *dims, const int64_t *strides, int64_t base);

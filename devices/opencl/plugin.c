@@ -269,8 +269,45 @@ static tsr_plugin_result ocl_device_props(void *state, uint32_t device,
   return TSR_PLUGIN_OK;
 }
 
-/* Creates the device's context and queue if needed; call with dev->lock held. */
+/* Records a failed call on an object of context ctx. When the error may mean the device was
+ * lost or reset (a GPU reset, a driver unloaded, an eGPU unplugged: drivers then answer
+ * CL_DEVICE_NOT_AVAILABLE, CL_OUT_OF_RESOURCES or CL_INVALID_COMMAND_QUEUE, and the context
+ * stays unusable even once the device is back) and ctx is still the device's, the device is
+ * marked broken so that the next compile or allocation starts over in a new context. A false
+ * alarm costs only that: objects made earlier keep their own context. Returns whether it marked
+ * the device now. note_failure_locked is the same with dev->lock held. */
+static bool note_failure_locked(const ocl_state *st, ocl_device *dev, cl_context ctx, cl_int e) {
+  if (e != CL_DEVICE_NOT_AVAILABLE && e != CL_OUT_OF_RESOURCES && e != CL_INVALID_COMMAND_QUEUE &&
+      e != CL_INVALID_CONTEXT && e != CL_EXEC_STATUS_ERROR_FOR_EVENTS_IN_WAIT_LIST)
+    return false;
+  if (!ctx || ctx != dev->ctx || dev->broken) return false;
+  dev->broken = true;
+  logf_(st, TSR_PLUGIN_LOG_WARNING,
+        "opencl: device '%s' failed with %s (%d); its context will be recreated on next use",
+        dev->props.name, ocl__error_name(e), (int)e);
+  return true;
+}
+
+static bool note_failure(const ocl_state *st, ocl_device *dev, cl_context ctx, cl_int e) {
+  pthread_mutex_lock(&dev->lock);
+  bool marked = note_failure_locked(st, dev, ctx, e);
+  pthread_mutex_unlock(&dev->lock);
+  return marked;
+}
+
+/* Creates the device's context and queue if needed, in place of a broken one; call with
+ * dev->lock held. */
 static bool ensure_context(ocl_device *dev, char *msg, size_t size) {
+  if (dev->broken) {
+    for (int v = 0; v < OCL_N_VARIANTS; v++)
+      if (dev->programs[v]) clReleaseProgram(dev->programs[v]);
+    memset(dev->programs, 0, sizeof dev->programs);
+    if (dev->queue) clReleaseCommandQueue(dev->queue);
+    if (dev->ctx) clReleaseContext(dev->ctx);
+    dev->queue = NULL;
+    dev->ctx = NULL;
+    dev->broken = false;
+  }
   if (dev->ctx) return true;
   cl_int e = CL_SUCCESS;
   cl_context_properties props[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)dev->platform, 0};
@@ -391,8 +428,8 @@ static char *build_log(cl_program prog, cl_device_id dev) {
  * else from source. Call with dev->lock held. */
 static bool ensure_program(ocl_state *st, ocl_device *dev, ocl_variant variant, char *msg,
                            size_t size) {
-  if (dev->programs[variant]) return true;
   if (!ensure_context(dev, msg, size)) return false;
+  if (dev->programs[variant]) return true;
   /* TESSERA_OPENCL_BUILD_OPTIONS adds options to the OpenCL C build (and to the cache key). */
   char options[1024];
   const char *extra = getenv("TESSERA_OPENCL_BUILD_OPTIONS");
@@ -426,10 +463,12 @@ static bool ensure_program(ocl_state *st, ocl_device *dev, ocl_variant variant, 
   cl_program prog = clCreateProgramWithSource(dev->ctx, 1, &src, NULL, &e);
   if (!prog || e != CL_SUCCESS) {
     cl_fail(msg, size, "clCreateProgramWithSource", e);
+    note_failure_locked(st, dev, dev->ctx, e);
     return false;
   }
   e = clBuildProgram(prog, 1, &dev->id, options, NULL, NULL);
   if (e != CL_SUCCESS) {
+    note_failure_locked(st, dev, dev->ctx, e); /* not for CL_BUILD_PROGRAM_FAILURE */
     char *log = build_log(prog, dev->id);
     snprintf(msg, size, "clBuildProgram failed for device '%s' (options '%s'): %s (%d); build "
              "log:\n%.*s", dev->props.name, options, ocl__error_name(e), (int)e, OCL_MAX_LOG,
@@ -455,8 +494,18 @@ static tsr_plugin_result ocl_alloc(void *state, uint32_t device, uint64_t size, 
   }
   ocl_device *dev = &st->devices[device];
   char msg[512];
+  /* The buffer keeps references to the context it is made in and its queue, so that a new
+   * context (after a failure, see note_failure) never meets it. */
+  cl_context ctx = NULL;
+  cl_command_queue queue = NULL;
   pthread_mutex_lock(&dev->lock);
   bool ok = ensure_context(dev, msg, sizeof msg);
+  if (ok) {
+    ctx = dev->ctx;
+    queue = dev->queue;
+    clRetainContext(ctx);
+    clRetainCommandQueue(queue);
+  }
   pthread_mutex_unlock(&dev->lock);
   if (!ok) {
     set_error(st, err, "opencl: %s", msg);
@@ -471,6 +520,8 @@ static tsr_plugin_result ocl_alloc(void *state, uint32_t device, uint64_t size, 
   uint64_t live = __atomic_add_fetch(&dev->live_bytes, size, __ATOMIC_RELAXED);
   if (limit && live > limit) {
     __atomic_sub_fetch(&dev->live_bytes, size, __ATOMIC_RELAXED);
+    clReleaseCommandQueue(queue);
+    clReleaseContext(ctx);
     set_error(st, err,
               "opencl: clCreateBuffer(%llu bytes) on '%s' failed: "
               "CL_MEM_OBJECT_ALLOCATION_FAILURE (-4) (TESSERA_OPENCL_MEMORY_LIMIT=%llu bytes, "
@@ -482,15 +533,22 @@ static tsr_plugin_result ocl_alloc(void *state, uint32_t device, uint64_t size, 
   ocl_buffer *b = calloc(1, sizeof *b);
   if (!b) {
     __atomic_sub_fetch(&dev->live_bytes, size, __ATOMIC_RELAXED);
+    clReleaseCommandQueue(queue);
+    clReleaseContext(ctx);
     set_error(st, err, "opencl: out of host memory for a buffer handle");
     return TSR_PLUGIN_ERROR_OUT_OF_MEMORY;
   }
   cl_int e = CL_SUCCESS;
   b->size = size;
-  b->mem = clCreateBuffer(dev->ctx, CL_MEM_READ_WRITE, size ? (size_t)size : 4, NULL, &e);
+  b->ctx = ctx;
+  b->queue = queue;
+  b->mem = clCreateBuffer(ctx, CL_MEM_READ_WRITE, size ? (size_t)size : 4, NULL, &e);
   if (!b->mem || e != CL_SUCCESS) {
     free(b);
     __atomic_sub_fetch(&dev->live_bytes, size, __ATOMIC_RELAXED);
+    clReleaseCommandQueue(queue);
+    clReleaseContext(ctx);
+    note_failure(st, dev, ctx, e);
     set_error(st, err, "opencl: clCreateBuffer(%llu bytes) on '%s' failed: %s (%d)",
               (unsigned long long)size, dev->props.name, ocl__error_name(e), (int)e);
     return e == CL_MEM_OBJECT_ALLOCATION_FAILURE || e == CL_OUT_OF_RESOURCES ||
@@ -509,6 +567,8 @@ static void ocl_free(void *state, uint32_t device, void *buffer) {
   if (device < st->n_devices)
     __atomic_sub_fetch(&st->devices[device].live_bytes, b->size, __ATOMIC_RELAXED);
   clReleaseMemObject(b->mem);
+  clReleaseCommandQueue(b->queue);
+  clReleaseContext(b->ctx);
   free(b);
 }
 
@@ -519,10 +579,11 @@ static tsr_plugin_result ocl_write(void *state, uint32_t device, void *buffer, u
   if (!size) return TSR_PLUGIN_OK;
   ocl_device *dev = &st->devices[device];
   pthread_mutex_lock(&dev->lock);
-  cl_int e = clEnqueueWriteBuffer(dev->queue, b->mem, CL_TRUE, (size_t)offset, (size_t)size, src,
+  cl_int e = clEnqueueWriteBuffer(b->queue, b->mem, CL_TRUE, (size_t)offset, (size_t)size, src,
                                   0, NULL, NULL);
   pthread_mutex_unlock(&dev->lock);
   if (e != CL_SUCCESS) {
+    note_failure(st, dev, b->ctx, e);
     set_error(st, err, "opencl: clEnqueueWriteBuffer(%llu bytes at %llu) failed: %s (%d)",
               (unsigned long long)size, (unsigned long long)offset, ocl__error_name(e), (int)e);
     return TSR_PLUGIN_ERROR_DEVICE;
@@ -538,10 +599,11 @@ static tsr_plugin_result ocl_read(void *state, uint32_t device, const void *buff
   if (!size) return TSR_PLUGIN_OK;
   ocl_device *dev = &st->devices[device];
   pthread_mutex_lock(&dev->lock);
-  cl_int e = clEnqueueReadBuffer(dev->queue, b->mem, CL_TRUE, (size_t)offset, (size_t)size, dst,
+  cl_int e = clEnqueueReadBuffer(b->queue, b->mem, CL_TRUE, (size_t)offset, (size_t)size, dst,
                                  0, NULL, NULL);
   pthread_mutex_unlock(&dev->lock);
   if (e != CL_SUCCESS) {
+    note_failure(st, dev, b->ctx, e);
     set_error(st, err, "opencl: clEnqueueReadBuffer(%llu bytes at %llu) failed: %s (%d)",
               (unsigned long long)size, (unsigned long long)offset, ocl__error_name(e), (int)e);
     return TSR_PLUGIN_ERROR_DEVICE;
@@ -660,7 +722,7 @@ static cl_mem const_mem(ocl_lower *L, int32_t value) {
   const tsr_plugin_value *v = &exe->values[value];
   cl_int e = CL_SUCCESS;
   size_t bytes = v->byte_size ? (size_t)v->byte_size : 4;
-  cl_mem m = clCreateBuffer(exe->dev->ctx,
+  cl_mem m = clCreateBuffer(exe->ctx,
                             CL_MEM_READ_ONLY | (v->byte_size ? CL_MEM_COPY_HOST_PTR : 0), bytes,
                             v->byte_size ? (void *)v->const_data : NULL, &e);
   if (!m || e != CL_SUCCESS) {
@@ -689,7 +751,7 @@ int ocl__arg_value(ocl_lower *L, ocl_step *s, int32_t value, uint32_t esize) {
 
 int ocl__arg_params(ocl_lower *L, ocl_step *s, const int32_t *p, size_t count) {
   cl_int e = CL_SUCCESS;
-  cl_mem m = clCreateBuffer(L->exe->dev->ctx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR,
+  cl_mem m = clCreateBuffer(L->exe->ctx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR,
                             (count ? count : 1) * sizeof(int32_t), (void *)p, &e);
   if (!m || e != CL_SUCCESS) {
     snprintf(L->msg, L->msg_size, "clCreateBuffer for kernel parameters failed: %s (%d)",
@@ -727,6 +789,32 @@ int ocl__arg_ulong(ocl_lower *L, ocl_step *s, uint64_t v) {
   return set_arg(L, s, idx, sizeof x, &x);
 }
 
+/* A read-write buffer of `bytes` that the executable owns (released with it), filled from
+ * `init` when non-NULL: state that a node carries between its launches (an RNN's hidden state)
+ * or parameters several launches share. execute() holds exe->lock, so runs never share it. */
+cl_mem ocl__buffer(ocl_lower *L, uint64_t bytes, const void *init) {
+  cl_int e = CL_SUCCESS;
+  cl_mem m = clCreateBuffer(L->exe->ctx, CL_MEM_READ_WRITE | (init ? CL_MEM_COPY_HOST_PTR : 0),
+                            bytes ? (size_t)bytes : 4, (void *)init, &e);
+  if (!m || e != CL_SUCCESS) {
+    snprintf(L->msg, L->msg_size, "clCreateBuffer for %llu bytes of scratch failed: %s (%d)",
+             (unsigned long long)bytes, ocl__error_name(e), (int)e);
+    return NULL;
+  }
+  if (!push_owned(L->exe, m)) {
+    clReleaseMemObject(m);
+    snprintf(L->msg, L->msg_size, "out of host memory");
+    return NULL;
+  }
+  return m;
+}
+
+int ocl__arg_mem(ocl_lower *L, ocl_step *s, cl_mem m) {
+  cl_uint idx = next_index(s);
+  s->args[s->n_args++] = (ocl_arg){.kind = OCL_ARG_MEM, .index = idx, .value = -1};
+  return set_arg(L, s, idx, sizeof m, &m);
+}
+
 void ocl__launch_1d(ocl_step *s, uint64_t n) {
   s->dims = 1;
   s->global[0] = (size_t)((n + 63) / 64 * 64);
@@ -743,6 +831,8 @@ static void ocl_release(void *state, void *executable) {
     if (exe->consts[i]) clReleaseMemObject(exe->consts[i]);
   if (exe->dummy) clReleaseMemObject(exe->dummy);
   if (exe->queue) clReleaseCommandQueue(exe->queue);
+  if (exe->program) clReleaseProgram(exe->program);
+  if (exe->ctx) clReleaseContext(exe->ctx);
   pthread_mutex_destroy(&exe->lock);
   free(exe->steps);
   free(exe->owned);
@@ -784,13 +874,6 @@ static tsr_plugin_result ocl_compile(void *state, uint32_t device, const tsr_plu
   ocl_device *dev = &st->devices[device];
   char msg[OCL_MAX_LOG + 256];
   ocl_variant variant = choose_variant(dev, options);
-  pthread_mutex_lock(&dev->lock);
-  bool ok = ensure_program(st, dev, variant, msg, sizeof msg);
-  pthread_mutex_unlock(&dev->lock);
-  if (!ok) {
-    set_error(st, err, "opencl: %s", msg);
-    return TSR_PLUGIN_ERROR_DEVICE;
-  }
   ocl_exe *exe = calloc(1, sizeof *exe);
   if (!exe) {
     set_error(st, err, "opencl: out of host memory compiling a partition");
@@ -800,7 +883,6 @@ static tsr_plugin_result ocl_compile(void *state, uint32_t device, const tsr_plu
   exe->st = st;
   exe->dev = dev;
   exe->variant = variant;
-  exe->program = dev->programs[variant];
   exe->g = g;
   exe->n_nodes = api->node_count(g);
   exe->n_values = api->value_count(g);
@@ -813,16 +895,45 @@ static tsr_plugin_result ocl_compile(void *state, uint32_t device, const tsr_plu
   }
   for (uint32_t v = 0; v < exe->n_values; v++) api->value_info(g, v, &exe->values[v]);
   cl_int e = CL_SUCCESS;
-  exe->queue = clCreateCommandQueue(dev->ctx, dev->id, 0, &e);
-  if (!exe->queue || e != CL_SUCCESS) {
+  for (int attempt = 0; !exe->queue; attempt++) {
+    /* The executable keeps the context and program it is compiled against: the device may
+     * replace its own after a failure (note_failure) while this one lives. */
+    pthread_mutex_lock(&dev->lock);
+    bool ok = ensure_program(st, dev, variant, msg, sizeof msg);
+    bool retry = !ok && dev->broken && attempt == 0; /* the build was first to notice */
+    if (ok) {
+      exe->ctx = dev->ctx;
+      exe->program = dev->programs[variant];
+      clRetainContext(exe->ctx);
+      clRetainProgram(exe->program);
+    }
+    pthread_mutex_unlock(&dev->lock);
+    if (retry) continue;
+    if (!ok) {
+      ocl_release(st, exe);
+      set_error(st, err, "opencl: %s", msg);
+      return TSR_PLUGIN_ERROR_DEVICE;
+    }
+    exe->queue = clCreateCommandQueue(exe->ctx, dev->id, 0, &e);
+    if (exe->queue && e == CL_SUCCESS) break;
     exe->queue = NULL;
+    /* A device reset while nothing ran is first noticed here (or by the build above): try
+     * once more, in a new context. */
+    if (note_failure(st, dev, exe->ctx, e) && attempt == 0) {
+      clReleaseProgram(exe->program);
+      clReleaseContext(exe->ctx);
+      exe->program = NULL;
+      exe->ctx = NULL;
+      continue;
+    }
     ocl_release(st, exe);
     set_error(st, err, "opencl: clCreateCommandQueue failed: %s (%d)", ocl__error_name(e), (int)e);
     return TSR_PLUGIN_ERROR_DEVICE;
   }
-  exe->dummy = clCreateBuffer(dev->ctx, CL_MEM_READ_WRITE, 16, NULL, &e);
+  exe->dummy = clCreateBuffer(exe->ctx, CL_MEM_READ_WRITE, 16, NULL, &e);
   if (!exe->dummy || e != CL_SUCCESS) {
     exe->dummy = NULL;
+    note_failure(st, dev, exe->ctx, e);
     ocl_release(st, exe);
     set_error(st, err, "opencl: clCreateBuffer failed: %s (%d)", ocl__error_name(e), (int)e);
     return TSR_PLUGIN_ERROR_DEVICE;
@@ -966,12 +1077,27 @@ static tsr_plugin_result ocl_execute(void *state, void *executable,
               exe->n_values);
     return TSR_PLUGIN_ERROR_INVALID;
   }
+  /* Buffers allocated after the device's context was replaced (note_failure) cannot meet
+   * kernels of the old one. */
+  for (uint32_t v = 0; v < exe->n_values; v++) {
+    const ocl_buffer *b = bindings[v].buffer;
+    if (b && !exe->values[v].const_data && b->ctx != exe->ctx) {
+      set_error(st, err, "opencl: value '%s' is bound to a buffer of another OpenCL context than "
+                "the partition's: device '%s' failed and was given a new context after this "
+                "session was compiled; create a new session", exe->values[v].name,
+                exe->dev->props.name);
+      return TSR_PLUGIN_ERROR_DEVICE;
+    }
+  }
   char msg[512] = "";
   uint32_t node = UINT32_MAX;
   pthread_mutex_lock(&exe->lock);
   tsr_plugin_result r = run_steps(exe, bindings, options, msg, sizeof msg, &node);
-  if (r != TSR_PLUGIN_OK) clFinish(exe->queue); /* leave nothing in flight on failure */
+  /* Leave nothing in flight on failure. A queue that cannot even finish is lost, with its
+   * context (note_failure). */
+  cl_int fe = r != TSR_PLUGIN_OK ? clFinish(exe->queue) : CL_SUCCESS;
   pthread_mutex_unlock(&exe->lock);
+  if (fe != CL_SUCCESS) note_failure(st, exe->dev, exe->ctx, fe);
   if (r != TSR_PLUGIN_OK) {
     const tsr_plugin_graph_api *api = st->host->graph;
     if (node != UINT32_MAX)
