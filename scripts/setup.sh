@@ -12,6 +12,8 @@ packages=(
   # bench/ and the zoo test use (bench/make_models.py).
   python3-torchvision
   valgrind clang-14 libclang-rt-14-dev
+  # bench/sgemm_bench compares the GEMM with OpenBLAS's sgemm (never linked into the library).
+  libopenblas-dev
   # The OpenCL plugin builds against the ICD loader and is tested on PoCL (the host CPU).
   ocl-icd-opencl-dev opencl-headers pocl-opencl-icd clinfo
 )
