@@ -1,5 +1,6 @@
-/* What conv.c and conv_dw.c share: the plan of one Conv or ConvTranspose node, read from its
- * attributes and shapes by conv.c, and the entry points of the direct depthwise kernels. */
+/* What conv.c, conv_dw.c and conv_pw.c share: the plan of one Conv or ConvTranspose node, read
+ * from its attributes and shapes by conv.c, and the entry points of the direct depthwise kernels
+ * and of the transposed pointwise product. */
 #ifndef TSR_CPU_CONV_UTIL_H
 #define TSR_CPU_CONV_UTIL_H
 
@@ -17,6 +18,12 @@ typedef struct conv_plan {
   bool has_bias;
   cpu_act act; /* Conv only: fused by core/passes.c ("tessera.activation") */
 } conv_plan;
+
+/* Input channels up to which a pointwise Conv reads its input in place (conv.c; conv_pw.c's
+ * cost model counts on it). Measured on ResNet's and MobileNet's 1x1 layers: in place wins
+ * while a panel's rows (one line per channel) stay few; with hundreds of channels, packing
+ * them into one contiguous panel that M/6 register tiles then share wins. */
+#define PW_OFFS_MAX 128
 
 /* The output index range [lo, hi) within [0, len) for which pos = o * s + off lies in
  * [0, limit). */
@@ -37,5 +44,16 @@ static inline bool cpu_conv_depthwise_applies(const conv_plan *p) {
  * and p's fused activation, on ctx's threads. Defined in conv_dw.c. */
 void cpu_conv_depthwise(cpu_ctx *ctx, const conv_plan *p, const float *x, const float *w,
                         const float *b, float *y);
+
+/* The transposed product for a 1x1 Conv over a small plane (conv_pw.c). Whether it can run p
+ * (1x1, no padding, one group, any stride); whether its cost model prefers it to the plain
+ * GEMM for p's plane; and the product itself over every image, with W^T packed in wt
+ * (cpu_sgemm_pack_b of the K x M transposed weights), the bias b and a residual res (like y,
+ * or NULL; it may be y itself) added and p's activation applied: 0, or -1 when memory ran
+ * out. */
+bool cpu_conv_pwt_applies(const conv_plan *p);
+bool cpu_conv_pwt_wanted(const conv_plan *p);
+int cpu_conv_pwt(cpu_ctx *ctx, const conv_plan *p, const float *x, const float *wt, const float *b,
+                 const float *res, float *y);
 
 #endif
