@@ -591,6 +591,100 @@ out:
 }
 END_TEST
 
+/* Valid indices for a [4, 5] tensor, a quarter of them negative; for the scatters distinct
+ * where they must be (ScatterElements: a permutation of the rows in each column). */
+static void good_indices(int64_t *iv, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    size_t r = (i / 5 + i % 5) % 4;
+    iv[i] = (int64_t)r - (r % 2 ? 4 : 0);
+  }
+}
+
+/* Indices that only the device sees (a graph input): Gather, GatherElements, GatherND,
+ * ScatterElements and ScatterND with an index out of range fail the run with a status naming
+ * the node, as on the CPU; in range, the same session runs and matches the CPU. */
+START_TEST(index_out_of_range_fails_the_run) {
+  char *cache = shared_cache();
+  tsr_runtime *rt = runtime_with_opencl();
+  if (!rt || !has_opencl_device(rt)) goto out;
+  static const struct {
+    const char *op, *name;
+    int64_t idx_rank, idx_dims[2], bad_at;
+  } cases[] = {
+      {"Gather", "g", 1, {3, 0}, 1},
+      {"GatherElements", "ge", 2, {4, 5}, 7},
+      {"GatherND", "gn", 2, {2, 1}, 1},
+      {"ScatterElements", "se", 2, {4, 5}, 11},
+      {"ScatterND", "sn", 2, {2, 1}, 0},
+  };
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    mb_model *m = mb_new(13);
+    int64_t dd[] = {4, 5};
+    mb_input(m, "data", TSR_DTYPE_FLOAT32, 2, dd);
+    mb_input(m, "idx", TSR_DTYPE_INT64, (size_t)cases[c].idx_rank, cases[c].idx_dims);
+    bool scatter = !strncmp(cases[c].op, "Scatter", 7), nd = !strcmp(cases[c].op, "ScatterND");
+    int64_t ud[] = {2, 5};
+    if (scatter)
+      mb_input(m, "u", TSR_DTYPE_FLOAT32, 2, nd ? ud : dd);
+    mb_node(m, cases[c].op, cases[c].name, scatter ? "data,idx,u" : "data,idx", "y");
+    mb_output(m, "y", TSR_DTYPE_FLOAT32);
+    size_t size;
+    void *bytes = mb_serialize(m, &size);
+    mb_free(m);
+    tsr_model *model = NULL;
+    ck_assert_ok(tsr_model_load_memory(rt, bytes, size, NULL, &model));
+    free(bytes);
+    tsr_tensor *data = NULL, *idx = NULL, *u = NULL;
+    ck_assert_ok(tsr_tensor_create(rt, TSR_DTYPE_FLOAT32, 2, dd, &data));
+    for (int i = 0; i < 20; i++) ((float *)tsr_tensor_data(data))[i] = (float)i;
+    ck_assert_ok(tsr_tensor_create(rt, TSR_DTYPE_INT64, (size_t)cases[c].idx_rank,
+                                   cases[c].idx_dims, &idx));
+    ck_assert_ok(tsr_tensor_create(rt, TSR_DTYPE_FLOAT32, 2, nd ? ud : dd, &u));
+    for (size_t i = 0; i < tsr_tensor_element_count(u); i++)
+      ((float *)tsr_tensor_data(u))[i] = 100.0f + (float)i;
+    int64_t *iv = tsr_tensor_data(idx);
+    size_t ni = tsr_tensor_element_count(idx);
+    const char *names[] = {"data", "idx", "u"};
+    const tsr_tensor *ins[] = {data, idx, u};
+    size_t n_in = scatter ? 3 : 2;
+    tsr_tensor *got = NULL, *want = NULL;
+    for (int dev = 0; dev < 2; dev++) {
+      tsr_session_options so = {sizeof so};
+      so.devices = dev ? "opencl" : "cpu";
+      so.strict = 1;
+      tsr_session *s = NULL;
+      ck_assert_ok(tsr_session_create(rt, model, &so, &s));
+      /* In range (negative ones count from the end): runs, and OpenCL matches the CPU. */
+      good_indices(iv, ni);
+      ck_assert_ok(tsr_session_run(s, NULL, n_in, names, ins, 1, NULL, dev ? &got : &want));
+      /* One index past the end: the run fails naming the node; the next good run works. */
+      iv[cases[c].bad_at] = 5; /* axis 0 has 4 rows */
+      tsr_tensor *bad = NULL;
+      char want_msg[64];
+      snprintf(want_msg, sizeof want_msg, "node '%s'", cases[c].name);
+      tsr_test_expect_error(tsr_session_run(s, NULL, n_in, names, ins, 1, NULL, &bad),
+                            TSR_STATUS_INVALID_ARGUMENT, want_msg);
+      ck_assert_ptr_null(bad);
+      good_indices(iv, ni);
+      tsr_tensor *again = NULL;
+      ck_assert_ok(tsr_session_run(s, NULL, n_in, names, ins, 1, NULL, &again));
+      tsr_tensor_destroy(again);
+      tsr_session_destroy(s);
+    }
+    assert_close(got, want);
+    tsr_tensor_destroy(got);
+    tsr_tensor_destroy(want);
+    tsr_tensor_destroy(data);
+    tsr_tensor_destroy(idx);
+    tsr_tensor_destroy(u);
+    tsr_model_destroy(model);
+  }
+out:
+  tsr_runtime_destroy(rt);
+  free(cache);
+}
+END_TEST
+
 static Suite *suite(void) {
   Suite *s = suite_create("opencl");
   TCase *tc = tcase_create("opencl");
@@ -603,6 +697,7 @@ static Suite *suite(void) {
   tcase_add_test(tc, no_platform_loads_with_no_devices);
   tcase_add_test(tc, failing_build_reports_the_log);
   tcase_add_test(tc, out_of_memory_mid_session);
+  tcase_add_test(tc, index_out_of_range_fails_the_run);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -626,18 +626,24 @@ __kernel void resize_f32(__global float *y, ulong yo, __global const float *x, u
     y[yo + (long)o * out_chunk + at + k] = x[xo + i];                                           \
   }
 
-/* Gather along an axis: y[o, j, k] = x[o, idx[j], k]; negative indices count from the end,
- * and an index out of range gives zero (ops.c cannot see indices that are not constants). */
+/* Gather along an axis: y[o, j, k] = x[o, idx[j], k]; negative indices count from the end.
+ * An index out of range gives zero and records `node` in err[0] (the kernels that index with
+ * data do so: the plugin reads the flag after the run and fails it, naming the node). */
 #define DEF_GATHER(T, S, I, IS)                                                                 \
   __kernel void gather_##S##_##IS(__global T *y, ulong yo, __global const T *x, ulong xo,       \
                                   __global const I *idx, ulong io, int outer, int axis_len,     \
-                                  int n_idx, int inner) {                                       \
+                                  int n_idx, int inner, __global int *err, int node) {          \
     int i = get_global_id(0);                                                                   \
     if (i >= outer * n_idx * inner) return;                                                     \
     int k = i % inner, j = (i / inner) % n_idx, o = i / (inner * n_idx);                        \
     long v = (long)idx[io + j];                                                                 \
     if (v < 0) v += axis_len;                                                                   \
-    y[yo + i] = (v >= 0 && v < axis_len) ? x[xo + ((long)o * axis_len + v) * inner + k] : (T)0; \
+    if (v < 0 || v >= axis_len) {                                                               \
+      err[0] = node;                                                                            \
+      y[yo + i] = (T)0;                                                                         \
+      return;                                                                                   \
+    }                                                                                           \
+    y[yo + i] = x[xo + ((long)o * axis_len + v) * inner + k];                                   \
   }
 
 #define DEF_MOVE(T, S)                                                                          \
@@ -1145,13 +1151,15 @@ DEF_CUMSUM(f64, double, ADD_F)
  * p: [n, rank, axis, axis_len, idx_dims[rank], x_strides[rank]]. */
 #define DEF_GATHER_EL(T, S, I, IS)                                                              \
   __kernel void gather_el_##S##_##IS(__global T *y, ulong yo, __global const T *x, ulong xo,    \
-                                     __global const I *idx, ulong io, __global const int *p) {  \
+                                     __global const I *idx, ulong io, __global const int *p,    \
+                                     __global int *err, int node) {                             \
     int i = get_global_id(0);                                                                   \
     int n = p[0], rank = p[1], axis = p[2], alen = p[3];                                        \
     if (i >= n) return;                                                                         \
     long v = (long)idx[io + i];                                                                 \
     if (v < 0) v += alen;                                                                       \
     if (v < 0 || v >= alen) {                                                                   \
+      err[0] = node;                                                                            \
       y[yo + i] = (T)0;                                                                         \
       return;                                                                                   \
     }                                                                                           \
@@ -1170,13 +1178,17 @@ DEF_CUMSUM(f64, double, ADD_F)
  * its index; one work item per update. p as gather_el's with the updates' dims. */
 #define DEF_SCATTER_EL(T, S, I, IS)                                                             \
   __kernel void scatter_el_##S##_##IS(__global T *y, ulong yo, __global const T *u, ulong uo,   \
-                                      __global const I *idx, ulong io, __global const int *p) { \
+                                      __global const I *idx, ulong io, __global const int *p,   \
+                                      __global int *err, int node) {                            \
     int i = get_global_id(0);                                                                   \
     int n = p[0], rank = p[1], axis = p[2], alen = p[3];                                        \
     if (i >= n) return;                                                                         \
     long v = (long)idx[io + i];                                                                 \
     if (v < 0) v += alen;                                                                       \
-    if (v < 0 || v >= alen) return;                                                             \
+    if (v < 0 || v >= alen) {                                                                   \
+      err[0] = node;                                                                            \
+      return;                                                                                   \
+    }                                                                                           \
     int rem = i;                                                                                \
     long off = 0;                                                                               \
     for (int d = rank - 1; d >= 0; d--) {                                                       \
@@ -1192,7 +1204,8 @@ DEF_CUMSUM(f64, double, ADD_F)
  * p: [n, slice, k, tuples_per_batch, batch_stride, dims[k], strides[k]]. */
 #define DEF_GATHER_ND(T, S)                                                                     \
   __kernel void gather_nd_##S(__global T *y, ulong yo, __global const T *x, ulong xo,           \
-                              __global const long *idx, ulong io, __global const int *p) {      \
+                              __global const long *idx, ulong io, __global const int *p,        \
+                              __global int *err, int node) {                                    \
     int i = get_global_id(0);                                                                   \
     int n = p[0], slice = p[1], k = p[2], tpb = p[3], bstride = p[4];                           \
     if (i >= n) return;                                                                         \
@@ -1202,6 +1215,7 @@ DEF_CUMSUM(f64, double, ADD_F)
       long v = idx[io + (long)t * k + j];                                                       \
       if (v < 0) v += p[5 + j];                                                                 \
       if (v < 0 || v >= p[5 + j]) {                                                             \
+        err[0] = node;                                                                          \
         y[yo + i] = (T)0;                                                                       \
         return;                                                                                 \
       }                                                                                         \
@@ -1214,7 +1228,8 @@ DEF_CUMSUM(f64, double, ADD_F)
  * gather_nd's (n counts update elements). */
 #define DEF_SCATTER_ND(T, S)                                                                    \
   __kernel void scatter_nd_##S(__global T *y, ulong yo, __global const T *u, ulong uo,          \
-                               __global const long *idx, ulong io, __global const int *p) {     \
+                               __global const long *idx, ulong io, __global const int *p,       \
+                               __global int *err, int node) {                                   \
     int i = get_global_id(0);                                                                   \
     int n = p[0], slice = p[1], k = p[2];                                                       \
     if (i >= n) return;                                                                         \
@@ -1223,7 +1238,10 @@ DEF_CUMSUM(f64, double, ADD_F)
     for (int j = 0; j < k; j++) {                                                               \
       long v = idx[io + (long)t * k + j];                                                       \
       if (v < 0) v += p[5 + j];                                                                 \
-      if (v < 0 || v >= p[5 + j]) return;                                                       \
+      if (v < 0 || v >= p[5 + j]) {                                                             \
+        err[0] = node;                                                                          \
+        return;                                                                                 \
+      }                                                                                         \
       off += v * p[5 + k + j];                                                                  \
     }                                                                                           \
     y[yo + off] = u[uo + i];                                                                    \
@@ -1268,7 +1286,8 @@ static float scatter_combine(int red, float a, float b) {
 #define DEF_SCATTER_RED(I, IS)                                                                  \
   __kernel void scatter_red_f32_##IS(__global float *y, ulong yo, __global const float *u,      \
                                      ulong uo, __global const I *idx, ulong io,                 \
-                                     __global const int *p, int red, int nd) {                  \
+                                     __global const int *p, int red, int nd, __global int *err, \
+                                     int node) {                                                \
     if (get_global_id(0) != 0) return;                                                          \
     int n = p[0];                                                                               \
     for (int i = 0; i < n; i++) {                                                               \
@@ -1297,7 +1316,10 @@ static float scatter_combine(int red, float a, float b) {
           off += (long)(d == axis ? (int)v : k) * p[4 + rank + d];                              \
         }                                                                                       \
       }                                                                                         \
-      if (ok) y[yo + off] = scatter_combine(red, y[yo + off], u[uo + i]);                       \
+      if (ok)                                                                                   \
+        y[yo + off] = scatter_combine(red, y[yo + off], u[uo + i]);                             \
+      else                                                                                      \
+        err[0] = node;                                                                          \
     }                                                                                           \
   }
 DEF_SCATTER_RED(long, i64)

@@ -108,6 +108,10 @@ typedef struct ocl_exe {
   tsr_plugin_value *values;
   cl_mem *consts; /* per value: the uploaded constant, or NULL */
   cl_mem dummy;   /* bound where an optional tensor is absent */
+  /* One int that kernels indexing with data set to their node's index + 1 when an index is out
+   * of range (ocl__arg_check); execute() clears it before a run and reads it after. NULL when
+   * no kernel of the partition checks. */
+  cl_mem errbuf;
   ocl_step *steps;
   uint32_t n_steps, cap_steps;
   cl_mem *owned; /* parameter buffers */
@@ -141,6 +145,10 @@ ocl_step *ocl__step_copy(ocl_lower *L, int32_t src, int32_t dst, uint64_t bytes)
 int ocl__arg_value(ocl_lower *L, ocl_step *s, int32_t value, uint32_t esize);
 int ocl__arg_params(ocl_lower *L, ocl_step *s, const int32_t *p, size_t count);
 int ocl__arg_int(ocl_lower *L, ocl_step *s, int32_t v);
+/* Binds the executable's error flag (made on first use) and this node's index + 1, the last two
+ * arguments of a kernel that indexes with data (gathers, scatters): it stores the node there
+ * for an index out of range, and execute() then fails the run naming the node. */
+int ocl__arg_check(ocl_lower *L, ocl_step *s);
 int ocl__arg_float(ocl_lower *L, ocl_step *s, float v);
 int ocl__arg_ulong(ocl_lower *L, ocl_step *s, uint64_t v);
 /* A buffer the executable owns, initialised from init when non-NULL; NULL on failure (message

@@ -1020,6 +1020,7 @@ static int lower_gather(ocl_lower *L) {
   TRY(ocl__arg_int(L, s, (int32_t)vx.dims[axis]));
   TRY(ocl__arg_int(L, s, (int32_t)ni));
   TRY(ocl__arg_int(L, s, (int32_t)inner));
+  TRY(ocl__arg_check(L, s));
   ocl__launch_1d(s, (uint64_t)(outer * ni * inner));
   return 0;
 }

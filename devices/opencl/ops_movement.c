@@ -276,6 +276,7 @@ static int lower_elements(ocl_lower *L, bool scatter) {
     TRY(ocl__arg_int(L, s, red));
     TRY(ocl__arg_int(L, s, 0));
   }
+  TRY(ocl__arg_check(L, s));
   ocl__launch_1d(s, red ? 1 : (uint64_t)p[0]);
   return 0;
 }
@@ -348,6 +349,7 @@ static int lower_nd(ocl_lower *L, bool scatter) {
     TRY(ocl__arg_int(L, s, red));
     TRY(ocl__arg_int(L, s, 1));
   }
+  TRY(ocl__arg_check(L, s));
   ocl__launch_1d(s, red ? 1 : (uint64_t)n);
   return 0;
 }

@@ -815,6 +815,16 @@ int ocl__arg_mem(ocl_lower *L, ocl_step *s, cl_mem m) {
   return set_arg(L, s, idx, sizeof m, &m);
 }
 
+int ocl__arg_check(ocl_lower *L, ocl_step *s) {
+  if (!L->exe->errbuf) {
+    const cl_int zero = 0;
+    if (!(L->exe->errbuf = ocl__buffer(L, sizeof zero, &zero)))
+      return OCL_LOWER_DEVICE_ERROR;
+  }
+  int r = ocl__arg_mem(L, s, L->exe->errbuf);
+  return r ? r : ocl__arg_int(L, s, (int32_t)L->node + 1);
+}
+
 void ocl__launch_1d(ocl_step *s, uint64_t n) {
   s->dims = 1;
   s->global[0] = (size_t)((n + 63) / 64 * 64);
@@ -1105,7 +1115,33 @@ static tsr_plugin_result ocl_execute(void *state, void *executable,
   char msg[512] = "";
   uint32_t node = UINT32_MAX;
   pthread_mutex_lock(&exe->lock);
-  tsr_plugin_result r = run_steps(exe, bindings, options, msg, sizeof msg, &node);
+  tsr_plugin_result r = TSR_PLUGIN_OK;
+  if (exe->errbuf) { /* the kernels that index with data report a bad index here */
+    const cl_int zero = 0;
+    cl_int e = clEnqueueFillBuffer(exe->queue, exe->errbuf, &zero, sizeof zero, 0, sizeof zero,
+                                   0, NULL, NULL);
+    if (e != CL_SUCCESS) {
+      cl_fail(msg, sizeof msg, "clEnqueueFillBuffer(index check)", e);
+      r = TSR_PLUGIN_ERROR_DEVICE;
+    }
+  }
+  if (r == TSR_PLUGIN_OK) r = run_steps(exe, bindings, options, msg, sizeof msg, &node);
+  if (r == TSR_PLUGIN_OK && exe->errbuf) {
+    /* One int read back, which waits for the run: the price of checking indices that only the
+     * device sees. */
+    cl_int bad = 0;
+    cl_int e = clEnqueueReadBuffer(exe->queue, exe->errbuf, CL_TRUE, 0, sizeof bad, &bad, 0,
+                                   NULL, NULL);
+    if (e != CL_SUCCESS) {
+      cl_fail(msg, sizeof msg, "clEnqueueReadBuffer(index check)", e);
+      r = TSR_PLUGIN_ERROR_DEVICE;
+    } else if (bad > 0 && (uint32_t)bad <= exe->n_nodes) {
+      node = (uint32_t)bad - 1;
+      snprintf(msg, sizeof msg, "an index is out of range for the axis it indexes (negative "
+                                "indices count from the end)");
+      r = TSR_PLUGIN_ERROR_INVALID;
+    }
+  }
   /* Leave nothing in flight on failure. A queue that cannot even finish is lost, with its
    * context (note_failure). */
   cl_int fe = r != TSR_PLUGIN_OK ? clFinish(exe->queue) : CL_SUCCESS;
