@@ -48,7 +48,8 @@ static size_t pwt_round(size_t v, size_t to) { return (v + to - 1) / to * to; }
  * 4 with the AVX2 kernels, 1x1 layers of ResNet-50, MobileNetV2 and EfficientNet-B0, and of
  * 512 channels on planes from 2x2 to 12x12: where this picks the transposed product it wins
  * 4-60%; elsewhere it ties or loses up to 15% (few input channels on 7x7, 8x8 planes).
- * TODO: other tile sizes would want this measured again. */
+ * The counts assume the 6x16 tile of the AVX2 kernels; another tile would need them measured
+ * again. */
 #define PWT_MAX_PLANE 256
 
 bool cpu_conv_pwt_wanted(const conv_plan *p) {
