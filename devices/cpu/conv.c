@@ -548,11 +548,16 @@ static int conv_implicit(cpu_ctx *ctx, const conv_plan *p, const float *x, const
   /* When whole register tiles cover the output rows (ow a multiple of 16, as the stem of a
    * 224x224 image makes: 112), the GEMM stores through a window straight into the output,
    * tiles stopping at each row's end, with the residual and activation in its epilogue: no yp,
-   * no copy out (the 112x112 stem: 0.383 -> 0.357 ms). Otherwise the tiles run across the
-   * padded rows (2 wasted columns of 58 instead of 8 of 64 at 56x56) into yp: narrower tiles
-   * at each row's end would take the micro-kernel's slow edge path (measured slower at 14x14). */
+   * no copy out (the 112x112 stem: 0.383 -> 0.357 ms). So does a depth of one KC block (a
+   * stem's 27) whose rows take no more tiles than the padded ones, the narrower tile at each
+   * row's end stored through masks (SqueezeNet's unpadded stem, 111 columns: 0.74 -> 0.69 ms).
+   * Otherwise the tiles run across the padded rows (2 wasted columns of 58 instead of 8 of 64
+   * at 56x56) into yp: over several KC blocks the narrow tiles cost more than the copy out
+   * (3x3 over 256 channels at 14x14: 2.57 ms through yp, 2.77 through the window). */
   size_t oh = (size_t)w->out[1], ow = (size_t)w->out[2];
-  bool window = ow % CPU_SGEMM_NR == 0;
+  bool window = ow % CPU_SGEMM_NR == 0 ||
+                (cpu_sgemm_kc(K) >= K &&
+                 oh * ((ow + CPU_SGEMM_NR - 1) / CPU_SGEMM_NR) <= ij.nq / CPU_SGEMM_NR);
   /* B is read NR columns at a time from a tile's first one, up to NR - 1 past nq. */
   size_t span = last + ij.nq + CPU_SGEMM_NR;
   size_t xp_floats = span > planes * ij.plane ? span : planes * ij.plane;

@@ -70,8 +70,8 @@ AVX2 __attribute__((noinline)) static void store_tile_ep(const float (*t)[CPU_SG
    * over 40 tiles in L1). An edge tile (nr < 16 columns) is finished in u, so it too is
    * activated in vectors, and only its nr columns are copied out. */
   const cpu_act_kind k = ep->act.kind;
-  bool smooth = k == CPU_ACT_SIGMOID || k == CPU_ACT_SILU || k == CPU_ACT_GELU ||
-                k == CPU_ACT_GELU_TANH;
+  bool smooth =
+      k == CPU_ACT_SIGMOID || k == CPU_ACT_SILU || k == CPU_ACT_GELU || k == CPU_ACT_GELU_TANH;
   _Alignas(32) float u[CPU_SGEMM_MR][CPU_SGEMM_NR];
   if (nr == CPU_SGEMM_NR) {
     const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
@@ -253,6 +253,52 @@ ukernel_body(size_t kc, const float *ap, const float *bp, const ptrdiff_t *offs,
     EP_ROW(4, c40, c41);
     EP_ROW(5, c50, c51);
 #undef EP_ROW
+    return;
+  }
+  /* An edge tile (fewer rows or columns) with that epilogue or none, alpha 1 and beta 0 or 1:
+   * finished in registers too, reading and writing only its mr x nr corner through masked
+   * loads and stores, instead of the spill and the element loops below (which made a stem
+   * written through the GEMM's window, one narrow tile per image row, 15% slower). */
+  if ((mr < CPU_SGEMM_MR || nr < CPU_SGEMM_NR) && alpha == 1.0f && (beta == 0.0f || beta == 1.0f) &&
+      (!ep || (!ep->col_bias && (ep->act.kind == CPU_ACT_NONE || ep->act.kind == CPU_ACT_RELU ||
+                                 ep->act.kind == CPU_ACT_CLIP)))) {
+    static const int32_t lanes[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+    const __m256i m0 = _mm256_loadu_si256((const __m256i *)(lanes + 8 - (nr < 8 ? nr : 8)));
+    const __m256i m1 = _mm256_loadu_si256((const __m256i *)(lanes + 8 - (nr > 8 ? nr - 8 : 0)));
+    const float *rb = ep ? ep->row_bias : NULL, *ad = ep ? ep->addend : NULL;
+    size_t lda = ep ? ep->ld_addend : 0;
+    cpu_act_kind k = ep ? ep->act.kind : CPU_ACT_NONE;
+    float flo = k == CPU_ACT_CLIP ? ep->act.p0 : k == CPU_ACT_RELU ? 0.0f : -__builtin_inff();
+    float fhi = k == CPU_ACT_CLIP ? ep->act.p1 : __builtin_inff();
+#define EP_EDGE(row, lo, hi)                                                                       \
+  if ((row) < mr) {                                                                                \
+    __m256 v0 = lo, v1 = hi;                                                                       \
+    float *cr = c + (row)*ldc;                                                                     \
+    if (beta != 0.0f) {                                                                            \
+      v0 = _mm256_add_ps(v0, _mm256_maskload_ps(cr, m0));                                          \
+      v1 = _mm256_add_ps(v1, _mm256_maskload_ps(cr + 8, m1));                                      \
+    }                                                                                              \
+    if (rb) {                                                                                      \
+      __m256 vr = _mm256_broadcast_ss(rb + (row));                                                 \
+      v0 = _mm256_add_ps(v0, vr);                                                                  \
+      v1 = _mm256_add_ps(v1, vr);                                                                  \
+    }                                                                                              \
+    if (ad) {                                                                                      \
+      v0 = _mm256_add_ps(v0, _mm256_maskload_ps(ad + (row)*lda, m0));                              \
+      v1 = _mm256_add_ps(v1, _mm256_maskload_ps(ad + (row)*lda + 8, m1));                          \
+    }                                                                                              \
+    __m256 vlo = _mm256_broadcast_ss(&flo), vhi = _mm256_broadcast_ss(&fhi);                       \
+    _mm256_maskstore_ps(cr, m0, _mm256_min_ps(vhi, _mm256_max_ps(vlo, v0)));                       \
+    if (nr > 8)                                                                                    \
+      _mm256_maskstore_ps(cr + 8, m1, _mm256_min_ps(vhi, _mm256_max_ps(vlo, v1)));                 \
+  }
+    EP_EDGE(0, c00, c01)
+    EP_EDGE(1, c10, c11)
+    EP_EDGE(2, c20, c21)
+    EP_EDGE(3, c30, c31)
+    EP_EDGE(4, c40, c41)
+    EP_EDGE(5, c50, c51)
+#undef EP_EDGE
     return;
   }
   const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
