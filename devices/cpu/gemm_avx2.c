@@ -258,7 +258,10 @@ ukernel_body(size_t kc, const float *ap, const float *bp, const ptrdiff_t *offs,
   /* An edge tile (fewer rows or columns) with that epilogue or none, alpha 1 and beta 0 or 1:
    * finished in registers too, reading and writing only its mr x nr corner through masked
    * loads and stores, instead of the spill and the element loops below (which made a stem
-   * written through the GEMM's window, one narrow tile per image row, 15% slower). */
+   * written through the GEMM's window, one narrow tile per image row, 15% slower). It repeats
+   * the block above rather than sharing it: merged into one block with the masks chosen at run
+   * time, gcc spilled accumulators in the loop and a 3x3 layer over 64 channels at 56x56 took
+   * 5.4 ms instead of 2.4. */
   if ((mr < CPU_SGEMM_MR || nr < CPU_SGEMM_NR) && alpha == 1.0f && (beta == 0.0f || beta == 1.0f) &&
       (!ep || (!ep->col_bias && (ep->act.kind == CPU_ACT_NONE || ep->act.kind == CPU_ACT_RELU ||
                                  ep->act.kind == CPU_ACT_CLIP)))) {
