@@ -1147,31 +1147,53 @@ DEF_CUMSUM(f64, double, ADD_F)
     y[yo + i] = x[xo + off];                                                                    \
   }
 
-/* GatherElements: y has the indices' shape; along `axis` the coordinate is the index.
- * p: [n, rank, axis, axis_len, idx_dims[rank], x_strides[rank]]. */
+/* Where element i of a GatherElements or ScatterElements lands in the data, its index being v
+ * (negative counts from the end); -1 when v is out of range. p: [n, rank, axis, axis_len,
+ * idx_dims[rank], x_strides[rank]]. */
+static long el_offset(int i, long v, __global const int *p) {
+  int rank = p[1], axis = p[2], alen = p[3];
+  if (v < 0) v += alen;
+  if (v < 0 || v >= alen) return -1;
+  int rem = i;
+  long off = 0;
+  for (int d = rank - 1; d >= 0; d--) {
+    int dim = p[4 + d];
+    int k = rem % dim;
+    rem /= dim;
+    off += (long)(d == axis ? (int)v : k) * p[4 + rank + d];
+  }
+  return off;
+}
+
+/* Where index tuple t (k values of type I at idx) of a GatherND or ScatterND points in the
+ * data, relative to its batch; -1 when a value is out of range. p: [n, slice, k,
+ * tuples_per_batch, batch_stride, dims[k], strides[k]]. */
+#define DEF_ND_OFFSET(I, IS)                                                                    \
+  static long nd_offset_##IS(__global const I *idx, long t, __global const int *p) {            \
+    int k = p[2];                                                                               \
+    long off = 0;                                                                               \
+    for (int j = 0; j < k; j++) {                                                               \
+      long v = (long)idx[t * k + j];                                                            \
+      if (v < 0) v += p[5 + j];                                                                 \
+      if (v < 0 || v >= p[5 + j]) return -1;                                                    \
+      off += v * p[5 + k + j];                                                                  \
+    }                                                                                           \
+    return off;                                                                                 \
+  }
+DEF_ND_OFFSET(long, i64)
+DEF_ND_OFFSET(int, i32)
+
+/* GatherElements: y has the indices' shape; along `axis` the coordinate is the index
+ * (p as el_offset's). */
 #define DEF_GATHER_EL(T, S, I, IS)                                                              \
   __kernel void gather_el_##S##_##IS(__global T *y, ulong yo, __global const T *x, ulong xo,    \
                                      __global const I *idx, ulong io, __global const int *p,    \
                                      __global int *err, int node) {                             \
     int i = get_global_id(0);                                                                   \
-    int n = p[0], rank = p[1], axis = p[2], alen = p[3];                                        \
-    if (i >= n) return;                                                                         \
-    long v = (long)idx[io + i];                                                                 \
-    if (v < 0) v += alen;                                                                       \
-    if (v < 0 || v >= alen) {                                                                   \
-      err[0] = node;                                                                            \
-      y[yo + i] = (T)0;                                                                         \
-      return;                                                                                   \
-    }                                                                                           \
-    int rem = i;                                                                                \
-    long off = 0;                                                                               \
-    for (int d = rank - 1; d >= 0; d--) {                                                       \
-      int dim = p[4 + d];                                                                       \
-      int k = rem % dim;                                                                        \
-      rem /= dim;                                                                               \
-      off += (long)(d == axis ? (int)v : k) * p[4 + rank + d];                                  \
-    }                                                                                           \
-    y[yo + i] = x[xo + off];                                                                    \
+    if (i >= p[0]) return;                                                                      \
+    long off = el_offset(i, (long)idx[io + i], p);                                              \
+    if (off < 0) err[0] = node;                                                                 \
+    y[yo + i] = off < 0 ? (T)0 : x[xo + off];                                                   \
   }
 
 /* ScatterElements with reduction none: y (already a copy of the data) takes each update at
@@ -1181,47 +1203,27 @@ DEF_CUMSUM(f64, double, ADD_F)
                                       __global const I *idx, ulong io, __global const int *p,   \
                                       __global int *err, int node) {                            \
     int i = get_global_id(0);                                                                   \
-    int n = p[0], rank = p[1], axis = p[2], alen = p[3];                                        \
-    if (i >= n) return;                                                                         \
-    long v = (long)idx[io + i];                                                                 \
-    if (v < 0) v += alen;                                                                       \
-    if (v < 0 || v >= alen) {                                                                   \
+    if (i >= p[0]) return;                                                                      \
+    long off = el_offset(i, (long)idx[io + i], p);                                              \
+    if (off < 0)                                                                                \
       err[0] = node;                                                                            \
-      return;                                                                                   \
-    }                                                                                           \
-    int rem = i;                                                                                \
-    long off = 0;                                                                               \
-    for (int d = rank - 1; d >= 0; d--) {                                                       \
-      int dim = p[4 + d];                                                                       \
-      int k = rem % dim;                                                                        \
-      rem /= dim;                                                                               \
-      off += (long)(d == axis ? (int)v : k) * p[4 + rank + d];                                  \
-    }                                                                                           \
-    y[yo + off] = u[uo + i];                                                                    \
+    else                                                                                        \
+      y[yo + off] = u[uo + i];                                                                  \
   }
 
-/* GatherND: each index tuple of k int64 values picks a slice of `slice` elements.
- * p: [n, slice, k, tuples_per_batch, batch_stride, dims[k], strides[k]]. */
+/* GatherND: each index tuple of k int64 values picks a slice of `slice` elements (p as
+ * nd_offset's). */
 #define DEF_GATHER_ND(T, S)                                                                     \
   __kernel void gather_nd_##S(__global T *y, ulong yo, __global const T *x, ulong xo,           \
                               __global const long *idx, ulong io, __global const int *p,        \
                               __global int *err, int node) {                                    \
     int i = get_global_id(0);                                                                   \
-    int n = p[0], slice = p[1], k = p[2], tpb = p[3], bstride = p[4];                           \
-    if (i >= n) return;                                                                         \
-    int t = i / slice, s = i % slice;                                                           \
-    long off = (long)(t / tpb) * bstride + s;                                                   \
-    for (int j = 0; j < k; j++) {                                                               \
-      long v = idx[io + (long)t * k + j];                                                       \
-      if (v < 0) v += p[5 + j];                                                                 \
-      if (v < 0 || v >= p[5 + j]) {                                                             \
-        err[0] = node;                                                                          \
-        y[yo + i] = (T)0;                                                                       \
-        return;                                                                                 \
-      }                                                                                         \
-      off += v * p[5 + k + j];                                                                  \
-    }                                                                                           \
-    y[yo + i] = x[xo + off];                                                                    \
+    int slice = p[1], tpb = p[3], bstride = p[4];                                               \
+    if (i >= p[0]) return;                                                                      \
+    int t = i / slice;                                                                          \
+    long off = nd_offset_i64(idx + io, t, p);                                                   \
+    if (off < 0) err[0] = node;                                                                 \
+    y[yo + i] = off < 0 ? (T)0 : x[xo + (long)(t / tpb) * bstride + off + i % slice];           \
   }
 
 /* ScatterND with reduction none: y (a copy of the data) takes each update slice. p as
@@ -1231,20 +1233,13 @@ DEF_CUMSUM(f64, double, ADD_F)
                                __global const long *idx, ulong io, __global const int *p,       \
                                __global int *err, int node) {                                   \
     int i = get_global_id(0);                                                                   \
-    int n = p[0], slice = p[1], k = p[2];                                                       \
-    if (i >= n) return;                                                                         \
-    int t = i / slice, s = i % slice;                                                           \
-    long off = s;                                                                               \
-    for (int j = 0; j < k; j++) {                                                               \
-      long v = idx[io + (long)t * k + j];                                                       \
-      if (v < 0) v += p[5 + j];                                                                 \
-      if (v < 0 || v >= p[5 + j]) {                                                             \
-        err[0] = node;                                                                          \
-        return;                                                                                 \
-      }                                                                                         \
-      off += v * p[5 + k + j];                                                                  \
-    }                                                                                           \
-    y[yo + off] = u[uo + i];                                                                    \
+    int slice = p[1];                                                                           \
+    if (i >= p[0]) return;                                                                      \
+    long off = nd_offset_i64(idx + io, i / slice, p);                                           \
+    if (off < 0)                                                                                \
+      err[0] = node;                                                                            \
+    else                                                                                        \
+      y[yo + off + i % slice] = u[uo + i];                                                      \
   }
 
 /* EyeLike: ones (the bit pattern `one` of the output dtype) where col - row == k. */
@@ -1291,35 +1286,14 @@ static float scatter_combine(int red, float a, float b) {
     if (get_global_id(0) != 0) return;                                                          \
     int n = p[0];                                                                               \
     for (int i = 0; i < n; i++) {                                                               \
-      long off = 0;                                                                             \
-      bool ok = true;                                                                           \
-      if (nd) {                                                                                 \
-        int slice = p[1], k = p[2];                                                             \
-        int t = i / slice;                                                                      \
-        off = i % slice;                                                                        \
-        for (int j = 0; j < k && ok; j++) {                                                     \
-          long v = (long)idx[io + (long)t * k + j];                                             \
-          if (v < 0) v += p[5 + j];                                                             \
-          ok = v >= 0 && v < p[5 + j];                                                          \
-          off += v * p[5 + k + j];                                                              \
-        }                                                                                       \
-      } else {                                                                                  \
-        int rank = p[1], axis = p[2], alen = p[3];                                              \
-        long v = (long)idx[io + i];                                                             \
-        if (v < 0) v += alen;                                                                   \
-        ok = v >= 0 && v < alen;                                                                \
-        int rem = i;                                                                            \
-        for (int d = rank - 1; d >= 0; d--) {                                                   \
-          int dim = p[4 + d];                                                                   \
-          int k = rem % dim;                                                                    \
-          rem /= dim;                                                                           \
-          off += (long)(d == axis ? (int)v : k) * p[4 + rank + d];                              \
-        }                                                                                       \
-      }                                                                                         \
-      if (ok)                                                                                   \
-        y[yo + off] = scatter_combine(red, y[yo + off], u[uo + i]);                             \
-      else                                                                                      \
+      long off = nd ? nd_offset_##IS(idx + io, i / p[1], p)                                     \
+                    : el_offset(i, (long)idx[io + i], p);                                       \
+      if (off < 0) {                                                                            \
         err[0] = node;                                                                          \
+        continue;                                                                               \
+      }                                                                                         \
+      if (nd) off += i % p[1];                                                                  \
+      y[yo + off] = scatter_combine(red, y[yo + off], u[uo + i]);                               \
     }                                                                                           \
   }
 DEF_SCATTER_RED(long, i64)
