@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 
 #include "harness.h"
+#include "opencl_test_util.h"
 #include "model_builder.h"
 
 /* PoCL (with the LLVM inside it) and the ICD loader keep allocations until the process ends;
@@ -26,35 +27,6 @@ const char *__lsan_default_suppressions(void);
 const char *__lsan_default_suppressions(void) {
   return "leak:libpocl.so\nleak:libOpenCL.so\nleak:libLLVM\nleak:libclang-cpp\n"
          "leak:libstdc++.so\n";
-}
-
-static bool plugin_path(char *out, size_t size) {
-  snprintf(out, size, "%s/../devices/opencl/libtessera_opencl.so", tsr_test_builddir());
-  struct stat sb;
-  return stat(out, &sb) == 0;
-}
-
-/* A runtime with the OpenCL plugin loaded; NULL (and a note) when it is not built. */
-static tsr_runtime *runtime_with_opencl(void) {
-  char path[4096];
-  if (!plugin_path(path, sizeof path)) {
-    fprintf(stderr, "test_opencl: plugin not built; skipping\n");
-    return NULL;
-  }
-  tsr_runtime_options ro = {sizeof ro};
-  tsr_runtime *rt = NULL;
-  ck_assert_ok(tsr_runtime_create(&ro, &rt));
-  ck_assert_ok(tsr_runtime_load_plugin(rt, path));
-  return rt;
-}
-
-static bool has_opencl_device(tsr_runtime *rt) {
-  for (size_t i = 0; i < tsr_runtime_device_count(rt); i++) {
-    tsr_device_info di = {sizeof di};
-    if (!tsr_runtime_device_info(rt, i, &di) && !strcmp(di.plugin, "opencl")) return true;
-  }
-  fprintf(stderr, "test_opencl: no OpenCL device on this machine; skipping\n");
-  return false;
 }
 
 /* x[2,3,8,8] -> Conv(4x3x3x3, pads 1, bias) -> MaxPool 2x2 -> Relu -> Flatten
@@ -141,21 +113,10 @@ static char *private_cache(void) {
   return dir;
 }
 
-/* A cache folder in the build tree that the tests which do not examine the cache share, so that
- * the program (and PoCL's own kernel cache under it) is built once, not once per test. */
-static char *shared_cache(void) {
-  char *dir = malloc(4096);
-  ck_assert_ptr_nonnull(dir);
-  snprintf(dir, 4096, "%s/opencl-test-cache", tsr_test_builddir());
-  mkdir(dir, 0755);
-  setenv("XDG_CACHE_HOME", dir, 1);
-  return dir;
-}
-
 START_TEST(matches_cpu_and_caches_the_program) {
   char *cache = private_cache();
-  tsr_runtime *rt = runtime_with_opencl();
-  if (!rt || !has_opencl_device(rt)) goto out;
+  tsr_runtime *rt = ocl_test_start("test_opencl");
+  if (!rt) goto out;
   tsr_device_info di = {sizeof di};
   for (size_t i = 0; i < tsr_runtime_device_count(rt); i++)
     if (!tsr_runtime_device_info(rt, i, &di) && !strcmp(di.plugin, "opencl")) break;
@@ -241,9 +202,9 @@ static tsr_model *conv_ops_model(tsr_runtime *rt) {
 }
 
 START_TEST(depthwise_transposed_and_typed_ops_match_cpu) {
-  char *cache = shared_cache();
-  tsr_runtime *rt = runtime_with_opencl();
-  if (!rt || !has_opencl_device(rt)) goto out;
+  char *cache = ocl_test_shared_cache();
+  tsr_runtime *rt = ocl_test_start("test_opencl");
+  if (!rt) goto out;
   tsr_model *model = conv_ops_model(rt);
   int64_t xd[] = {2, 6, 9, 7};
   tsr_tensor *x = NULL;
@@ -278,9 +239,9 @@ END_TEST
 /* ScatterND and ScatterElements into constant data: the plugin uploads the constant for the
  * copy that starts the output. */
 START_TEST(scatter_into_constant_data) {
-  char *cache = shared_cache();
-  tsr_runtime *rt = runtime_with_opencl();
-  if (!rt || !has_opencl_device(rt)) goto out;
+  char *cache = ocl_test_shared_cache();
+  tsr_runtime *rt = ocl_test_start("test_opencl");
+  if (!rt) goto out;
   mb_model *m = mb_new(13);
   int64_t ud[] = {2, 5}, dd[] = {4, 5}, id[] = {2, 1}, ed[] = {2, 5};
   mb_input(m, "u", TSR_DTYPE_FLOAT32, 2, ud);
@@ -348,9 +309,9 @@ static float max_diff(tsr_tensor *a, tsr_tensor *b, bool *any) {
  * [0, 1]; the README's bound for its half products (3 * 2^-11 of sum |x w| per dot product,
  * about 0.3 here before the softmax, which does not magnify differences) is well under 2e-3. */
 START_TEST(fp16_rule_and_tolerance) {
-  char *cache = shared_cache();
-  tsr_runtime *rt = runtime_with_opencl();
-  if (!rt || !has_opencl_device(rt)) goto out;
+  char *cache = ocl_test_shared_cache();
+  tsr_runtime *rt = ocl_test_start("test_opencl");
+  if (!rt) goto out;
   bool real_fp16 = false;
   for (size_t i = 0; i < tsr_runtime_device_count(rt); i++) {
     tsr_device_info di = {sizeof di};
@@ -432,9 +393,9 @@ static void *work(void *arg) {
 }
 
 START_TEST(several_threads_on_one_session) {
-  char *cache = shared_cache();
-  tsr_runtime *rt = runtime_with_opencl();
-  if (!rt || !has_opencl_device(rt)) goto out;
+  char *cache = ocl_test_shared_cache();
+  tsr_runtime *rt = ocl_test_start("test_opencl");
+  if (!rt) goto out;
   tsr_model *model = cnn_model(rt);
   tsr_tensor *x = cnn_input(rt);
   tsr_tensor *want = run_on(rt, model, "cpu", 1, x);
@@ -471,7 +432,7 @@ START_TEST(no_platform_loads_with_no_devices) {
   /* OCL_ICD_FILENAMES names drivers to load whatever the folder holds (NVIDIA's containers
    * set it), so it goes too. */
   unsetenv("OCL_ICD_FILENAMES");
-  tsr_runtime *rt = runtime_with_opencl();
+  tsr_runtime *rt = ocl_test_runtime("test_opencl");
   if (!rt) goto out;
   ck_assert_uint_eq(tsr_runtime_plugin_failure_count(rt), 0);
   for (size_t i = 0; i < tsr_runtime_device_count(rt); i++) {
@@ -503,8 +464,8 @@ START_TEST(failing_build_reports_the_log) {
   char *cache = private_cache();
   /* An extra build option that breaks every kernel; the plugin reads it at build time. */
   setenv("TESSERA_OPENCL_BUILD_OPTIONS", "-Dfloat=no_such_type", 1);
-  tsr_runtime *rt = runtime_with_opencl();
-  if (!rt || !has_opencl_device(rt)) goto out;
+  tsr_runtime *rt = ocl_test_start("test_opencl");
+  if (!rt) goto out;
   tsr_model *model = cnn_model(rt);
   tsr_session_options so = {sizeof so};
   so.devices = "opencl";
@@ -562,9 +523,9 @@ static tsr_status run_relu(tsr_session *s, tsr_runtime *rt, int64_t n) {
  * one's plan cannot get its buffers. The run fails naming the device's out-of-memory, and the
  * session (at the old shape), new sessions and the runtime go on working. */
 START_TEST(out_of_memory_mid_session) {
-  char *cache = shared_cache();
-  tsr_runtime *rt = runtime_with_opencl();
-  if (!rt || !has_opencl_device(rt)) goto out;
+  char *cache = ocl_test_shared_cache();
+  tsr_runtime *rt = ocl_test_start("test_opencl");
+  if (!rt) goto out;
   setenv("TESSERA_OPENCL_MEMORY_LIMIT", "65536", 1);
   tsr_model *model = relu_model(rt);
   tsr_session_options so = {sizeof so};
@@ -604,9 +565,9 @@ static void good_indices(int64_t *iv, size_t n) {
  * ScatterElements and ScatterND with an index out of range fail the run with a status naming
  * the node, as on the CPU; in range, the same session runs and matches the CPU. */
 START_TEST(index_out_of_range_fails_the_run) {
-  char *cache = shared_cache();
-  tsr_runtime *rt = runtime_with_opencl();
-  if (!rt || !has_opencl_device(rt)) goto out;
+  char *cache = ocl_test_shared_cache();
+  tsr_runtime *rt = ocl_test_start("test_opencl");
+  if (!rt) goto out;
   static const struct {
     const char *op, *name;
     int64_t idx_rank, idx_dims[2], bad_at;

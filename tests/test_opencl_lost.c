@@ -31,6 +31,7 @@
 #include <sys/stat.h>
 
 #include "harness.h"
+#include "opencl_test_util.h"
 #include "model_builder.h"
 
 /* PoCL and the ICD loader keep allocations until the process ends (see test_opencl.c). */
@@ -334,52 +335,10 @@ RETAIN_RELEASE(cl_mem, MemObject, LIVE_MEM)
 
 /* ---- Helpers -------------------------------------------------------------------------- */
 
-static bool plugin_path(char *out, size_t size) {
-  snprintf(out, size, "%s/../devices/opencl/libtessera_opencl.so", tsr_test_builddir());
-  struct stat sb;
-  return stat(out, &sb) == 0;
-}
-
-static tsr_runtime *runtime_with_opencl(void) {
-  char path[4096];
-  if (!plugin_path(path, sizeof path)) {
-    fprintf(stderr, "test_opencl_lost: plugin not built; skipping\n");
-    return NULL;
-  }
-  tsr_runtime_options ro = {sizeof ro};
-  tsr_runtime *rt = NULL;
-  ck_assert_ok(tsr_runtime_create(&ro, &rt));
-  ck_assert_ok(tsr_runtime_load_plugin(rt, path));
-  return rt;
-}
-
-static bool has_opencl_device(tsr_runtime *rt) {
-  for (size_t i = 0; i < tsr_runtime_device_count(rt); i++) {
-    tsr_device_info di = {sizeof di};
-    if (!tsr_runtime_device_info(rt, i, &di) && !strcmp(di.plugin, "opencl")) return true;
-  }
-  return false;
-}
-
-/* The program cache shared with test_opencl (built once, not once per test). */
-static char *shared_cache(void) {
-  char *dir = malloc(4096);
-  ck_assert_ptr_nonnull(dir);
-  snprintf(dir, 4096, "%s/opencl-test-cache", tsr_test_builddir());
-  mkdir(dir, 0755);
-  setenv("XDG_CACHE_HOME", dir, 1);
-  return dir;
-}
-
 /* Starts a test: the runtime, or NULL (and a note) when there is no OpenCL device. Also
  * checks that the wrappers are really in the plugin's path. */
 static tsr_runtime *start(void) {
-  tsr_runtime *rt = runtime_with_opencl();
-  if (rt && !has_opencl_device(rt)) {
-    fprintf(stderr, "test_opencl_lost: no OpenCL device on this machine; skipping\n");
-    tsr_runtime_destroy(rt);
-    return NULL;
-  }
+  tsr_runtime *rt = ocl_test_start("test_opencl_lost");
   if (rt) ck_assert_msg(sim.intercepted > 0, "the OpenCL wrappers were not interposed");
   return rt;
 }
@@ -540,7 +499,7 @@ static const char *const code_names[] = {"CL_DEVICE_NOT_AVAILABLE", "CL_OUT_OF_R
  * a CPU session works meanwhile; when the device is back, the same session runs again,
  * correctly. */
 START_TEST(lost_at_every_call_of_a_split_run) {
-  char *cache = shared_cache();
+  char *cache = ocl_test_shared_cache();
   tsr_runtime *rt = start();
   if (!rt) goto out;
   tsr_model *model = split_model(rt);
@@ -589,7 +548,7 @@ END_TEST
  * sessions and a new runtime (which finds no OpenCL platform) work. Once it is back, a new
  * OpenCL session in the same runtime runs correctly. */
 START_TEST(lost_device_then_back) {
-  char *cache = shared_cache();
+  char *cache = ocl_test_shared_cache();
   tsr_runtime *rt = start();
   if (!rt) goto out;
   tsr_model *model = relu_model(rt), *split = split_model(rt);
@@ -614,9 +573,9 @@ START_TEST(lost_device_then_back) {
   other = NULL;
   /* A runtime created now finds no OpenCL platform, runs on the CPU, and says OpenCL is not
    * there. */
-  tsr_runtime *rt2 = runtime_with_opencl();
+  tsr_runtime *rt2 = ocl_test_runtime("test_opencl_lost");
   ck_assert_uint_eq(tsr_runtime_plugin_failure_count(rt2), 0);
-  ck_assert(!has_opencl_device(rt2));
+  ck_assert(!ocl_test_has_device(rt2));
   tsr_model *model2 = relu_model(rt2);
   tsr_tensor *y = run_cpu(rt2, model2, x);
   tsr_tensor_destroy(y);
@@ -648,7 +607,7 @@ END_TEST
  * back, the old session keeps failing with a clear error (its queues and buffers are gone)
  * and can be released; a new session, in the same runtime, gets a new context and works. */
 START_TEST(reset_kills_contexts_new_sessions_recover) {
-  char *cache = shared_cache();
+  char *cache = ocl_test_shared_cache();
   tsr_runtime *rt = start();
   if (!rt) goto out;
   tsr_model *split = split_model(rt);
@@ -682,7 +641,7 @@ END_TEST
 /* A reset while nothing runs: the device's context is dead when it comes back, and the first
  * call on it is a new session's compile, which must not fail for it. */
 START_TEST(reset_while_idle_new_session_recovers) {
-  char *cache = shared_cache();
+  char *cache = ocl_test_shared_cache();
   tsr_runtime *rt = start();
   if (!rt) goto out;
   tsr_model *model = relu_model(rt);
@@ -723,7 +682,7 @@ static void nested_run(void) { nested.st = run(nested.s, nested.x, NULL); }
  * A second run of the old session started while the first is in flight needs new buffers,
  * which come from the new context: it fails clearly instead of mixing contexts. */
 START_TEST(false_alarm_old_session_keeps_its_context) {
-  char *cache = shared_cache();
+  char *cache = ocl_test_shared_cache();
   tsr_runtime *rt = start();
   if (!rt) goto out;
   tsr_model *model = relu_model(rt);
