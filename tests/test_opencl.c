@@ -106,6 +106,29 @@ static void assert_close(tsr_tensor *a, tsr_tensor *b) {
                   "element %zu: %g vs %g", i, (double)pa[i], (double)pb[i]);
 }
 
+/* Runs model with the same inputs in a strict CPU session and a strict OpenCL session and
+ * checks that the n_out outputs named `outs` (at most 4) agree. */
+static void expect_opencl_matches_cpu(tsr_runtime *rt, tsr_model *model, size_t n_in,
+                                      const char *const *names, const tsr_tensor *const *ins,
+                                      size_t n_out, const char *const *outs) {
+  tsr_tensor *got[4], *want[4];
+  ck_assert_uint_le(n_out, 4);
+  for (int dev = 0; dev < 2; dev++) {
+    tsr_session_options so = {sizeof so};
+    so.devices = dev ? "opencl" : "cpu";
+    so.strict = 1;
+    tsr_session *s = NULL;
+    ck_assert_ok(tsr_session_create(rt, model, &so, &s));
+    ck_assert_ok(tsr_session_run(s, NULL, n_in, names, ins, n_out, outs, dev ? got : want));
+    tsr_session_destroy(s);
+  }
+  for (size_t i = 0; i < n_out; i++) {
+    assert_close(got[i], want[i]);
+    tsr_tensor_destroy(got[i]);
+    tsr_tensor_destroy(want[i]);
+  }
+}
+
 /* Keeps the test's cache out of the user's ~/.cache. */
 static char *private_cache(void) {
   char *dir = tsr_test_tmpdir();
@@ -211,23 +234,9 @@ START_TEST(depthwise_transposed_and_typed_ops_match_cpu) {
   ck_assert_ok(tsr_tensor_create(rt, TSR_DTYPE_FLOAT32, 4, xd, &x));
   float *px = tsr_tensor_data(x);
   for (int i = 0; i < 756; i++) px[i] = sinf((float)i * 0.61f) + 0.2f;
-  tsr_tensor *got[3], *want[3];
   const char *outs[] = {"d", "e", "cs"}, *names[] = {"x"};
   const tsr_tensor *ins[] = {x};
-  for (int dev = 0; dev < 2; dev++) {
-    tsr_session_options so = {sizeof so};
-    so.devices = dev ? "opencl" : "cpu";
-    so.strict = 1;
-    tsr_session *s = NULL;
-    ck_assert_ok(tsr_session_create(rt, model, &so, &s));
-    ck_assert_ok(tsr_session_run(s, NULL, 1, names, ins, 3, outs, dev ? got : want));
-    tsr_session_destroy(s);
-  }
-  for (int i = 0; i < 3; i++) {
-    assert_close(got[i], want[i]);
-    tsr_tensor_destroy(got[i]);
-    tsr_tensor_destroy(want[i]);
-  }
+  expect_opencl_matches_cpu(rt, model, 1, names, ins, 3, outs);
   tsr_tensor_destroy(x);
   tsr_model_destroy(model);
 out:
@@ -265,23 +274,9 @@ START_TEST(scatter_into_constant_data) {
   ck_assert_ok(tsr_tensor_create(rt, TSR_DTYPE_FLOAT32, 2, ud, &u));
   float *pu = tsr_tensor_data(u);
   for (int i = 0; i < 10; i++) pu[i] = 100.0f + (float)i;
-  tsr_tensor *got[2], *want[2];
   const char *outs[] = {"a", "b"}, *names[] = {"u"};
   const tsr_tensor *ins[] = {u};
-  for (int dev = 0; dev < 2; dev++) {
-    tsr_session_options so = {sizeof so};
-    so.devices = dev ? "opencl" : "cpu";
-    so.strict = 1;
-    tsr_session *s = NULL;
-    ck_assert_ok(tsr_session_create(rt, model, &so, &s));
-    ck_assert_ok(tsr_session_run(s, NULL, 1, names, ins, 2, outs, dev ? got : want));
-    tsr_session_destroy(s);
-  }
-  for (int i = 0; i < 2; i++) {
-    assert_close(got[i], want[i]);
-    tsr_tensor_destroy(got[i]);
-    tsr_tensor_destroy(want[i]);
-  }
+  expect_opencl_matches_cpu(rt, model, 1, names, ins, 2, outs);
   tsr_tensor_destroy(u);
   tsr_model_destroy(model);
 out:
