@@ -25,9 +25,10 @@ typedef struct cpu_exe_node {
   void *state;
   cpu_tensor *in_static, *out_static;
   int32_t *in_idx, *out_idx; /* local value indices, -1 when absent */
-  /* A node that took in the Add (and activation) after it (fuse_nodes) is deferred: it does not
-   * run at its own place but at that of the last node it took in, whose run_fused names it;
-   * the nodes taken in are absorbed and do not run. run_fused is -1 elsewhere. */
+  /* Fusion (fuse_nodes): the nodes a node took in are absorbed and do not run. A node that took
+   * in the Add (and activation) after it is deferred: it runs not at its own place but at that
+   * of the last node it took in, whose run_fused names it (-1 elsewhere). A Mul taken into the
+   * Conv after it is only absorbed. */
   bool deferred, absorbed;
   int32_t run_fused;
 } cpu_exe_node;
@@ -277,7 +278,7 @@ static void cpu_release(void *state, void *executable) {
   free(exe);
 }
 
-/* ---- Residual fusion ------------------------------------------------------------------ */
+/* ---- Node fusion ---------------------------------------------------------------------- */
 
 /* How many of the partition's nodes read value v; the last of them in *reader. */
 static uint32_t value_readers(const cpu_exe *exe, int32_t v, uint32_t *reader) {
@@ -344,10 +345,8 @@ static cpu_fused_act fusable_act(const cpu_exe *exe, int32_t k, bool gelu) {
 /* Whether t is a constant float32 vector of n values laid along the last axis (dims [.., n]
  * with every other dim 1) with no more axes than `rank`. */
 static bool const_row_vector(const cpu_tensor *t, uint32_t rank, int64_t n) {
-  if (!t->is_const || t->dtype != TSR_DTYPE_FLOAT32 || t->rank < 1 || t->rank > rank ||
-      t->dims[t->rank - 1] != n || t->count != (size_t)n)
-    return false;
-  return true;
+  return t->is_const && t->dtype == TSR_DTYPE_FLOAT32 && t->rank >= 1 && t->rank <= rank &&
+         t->dims[t->rank - 1] == n && t->count == (size_t)n;
 }
 
 /* Gives fused node c room for the inputs the fusions add (slots up to 4), absent until set. */
