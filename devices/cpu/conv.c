@@ -784,22 +784,8 @@ typedef struct conv_state {
 static int conv_f32(cpu_ctx *ctx, const conv_plan *p, const float *x, const float *w,
                     const conv_state *st, const float *b, const float *res, float *y) {
   size_t planes = p->N * p->M;
-  if (res) {
-    /* A fused residual (cpu_node.residual; cpu_conv_residual_ok kept the depthwise and
-     * transposed kinds out). The host may give the output the residual's own memory: then
-     * the GEMMs accumulate onto it; a residual that overlaps the output otherwise is copied
-     * first. */
-    size_t count = planes * p->out_sp;
-    if (res != y && res < y + count && y < res + count) {
-      float *copy = malloc(count * sizeof *copy);
-      if (!copy)
-        return cpu_fail(ctx, "out of memory copying the residual");
-      memcpy(copy, res, count * sizeof *copy);
-      int rc = conv_f32(ctx, p, x, w, st, b, copy, y);
-      free(copy);
-      return rc;
-    }
-  }
+  /* res, a fused residual (conv_run_fused), is y's own memory or apart from it: in y's, the
+   * GEMMs accumulate onto it. */
   if (cpu_conv_depthwise_applies(p)) {
     cpu_conv_depthwise(ctx, p, x, w, b, y);
     return 0;
@@ -1011,20 +997,26 @@ static int conv_run_fused(cpu_ctx *ctx, const cpu_node *n, const conv_state *st,
       return cpu_fail(ctx, "out of memory");
     memcpy(scale, in[4].data, in[4].count * sizeof *scale);
   }
-  const char *x0 = in[0].data, *y0 = out[0].data;
-  float *y = out[0].data, *tmp = NULL;
-  if (y0 < x0 + in[0].nbytes && x0 < y0 + out[0].nbytes) {
-    if (!(tmp = malloc(out[0].count * sizeof *tmp))) {
-      free(scale);
-      return cpu_fail(ctx, "out of memory for the output of a fused Conv");
-    }
-    y = tmp;
+  /* The output on the input: computed apart. A residual on the output but not exactly in its
+   * place (the kernels accumulate onto one that is): copied first. */
+  const char *x0 = in[0].data, *y0 = out[0].data, *r0 = (const char *)res;
+  size_t bytes = out[0].nbytes;
+  float *y = out[0].data, *tmp = NULL, *res_copy = NULL;
+  bool y_on_x = y0 < x0 + in[0].nbytes && x0 < y0 + bytes;
+  bool res_apart = res && r0 != y0 && r0 < y0 + bytes && y0 < r0 + bytes;
+  if ((y_on_x && !(tmp = malloc(bytes))) || (res_apart && !(res_copy = malloc(bytes)))) {
+    free(tmp), free(scale);
+    return cpu_fail(ctx, "out of memory for the output of a fused Conv");
   }
+  if (tmp)
+    y = tmp;
+  if (res_copy)
+    res = memcpy(res_copy, res, bytes);
   int rc = scale ? conv_f32_scaled(ctx, p, in[0].data, in[1].data, b, scale, res, y)
                  : conv_f32(ctx, p, in[0].data, in[1].data, st, b, res, y);
   if (rc == 0 && tmp)
-    memcpy(out[0].data, tmp, out[0].count * sizeof *tmp);
-  free(tmp), free(scale);
+    memcpy(out[0].data, tmp, bytes);
+  free(tmp), free(res_copy), free(scale);
   return rc;
 }
 
