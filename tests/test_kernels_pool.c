@@ -213,11 +213,17 @@ static bool same_f32(double a, double b) {
   return ua == ub;
 }
 
-static void check_case(int it, const geom *g, int kind, bool special, size_t threads, rng *r) {
+/* special: 0 for plain values, 1 to mix in NaN, infinities and zeros (rval), 2 to also turn the
+ * positive values into zeros of either sign, so that many maxima are zeros and show which one a
+ * kernel keeps. */
+static void check_case(int it, const geom *g, int kind, int special, size_t threads, rng *r) {
   size_t xc = (size_t)(g->n * g->c * g->ih * g->iw), yc = (size_t)(g->n * g->c * g->oh * g->ow);
   float *x = malloc((xc + 1) * sizeof *x);
-  for (size_t i = 0; i < xc; i++)
-    x[i] = rval(r, special);
+  for (size_t i = 0; i < xc; i++) {
+    x[i] = rval(r, special != 0);
+    if (special == 2 && x[i] > 0)
+      x[i] = (rnext(r) & 1) ? 0.0f : -0.0f;
+  }
   double *ref = malloc((yc + 1) * sizeof *ref);
   ref_pool(g, kind, x, ref);
   double *fast = run_pool(g, kind, TSR_DTYPE_FLOAT32, x, threads);
@@ -293,6 +299,36 @@ START_TEST(test_pool_fast_shapes) {
 }
 END_TEST
 
+/* MaxPool's 3x3 windows of stride 2, which the AVX2 path reduces row by row down strips of
+ * columns: widths that end in a partial vector or fill just one, padding and ceil_mode so that
+ * clipped rows and columns surround the interior, and NaN, infinities and zeros of both signs. */
+START_TEST(test_pool_fast_3x3s2) {
+  rng r = {3322};
+  for (int it = 0; it < 60; it++) {
+    size_t threads = vary_env(it);
+    geom g = {.nsp = 2,
+              .n = 1,
+              .c = 2,
+              .ih = rint_in(&r, 3, 40),
+              .iw = rint_in(&r, 17, 90),
+              .kh = 3,
+              .kw = 3,
+              .sh = 2,
+              .sw = 2,
+              .dh = 1,
+              .dw = 1,
+              .pt = rint_in(&r, 0, 1),
+              .pl = rint_in(&r, 0, 1),
+              .pb = rint_in(&r, 0, 1),
+              .pr = rint_in(&r, 0, 1),
+              .ceil_mode = rnext(&r) & 1};
+    g.oh = out_dim(g.ih, g.kh, g.sh, 1, g.pt, g.pb, g.ceil_mode);
+    g.ow = out_dim(g.iw, g.kw, g.sw, 1, g.pl, g.pr, g.ceil_mode);
+    check_case(it, &g, K_MAX, 1 + (it / 2) % 2, threads, &r);
+  }
+}
+END_TEST
+
 START_TEST(test_global_pool_fast) {
   rng r = {4242};
   static const char *const names[] = {"GlobalMaxPool", "GlobalAveragePool"};
@@ -350,6 +386,7 @@ static Suite *kernels_pool_suite(void) {
   tcase_set_timeout(t, 600);
   tcase_add_test(t, test_pool_fast_random);
   tcase_add_test(t, test_pool_fast_shapes);
+  tcase_add_test(t, test_pool_fast_3x3s2);
   tcase_add_test(t, test_global_pool_fast);
   suite_add_tcase(s, t);
   return s;

@@ -301,7 +301,8 @@ static void pool_task_f64(void *arg, size_t begin, size_t end) {
  * through double. Each output row is split into the columns whose windows lie wholly inside the
  * input in x (the interior, read without bounds checks and, with AVX2, eight columns at a time
  * for strides 1 and 2) and the border columns on either side (clipped as above). Rows clip in y
- * once per row.
+ * once per row. With AVX2, MaxPool's 3x3 windows of stride 2 take their interior rows and columns
+ * through a kernel of their own (max33s2_block).
  *
  * The results are bit-identical to the general kernel's: every output takes its taps in the
  * same order (ky, then kx), the maximum is kept as `v > acc ? v : acc` (which is what vmaxps
@@ -309,15 +310,16 @@ static void pool_task_f64(void *arg, size_t begin, size_t end) {
  * in that order and divide by the same count. Only the global average adds in several partial
  * sums, which changes the last bits of a double, not of the float result in practice. */
 
-/* The x-interior of the output columns: [lo, hi), where the taps table has the whole kernel.
- * The set is an interval because window starts grow with the column. */
-static void fast_interior(const pool_plan *p, const pool_taps *tp, int64_t *lo, int64_t *hi) {
+/* The interior of the output along window dim i: [lo, hi), where the taps table has the whole
+ * kernel. The set is an interval because window starts grow with the coordinate. */
+static void fast_interior(const pool_plan *p, const pool_taps *tp, int i, int64_t *lo,
+                          int64_t *hi) {
   const nn_window *w = &p->w;
-  int64_t n = w->out[2], a = 0;
-  while (a < n && !(tp->k0[2][a] == 0 && tp->k1[2][a] == w->k[2]))
+  int64_t n = w->out[i], a = 0;
+  while (a < n && !(tp->k0[i][a] == 0 && tp->k1[i][a] == w->k[i]))
     a++;
   int64_t b = a;
-  while (b < n && tp->k0[2][b] == 0 && tp->k1[2][b] == w->k[2])
+  while (b < n && tp->k0[i][b] == 0 && tp->k1[i][b] == w->k[i])
     b++;
   *lo = a;
   *hi = b;
@@ -477,13 +479,99 @@ AVX2 static void fast_row_avx2(const float *src, int64_t nky, int64_t rstep, int
   else
     fast_row_c(src, nky, rstep, kw, dw, sw, y, n, div, false);
 }
+
+/* MaxPool's 3x3 windows of stride 2 without dilation (SqueezeNet's, ResNet's, AlexNet's), over
+ * the rows and columns whose windows lie inside the input. Output rows overlap by one input row,
+ * so instead of taking nine taps per output, each input row's three taps are reduced once, and
+ * a strip of columns goes down the plane with the last row's reduction kept in registers for the
+ * next output row: each input row is loaded once per strip, each load serves several taps, and
+ * no tap loop or output row pays a call.
+ *
+ * The result is still the scan's over (ky, kx). When the window's first tap is NaN the scan
+ * keeps it; otherwise it skips NaNs and ends at the first tap, in that order, that equals the
+ * maximum of the taps that are numbers. Reducing row by row finds the same tap if each row yields
+ * its own first maximum and never a NaN, and the rows are then scanned after the window's first
+ * tap. So a row starts from max(first tap, -inf), which turns a NaN into -inf: a -inf tap has the
+ * same bits, and a row without numbers gives -inf, which never replaces what the scan holds. */
+
+/* One input row under eight outputs, in pool_ld8's order: e gets the first taps and g the
+ * row's maximum as above. p[0..16] are the taps: p and p + 8 give the first ones, p + 1
+ * and p + 9 both the second and the third, so three shuffles take four loads. */
+AVX2 static ALWAYS_INLINE void max33s2_row(const float *p, __m256 ninf, __m256 *e, __m256 *g) {
+  __m256 a = _mm256_loadu_ps(p), b = _mm256_loadu_ps(p + 8);
+  __m256 c = _mm256_loadu_ps(p + 1), d = _mm256_loadu_ps(p + 9);
+  __m256 e0 = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));
+  __m256 o = _mm256_shuffle_ps(c, d, _MM_SHUFFLE(2, 0, 2, 0));
+  __m256 e1 = _mm256_shuffle_ps(c, d, _MM_SHUFFLE(3, 1, 3, 1));
+  *e = e0;
+  *g = _mm256_max_ps(e1, _mm256_max_ps(o, _mm256_max_ps(e0, ninf)));
+}
+
+/* -O2 does not peel the vector loops below by itself, and unpeeled they keep e and g in memory. */
+#define POOL_UNROLL _Pragma("GCC unroll 4")
+
+/* NV vectors of eight output columns, starting at col[v], down `rows` output rows; x is the
+ * first window's top left tap, iw and ow the row lengths. */
+AVX2 static ALWAYS_INLINE void max33s2_strip(const float *x, int64_t iw, float *y, int64_t ow,
+                                             int64_t rows, const int64_t *col, int NV) {
+  __m256 ninf = _mm256_set1_ps(-INFINITY), e[4], g[4];
+  POOL_UNROLL
+  for (int v = 0; v < NV; v++)
+    max33s2_row(x + 2 * col[v], ninf, &e[v], &g[v]);
+  for (int64_t r = 0; r < rows; r++) {
+    const float *x1 = x + (2 * r + 1) * iw, *x2 = x1 + iw;
+    POOL_UNROLL
+    for (int v = 0; v < NV; v++) {
+      __m256 e1, g1, e2, g2;
+      max33s2_row(x1 + 2 * col[v], ninf, &e1, &g1);
+      max33s2_row(x2 + 2 * col[v], ninf, &e2, &g2);
+      __m256 m = _mm256_max_ps(g2, _mm256_max_ps(g1, _mm256_max_ps(g[v], e[v])));
+      _mm256_storeu_ps(y + r * ow + col[v], pool_unscramble(m, 2));
+      e[v] = e2;
+      g[v] = g2;
+    }
+  }
+}
+
+/* n >= 8 columns: vectors every eight columns, the last one ending at n (recomputing a few
+ * outputs, as in fast_row_avx2_s). Up to four go down the plane together, for independent
+ * chains and whole cache lines of each input row. */
+AVX2 static void max33s2_block(const float *x, int64_t iw, float *y, int64_t ow, int64_t n,
+                               int64_t rows) {
+  int64_t nv = (n + 7) / 8;
+  for (int64_t v0 = 0; v0 < nv; v0 += 4) {
+    int64_t col[4];
+    int m = nv - v0 < 4 ? (int)(nv - v0) : 4;
+    for (int v = 0; v < m; v++)
+      col[v] = 8 * (v0 + v) < n - 8 ? 8 * (v0 + v) : n - 8;
+    switch (m) {
+    case 4: max33s2_strip(x, iw, y, ow, rows, col, 4); break;
+    case 3: max33s2_strip(x, iw, y, ow, rows, col, 3); break;
+    case 2: max33s2_strip(x, iw, y, ow, rows, col, 2); break;
+    default: max33s2_strip(x, iw, y, ow, rows, col, 1); break;
+    }
+  }
+}
 #endif
 
-static ALWAYS_INLINE void fast_plane(const pool_plan *p, const pool_taps *tp, int64_t ix_lo,
-                                     int64_t ix_hi, const float *x, float *y, bool max, bool avx2) {
+typedef struct fast_job {
+  const pool_plan *p;
+  pool_taps taps;
+  int64_t ix_lo, ix_hi;
+  /* Output rows for max33s2_block (with AVX2); empty when the window is not 3x3 of stride 2
+   * or fewer than eight columns are interior. */
+  int64_t k33_lo, k33_hi;
+  const float *x;
+  float *y;
+} fast_job;
+
+/* Output rows [oy0, oy1) of a plane. */
+static ALWAYS_INLINE void fast_rows(const pool_plan *p, const pool_taps *tp, int64_t ix_lo,
+                                    int64_t ix_hi, const float *x, float *y, int64_t oy0,
+                                    int64_t oy1, bool max, bool avx2) {
   const nn_window *w = &p->w;
   int64_t ow = w->out[2], kw = w->k[2];
-  for (int64_t oy = 0; oy < w->out[1]; oy++) {
+  for (int64_t oy = oy0; oy < oy1; oy++) {
     float *yrow = y + oy * ow;
     int64_t ky0 = tp->k0[1][oy], ky1 = tp->k1[1][oy];
     if (ky0 == ky1 || ix_lo == ix_hi) {
@@ -506,6 +594,29 @@ static ALWAYS_INLINE void fast_plane(const pool_plan *p, const pool_taps *tp, in
     fast_row_c(src, ky1 - ky0, w->d[1] * w->in[2], kw, w->d[2], w->s[2], yrow + ix_lo,
                ix_hi - ix_lo, (double)cnt, max);
   }
+}
+
+static ALWAYS_INLINE void fast_plane(const fast_job *j, const float *x, float *y, bool max,
+                                     bool avx2) {
+  const pool_plan *p = j->p;
+  const pool_taps *tp = &j->taps;
+  const nn_window *w = &p->w;
+  int64_t lo = j->k33_lo, hi = j->k33_hi, ow = w->out[2];
+#ifdef POOL_HAVE_AVX2
+  if (avx2 && max && lo < hi) {
+    fast_rows(p, tp, j->ix_lo, j->ix_hi, x, y, 0, lo, true, true);
+    if (j->ix_lo > 0 || j->ix_hi < ow)
+      for (int64_t oy = lo; oy < hi; oy++) {
+        fast_edge(p, tp, x, y + oy * ow, oy, 0, j->ix_lo, true);
+        fast_edge(p, tp, x, y + oy * ow, oy, j->ix_hi, ow, true);
+      }
+    max33s2_block(x + (lo * 2 - w->pb[1]) * w->in[2] + j->ix_lo * 2 - w->pb[2], w->in[2],
+                  y + lo * ow + j->ix_lo, ow, j->ix_hi - j->ix_lo, hi - lo);
+    fast_rows(p, tp, j->ix_lo, j->ix_hi, x, y, hi, w->out[1], true, true);
+    return;
+  }
+#endif
+  fast_rows(p, tp, j->ix_lo, j->ix_hi, x, y, 0, w->out[1], max, avx2);
 }
 
 /* The maximum of x[0..n), n >= 1, as the sequential `v > acc` scan finds it: eight lanes each
@@ -544,14 +655,6 @@ static ALWAYS_INLINE float fast_gavg(const float *x, size_t n) {
   return n ? (float)(t / (double)n) : 0.0f;
 }
 
-typedef struct fast_job {
-  const pool_plan *p;
-  pool_taps taps;
-  int64_t ix_lo, ix_hi;
-  const float *x;
-  float *y;
-} fast_job;
-
 static ALWAYS_INLINE void fast_planes(const fast_job *j, size_t begin, size_t end, bool avx2) {
   const pool_plan *p = j->p;
   bool max = p->kind == POOL_MAX;
@@ -566,9 +669,9 @@ static ALWAYS_INLINE void fast_planes(const fast_job *j, size_t begin, size_t en
     }
     float *y = j->y + pl * p->out_sp;
     if (max)
-      fast_plane(p, &j->taps, j->ix_lo, j->ix_hi, x, y, true, avx2);
+      fast_plane(j, x, y, true, avx2);
     else
-      fast_plane(p, &j->taps, j->ix_lo, j->ix_hi, x, y, false, avx2);
+      fast_plane(j, x, y, false, avx2);
   }
 }
 
@@ -605,8 +708,13 @@ static int pool_run_common(cpu_ctx *ctx, const cpu_node *n, const cpu_tensor *in
   if (dt == TSR_DTYPE_FLOAT32 && fast_ok(&p)) {
     fast_job fj = {.p = &p, .taps = j.taps, .x = in[0].data, .y = out[0].data};
     void (*task)(void *, size_t, size_t) = fast_task;
-    if (!global)
-      fast_interior(&p, &fj.taps, &fj.ix_lo, &fj.ix_hi);
+    if (!global) {
+      const nn_window *w = &p.w;
+      fast_interior(&p, &fj.taps, 2, &fj.ix_lo, &fj.ix_hi);
+      if (kind == POOL_MAX && w->nsp == 2 && w->k[1] == 3 && w->k[2] == 3 && w->s[1] == 2 &&
+          w->s[2] == 2 && w->d[1] == 1 && w->d[2] == 1 && fj.ix_hi - fj.ix_lo >= 8)
+        fast_interior(&p, &fj.taps, 1, &fj.k33_lo, &fj.k33_hi);
+    }
 #ifdef POOL_HAVE_AVX2
     if (ctx->isa == CPU_ISA_AVX2_FMA)
       task = fast_task_avx2;
