@@ -1270,6 +1270,50 @@ START_TEST(test_conv_pointwise_small) {
 }
 END_TEST
 
+/* 3x3 stride-1 Conv by Winograd's F(2x2, 3x3) (conv_wino.c), against float64: planes with odd
+ * and even sides (a last tile half outside the output), one and two tiles across, tile rows
+ * more than one band holds (48 + 40 channels over 40x40: three bands, the last short), batches
+ * of two, padding absent, asymmetric or larger than the kernel, SAME padding, the activations
+ * the output transform applies itself (relu, clip) and those applied to finished rows, with
+ * and without a bias. TESSERA_CPU_WINOGRAD forces the path on (1) or leaves it to its cost
+ * (unset); vary_env alternates the ISA and the thread count. */
+START_TEST(test_conv_winograd) {
+  rng r = {4242};
+  static const struct {
+    int64_t N, C, M, in[2], pb[2], pe[2];
+    int pad_mode;
+  } cases[] = {
+      {1, 32, 40, {14, 14}, {1, 1}, {1, 1}, 0}, /* ResNet's 14x14 stage, narrower */
+      {1, 48, 40, {40, 40}, {1, 1}, {1, 1}, 0}, /* three bands */
+      {2, 33, 35, {13, 29}, {1, 1}, {1, 1}, 0}, /* odd sides, a batch of two */
+      {1, 5, 7, {5, 7}, {0, 2}, {2, 0}, 0},     /* asymmetric padding, few channels */
+      {1, 16, 12, {3, 3}, {0, 0}, {0, 0}, 0},   /* unpadded: one output */
+      {1, 9, 10, {2, 17}, {1, 1}, {1, 1}, 0},   /* one tile row */
+      {1, 20, 24, {6, 4}, {3, 2}, {4, 3}, 0},   /* pads beyond the kernel */
+      {2, 40, 36, {15, 16}, {0, 0}, {0, 0}, 1}, /* SAME_UPPER */
+      {1, 64, 64, {28, 28}, {1, 1}, {1, 1}, 2}, /* SAME_LOWER, ResNet's 28x28 stage */
+  };
+  static const int acts[] = {0, 1, 2, 7, 5, 6};
+  int it = 0;
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
+    for (int v = 0; v < 4; v++, it++) {
+      size_t threads = vary_env(it);
+      setenv("TESSERA_CPU_WINOGRAD", v < 3 ? "1" : "", 1);
+      conv_geom g = {.nsp = 2, .N = cases[c].N, .C = cases[c].C, .M = cases[c].M, .G = 1};
+      for (int i = 0; i < 2; i++)
+        g.in[i] = cases[c].in[i], g.k[i] = 3, g.s[i] = 1, g.d[i] = 1, g.pb[i] = cases[c].pb[i],
+        g.pe[i] = cases[c].pe[i];
+      const test_act *act = &test_acts[acts[(c + (size_t)v) % 6]];
+      /* conv_case_act makes the weights constant, which the path needs, unless 3 divides
+       * its iteration. */
+      conv_case_act(&r, 3 * it + 1 + v % 2, &g, cases[c].pad_mode, TSR_DTYPE_FLOAT32,
+                    (c + (size_t)v) % 3 != 2, threads, act->name ? act : NULL);
+    }
+  unsetenv("TESSERA_CPU_WINOGRAD");
+  setenv("TESSERA_CPU_GENERIC", "0", 1);
+}
+END_TEST
+
 /* The same path with a fused residual: Relu(x) -> 1x1 Conv -> Add -> (Relu), which the CPU
  * plugin takes into the Conv (cpu_node.residual), through a session. The residual is a graph
  * input r (added second or first), or the Conv's own input (C == M), whose memory the plan may
@@ -2490,6 +2534,7 @@ static Suite *kernels_nn_suite(void) {
   tcase_add_test(c, test_conv_large);
   tcase_add_test(c, test_conv_activation);
   tcase_add_test(c, test_conv_pointwise_small);
+  tcase_add_test(c, test_conv_winograd);
   tcase_add_test(c, test_conv_pointwise_residual);
   tcase_add_test(c, test_convtranspose_random);
   tcase_add_test(c, test_convtranspose_large);

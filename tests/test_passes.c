@@ -1274,17 +1274,22 @@ static tsr_tensor *run_fused(bytes b, const tsr_tensor *x, bool fuse, const char
 
 /* Runs b on a random x of `dims` with the plugin's fusions and without, compares output "y",
  * and checks that the node of type op was taken into another (no time of its own) exactly
- * when `fused`. */
-static void check_fused(bytes b, size_t rank, const int64_t *dims, const char *op, bool fused,
-                        const char *what) {
+ * when `fused`. The fused run has TESSERA_CPU_WINOGRAD set to `winograd` (3x3 convolutions
+ * by Winograd's transform when "1", as their cost decides when ""), the unfused one the
+ * direct convolution. */
+static void check_fused_wino(bytes b, size_t rank, const int64_t *dims, const char *op,
+                             bool fused, const char *winograd, const char *what) {
   float *xv = rand_buf(prod(rank, dims), -2.0f, 2.0f);
   tsr_tensor *x = NULL;
   ck_assert_ok(tsr_tensor_create_copy(rt, TSR_DTYPE_FLOAT32, rank, dims, xv,
                                       prod(rank, dims) * sizeof(float), &x));
   free(xv);
   uint64_t fused_ns, plain_ns;
+  setenv("TESSERA_CPU_WINOGRAD", winograd, 1);
   tsr_tensor *got = run_fused(b, x, true, op, &fused_ns);
+  setenv("TESSERA_CPU_WINOGRAD", "0", 1);
   tsr_tensor *want = run_fused(b, x, false, op, &plain_ns);
+  unsetenv("TESSERA_CPU_WINOGRAD");
   expect_close(got, want, what);
   ck_assert_msg(plain_ns > 0 && plain_ns != UINT64_MAX, "%s: %s not timed unfused", what, op);
   if (fused)
@@ -1297,6 +1302,11 @@ static void check_fused(bytes b, size_t rank, const int64_t *dims, const char *o
   tsr_tensor_destroy(x);
 }
 
+static void check_fused(bytes b, size_t rank, const int64_t *dims, const char *op, bool fused,
+                        const char *what) {
+  check_fused_wino(b, rank, dims, op, fused, "", what);
+}
+
 START_TEST(residual_add_fused) {
   for (int kind = 0; kind < 9; kind++)
     for (int relu = 0; relu < 2; relu++) {
@@ -1305,8 +1315,10 @@ START_TEST(residual_add_fused) {
       bytes b = residual_model(kind, relu);
       int64_t xd[4];
       residual_dims(kind, xd);
-      /* kind 5: an Add that does not follow its Conv stays. */
+      /* kind 5: an Add that does not follow its Conv stays. The 3x3 ones also by
+       * Winograd's transform, the residual and the Relu in its output transform. */
       check_fused(b, 4, xd, "Add", kind != 5, what);
+      check_fused_wino(b, 4, xd, "Add", kind != 5, "1", what);
       free(b.data);
     }
 }

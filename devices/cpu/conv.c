@@ -779,6 +779,7 @@ typedef struct conv_state {
   size_t wp_group; /* floats per group */
   float *wt;       /* W^T as cpu_conv_pwt's B operand, or NULL */
   size_t wt_sp;    /* the output plane prepare() chose the transposed product for */
+  float *wu;       /* the Winograd-transformed weights of cpu_conv_wino, or NULL */
 } conv_state;
 
 static int conv_f32(cpu_ctx *ctx, const conv_plan *p, const float *x, const float *w,
@@ -790,6 +791,8 @@ static int conv_f32(cpu_ctx *ctx, const conv_plan *p, const float *x, const floa
     cpu_conv_depthwise(ctx, p, x, w, b, y);
     return 0;
   }
+  if (st && st->wu && cpu_conv_wino_applies(p))
+    return cpu_conv_wino(ctx, p, x, st->wu, b, res, y) == 0 ? 0 : cpu_fail(ctx, "out of memory");
   if (st && st->wt && cpu_conv_pwt_applies(p) && (p->out_sp == st->wt_sp || cpu_conv_pwt_wanted(p)))
     return cpu_conv_pwt(ctx, p, x, st->wt, b, res, y) == 0 ? 0 : cpu_fail(ctx, "out of memory");
   if (p->transpose)
@@ -1092,6 +1095,20 @@ static int conv_prepare(const cpu_node *n, void **out_state, char *msg, size_t s
     *out_state = st;
     return 0;
   }
+  if (cpu_conv_wino_applies(&p) && cpu_conv_wino_wanted(&p)) {
+    size_t nu = cpu_conv_wino_packed_floats(&p);
+    conv_state *st = calloc(1, sizeof *st);
+    if (!st || !(st->wu = nn_alloc_aligned(nu, sizeof(float))) ||
+        cpu_conv_wino_pack(&p, wd, st->wu) != 0) {
+      if (st)
+        free(st->wu);
+      free(st);
+      snprintf(msg, size, "out of memory transforming the weights (%zu floats)", nu);
+      return -1;
+    }
+    *out_state = st;
+    return 0;
+  }
   conv_state *st = calloc(1, sizeof *st);
   if (!st || !(st->wp = nn_alloc_aligned(per * p.G, sizeof(float)))) {
     free(st);
@@ -1108,7 +1125,7 @@ static int conv_prepare(const cpu_node *n, void **out_state, char *msg, size_t s
 static void conv_release(void *state) {
   conv_state *st = state;
   if (st)
-    free(st->wp), free(st->wt);
+    free(st->wp), free(st->wt), free(st->wu);
   free(st);
 }
 

@@ -56,4 +56,17 @@ bool cpu_conv_pwt_wanted(const conv_plan *p);
 int cpu_conv_pwt(cpu_ctx *ctx, const conv_plan *p, const float *x, const float *wt, const float *b,
                  const float *res, float *y);
 
+/* 3x3 stride-1 convolution by Winograd's F(2x2, 3x3) (conv_wino.c). Whether it can run p (2-D,
+ * 3x3, stride and dilation 1, one group, any padding); whether it pays for p (or
+ * TESSERA_CPU_WINOGRAD=0/1 says); the floats of p's transformed weights and their packing
+ * (prepare(); 0, or -1 when memory ran out); and the convolution over every image with the
+ * bias b, a residual res (like y, or NULL; it may be y itself) and p's activation: 0, or -1 when
+ * memory ran out. */
+bool cpu_conv_wino_applies(const conv_plan *p);
+bool cpu_conv_wino_wanted(const conv_plan *p);
+size_t cpu_conv_wino_packed_floats(const conv_plan *p);
+int cpu_conv_wino_pack(const conv_plan *p, const float *w, float *dst);
+int cpu_conv_wino(cpu_ctx *ctx, const conv_plan *p, const float *x, const float *u,
+                  const float *b, const float *res, float *y);
+
 #endif
