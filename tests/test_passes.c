@@ -1330,11 +1330,14 @@ END_TEST
  *   1: 3x3 padded Conv, Mul(s, x)
  *   2: 1x1 Conv whose output goes on through a residual Add(conv, x) and a Relu
  *   3: a scale of shape [1, 16, 1, 1] from the first image only with N = 2 (not fused)
- *   4: a Relu between the Mul and the Conv (not fused) */
+ *   4: a Relu between the Mul and the Conv (not fused)
+ *   5: 1x1 Conv to 80 channels, Mul(x, s)
+ * Kinds 0 and 2 scale the weights (their 16 output channels are fewer than the 63 positions),
+ * kinds 1 and 5 a copy of the input. */
 static bytes se_model(int kind, int64_t n) {
   mb_model *m = mb_new(13);
   int64_t xd[] = {n, 16, 7, 9}, k = kind == 1 ? 3 : 1;
-  int64_t wd[] = {16, 16, k, k}, bd[] = {16};
+  int64_t co = kind == 5 ? 80 : 16, wd[] = {co, 16, k, k}, bd[] = {co};
   mb_input(m, "x", TSR_DTYPE_FLOAT32, 4, xd);
   init_rand(m, "w", 4, wd, -0.3f, 0.3f);
   init_rand(m, "b", 1, bd, -0.5f, 0.5f);
@@ -1362,13 +1365,13 @@ static bytes se_model(int kind, int64_t n) {
 }
 
 START_TEST(se_scale_fused) {
-  for (int kind = 0; kind < 5; kind++)
+  for (int kind = 0; kind < 6; kind++)
     for (int64_t n = 1; n <= 2; n++) {
       char what[96];
       snprintf(what, sizeof what, "squeeze-excitation kind %d, batch %lld", kind, (long long)n);
       bytes b = se_model(kind, n);
       int64_t xd[] = {n, 16, 7, 9};
-      check_fused(b, 4, xd, "Mul", kind < 3 || (kind == 3 && n == 1), what);
+      check_fused(b, 4, xd, "Mul", kind < 3 || kind == 5 || (kind == 3 && n == 1), what);
       free(b.data);
     }
 }

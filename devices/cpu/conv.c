@@ -939,9 +939,38 @@ bool cpu_conv_residual_ok(const cpu_node *n) {
 }
 
 /* A Conv whose input channels are scaled per image first (cpu_node.in_scale: the Mul of a
- * squeeze-and-excitation block, scale[n * C + c]): the scale goes into the weights instead,
- * W[m][c][..] * scale[c], packed afresh for each image, so that the scaled input is never
- * written. The packing is M x C x kh x kw floats, far less than the input's C x H x W here. */
+ * squeeze-and-excitation block, scale[n * C + c]). Where the plane is larger than the weights
+ * per input channel (M x kh x kw), the scale goes into the weights instead, W[m][c][..] *
+ * scale[c], packed afresh for each image, so that the scaled input is never written
+ * (conv_f32_scaled); otherwise the input is scaled into a copy that the convolution with the
+ * weights packed by prepare() then reads (conv_scale_input): EfficientNet-B0's 1152 -> 192
+ * projections on 7x7 took 0.49 ms each through the weights, 0.30 through the input. */
+typedef struct scale_job {
+  const float *x, *scale;
+  float *xs;
+  size_t sp;
+} scale_job;
+
+static void scale_task(void *arg, size_t begin, size_t end) {
+  const scale_job *j = arg;
+  for (size_t pl = begin; pl < end; pl++) {
+    const float *xp = j->x + pl * j->sp;
+    float *d = j->xs + pl * j->sp, s = j->scale[pl];
+    for (size_t i = 0; i < j->sp; i++)
+      d[i] = xp[i] * s;
+  }
+}
+
+static float *conv_scale_input(cpu_ctx *ctx, const conv_plan *p, const float *x,
+                               const float *scale) {
+  float *xs = nn_alloc_aligned(p->N * p->C * p->in_sp, sizeof(float));
+  if (xs) {
+    scale_job j = {.x = x, .scale = scale, .xs = xs, .sp = p->in_sp};
+    cpu_parallel_for(ctx, p->N * p->C, nn_grain(p->in_sp, 1 << 15), scale_task, &j);
+  }
+  return xs;
+}
+
 static int conv_f32_scaled(cpu_ctx *ctx, const conv_plan *p, const float *x, const float *w,
                            const float *b, const float *scale, const float *res, float *y) {
   size_t K = p->cg * p->kk, per = cpu_sgemm_packed_a_floats(p->mg, K);
@@ -1000,26 +1029,36 @@ static int conv_run_fused(cpu_ctx *ctx, const cpu_node *n, const conv_state *st,
       return cpu_fail(ctx, "out of memory");
     memcpy(scale, in[4].data, in[4].count * sizeof *scale);
   }
-  /* The output on the input: computed apart. A residual on the output but not exactly in its
-   * place (the kernels accumulate onto one that is): copied first. */
+  /* The input scaled into a copy first where that costs less than scaling the weights. */
+  float *xs = NULL;
+  if (scale && st && p->M * p->kk > p->in_sp) {
+    if (!(xs = conv_scale_input(ctx, p, in[0].data, scale))) {
+      free(scale);
+      return cpu_fail(ctx, "out of memory for the scaled input of a fused Conv");
+    }
+  }
+  /* The output on the input (unless the convolution reads a scaled copy): computed apart. A
+   * residual on the output but not exactly in its place (the kernels accumulate onto one that
+   * is): copied first. */
   const char *x0 = in[0].data, *y0 = out[0].data, *r0 = (const char *)res;
   size_t bytes = out[0].nbytes;
   float *y = out[0].data, *tmp = NULL, *res_copy = NULL;
-  bool y_on_x = y0 < x0 + in[0].nbytes && x0 < y0 + bytes;
+  bool y_on_x = !xs && y0 < x0 + in[0].nbytes && x0 < y0 + bytes;
   bool res_apart = res && r0 != y0 && r0 < y0 + bytes && y0 < r0 + bytes;
   if ((y_on_x && !(tmp = malloc(bytes))) || (res_apart && !(res_copy = malloc(bytes)))) {
-    free(tmp), free(scale);
+    free(tmp), free(scale), free(xs);
     return cpu_fail(ctx, "out of memory for the output of a fused Conv");
   }
   if (tmp)
     y = tmp;
   if (res_copy)
     res = memcpy(res_copy, res, bytes);
-  int rc = scale ? conv_f32_scaled(ctx, p, in[0].data, in[1].data, b, scale, res, y)
-                 : conv_f32(ctx, p, in[0].data, in[1].data, st, b, res, y);
+  int rc = xs      ? conv_f32(ctx, p, xs, in[1].data, st, b, res, y)
+           : scale ? conv_f32_scaled(ctx, p, in[0].data, in[1].data, b, scale, res, y)
+                   : conv_f32(ctx, p, in[0].data, in[1].data, st, b, res, y);
   if (rc == 0 && tmp)
     memcpy(out[0].data, tmp, bytes);
-  free(tmp), free(res_copy), free(scale);
+  free(tmp), free(res_copy), free(scale), free(xs);
   return rc;
 }
 
