@@ -1272,7 +1272,8 @@ END_TEST
 
 /* 3x3 stride-1 Conv by Winograd's F(2x2, 3x3) (conv_wino.c), against float64: planes with odd
  * and even sides (a last tile half outside the output), one and two tiles across, tile rows
- * more than one band holds (48 + 40 channels over 40x40: three bands, the last short), batches
+ * more than one band holds (48 + 40 channels over 40x40: three bands, the last short; enough
+ * bands that each thread takes whole ones, with two and three threads), batches
  * of two, padding absent, asymmetric or larger than the kernel, SAME padding, the activations
  * the output transform applies itself (relu, clip) and those applied to finished rows, with
  * and without a bias. TESSERA_CPU_WINOGRAD forces the path on (1) or leaves it to its cost
@@ -1292,6 +1293,8 @@ START_TEST(test_conv_winograd) {
       {1, 20, 24, {6, 4}, {3, 2}, {4, 3}, 0},   /* pads beyond the kernel */
       {2, 40, 36, {15, 16}, {0, 0}, {0, 0}, 1}, /* SAME_UPPER */
       {1, 64, 64, {28, 28}, {1, 1}, {1, 1}, 2}, /* SAME_LOWER, ResNet's 28x28 stage */
+      {1, 32, 24, {150, 40}, {1, 1}, {1, 1}, 0}, /* seven bands: whole bands (three threads) */
+      {1, 32, 32, {64, 64}, {1, 1}, {1, 1}, 0}, /* four bands: whole bands a thread (two) */
   };
   static const int acts[] = {0, 1, 2, 7, 5, 6};
   int it = 0;
