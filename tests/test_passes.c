@@ -1176,7 +1176,7 @@ END_TEST
 
 /* ---- The CPU plugin's residual fusion: Conv -> Add -> (Relu) ------------------------- */
 
-/* A residual block on x[2, 8, H, W]: r (the residual) comes first, then t = Relu(x) and the
+/* A residual block on x[N, 8, H, W] (N = 1 or 2): r (the residual) comes first, then t = Relu(x) and the
  * Conv over it, then Add(conv, r) and perhaps a Relu. `kind` picks the Conv's path and where
  * r comes from:
  *   0: 1x1 (pointwise GEMM), r = Sigmoid(x)
@@ -1190,15 +1190,15 @@ END_TEST
  *      a depth of 360 (two KC blocks), r = Sigmoid(x)
  *   8: as 7 with r = t
  * `relu` adds the Relu after the Add. */
-static void residual_dims(int kind, int64_t xd[4]) {
+static void residual_dims(int kind, int64_t n, int64_t xd[4]) {
   bool wide = kind >= 7;
-  xd[0] = 2, xd[1] = wide ? 40 : 8, xd[2] = wide ? 4 : 8, xd[3] = wide ? 32 : 6;
+  xd[0] = n, xd[1] = wide ? 40 : 8, xd[2] = wide ? 4 : 8, xd[3] = wide ? 32 : 6;
 }
 
-static bytes residual_model(int kind, bool relu) {
+static bytes residual_model(int kind, bool relu, int64_t n) {
   mb_model *m = mb_new(13);
   int64_t xd[4];
-  residual_dims(kind, xd);
+  residual_dims(kind, n, xd);
   int64_t ci = xd[1], co = kind == 3 ? 136 : ci, k = kind == 0 || kind == 5 ? 1 : 3;
   int64_t wd[] = {co, ci, k, k}, bd[] = {co}, w2d[] = {co, ci, 1, 1};
   mb_input(m, "x", TSR_DTYPE_FLOAT32, 4, xd);
@@ -1308,17 +1308,21 @@ static void check_fused(bytes b, size_t rank, const int64_t *dims, const char *o
 }
 
 START_TEST(residual_add_fused) {
-  for (int kind = 0; kind < 9; kind++)
+  for (int kind = 0; kind < 18; kind++)
     for (int relu = 0; relu < 2; relu++) {
+      /* One image too: the padded and Winograd paths copy it before writing any output, so
+       * that an output the plan puts on the input is written in place. */
+      int64_t n = kind < 9 ? 2 : 1;
       char what[96];
-      snprintf(what, sizeof what, "residual block kind %d, relu %d", kind, relu);
-      bytes b = residual_model(kind, relu);
+      snprintf(what, sizeof what, "residual block kind %d, relu %d, batch %lld", kind % 9, relu,
+               (long long)n);
+      bytes b = residual_model(kind % 9, relu, n);
       int64_t xd[4];
-      residual_dims(kind, xd);
+      residual_dims(kind % 9, n, xd);
       /* kind 5: an Add that does not follow its Conv stays. The 3x3 ones also by
        * Winograd's transform, the residual and the Relu in its output transform. */
-      check_fused(b, 4, xd, "Add", kind != 5, what);
-      check_fused_wino(b, 4, xd, "Add", kind != 5, "1", what);
+      check_fused(b, 4, xd, "Add", kind % 9 != 5, what);
+      check_fused_wino(b, 4, xd, "Add", kind % 9 != 5, "1", what);
       free(b.data);
     }
 }

@@ -998,6 +998,21 @@ static int conv_f32_scaled(cpu_ctx *ctx, const conv_plan *p, const float *x, con
   return rc;
 }
 
+/* Whether conv_f32 reads p's input only through a copy that it finishes before it writes any
+ * output (the zero-padded input of the implicit GEMM and of Winograd's transform), so that the
+ * output may lie on the input. One image and one group only: with more, the first one's output
+ * is written before the next one's input is copied. */
+static bool conv_reads_copy(const conv_plan *p, const conv_state *st) {
+  if (p->N != 1 || p->G != 1 || p->transpose || cpu_conv_depthwise_applies(p))
+    return false;
+  if (st && st->wu && cpu_conv_wino_applies(p))
+    return true;
+  if (st && st->wt && cpu_conv_pwt_applies(p) &&
+      (p->out_sp == st->wt_sp || cpu_conv_pwt_wanted(p)))
+    return false;
+  return conv_implicit_applies(p);
+}
+
 /* Conv with what the plugin took into it (fuse_nodes in plugin.c): a scale of its input
  * channels before it, a residual Add and perhaps a Relu after it. The fused node runs where
  * the plan expected the last node's output, after the Conv's input (and the scale) had died in
@@ -1037,13 +1052,14 @@ static int conv_run_fused(cpu_ctx *ctx, const cpu_node *n, const conv_state *st,
       return cpu_fail(ctx, "out of memory for the scaled input of a fused Conv");
     }
   }
-  /* The output on the input (unless the convolution reads a scaled copy): computed apart. A
-   * residual on the output but not exactly in its place (the kernels accumulate onto one that
-   * is): copied first. */
+  /* The output on the input (unless the convolution reads a copy of it, scaled or padded):
+   * computed apart (ResNet-50's 1x1 stride-2 projection over 56x56, whose output the plan puts
+   * on its input: 3.7 ms with the copy out, 3.1 without). A residual on the output but not
+   * exactly in its place (the kernels accumulate onto one that is): copied first. */
   const char *x0 = in[0].data, *y0 = out[0].data, *r0 = (const char *)res;
   size_t bytes = out[0].nbytes;
   float *y = out[0].data, *tmp = NULL, *res_copy = NULL;
-  bool y_on_x = !xs && y0 < x0 + in[0].nbytes && x0 < y0 + bytes;
+  bool y_on_x = !xs && !conv_reads_copy(p, st) && y0 < x0 + in[0].nbytes && x0 < y0 + bytes;
   bool res_apart = res && r0 != y0 && r0 < y0 + bytes && y0 < r0 + bytes;
   if ((y_on_x && !(tmp = malloc(bytes))) || (res_apart && !(res_copy = malloc(bytes)))) {
     free(tmp), free(scale), free(xs);
