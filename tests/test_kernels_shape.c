@@ -554,6 +554,61 @@ START_TEST(test_concat_random) {
 }
 END_TEST
 
+/* Concat of large tensors with few outer rows (along the channels of one image, as
+ * SqueezeNet's and Inception's modules concatenate): the kernel copies the output in pieces of
+ * 32 KiB, which here fall inside rows, across inputs and inside a single input's chunk;
+ * elements of one and two bytes too, on one to three threads. */
+START_TEST(test_concat_large) {
+  rng_seed(16);
+  static const struct {
+    uint32_t dt;
+    uint32_t rank;
+    int64_t dims[4];
+    int64_t axis;
+    int64_t parts[3];
+  } cases[] = {
+      {TSR_DTYPE_FLOAT32, 4, {1, 0, 37, 53}, 1, {5, 17, 3}},
+      {TSR_DTYPE_UINT8, 4, {1, 0, 61, 67}, 1, {9, 1, 30}},
+      {TSR_DTYPE_FLOAT16, 4, {2, 3, 0, 71}, 2, {40, 97, 13}},
+      {TSR_DTYPE_FLOAT32, 2, {3, 0}, 1, {9000, 1, 7000}},
+      {TSR_DTYPE_FLOAT32, 3, {0, 64, 64}, 0, {3, 2, 4}},
+  };
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
+    for (int v = 0; v < 3; v++) {
+      uint32_t r = cases[c].rank;
+      int64_t axis = cases[c].axis, od[TMAX_RANK];
+      memcpy(od, cases[c].dims, r * sizeof *od);
+      tt xs[3];
+      for (int k = 0; k < 3; k++) {
+        int64_t dk[TMAX_RANK];
+        memcpy(dk, cases[c].dims, r * sizeof *dk);
+        dk[axis] = cases[c].parts[k];
+        od[axis] += dk[axis];
+        xs[k] = tt_rand_bytes(cases[c].dt, r, dk);
+      }
+      tt want = tt_new(cases[c].dt, r, od);
+      for (size_t i = 0; i < want.count; i++) {
+        int64_t o[TMAX_RANK] = {0};
+        unravel(i, r, od, o);
+        int k = 0;
+        while (o[axis] >= xs[k].dims[axis]) o[axis] -= xs[k++].dims[axis];
+        memcpy(want.data + i * want.es, xs[k].data + ravel(r, xs[k].dims, o) * xs[k].es,
+               xs[k].es);
+      }
+      cpu_direct *d = cpu_direct_new("Concat", 13);
+      cpu_direct_attr_int(d, "axis", axis);
+      for (int k = 0; k < 3; k++) in_tt(d, &xs[k]);
+      out_like(d, &want);
+      static const size_t threads[] = {1, 2, 3};
+      run_ok(d, threads[v], "concat");
+      expect_bytes(d, 0, &want, "concat large", (int)c * 3 + v);
+      cpu_direct_free(d);
+      for (int k = 0; k < 3; k++) tt_free(&xs[k]);
+      tt_free(&want);
+    }
+}
+END_TEST
+
 START_TEST(test_split_random) {
   rng_seed(15);
   for (int it = 0; it < 200; it++) {
@@ -2621,6 +2676,7 @@ static Suite *kernels_shape_suite(void) {
   tcase_add_test(tc, test_transpose_random);
   tcase_add_test(tc, test_depth_space_random);
   tcase_add_test(tc, test_concat_random);
+  tcase_add_test(tc, test_concat_large);
   tcase_add_test(tc, test_split_random);
   tcase_add_test(tc, test_slice_random);
   tcase_add_test(tc, test_slice_huge_steps);

@@ -723,17 +723,27 @@ typedef struct concat_job {
   uint8_t *dst;
   const size_t *chunk; /* bytes per outer row of each input */
   size_t row_bytes;    /* bytes per outer row of the output */
+  size_t total;        /* bytes of the output */
 } concat_job;
 
-static void concat_rows(void *arg, size_t begin, size_t end) {
+/* The output in pieces of PAR_BYTES rather than in rows: Concat along the channels of one
+ * image is a single row of a few large copies, which rows would leave to one thread. */
+static void concat_pieces(void *arg, size_t p0, size_t p1) {
   const concat_job *j = arg;
-  for (size_t o = begin; o < end; o++) {
-    uint8_t *dst = j->dst + o * j->row_bytes;
-    for (uint32_t k = 0; k < j->n_in; k++) {
-      if (!j->in[k].present || !j->chunk[k]) continue;
-      memcpy(dst, (const uint8_t *)j->in[k].data + o * j->chunk[k], j->chunk[k]);
-      dst += j->chunk[k];
-    }
+  size_t b = p0 * PAR_BYTES, b1 = p1 * PAR_BYTES < j->total ? p1 * PAR_BYTES : j->total;
+  size_t o = b / j->row_bytes, off = b % j->row_bytes;
+  while (b < b1) {
+    /* The input whose chunk of row o holds byte off of the row. */
+    uint32_t k = 0;
+    size_t at = 0;
+    while (at + j->chunk[k] <= off)
+      at += j->chunk[k++];
+    size_t n = j->chunk[k] - (off - at) < b1 - b ? j->chunk[k] - (off - at) : b1 - b;
+    memcpy(j->dst + b, (const uint8_t *)j->in[k].data + o * j->chunk[k] + (off - at), n);
+    b += n;
+    off += n;
+    if (off == j->row_bytes)
+      off = 0, o++;
   }
 }
 
@@ -770,10 +780,9 @@ static int run_concat(cpu_ctx *ctx, const cpu_node *n, void *state, const cpu_te
   if (!chunk) return cpu_fail(ctx, "out of memory");
   for (uint32_t k = 0; k < n->n_in; k++)
     chunk[k] = in[k].present ? (size_t)in[k].dims[axis] * inner : 0;
-  concat_job j = {in, n->n_in, out[0].data, chunk, (size_t)dims[axis] * inner};
-  size_t rows = prod(dims, 0, (size_t)axis);
-  size_t grain = j.row_bytes >= PAR_BYTES ? 1 : PAR_BYTES / j.row_bytes;
-  cpu_parallel_for(ctx, rows, grain, concat_rows, &j);
+  concat_job j = {in, n->n_in, out[0].data, chunk, (size_t)dims[axis] * inner,
+                  out[0].count * es};
+  cpu_parallel_for(ctx, (j.total + PAR_BYTES - 1) / PAR_BYTES, 1, concat_pieces, &j);
   free(chunk);
   return 0;
 }
