@@ -10,9 +10,10 @@
  * 2.25 times fewer. The transforms add O(C + M) work per tile, and the transformed input and
  * products are four times the size of the input and output: the image is taken a band of tile
  * rows at a time, sized to stay in L2. With B^T, G and A^T of +-1 and 1/2 only, the rounding
- * error stays within a few ulp of the direct sum's (Lavin and Gray, "Fast Algorithms for
- * Convolutional Neural Networks", 2016, give the matrices; the larger F(4x4, 3x3) saves more but
- * loses about an order of magnitude in accuracy, and is not used).
+ * error stays close to the direct sum's: the tests hold both to the same bound against float64
+ * (Lavin and Gray, "Fast Algorithms for Convolutional Neural Networks", 2016, give the
+ * matrices; the larger F(4x4, 3x3) saves more but loses about an order of magnitude in
+ * accuracy, and is not used).
  *
  * The matrix products run on the packed GEMM (cpu_sgemm_run) with U packed once, reading the
  * transformed input in place; the transforms take eight tiles of a tile row at a time. */
@@ -45,8 +46,11 @@ bool cpu_conv_wino_applies(const conv_plan *p) {
 
 /* Where it pays: enough channels in and out that the matrix products outweigh the transforms,
  * and planes wide enough that a tile row fills most of the transforms' eight lanes. Measured on
- * ResNet-50's, SqueezeNet's and PP-OCR's 3x3 layers (Zen 4, AVX2 kernels, one and two
- * threads): see bench/RESULTS.md. */
+ * single layers shaped like ResNet-50's and SqueezeNet's (Zen 4, AVX2 kernels, one thread,
+ * direct against Winograd): 56x56x64 2.37 -> 1.33 ms, 14x14x256 2.45 -> 1.37, 13x13 64 -> 256
+ * 0.56 -> 0.41; but 16 -> 64 over 55x55 0.60 -> 0.62 (the transforms weigh as much as the
+ * products saved) and 7x7x512 2.77 -> 2.66 (a 7-wide tile row fills half the lanes, and the
+ * 16 MB of U stream past only 16 tiles). */
 bool cpu_conv_wino_wanted(const conv_plan *p) {
   const char *force = getenv("TESSERA_CPU_WINOGRAD");
   if (force && *force)
