@@ -1328,6 +1328,60 @@ START_TEST(residual_add_fused) {
 }
 END_TEST
 
+/* Winograd's scratch (cpu_scratch_take) kept from run to run: x[1, 32, 20, 24] -> 3x3 Conv to
+ * 48 -> Relu -> 3x3 Conv to 64 over a wider padding (a larger block than the first's, so that
+ * the first Conv of the next run reuses what the second left), three runs of one session on
+ * new inputs, each against a session of direct convolutions; on one and two threads. */
+START_TEST(winograd_scratch_reused) {
+  mb_model *m = mb_new(13);
+  int64_t xd[] = {1, 32, 20, 24}, w1[] = {48, 32, 3, 3}, w2[] = {64, 48, 3, 3};
+  mb_input(m, "x", TSR_DTYPE_FLOAT32, 4, xd);
+  init_rand(m, "w1", 4, w1, -0.2f, 0.2f);
+  init_rand(m, "w2", 4, w2, -0.2f, 0.2f);
+  mb_node(m, "Conv", "c1", "x,w1", "a");
+  mb_attr_ints(m, "pads", 4, (int64_t[]){1, 1, 1, 1});
+  mb_node(m, "Relu", "r", "a", "b");
+  mb_node(m, "Conv", "c2", "b,w2", "y");
+  mb_attr_ints(m, "pads", 4, (int64_t[]){3, 2, 3, 2});
+  mb_output(m, "y", TSR_DTYPE_FLOAT32);
+  bytes b = finish(m);
+  for (int threads = 1; threads <= 2; threads++) {
+    tsr_session *s[2] = {NULL, NULL};
+    tsr_model *model[2];
+    for (int k = 0; k < 2; k++) {
+      model[k] = load(b, true);
+      tsr_session_options so = {sizeof so};
+      so.threads = (uint32_t)threads;
+      setenv("TESSERA_CPU_WINOGRAD", k ? "0" : "1", 1);
+      ck_assert_ok(tsr_session_create(rt, model[k], &so, &s[k]));
+    }
+    unsetenv("TESSERA_CPU_WINOGRAD");
+    for (int run = 0; run < 3; run++) {
+      float *xv = rand_buf(32 * 20 * 24, -2.0f, 2.0f);
+      tsr_tensor *x = NULL, *y[2];
+      ck_assert_ok(tsr_tensor_create_copy(rt, TSR_DTYPE_FLOAT32, 4, xd, xv,
+                                          32 * 20 * 24 * sizeof(float), &x));
+      free(xv);
+      const char *names[] = {"x"}, *outs[] = {"y"};
+      const tsr_tensor *ins[] = {x};
+      for (int k = 0; k < 2; k++)
+        ck_assert_ok(tsr_session_run(s[k], NULL, 1, names, ins, 1, outs, &y[k]));
+      char what[64];
+      snprintf(what, sizeof what, "Winograd run %d on %d threads", run, threads);
+      expect_close(y[0], y[1], what);
+      tsr_tensor_destroy(y[0]);
+      tsr_tensor_destroy(y[1]);
+      tsr_tensor_destroy(x);
+    }
+    for (int k = 0; k < 2; k++) {
+      tsr_session_destroy(s[k]);
+      tsr_model_destroy(model[k]);
+    }
+  }
+  free(b.data);
+}
+END_TEST
+
 /* A squeeze-and-excitation block's end on x[N, 16, 7, 9]: s = Sigmoid(GlobalAveragePool(x))
  * (a [N, 16, 1, 1] scale), Mul(x, s), then a Conv over the product. `kind`:
  *   0: 1x1 Conv, Mul(x, s)
@@ -1814,6 +1868,7 @@ int main(void) {
   tcase_add_test(tc, hardswish_written_out);
   tcase_add_test(tc, environment_switch);
   tcase_add_test(tc, residual_add_fused);
+  tcase_add_test(tc, winograd_scratch_reused);
   tcase_add_test(tc, matmul_bias_fused);
   tcase_add_test(tc, se_scale_fused);
   tcase_add_test(tc, unused_initializers_and_selection);

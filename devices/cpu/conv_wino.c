@@ -45,17 +45,19 @@ bool cpu_conv_wino_applies(const conv_plan *p) {
 }
 
 /* Where it pays: enough channels in and out that the matrix products outweigh the transforms,
- * and planes wide enough that a tile row fills most of the transforms' eight lanes. Measured on
- * single layers shaped like ResNet-50's and SqueezeNet's (Zen 4, AVX2 kernels, one thread,
- * direct against Winograd): 56x56x64 2.37 -> 1.33 ms, 14x14x256 2.45 -> 1.37, 13x13 64 -> 256
- * 0.56 -> 0.41; but 16 -> 64 over 55x55 0.60 -> 0.62 (the transforms weigh as much as the
- * products saved) and 7x7x512 2.77 -> 2.66 (a 7-wide tile row fills half the lanes, and the
- * 16 MB of U stream past only 16 tiles). */
+ * and planes wide enough that a tile row fills most of the transforms' eight lanes. Measured by
+ * bench/conv_layers.py (Zen 4, AVX2 kernels; direct -> Winograd, one thread, then two):
+ * 56x56x64 2.35 -> 1.30 ms, 14x14x256 2.48 -> 1.38, 7x7x512 2.77 -> 2.00 and 1.46 -> 1.16, 16
+ * -> 64 over 55x55 0.59 -> 0.48 and 0.33 -> 0.25, 13x13 64 -> 256 0.57 -> 0.41; but 16 -> 16
+ * over 56x56 0.18 -> 0.19 and 0.11 -> 0.16, 16 -> 32 over 28x28 0.10 -> 0.08 and 0.06 -> 0.07
+ * (the transforms weigh as much as the products saved, and split over threads in steps too
+ * short), and 4x4x512 1.49 -> 1.98 (four tiles, past which all 16 MB of U stream). */
 bool cpu_conv_wino_wanted(const conv_plan *p) {
   const char *force = getenv("TESSERA_CPU_WINOGRAD");
   if (force && *force)
     return *force == '1';
-  return p->C >= 32 && p->M >= 32 && p->w.out[2] >= 12 && p->w.out[1] >= 4;
+  bool channels = (p->C >= 32 && p->M >= 32) || (p->C >= 16 && p->M >= 64);
+  return channels && p->w.out[2] >= 7 && p->w.out[1] >= 4;
 }
 
 size_t cpu_conv_wino_packed_floats(const conv_plan *p) {
@@ -437,21 +439,29 @@ int cpu_conv_wino(cpu_ctx *ctx, const conv_plan *p, const float *x, const float 
    * ms instead of 0.44). Rounded to 4 KiB plus two cache lines instead. */
   j.vs = (C * j.ld + 1023) / 1024 * 1024 + 32;
   j.ms = (M * j.ld + 1023) / 1024 * 1024 + 32;
-  j.xp = nn_alloc_aligned(C * j.hp * j.wp, sizeof(float));
+  /* One block from the executable's scratch: the padded input, then V and the products of
+   * each slot, each a whole number of cache lines. */
+  size_t xpf, slot, all, bytes;
+  bool fresh = false, big = __builtin_mul_overflow(C, j.hp * j.wp, &xpf) || xpf > SIZE_MAX - 15;
+  xpf = (xpf + 15) / 16 * 16;
+  big = big || __builtin_mul_overflow((size_t)WINO_T, j.vs + j.ms, &slot) ||
+        __builtin_mul_overflow(slots, slot, &all) || all > SIZE_MAX - xpf ||
+        __builtin_mul_overflow(xpf + all, sizeof(float), &bytes);
+  float *block = big ? NULL : cpu_scratch_take(ctx, bytes, &fresh);
   ptrdiff_t *offs = malloc(C * sizeof *offs);
-  int rc = j.xp && offs ? 0 : -1;
-  for (size_t s = 0; s < slots && rc == 0; s++) {
-    j.v[s] = nn_alloc_aligned(WINO_T * j.vs, sizeof(float));
-    j.mo[s] = nn_alloc_aligned(WINO_T * j.ms, sizeof(float));
-    if (!j.v[s] || !j.mo[s])
-      rc = -1;
-    else {
-      /* Columns past a band's tiles are read (V by the GEMM, the products by the output
-       * transform's last group of a row) but their results never stored: zeros keep them
-       * finite. */
-      memset(j.v[s], 0, WINO_T * j.vs * sizeof(float));
-      memset(j.mo[s], 0, WINO_T * j.ms * sizeof(float));
+  int rc = block && offs ? 0 : -1;
+  if (rc == 0) {
+    j.xp = block;
+    for (size_t s = 0; s < slots; s++) {
+      j.v[s] = block + xpf + s * slot;
+      j.mo[s] = j.v[s] + WINO_T * j.vs;
     }
+    /* Columns past a band's tiles are read (V by the GEMM, the products by the output
+     * transform's last group of a row) but their results never stored: zeros keep fresh
+     * memory from holding whatever slows arithmetic down (what a run leaves there is finite
+     * results of this and other layers). */
+    if (fresh)
+      memset(block + xpf, 0, slots * slot * sizeof(float));
   }
   if (rc == 0) {
     for (size_t c = 0; c < C; c++)
@@ -478,8 +488,7 @@ int cpu_conv_wino(cpu_ctx *ctx, const conv_plan *p, const float *x, const float 
     if (atomic_load(&j.failed))
       rc = -1;
   }
-  for (size_t s = 0; s < slots; s++)
-    free(j.v[s]), free(j.mo[s]);
-  free(j.xp), free(offs);
+  cpu_scratch_give(ctx, block);
+  free(offs);
   return rc;
 }

@@ -67,12 +67,17 @@ cpu_isa cpu_detect_isa(void);
 /* Whether the CPU converts half floats in hardware (F16C). */
 bool cpu_has_f16c(void);
 
-/* Per-call context: the error buffer and the threads the kernel may use. */
+/* Scratch memory kept from one run to the next (cpu_scratch_take). */
+typedef struct cpu_scratch cpu_scratch;
+
+/* Per-call context: the error buffer, the threads the kernel may use and the executable's
+ * scratch slot. */
 typedef struct cpu_ctx {
   cpu_pool *pool;          /* NULL means run on the calling thread */
   cpu_isa isa;
   char *err;               /* message buffer for cpu_fail() */
   size_t err_size;
+  cpu_scratch *_Atomic *scratch; /* NULL: every take allocates */
 } cpu_ctx;
 
 typedef struct cpu_op {
@@ -164,6 +169,20 @@ void cpu_parallel_for(cpu_ctx *ctx, size_t n, size_t grain,
                       void (*fn)(void *arg, size_t begin, size_t end), void *arg);
 /* The number of threads parallel_for may use (>= 1). */
 size_t cpu_thread_count(const cpu_ctx *ctx);
+
+/* A kernel's large scratch memory (padded inputs, transformed tiles), kept in ctx's slot from
+ * one run to the next and shared by the nodes of an executable in turn, instead of allocated
+ * and freed in every run: freed, blocks of a megabyte or more go back to the system under
+ * glibc's thresholds now and then, and each run then pays a page fault every 4 KiB (a
+ * Winograd layer on two threads: 384 faults, 0.8 of 1.3 ms). Returns 64-byte aligned memory
+ * of at least `bytes`, or NULL when memory ran out; *fresh says whether it was just allocated
+ * (its contents undefined) rather than reused (what a kernel left there). Give it back with
+ * cpu_scratch_give, on the same ctx, after the kernel's last use; runs at once on one
+ * executable each get their own block, of which the slot keeps the last given. */
+void *cpu_scratch_take(cpu_ctx *ctx, size_t bytes, bool *fresh);
+void cpu_scratch_give(cpu_ctx *ctx, void *p);
+/* Frees what a slot holds (the executable's release). */
+void cpu_scratch_free(cpu_scratch *_Atomic *slot);
 
 /* Single-precision GEMM used by Gemm, MatMul and Conv:
  *   C[m x n] = alpha * op(A)[m x k] * op(B)[k x n] + beta * C

@@ -42,6 +42,7 @@ typedef struct cpu_exe {
   tsr_plugin_value *values;
   uint32_t max_io;
   cpu_pool *pool;
+  cpu_scratch *_Atomic scratch; /* cpu_scratch_take's slot for this executable's kernels */
 } cpu_exe;
 
 static void set_error(const cpu_state *st, tsr_plugin_error *err, const char *fmt, ...)
@@ -275,6 +276,7 @@ static void cpu_release(void *state, void *executable) {
   free(exe->nodes);
   free(exe->values);
   cpu_pool_destroy(exe->pool);
+  cpu_scratch_free(&exe->scratch);
   free(exe);
 }
 
@@ -565,7 +567,8 @@ static tsr_plugin_result cpu_execute(void *state, void *executable,
   }
   cpu_tensor *outs = in + exe->max_io + 1;
   char msg[768];
-  cpu_ctx ctx = {.pool = exe->pool, .isa = st->isa, .err = msg, .err_size = sizeof msg};
+  cpu_ctx ctx = {
+      .pool = exe->pool, .isa = st->isa, .err = msg, .err_size = sizeof msg, .scratch = &exe->scratch};
   bool timed = options && options->struct_size >= sizeof(tsr_plugin_exec_options) &&
                options->node_time;
   tsr_plugin_result result = TSR_PLUGIN_OK;

@@ -162,6 +162,43 @@ void cpu_pool_destroy(cpu_pool *p) {
 
 size_t cpu_thread_count(const cpu_ctx *ctx) { return ctx && ctx->pool ? ctx->pool->threads : 1; }
 
+/* A scratch block: this header, then the memory handed out, 64 bytes in. */
+struct cpu_scratch {
+  size_t bytes;
+};
+enum { SCRATCH_HEAD = 64 };
+
+void *cpu_scratch_take(cpu_ctx *ctx, size_t bytes, bool *fresh) {
+  cpu_scratch *b = ctx && ctx->scratch ? atomic_exchange(ctx->scratch, NULL) : NULL;
+  *fresh = false;
+  if (b && b->bytes >= bytes)
+    return (char *)b + SCRATCH_HEAD;
+  free(b);
+  if (bytes > SIZE_MAX - SCRATCH_HEAD - 63)
+    return NULL;
+  bytes = (bytes + 63) & ~(size_t)63;
+  void *p = NULL;
+  if (posix_memalign(&p, 64, SCRATCH_HEAD + bytes) != 0)
+    return NULL;
+  b = p;
+  b->bytes = bytes;
+  *fresh = true;
+  return (char *)b + SCRATCH_HEAD;
+}
+
+void cpu_scratch_give(cpu_ctx *ctx, void *p) {
+  if (!p)
+    return;
+  cpu_scratch *b = (cpu_scratch *)((char *)p - SCRATCH_HEAD);
+  if (!ctx || !ctx->scratch) {
+    free(b);
+    return;
+  }
+  free(atomic_exchange(ctx->scratch, b));
+}
+
+void cpu_scratch_free(cpu_scratch *_Atomic *slot) { free(atomic_exchange(slot, NULL)); }
+
 void cpu_parallel_for(cpu_ctx *ctx, size_t n, size_t grain,
                       void (*fn)(void *arg, size_t begin, size_t end), void *arg) {
   if (n == 0)
