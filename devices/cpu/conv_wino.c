@@ -143,8 +143,8 @@ static void pad_task(void *arg, size_t c0, size_t c1) {
   const nn_window *w = &j->p->w;
   size_t ih = (size_t)w->in[1], iw = (size_t)w->in[2], pt = (size_t)w->pb[1],
          pl = (size_t)w->pb[2];
-  size_t rows = ih + pt < j->hp ? ih : (j->hp > pt ? j->hp - pt : 0);
-  size_t cols = iw + pl < j->wp ? iw : (j->wp > pl ? j->wp - pl : 0);
+  /* hp >= oh + 2 = ih + pads and wp >= ow + 2 likewise: every input row and column fits. */
+  size_t rows = ih, cols = iw;
   for (size_t c = c0; c < c1; c++) {
     float *d = j->xp + c * j->hp * j->wp;
     const float *s = j->x + c * ih * iw;
@@ -309,31 +309,6 @@ WINO_AVX2 static void out_row_avx2(const wino_job *j, const float *mob, size_t m
   }
 }
 
-/* y[i] = act(t[i] + r[i]) (r may be NULL, or y itself) for the activations that are not
- * smooth; false for the others, which the caller applies to the finished row. */
-WINO_AVX2 static bool finish_row_avx2(const cpu_act *a, const float *t, const float *r, float *y,
-                                      size_t n) {
-  __m256 lo, hi;
-  switch (a->kind) {
-  case CPU_ACT_NONE:
-    lo = _mm256_set1_ps(-INFINITY), hi = _mm256_set1_ps(INFINITY);
-    break;
-  case CPU_ACT_RELU: lo = _mm256_setzero_ps(), hi = _mm256_set1_ps(INFINITY); break;
-  case CPU_ACT_CLIP: lo = _mm256_set1_ps(a->p0), hi = _mm256_set1_ps(a->p1); break;
-  default: return false;
-  }
-  /* max(lo, v) is lo > v ? lo : v, min(hi, .) likewise: the scalar relu and clip, NaN kept. */
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    __m256 v = _mm256_loadu_ps(t + i);
-    if (r)
-      v = _mm256_add_ps(v, _mm256_loadu_ps(r + i));
-    _mm256_storeu_ps(y + i, _mm256_min_ps(hi, _mm256_max_ps(lo, v)));
-  }
-  for (; i < n; i++)
-    y[i] = cpu_act_apply(a, r ? t[i] + r[i] : t[i]);
-  return true;
-}
 #endif
 
 /* Output channels [m0, m1) of band bd: two output rows per tile row, through a scratch pair
@@ -363,12 +338,13 @@ static int band_out(const wino_job *j, const wino_band *bd, size_t m0, size_t m1
         size_t at = (m * j->oh + 2 * ty + k) * j->ow;
         float *yr = j->y + at;
         const float *rr = j->res ? j->res + at : NULL, *tr = t + k * wo;
-#ifdef WINO_HAVE_AVX2
-        if (avx2 && finish_row_avx2(&p->act, tr, rr, yr, j->ow))
-          continue;
-#endif
-        for (size_t i = 0; i < j->ow; i++)
-          yr[i] = rr ? tr[i] + rr[i] : tr[i];
+        /* Element by element, so that a residual in y's own memory is read before it is
+         * overwritten; the activation then over the row in L1 (vectors where the ISA allows). */
+        if (rr)
+          for (size_t i = 0; i < j->ow; i++)
+            yr[i] = tr[i] + rr[i];
+        else
+          memcpy(yr, tr, j->ow * sizeof *yr);
         cpu_act_apply_row(j->ctx->isa, &p->act, yr, j->ow);
       }
     }
