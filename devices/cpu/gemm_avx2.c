@@ -9,6 +9,20 @@
 #include <immintrin.h>
 #include <string.h>
 
+/* What the micro-kernel prefetches into L2 while it runs, besides B's next lines into L1:
+ * PF_A the next row panel of packed A (the same depth kc, right after this one), PF_B the next
+ * column panel of a B packed ahead (likewise). In a model the weights come from DRAM on every
+ * run: they outgrow the caches, and this machine's L3 is shared with other guests. Packed A
+ * (the weights of a Conv, streamed once per B panel) and pre-packed B (W^T of the transposed
+ * 1x1 product, the constant B of MatMul and Gemm) are then read at the speed of DRAM in the
+ * first pass over them, with the FMA units waiting, instead of arriving while the previous
+ * panel computes. Measured on Zen 4, one thread, per-node minima over alternating processes:
+ * forty 1x1 layers 1152 -> 192 -> 1152 over 7x7 (transposed product, 72 MB of weights) 22.2 ->
+ * 19.0 ms, 1024 -> 256 -> 1024 over 14x14 87.7 -> 81.4 ms; ResNet-50 81.8 -> 78.1 ms,
+ * BERT encoder 11.3 -> 10.7 ms, MNASNet 9.12 -> 8.77 ms (24 processes each); with the operands
+ * in cache the prefetches cost nothing measurable. A prefetch past the end of a buffer is
+ * harmless (it never faults). */
+enum { PF_B = 1, PF_A = 2 };
 #define AVX2 __attribute__((target("avx2,fma")))
 
 /* Writes one row of the tile: c = alpha * acc + beta * c, or alpha * acc when beta == 0. */
@@ -143,11 +157,11 @@ AVX2 __attribute__((noinline)) static void store_tile_ep(const float (*t)[CPU_SG
 
 /* The micro-kernel, once for packed B panels (offs == NULL: row p at bp + p * NR, aligned) and
  * once for B read in place (row p at bp + offs[p], unaligned), each specialisation inlined into
- * its entry point below. */
+ * its entry point below; pf (PF_A, PF_B), a constant in each, says what to prefetch. */
 AVX2 static inline __attribute__((always_inline)) void
 ukernel_body(size_t kc, const float *ap, const float *bp, const ptrdiff_t *offs, float *c,
              size_t ldc, size_t mr, size_t nr, float alpha, float beta,
-             const cpu_sgemm_tile_ep *ep) {
+             const cpu_sgemm_tile_ep *ep, int pf) {
   __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
   __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
   __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
@@ -188,6 +202,18 @@ ukernel_body(size_t kc, const float *ap, const float *bp, const ptrdiff_t *offs,
   for (; p + 4 <= kc; p += 4) {
     if (!offs)
       _mm_prefetch((const char *)(b + 4 * CPU_SGEMM_NR * 4), _MM_HINT_T0);
+    if (pf & PF_B) {
+      const char *nb = (const char *)(b + kc * CPU_SGEMM_NR);
+      _mm_prefetch(nb, _MM_HINT_T1);
+      _mm_prefetch(nb + 64, _MM_HINT_T1);
+      _mm_prefetch(nb + 128, _MM_HINT_T1);
+      _mm_prefetch(nb + 192, _MM_HINT_T1);
+    }
+    if (pf & PF_A) {
+      const char *na = (const char *)(a + kc * CPU_SGEMM_MR);
+      _mm_prefetch(na, _MM_HINT_T1);
+      _mm_prefetch(na + 64, _MM_HINT_T1);
+    }
     STEP(0, 0);
     STEP(CPU_SGEMM_MR, CPU_SGEMM_NR);
     STEP(2 * CPU_SGEMM_MR, 2 * CPU_SGEMM_NR);
@@ -340,14 +366,20 @@ ukernel_body(size_t kc, const float *ap, const float *bp, const ptrdiff_t *offs,
 AVX2 void cpu_sgemm_ukernel_avx2(size_t kc, const float *ap, const float *bp, float *c, size_t ldc,
                                  size_t mr, size_t nr, float alpha, float beta,
                                  const cpu_sgemm_tile_ep *ep) {
-  ukernel_body(kc, ap, bp, NULL, c, ldc, mr, nr, alpha, beta, ep);
+  ukernel_body(kc, ap, bp, NULL, c, ldc, mr, nr, alpha, beta, ep, PF_A);
+}
+
+AVX2 void cpu_sgemm_ukernel_pfb_avx2(size_t kc, const float *ap, const float *bp, float *c,
+                                     size_t ldc, size_t mr, size_t nr, float alpha, float beta,
+                                     const cpu_sgemm_tile_ep *ep) {
+  ukernel_body(kc, ap, bp, NULL, c, ldc, mr, nr, alpha, beta, ep, PF_A | PF_B);
 }
 
 AVX2 void cpu_sgemm_ukernel_offs_avx2(size_t kc, const float *ap, const float *b,
                                       const ptrdiff_t *offs, float *c, size_t ldc, size_t mr,
                                       size_t nr, float alpha, float beta,
                                       const cpu_sgemm_tile_ep *ep) {
-  ukernel_body(kc, ap, b, offs, c, ldc, mr, nr, alpha, beta, ep);
+  ukernel_body(kc, ap, b, offs, c, ldc, mr, nr, alpha, beta, ep, PF_A);
 }
 
 AVX2 void cpu_saxpy_avx2(size_t n, float a, const float *x, float *y) {

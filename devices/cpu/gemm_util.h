@@ -214,6 +214,10 @@ typedef void (*cpu_sgemm_ukernel_offs_fn)(size_t kc, const float *ap, const floa
 void cpu_sgemm_ukernel_avx2(size_t kc, const float *ap, const float *bp, float *c, size_t ldc,
                             size_t mr, size_t nr, float alpha, float beta,
                             const cpu_sgemm_tile_ep *ep);
+/* The same for a B packed ahead (cpu_sgemm_args.b_packed), whose next panel it prefetches. */
+void cpu_sgemm_ukernel_pfb_avx2(size_t kc, const float *ap, const float *bp, float *c,
+                                size_t ldc, size_t mr, size_t nr, float alpha, float beta,
+                                const cpu_sgemm_tile_ep *ep);
 /* The micro-kernel for B read in place: row p of the panel at b + offs[p] (see b_rows). */
 void cpu_sgemm_ukernel_offs_avx2(size_t kc, const float *ap, const float *b, const ptrdiff_t *offs,
                                  float *c, size_t ldc, size_t mr, size_t nr, float alpha,
