@@ -69,6 +69,57 @@ AVX2 static inline __m256 act_avx2(const cpu_act *act, __m256 x) {
   }
 }
 
+/* The full-tile epilogue of the smooth activations, in three passes over the whole tile: the
+ * twelve sums with their biases, then the activation on all twelve vectors in one loop of a
+ * constant kind, then the stores. One smooth activation is a chain of some twenty dependent
+ * operations; row by row, two vectors at a time with the kind switched on for each, the core
+ * overlapped fewer of them. */
+#define SMOOTH_PASS(kind)                                                                          \
+  for (size_t q = 0; q < 2 * mr; q++)                                                              \
+  v[q] = cpu_act8_smooth_kind(kind, v[q])
+AVX2 static void store_tile_smooth(const float (*t)[CPU_SGEMM_NR], float *c, size_t ldc, size_t mr,
+                                   __m256 va, __m256 vb, float beta, __m256 cb0, __m256 cb1,
+                                   const cpu_sgemm_tile_ep *ep) {
+  __m256 v[2 * CPU_SGEMM_MR];
+  for (size_t i = 0; i < mr; i++) {
+    const float *cr = c + i * ldc;
+    __m256 v0 = _mm256_mul_ps(va, _mm256_load_ps(t[i])),
+           v1 = _mm256_mul_ps(va, _mm256_load_ps(t[i] + 8));
+    if (beta != 0.0f) {
+      v0 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(cr), v0);
+      v1 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(cr + 8), v1);
+    }
+    if (ep->row_bias) {
+      __m256 rb = _mm256_set1_ps(ep->row_bias[i]);
+      v0 = _mm256_add_ps(v0, rb);
+      v1 = _mm256_add_ps(v1, rb);
+    }
+    if (ep->col_bias) {
+      v0 = _mm256_add_ps(v0, cb0);
+      v1 = _mm256_add_ps(v1, cb1);
+    }
+    if (ep->addend) {
+      const float *ar = ep->addend + i * ep->ld_addend;
+      v0 = _mm256_add_ps(v0, _mm256_loadu_ps(ar));
+      v1 = _mm256_add_ps(v1, _mm256_loadu_ps(ar + 8));
+    }
+    v[2 * i] = v0;
+    v[2 * i + 1] = v1;
+  }
+  switch (ep->act.kind) {
+  case CPU_ACT_SIGMOID: SMOOTH_PASS(CPU_ACT_SIGMOID); break;
+  case CPU_ACT_SILU: SMOOTH_PASS(CPU_ACT_SILU); break;
+  case CPU_ACT_GELU: SMOOTH_PASS(CPU_ACT_GELU); break;
+  case CPU_ACT_GELU_TANH: SMOOTH_PASS(CPU_ACT_GELU_TANH); break;
+  default: break;
+  }
+  for (size_t i = 0; i < mr; i++) {
+    _mm256_storeu_ps(c + i * ldc, v[2 * i]);
+    _mm256_storeu_ps(c + i * ldc + 8, v[2 * i + 1]);
+  }
+}
+#undef SMOOTH_PASS
+
 /* Stores a tile that the micro-kernel spilled to t through the epilogue: alpha, beta * C, the
  * biases, then the activation. Kept out of line (noinline) so that the register allocation of
  * the micro-kernel's loop stays what it is without an epilogue: inlined, the epilogue's
@@ -93,6 +144,10 @@ AVX2 __attribute__((noinline)) static void store_tile_ep(const float (*t)[CPU_SG
     if (ep->col_bias) {
       cb0 = _mm256_loadu_ps(ep->col_bias);
       cb1 = _mm256_loadu_ps(ep->col_bias + 8);
+    }
+    if (smooth) {
+      store_tile_smooth(t, c, ldc, mr, va, vb, beta, cb0, cb1, ep);
+      return;
     }
     for (size_t i = 0; i < mr; i++) {
       float *cr = c + i * ldc;
