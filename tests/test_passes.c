@@ -1390,12 +1390,17 @@ END_TEST
  *   3: a scale of shape [1, 16, 1, 1] from the first image only with N = 2 (not fused)
  *   4: a Relu between the Mul and the Conv (not fused)
  *   5: 1x1 Conv to 80 channels, Mul(x, s)
- * Kinds 0 and 2 scale the weights (their 16 output channels are fewer than the 63 positions),
- * kinds 1 and 5 a copy of the input. */
+ *   6, 7, 8: kinds 0, 2 and 5 again, computed by the transposed 1x1 product
+ *      (TESSERA_CPU_PWT=1), which scales the input as it packs it
+ *   9: 3x3 padded Conv to 4 channels, Mul(x, s)
+ * The 1x1 Convs scale their input as they pack it; kind 1 scales a copy of the input (its
+ * 16 x 3 x 3 weights per input channel outnumber the 63 positions), kind 9 the weights. */
 static bytes se_model(int kind, int64_t n) {
+  if (kind >= 6 && kind <= 8)
+    kind = kind == 6 ? 0 : kind == 7 ? 2 : 5;
   mb_model *m = mb_new(13);
-  int64_t xd[] = {n, 16, 7, 9}, k = kind == 1 ? 3 : 1;
-  int64_t co = kind == 5 ? 80 : 16, wd[] = {co, 16, k, k}, bd[] = {co};
+  int64_t xd[] = {n, 16, 7, 9}, k = kind == 1 || kind == 9 ? 3 : 1;
+  int64_t co = kind == 5 ? 80 : kind == 9 ? 4 : 16, wd[] = {co, 16, k, k}, bd[] = {co};
   mb_input(m, "x", TSR_DTYPE_FLOAT32, 4, xd);
   init_rand(m, "w", 4, wd, -0.3f, 0.3f);
   init_rand(m, "b", 1, bd, -0.5f, 0.5f);
@@ -1423,13 +1428,18 @@ static bytes se_model(int kind, int64_t n) {
 }
 
 START_TEST(se_scale_fused) {
-  for (int kind = 0; kind < 6; kind++)
+  for (int kind = 0; kind < 10; kind++)
     for (int64_t n = 1; n <= 2; n++) {
       char what[96];
       snprintf(what, sizeof what, "squeeze-excitation kind %d, batch %lld", kind, (long long)n);
       bytes b = se_model(kind, n);
       int64_t xd[] = {n, 16, 7, 9};
-      check_fused(b, 4, xd, "Mul", kind < 3 || kind == 5 || (kind == 3 && n == 1), what);
+      /* Both sides of the comparison take the transposed product for kinds 6 to 8; the
+       * unfused one scales in its own Mul. */
+      if (kind >= 6)
+        setenv("TESSERA_CPU_PWT", "1", 1);
+      check_fused(b, 4, xd, "Mul", kind < 3 || kind >= 5 || (kind == 3 && n == 1), what);
+      unsetenv("TESSERA_CPU_PWT");
       free(b.data);
     }
 }

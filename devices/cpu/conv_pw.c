@@ -49,12 +49,21 @@ static size_t pwt_round(size_t v, size_t to) { return (v + to - 1) / to * to; }
  * 512 channels on planes from 2x2 to 12x12: where this picks the transposed product it wins
  * 4-60%; elsewhere it ties or loses up to 15% (few input channels on 7x7, 8x8 planes).
  * The counts assume the 6x16 tile of the AVX2 kernels; another tile would need them measured
- * again. */
+ * again. Over planes of more than PWT_MAX_NARROW_PLANE positions the count misses the packing
+ * of X^T (P x K floats read across K rows): with more input channels than output ones (the
+ * projections of inverted-residual blocks) the plain path is faster there whatever the count
+ * says. Measured in one process per layer, best of four, one thread, 14x14: 480 -> 80 0.159
+ * plain against 0.185 transposed, 672 -> 112 0.307 / 0.349, 240 -> 80 0.081 / 0.107, 576 -> 96
+ * 0.223 / 0.257, 384 -> 64 0.110 / 0.144, 1024 -> 256 1.01 / 1.01; the other way round the
+ * transposed product keeps winning or ties (80 -> 480 0.206 / 0.159, 112 -> 672 0.333 / 0.312,
+ * 96 -> 576 0.240 / 0.234); on 7x7 it wins both ways (1152 -> 192 0.266 / 0.245, 2048 -> 512
+ * 1.29 / 1.03; 960 -> 160 ties). */
 #define PWT_MAX_PLANE 256
+#define PWT_MAX_NARROW_PLANE 64
 
 bool cpu_conv_pwt_wanted(const conv_plan *p) {
   size_t P = p->out_sp, M = p->M, K = p->C, m6 = pwt_round(M, CPU_SGEMM_MR);
-  if (P < 2 || P > PWT_MAX_PLANE)
+  if (P < 2 || P > PWT_MAX_PLANE || (P > PWT_MAX_NARROW_PLANE && K > M))
     return false;
   double plain = (double)pwt_round(P, CPU_SGEMM_NR) * (double)m6;
   size_t tail = P % CPU_SGEMM_NR;
@@ -82,6 +91,7 @@ typedef struct pwt_job {
   const cpu_ctx *ctx;
   const conv_plan *p;
   const float *x;        /* one image */
+  const float *scale;    /* its input channels' scale (C floats), or NULL */
   const size_t *off;     /* where each output position reads a channel (strided layers), or NULL */
   float *ap;             /* X^T packed as the GEMM's A (P rows, K deep) */
   const float *wt;       /* W^T packed as its B (K x M) */
@@ -111,17 +121,27 @@ static void pwt_pack_task(void *arg, size_t t0, size_t t1) {
     size_t kt = K - pc < j->kc ? K - pc : j->kc;
     size_t rows = P - r0 < CPU_SGEMM_MR ? P - r0 : CPU_SGEMM_MR;
     float *d = j->ap + pc * j->mpad + r0 * kt;
-    const float *s = j->x + pc * in_sp;
-    if (!j->off && rows == CPU_SGEMM_MR) {
+    const float *s = j->x + pc * in_sp, *scale = j->scale ? j->scale + pc : NULL;
+    if (!j->off && rows == CPU_SGEMM_MR && !scale) {
       for (size_t q = 0; q < kt; q++)
         memcpy(d + q * CPU_SGEMM_MR, s + q * in_sp + r0, CPU_SGEMM_MR * sizeof *d);
       continue;
     }
+    if (!j->off && rows == CPU_SGEMM_MR) { /* the same, scaled: no branch per float */
+      for (size_t q = 0; q < kt; q++) {
+        const float *sc = s + q * in_sp + r0;
+        float f = scale[q], *dq = d + q * CPU_SGEMM_MR;
+        for (size_t i = 0; i < CPU_SGEMM_MR; i++)
+          dq[i] = sc[i] * f;
+      }
+      continue;
+    }
     for (size_t q = 0; q < kt; q++) {
       const float *sc = s + q * in_sp;
+      float f = scale ? scale[q] : 1.0f;
       size_t i = 0;
       for (; i < rows; i++)
-        d[q * CPU_SGEMM_MR + i] = sc[j->off ? j->off[r0 + i] : r0 + i];
+        d[q * CPU_SGEMM_MR + i] = sc[j->off ? j->off[r0 + i] : r0 + i] * f;
       for (; i < CPU_SGEMM_MR; i++)
         d[q * CPU_SGEMM_MR + i] = 0.0f;
     }
@@ -371,7 +391,7 @@ static void pwt_items_task(void *arg, size_t i0, size_t i1) {
 /* Runs p over every image with W^T packed in wt (cpu_sgemm_pack_b, K x M), adding res (like y,
  * or NULL; it may be y itself); 0, or -1 when memory ran out. */
 int cpu_conv_pwt(cpu_ctx *ctx, const conv_plan *p, const float *x, const float *wt, const float *b,
-                 const float *res, float *y) {
+                 const float *scale, const float *res, float *y) {
   size_t P = p->out_sp, M = p->M, K = p->C;
   bool strided = p->in_sp != P;
   float *ap = nn_alloc_aligned(cpu_sgemm_packed_a_floats(P, K), sizeof(float));
@@ -418,6 +438,7 @@ int cpu_conv_pwt(cpu_ctx *ctx, const conv_plan *p, const float *x, const float *
   size_t pack_items = j.mpad / CPU_SGEMM_MR * ((K + j.kc - 1) / j.kc);
   for (size_t n = 0; n < p->N && !atomic_load(&j.failed); n++) {
     j.x = x + n * K * p->in_sp;
+    j.scale = scale ? scale + n * K : NULL;
     j.y = y + n * M * P;
     j.res = res ? res + n * M * P : NULL;
     cpu_parallel_for(run_ctx, pack_items, nn_grain(CPU_SGEMM_MR * j.kc, 1 << 14), pwt_pack_task,

@@ -48,13 +48,14 @@ void cpu_conv_depthwise(cpu_ctx *ctx, const conv_plan *p, const float *x, const 
 /* The transposed product for a 1x1 Conv over a small plane (conv_pw.c). Whether it can run p
  * (1x1, no padding, one group, any stride); whether its cost model prefers it to the plain
  * GEMM for p's plane; and the product itself over every image, with W^T packed in wt
- * (cpu_sgemm_pack_b of the K x M transposed weights), the bias b and a residual res (like y,
- * or NULL; it may be y itself) added and p's activation applied: 0, or -1 when memory ran
- * out. */
+ * (cpu_sgemm_pack_b of the K x M transposed weights), the input channels scaled by scale (N x C
+ * floats, a fused squeeze-and-excitation scale, or NULL) as they are packed, the bias b and a
+ * residual res (like y, or NULL; it may be y itself) added and p's activation applied: 0, or -1
+ * when memory ran out. It reads x only to pack it, before it writes any of an image's output. */
 bool cpu_conv_pwt_applies(const conv_plan *p);
 bool cpu_conv_pwt_wanted(const conv_plan *p);
 int cpu_conv_pwt(cpu_ctx *ctx, const conv_plan *p, const float *x, const float *wt, const float *b,
-                 const float *res, float *y);
+                 const float *scale, const float *res, float *y);
 
 /* 3x3 stride-1 convolution by Winograd's F(2x2, 3x3) (conv_wino.c). Whether it can run p (2-D,
  * 3x3, stride and dilation 1, one group, any padding); whether it pays for p (or
