@@ -683,7 +683,7 @@ static void conv_items(void *arg, size_t begin, size_t end) {
     conv_src src = {.p = p,
                     .x = j->x + (n * p->C + g * p->cg) * p->in_sp,
                     .scale = j->scale ? j->scale + n * p->C + g * p->cg : NULL};
-    cpu_sgemm_epilogue ep = {.row_bias = j->b ? j->b + g * p->mg : NULL, .act = p->act}, ep_tail;
+    cpu_sgemm_epilogue ep = {.row_bias = j->b ? j->b + g * p->mg : NULL, .act = p->act};
     cpu_sgemm_args ga = {.m = p->mg,
                          .n = p->out_sp,
                          .k = K,
@@ -708,42 +708,21 @@ static void conv_items(void *arg, size_t begin, size_t end) {
       ep.addend = res;
       ep.ld_addend = p->out_sp;
     }
-    /* A 1x1 stride-1 unpadded convolution reads the input as the matrix it already is: with
-     * few channels in place for whole panels of 16 columns, the last few columns through a
-     * packed panel (a panel read in place would run past the end of the input). */
+    /* A 1x1 stride-1 unpadded convolution reads the input as the matrix it already is, its
+     * panels packed as they are used (scaled, under a fused squeeze-excitation). Read in place
+     * instead, through a row offset per channel, as it was with up to 128 channels, the layers
+     * ran 5-20% slower in the models, though as fast or faster alone: ResNet-50's 64 -> 256 over
+     * 56x56 with its residual 1.45 -> 1.16 ms, 128 -> 512 over 28x28 1.24 -> 1.04,
+     * MobileNetV2's 16 -> 96 over 112x112 0.62 -> 0.54, 32 -> 16 0.38 -> 0.33 (one thread,
+     * per-node minima over alternating processes). A panel's rows, one line from each of
+     * K channel planes, come from memory the rest of the model has long since left; packed,
+     * the M/6 register tiles that share the panel read it from one contiguous block. */
     if (pointwise && src.scale) {
       ga.pack_b = conv_pack_b_scaled;
       ga.pack_b_arg = &src;
     } else if (pointwise) {
-      size_t n16 = p->out_sp / CPU_SGEMM_NR * CPU_SGEMM_NR;
-      if (n16 > 0 && K <= PW_OFFS_MAX) {
-        ptrdiff_t offs[PW_OFFS_MAX];
-        for (size_t c = 0; c < K; c++)
-          offs[c] = (ptrdiff_t)(c * p->in_sp);
-        cpu_sgemm_args gm = ga;
-        gm.n = n16;
-        gm.b_rows = src.x;
-        gm.b_offs = offs;
-        if (cpu_sgemm_run(&ctx, &gm) != 0) {
-          atomic_store(&j->failed, 1);
-          return;
-        }
-        if (n16 == p->out_sp)
-          continue;
-        ga.n = p->out_sp - n16;
-        ga.c += n16;
-        ga.b = src.x + n16;
-        ga.ldb = p->in_sp;
-        ga.ep = &ep_tail;
-        ep_tail = ep;
-        if (ep.col_bias)
-          ep_tail.col_bias += n16;
-        if (ep.addend)
-          ep_tail.addend += n16;
-      } else {
-        ga.b = src.x;
-        ga.ldb = p->in_sp;
-      }
+      ga.b = src.x;
+      ga.ldb = p->in_sp;
     } else {
       ga.pack_b = conv_pack_b;
       ga.pack_b_arg = &src;
@@ -830,13 +809,14 @@ static int conv_f32_ex(cpu_ctx *ctx, const conv_plan *p, const float *x, const f
 
 /* A 1x1 Conv with a stride (and no padding: ResNet's downsampling projections) reads one input
  * position in s*s. Those positions, copied into a compact plane of the output's shape, make it
- * a stride-1 pointwise Conv, which conv_f32_ex then runs over the copy as any other; with more
- * than PW_OFFS_MAX input channels, B's panels are then packed. The padded-input path reads B
- * in place, which costs more with many channels (ResNet-50's 256 -> 512 from 56x56 to 28x28,
- * in the model: 3.04 -> 2.31 ms; ONNX Runtime 1.86) and is as fast with few (RegNetY's
- * 32 -> 48 from 112x112: 0.18 ms either way), so those stay with it. */
+ * a stride-1 pointwise Conv, which conv_f32_ex then runs over the copy as any other, B's
+ * panels packed. The padded-input path reads B in place, which costs more with many channels
+ * (ResNet-50's 256 -> 512 from 56x56 to 28x28, in the model: 3.04 -> 2.31 ms; ONNX Runtime
+ * 1.86) and was as fast with few (RegNetY's 32 -> 48 from 112x112: 0.18 ms either way), so
+ * layers of up to STRIDED_PW_MIN_C input channels stay with it. */
+#define STRIDED_PW_MIN_C 128
 static bool conv_is_strided_pointwise(const conv_plan *p) {
-  if (p->transpose || p->kk != 1 || p->cg <= PW_OFFS_MAX || conv_is_pointwise(p))
+  if (p->transpose || p->kk != 1 || p->cg <= STRIDED_PW_MIN_C || conv_is_pointwise(p))
     return false;
   for (int i = 0; i < NN_SP; i++)
     if (p->w.pb[i] || p->w.pe[i])

@@ -38,13 +38,13 @@ bool cpu_conv_pwt_applies(const conv_plan *p) {
 static size_t pwt_round(size_t v, size_t to) { return (v + to - 1) / to * to; }
 
 /* Whether it pays, by a count of the elements of register tiles either way, each worth K
- * multiply-adds. The plain path pads the positions to NR and the channels to MR, except that
- * with few input channels it reads whole panels of 16 positions in place and gives a single
- * last position to a matrix-vector product (about two elements per channel); the transposed
- * one pads the positions to MR and the channels to NR, and its transposes (of the input and
- * the output) cost about as much as 9/K elements per output. One position stays with the
- * plain path's matrix-vector product, and planes over PWT_MAX_PLANE positions with the plain
- * path too: X^T, then a large A, streams from L2 for every panel of channels. Measured on Zen
+ * multiply-adds. The plain path pads the positions to NR and the channels to MR; the
+ * transposed one pads the positions to MR and the channels to NR, and its transposes (of the
+ * input and the output) cost about as much as 9/K elements per output. One position stays
+ * with the plain path's matrix-vector product, and planes over PWT_MAX_PLANE positions with
+ * the plain path too: X^T, then a large A, streams from L2 for every panel of channels. (The
+ * plain path once read a shallow input's panels in place and gave a single last position to
+ * a matrix-vector product; it packs every panel now, see conv.c.) Measured on Zen
  * 4 with the AVX2 kernels, 1x1 layers of ResNet-50, MobileNetV2 and EfficientNet-B0, and of
  * 512 channels on planes from 2x2 to 12x12: where this picks the transposed product it wins
  * 4-60%; elsewhere it ties or loses up to 15% (few input channels on 7x7, 8x8 planes).
@@ -66,9 +66,6 @@ bool cpu_conv_pwt_wanted(const conv_plan *p) {
   if (P < 2 || P > PWT_MAX_PLANE || (P > PWT_MAX_NARROW_PLANE && K > M))
     return false;
   double plain = (double)pwt_round(P, CPU_SGEMM_NR) * (double)m6;
-  size_t tail = P % CPU_SGEMM_NR;
-  if (K <= PW_OFFS_MAX && P >= CPU_SGEMM_NR && tail == 1)
-    plain = (double)(P - 1) * (double)m6 + 2.0 * (double)M;
   double trans = (double)pwt_round(P, CPU_SGEMM_MR) * (double)pwt_round(M, CPU_SGEMM_NR) +
                  9.0 * (double)P * (double)M / (double)K;
   return trans < 0.97 * plain;

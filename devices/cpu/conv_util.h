@@ -19,12 +19,6 @@ typedef struct conv_plan {
   cpu_act act; /* Conv only: fused by core/passes.c ("tessera.activation") */
 } conv_plan;
 
-/* Input channels up to which a pointwise Conv reads its input in place (conv.c; conv_pw.c's
- * cost model counts on it). Measured on ResNet's and MobileNet's 1x1 layers: in place wins
- * while a panel's rows (one line per channel) stay few; with hundreds of channels, packing
- * them into one contiguous panel that M/6 register tiles then share wins. */
-#define PW_OFFS_MAX 128
-
 /* The output index range [lo, hi) within [0, len) for which pos = o * s + off lies in
  * [0, limit). */
 static inline void valid_range(int64_t len, int64_t s, int64_t off, int64_t limit, int64_t *lo,
