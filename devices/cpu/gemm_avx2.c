@@ -213,6 +213,47 @@ ukernel_body(size_t kc, const float *ap, const float *bp, const ptrdiff_t *offs,
   } while (0)
 
   size_t p = 0;
+  if (nr <= CPU_SGEMM_NR / 2) {
+    /* A tile of at most eight columns (the last of a 14x14 plane's 196 positions take 4):
+     * half the multiply-adds, one vector of B a step. Steps k and k + 1 go to the two halves'
+     * accumulators (cX0 and cX1), so that twelve chains keep both FMA units busy, and are
+     * summed at the end. */
+#define STEP8(row)                                                                                 \
+  do {                                                                                             \
+    c##row##0 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + (row)), x0, c##row##0);                    \
+    c##row##1 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + CPU_SGEMM_MR + (row)), x1, c##row##1);     \
+  } while (0)
+    for (; p + 2 <= kc; p += 2) {
+      __m256 x0 = offs ? _mm256_loadu_ps(b + offs[0]) : _mm256_load_ps(b);
+      __m256 x1 = offs ? _mm256_loadu_ps(b + offs[1]) : _mm256_load_ps(b + CPU_SGEMM_NR);
+      STEP8(0);
+      STEP8(1);
+      STEP8(2);
+      STEP8(3);
+      STEP8(4);
+      STEP8(5);
+      a += 2 * CPU_SGEMM_MR;
+      if (offs)
+        offs += 2;
+      else
+        b += 2 * CPU_SGEMM_NR;
+    }
+#undef STEP8
+    if (p < kc) {
+      __m256 x0 = offs ? _mm256_loadu_ps(b + offs[0]) : _mm256_load_ps(b);
+      c00 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 0), x0, c00);
+      c10 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 1), x0, c10);
+      c20 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 2), x0, c20);
+      c30 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 3), x0, c30);
+      c40 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 4), x0, c40);
+      c50 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 5), x0, c50);
+    }
+    c00 = _mm256_add_ps(c00, c01), c10 = _mm256_add_ps(c10, c11);
+    c20 = _mm256_add_ps(c20, c21), c30 = _mm256_add_ps(c30, c31);
+    c40 = _mm256_add_ps(c40, c41), c50 = _mm256_add_ps(c50, c51);
+    c01 = c11 = c21 = c31 = c41 = c51 = _mm256_setzero_ps();
+    p = kc;
+  }
   for (; p + 4 <= kc; p += 4) {
     if (!offs)
       _mm_prefetch((const char *)(b + 4 * CPU_SGEMM_NR * 4), _MM_HINT_T0);
