@@ -1154,7 +1154,7 @@ START_TEST(test_conv_large) {
   gk.C = 71, gk.M = 13, gk.in[0] = 11, gk.in[1] = 37;
   conv_case(&r, 1, &gk, 0, TSR_DTYPE_FLOAT32, true, 2);
   conv_case(&r, 4, &gk, 0, TSR_DTYPE_FLOAT32, true, 1);
-  /* Stride 2 with more than 128 output channels packs its panels from the input
+  /* Stride 2 with more than 64 output channels packs its panels from the input
    * (conv_pack_b); fewer read a phase-split copy in place. Both, on both ISAs. */
   conv_geom gs = g;
   gs.C = 5, gs.M = 131, gs.in[0] = 9, gs.in[1] = 23, gs.s[0] = 2, gs.s[1] = 2;
@@ -1170,6 +1170,16 @@ START_TEST(test_conv_large) {
   gst.C = 3, gst.M = 8, gst.in[0] = 13, gst.in[1] = 61;
   for (int v = 0; v < 4; v++) {
     gst.in[1] = 61 + v;
+    gst.pb[1] = v & 1, gst.pe[1] = (v >> 1) + 1, gst.d[1] = v == 3 ? 2 : 1;
+    setenv("TESSERA_CPU_GENERIC", v == 2 ? "1" : "0", 1);
+    conv_case(&r, v, &gst, 0, TSR_DTYPE_FLOAT32, v & 1, v == 1 ? 2 : 1);
+  }
+  /* A stem into 32 or more channels packs its panels straight from the image, two columns a
+   * vector apart deinterleaved with AVX2 where a whole panel's reads lie inside the row
+   * (conv_is_rgb_stem): rows of 97 to 100, a partial MR panel of channels. */
+  gst.M = 33;
+  for (int v = 0; v < 4; v++) {
+    gst.in[1] = 97 + v;
     gst.pb[1] = v & 1, gst.pe[1] = (v >> 1) + 1, gst.d[1] = v == 3 ? 2 : 1;
     setenv("TESSERA_CPU_GENERIC", v == 2 ? "1" : "0", 1);
     conv_case(&r, v, &gst, 0, TSR_DTYPE_FLOAT32, v & 1, v == 1 ? 2 : 1);
