@@ -1,11 +1,13 @@
 // Runs a model with ONNX Runtime (onnxruntime-node), the reference and speed anchor that tests
 // and benchmarks compare Tessera with. It is never a dependency of the library.
 //
-//   node ort_run.js MODEL.onnx OUT_DIR [--threads N] [--repeat N] NAME=INPUT.npy ...
+//   node ort_run.js MODEL.onnx OUT_DIR [--threads N] [--repeat N] [--profile PREFIX]
+//                   NAME=INPUT.npy ...
 //
 // Writes every output to OUT_DIR/<name with [^A-Za-z0-9._-] -> _>.npy and prints one JSON line
-// with the median latency of the repeated runs. Needs NODE_PATH or a node_modules folder that
-// holds onnxruntime-node.
+// with the median latency of the repeated runs. --profile turns on ONNX Runtime's profiler,
+// which writes PREFIX_<date>.json: the kernel time of every node in every run. Needs NODE_PATH
+// or a node_modules folder that holds onnxruntime-node.
 'use strict';
 const fs = require('fs');
 const path = require('path');
@@ -50,19 +52,21 @@ function writeNpy(file, t) {
 (async () => {
   const args = process.argv.slice(2);
   const [model, outDir] = args;
-  let threads = 1, repeat = 1;
+  let threads = 1, repeat = 1, profile = null;
   const feeds = {};
   for (let i = 2; i < args.length; i++) {
     if (args[i] === '--threads') threads = Number(args[++i]);
     else if (args[i] === '--repeat') repeat = Number(args[++i]);
+    else if (args[i] === '--profile') profile = args[++i];
     else {
       const eq = args[i].indexOf('=');
       feeds[args[i].slice(0, eq)] = readNpy(args[i].slice(eq + 1));
     }
   }
   const t0 = process.hrtime.bigint();
-  const session = await ort.InferenceSession.create(model, {
-    intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: 'sequential'});
+  const options = {intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: 'sequential'};
+  if (profile) Object.assign(options, {enableProfiling: true, profileFilePrefix: profile});
+  const session = await ort.InferenceSession.create(model, options);
   const loadMs = Number(process.hrtime.bigint() - t0) / 1e6;
   let result;
   const times = [];
@@ -75,6 +79,8 @@ function writeNpy(file, t) {
   for (const name of session.outputNames)
     writeNpy(path.join(outDir, name.replace(/[^A-Za-z0-9._-]/g, '_') + '.npy'), result[name]);
   times.sort((a, b) => a - b);
-  console.log(JSON.stringify({load_ms: loadMs, median_ms: times[Math.floor(times.length / 2)],
-                              min_ms: times[0], runs: repeat}));
+  const report = {load_ms: loadMs, median_ms: times[Math.floor(times.length / 2)],
+                  min_ms: times[0], runs: repeat};
+  if (profile) session.endProfiling();
+  console.log(JSON.stringify(report));
 })().catch(e => { console.error(`ort_run: ${e.message}`); process.exit(1); });
