@@ -14,6 +14,8 @@ a Conv by its window (kernel, stride, depthwise or grouped) and input plane, any
 operator. ONNX Runtime keeps some operations as nodes of their own that Tessera fuses into the
 node before (an activation such as QuickGelu, a squeeze-excitation Mul, Add): their rows show
 ONNX Runtime's time against none. Tessera's figures are its Conv with whatever it took in.
+Where shape inference cannot tell a Conv's shapes in Tessera's graph (shapes computed at run
+time, as ShuffleNet's Reshapes make them), its row says "shape unknown".
 
 Needs onnxruntime-node in CACHE/npm and the models in DIR (compare.py installs and builds
 both), and python3-onnx for the shapes of Tessera's nodes.
@@ -33,6 +35,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 def conv_kind(x, w, o):
     """A Conv's row: its window and input plane, from its input, weight and output shapes."""
+    if len(x) != 4 or len(w) != 4 or len(o) != 4 or 0 in x or 0 in w or 0 in o:
+        return "Conv (shape unknown)"
     if x[1] <= 4:
         return f"Conv stem {w[2]}x{w[3]} /{x[2] // o[2]}, {x[2]}x{x[3]}"
     groups = x[1] // w[1]
@@ -79,11 +83,23 @@ def ort_minima(model, feeds, threads, runs, scratch, env, best, kinds):
                 kinds[name] = a["op_name"]
 
 
-def tessera_kinds(model):
+def tessera_kinds(model, inputs):
+    """Kinds of Tessera's nodes, by name, from shapes inferred with the inputs' actual shapes
+    (a model may leave its image size open)."""
+    import numpy as np
     import onnx
     from onnx import shape_inference
 
-    m = shape_inference.infer_shapes(onnx.load(model))
+    m = onnx.load(model)
+    for v in m.graph.input:
+        if v.name in inputs:
+            shape = np.load(inputs[v.name], mmap_mode="r").shape
+            dims = v.type.tensor_type.shape.dim
+            if len(dims) == len(shape):
+                for d, n in zip(dims, shape):
+                    d.ClearField("dim_param")
+                    d.dim_value = n
+    m = shape_inference.infer_shapes(m)
     shp = {}
     for v in list(m.graph.value_info) + list(m.graph.input) + list(m.graph.output):
         shp[v.name] = [d.dim_value for d in v.type.tensor_type.shape.dim]
@@ -133,7 +149,7 @@ def main():
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
-    our_kinds = tessera_kinds(entry["file"])
+    our_kinds = tessera_kinds(entry["file"], entry["inputs"])
     rows = collections.defaultdict(lambda: [0.0, 0, 0.0, 0])
     for name, t in ours.items():
         k = our_kinds.get(name, "other")
