@@ -532,8 +532,8 @@ int cpu_sgemm_run(cpu_ctx *ctx, const cpu_sgemm_args *g) {
                  .kc = cpu_sgemm_kc(k)};
 #ifdef CPU_GEMM_HAVE_AVX2
   if (ctx && ctx->isa == CPU_ISA_AVX2_FMA) {
-    j.uk = g->b_packed ? cpu_sgemm_ukernel_pfb_avx2 : cpu_sgemm_ukernel_avx2;
-    j.uk_offs = cpu_sgemm_ukernel_offs_avx2;
+    j.uk = cpu_sgemm_ukernel_avx2(g->a_packed != NULL, g->b_packed != NULL);
+    j.uk_offs = cpu_sgemm_ukernel_offs_avx2(g->a_packed != NULL);
   }
 #endif
   j.npad = round_up(n, NR);

@@ -10,13 +10,14 @@
 #include <string.h>
 
 /* What the micro-kernel prefetches into L2 while it runs, besides B's next lines into L1:
- * PF_A the next row panel of packed A (the same depth kc, right after this one), PF_B the next
- * column panel of a B packed ahead (likewise). In a model the weights come from DRAM on every
- * run: they outgrow the caches, and this machine's L3 is shared with other guests. Packed A
- * (the weights of a Conv, streamed once per B panel) and pre-packed B (W^T of the transposed
- * 1x1 product, the constant B of MatMul and Gemm) are then read at the speed of DRAM in the
- * first pass over them, with the FMA units waiting, instead of arriving while the previous
- * panel computes. Measured on Zen 4, one thread, per-node minima over alternating processes:
+ * PF_A the next row panel of an A packed ahead (the same depth kc, right after this one),
+ * PF_B the next column panel of a B packed ahead (likewise). In a model the weights come from
+ * DRAM on every run: they outgrow the caches, and this machine's L3 is shared with other
+ * guests. Packed ahead (by prepare()), A (the weights of a Conv, streamed once per B panel) and
+ * B (W^T of the transposed 1x1 product, the constant B of MatMul and Gemm) were then read at
+ * the speed of DRAM in the first pass over them, with the FMA units waiting, instead of
+ * arriving while the previous panel computes. An operand packed at run time is in L2 already:
+ * prefetching it only took load slots (sgemm 1024^3 about 5% slower). Measured on Zen 4, one thread, per-node minima over alternating processes:
  * forty 1x1 layers 1152 -> 192 -> 1152 over 7x7 (transposed product, 72 MB of weights) 22.2 ->
  * 19.0 ms, 1024 -> 256 -> 1024 over 14x14 87.7 -> 81.4 ms; ResNet-50 81.8 -> 78.1 ms,
  * BERT encoder 11.3 -> 10.7 ms, MNASNet 9.12 -> 8.77 ms (24 processes each); with the operands
@@ -418,23 +419,35 @@ ukernel_body(size_t kc, const float *ap, const float *bp, const ptrdiff_t *offs,
   }
 }
 
-AVX2 void cpu_sgemm_ukernel_avx2(size_t kc, const float *ap, const float *bp, float *c, size_t ldc,
-                                 size_t mr, size_t nr, float alpha, float beta,
-                                 const cpu_sgemm_tile_ep *ep) {
-  ukernel_body(kc, ap, bp, NULL, c, ldc, mr, nr, alpha, beta, ep, PF_A);
+/* The entry points, one per prefetch choice (cpu_sgemm_ukernel_avx2_for picks). */
+#define UKERNEL_ENTRY(name, pf)                                                                    \
+  AVX2 static void name(size_t kc, const float *ap, const float *bp, float *c, size_t ldc,         \
+                        size_t mr, size_t nr, float alpha, float beta,                             \
+                        const cpu_sgemm_tile_ep *ep) {                                             \
+    ukernel_body(kc, ap, bp, NULL, c, ldc, mr, nr, alpha, beta, ep, pf);                           \
+  }
+#define UKERNEL_OFFS_ENTRY(name, pf)                                                               \
+  AVX2 static void name(size_t kc, const float *ap, const float *b, const ptrdiff_t *offs,         \
+                        float *c, size_t ldc, size_t mr, size_t nr, float alpha, float beta,       \
+                        const cpu_sgemm_tile_ep *ep) {                                             \
+    ukernel_body(kc, ap, b, offs, c, ldc, mr, nr, alpha, beta, ep, pf);                            \
+  }
+UKERNEL_ENTRY(ukernel_pf0, 0)
+UKERNEL_ENTRY(ukernel_pfa, PF_A)
+UKERNEL_ENTRY(ukernel_pfb, PF_B)
+UKERNEL_ENTRY(ukernel_pfab, PF_A | PF_B)
+UKERNEL_OFFS_ENTRY(ukernel_offs_pf0, 0)
+UKERNEL_OFFS_ENTRY(ukernel_offs_pfa, PF_A)
+#undef UKERNEL_ENTRY
+#undef UKERNEL_OFFS_ENTRY
+
+cpu_sgemm_ukernel_fn cpu_sgemm_ukernel_avx2(bool a_ahead, bool b_ahead) {
+  static const cpu_sgemm_ukernel_fn fns[4] = {ukernel_pf0, ukernel_pfa, ukernel_pfb, ukernel_pfab};
+  return fns[(a_ahead ? 1 : 0) | (b_ahead ? 2 : 0)];
 }
 
-AVX2 void cpu_sgemm_ukernel_pfb_avx2(size_t kc, const float *ap, const float *bp, float *c,
-                                     size_t ldc, size_t mr, size_t nr, float alpha, float beta,
-                                     const cpu_sgemm_tile_ep *ep) {
-  ukernel_body(kc, ap, bp, NULL, c, ldc, mr, nr, alpha, beta, ep, PF_A | PF_B);
-}
-
-AVX2 void cpu_sgemm_ukernel_offs_avx2(size_t kc, const float *ap, const float *b,
-                                      const ptrdiff_t *offs, float *c, size_t ldc, size_t mr,
-                                      size_t nr, float alpha, float beta,
-                                      const cpu_sgemm_tile_ep *ep) {
-  ukernel_body(kc, ap, b, offs, c, ldc, mr, nr, alpha, beta, ep, PF_A);
+cpu_sgemm_ukernel_offs_fn cpu_sgemm_ukernel_offs_avx2(bool a_ahead) {
+  return a_ahead ? ukernel_offs_pfa : ukernel_offs_pf0;
 }
 
 AVX2 void cpu_saxpy_avx2(size_t n, float a, const float *x, float *y) {

@@ -211,17 +211,11 @@ typedef void (*cpu_sgemm_ukernel_offs_fn)(size_t kc, const float *ap, const floa
 #if defined(TSR_CPU_HAVE_AVX2) && (defined(__x86_64__) || defined(__i386__))
 #define CPU_GEMM_HAVE_AVX2 1
 /* The AVX2/FMA versions; call them only when ctx->isa == CPU_ISA_AVX2_FMA. */
-void cpu_sgemm_ukernel_avx2(size_t kc, const float *ap, const float *bp, float *c, size_t ldc,
-                            size_t mr, size_t nr, float alpha, float beta,
-                            const cpu_sgemm_tile_ep *ep);
-/* The same for a B packed ahead (cpu_sgemm_args.b_packed), whose next panel it prefetches. */
-void cpu_sgemm_ukernel_pfb_avx2(size_t kc, const float *ap, const float *bp, float *c,
-                                size_t ldc, size_t mr, size_t nr, float alpha, float beta,
-                                const cpu_sgemm_tile_ep *ep);
+/* The AVX2 micro-kernel, the variant for operands packed ahead (cpu_sgemm_args.a_packed,
+ * b_packed): it prefetches their next panels, which in a model come from memory. */
+cpu_sgemm_ukernel_fn cpu_sgemm_ukernel_avx2(bool a_ahead, bool b_ahead);
 /* The micro-kernel for B read in place: row p of the panel at b + offs[p] (see b_rows). */
-void cpu_sgemm_ukernel_offs_avx2(size_t kc, const float *ap, const float *b, const ptrdiff_t *offs,
-                                 float *c, size_t ldc, size_t mr, size_t nr, float alpha,
-                                 float beta, const cpu_sgemm_tile_ep *ep);
+cpu_sgemm_ukernel_offs_fn cpu_sgemm_ukernel_offs_avx2(bool a_ahead);
 /* y[i] += a * x[i] for i < n. */
 void cpu_saxpy_avx2(size_t n, float a, const float *x, float *y);
 /* Returns sum x[i] * y[i] for i < n. */
