@@ -1,6 +1,12 @@
 /* The host API for tensors and models. */
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/npy.h"
 #include "core/onnx_import.h"
@@ -188,28 +194,60 @@ tsr_status tsr_model_load_memory(tsr_runtime *rt, const void *data, size_t size,
   return NULL;
 }
 
+/* A regular file's bytes mapped read-only (its pages shared with the page cache), or NULL
+ * where that cannot be done: the caller then reads the file. The model's parser copies what
+ * it keeps, so the mapping lives only while it parses. Reading a 100 MB model instead cost a
+ * copy out of the page cache into as much fresh memory, a fault and a zeroed page every 4 KiB:
+ * ResNet-50's load took 285-370 ms read, 229-306 mapped (alternating, 6 each; 107 000 page
+ * faults down to 84 000), MobileNetV2's 37-49 against 28-35. As with any mapped file, one
+ * that another process truncates while it is parsed faults the process (SIGBUS); ONNX Runtime
+ * and TFLite map their models too. */
+static void *map_file(const char *path, size_t *size) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return NULL;
+  struct stat sb;
+  void *p = NULL;
+  if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size > 0 &&
+      (uint64_t)sb.st_size < (uint64_t)SIZE_MAX) {
+    int flags = MAP_PRIVATE;
+#ifdef MAP_POPULATE
+    flags |= MAP_POPULATE;
+#endif
+    p = mmap(NULL, (size_t)sb.st_size, PROT_READ, flags, fd, 0);
+    if (p == MAP_FAILED) p = NULL;
+    else *size = (size_t)sb.st_size;
+  }
+  close(fd);
+  return p;
+}
+
 tsr_status tsr_model_load_file(tsr_runtime *rt, const char *path, tsr_model **out) {
   if (!out) return tsr__status_make(TSR_STATUS_INVALID_ARGUMENT, "out is NULL");
   *out = NULL;
   if (!rt || !path) return tsr__status_make(TSR_STATUS_INVALID_ARGUMENT, "runtime and path are required");
-  void *bytes = NULL;
   size_t size = 0;
-  TSR_RETURN_IF_ERROR(tsr__read_file(&rt->alloc, path, &bytes, &size));
+  void *bytes = map_file(path, &size);
+  bool mapped = bytes != NULL;
+  if (!mapped) TSR_RETURN_IF_ERROR(tsr__read_file(&rt->alloc, path, &bytes, &size));
   char *dir = tsr__strdup(&rt->alloc, path);
+  tsr_status s = NULL;
   if (!dir) {
-    tsr__free(&rt->alloc, bytes);
-    return tsr__status_make(TSR_STATUS_OUT_OF_MEMORY, "out of memory");
+    s = tsr__status_make(TSR_STATUS_OUT_OF_MEMORY, "out of memory");
+  } else {
+    char *slash = strrchr(dir, '/');
+    if (slash)
+      *slash = '\0';
+    else
+      strcpy(dir, ".");
+    s = tsr_model_load_memory(rt, bytes, size, dir, out);
+    if (s) s = tsr__status_wrap(s, "model '%s'", path);
   }
-  char *slash = strrchr(dir, '/');
-  if (slash)
-    *slash = '\0';
+  if (mapped)
+    munmap(bytes, size);
   else
-    strcpy(dir, ".");
-  tsr_status s = tsr_model_load_memory(rt, bytes, size, dir, out);
-  tsr__free(&rt->alloc, bytes);
+    tsr__free(&rt->alloc, bytes);
   tsr__free(&rt->alloc, dir);
-  if (s) return tsr__status_wrap(s, "model '%s'", path);
-  return NULL;
+  return s;
 }
 
 void tsr_model_destroy(tsr_model *m) {
