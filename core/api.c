@@ -195,8 +195,8 @@ tsr_status tsr_model_load_memory(tsr_runtime *rt, const void *data, size_t size,
 }
 
 /* A regular file's bytes mapped read-only (its pages shared with the page cache), or NULL
- * where that cannot be done: the caller then reads the file. The model's parser copies what
- * it keeps, so the mapping lives only while it parses. Reading a 100 MB model instead cost a
+ * where that cannot be done: the caller then reads the file. protobuf-c copies what the model
+ * keeps out of it, so the mapping lives only while it parses. Reading a 100 MB model instead cost a
  * copy out of the page cache into as much fresh memory, a fault and a zeroed page every 4 KiB:
  * ResNet-50's load took 285-370 ms read, 229-306 mapped (alternating, 6 each; 107 000 page
  * faults down to 84 000), MobileNetV2's 37-49 against 28-35. As with any mapped file, one
