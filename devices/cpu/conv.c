@@ -1192,18 +1192,12 @@ static int conv_run_fused(cpu_ctx *ctx, const cpu_node *n, const conv_state *st,
   if (res_copy)
     res = memcpy(res_copy, res, bytes);
   int rc;
-  if (scale && pwt)
-    rc = cpu_conv_pwt(ctx, p, in[0].data, st->wt, b, scale, res, y) == 0
-             ? 0
-             : cpu_fail(ctx, "out of memory");
-  else if (scale && pw)
-    rc = conv_f32_ex(ctx, p, in[0].data, in[1].data, st, b, scale, res, y);
-  else if (xs)
+  if (xs)
     rc = conv_f32(ctx, p, xs, in[1].data, st, b, res, y);
-  else if (scale)
+  else if (scale && !pwt && !pw)
     rc = conv_f32_scaled(ctx, p, in[0].data, in[1].data, b, scale, res, y);
-  else
-    rc = conv_f32(ctx, p, in[0].data, in[1].data, st, b, res, y);
+  else /* no scale, or one that conv_f32_ex applies as it packs */
+    rc = conv_f32_ex(ctx, p, in[0].data, in[1].data, st, b, scale, res, y);
   if (rc == 0 && tmp)
     memcpy(out[0].data, tmp, bytes);
   free(tmp), free(res_copy), free(scale), free(xs);

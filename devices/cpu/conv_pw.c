@@ -122,15 +122,10 @@ static void pwt_pack_task(void *arg, size_t t0, size_t t1) {
     size_t rows = P - r0 < CPU_SGEMM_MR ? P - r0 : CPU_SGEMM_MR;
     float *d = j->ap + pc * j->mpad + r0 * kt;
     const float *s = j->x + pc * in_sp, *scale = j->scale ? j->scale + pc : NULL;
-    if (!j->off && rows == CPU_SGEMM_MR && !scale) {
-      for (size_t q = 0; q < kt; q++)
-        memcpy(d + q * CPU_SGEMM_MR, s + q * in_sp + r0, CPU_SGEMM_MR * sizeof *d);
-      continue;
-    }
-    if (!j->off && rows == CPU_SGEMM_MR) { /* the same, scaled: no branch per float */
+    if (!j->off && rows == CPU_SGEMM_MR) { /* a whole panel: no branch per float */
       for (size_t q = 0; q < kt; q++) {
         const float *sc = s + q * in_sp + r0;
-        float f = scale[q], *dq = d + q * CPU_SGEMM_MR;
+        float f = scale ? scale[q] : 1.0f, *dq = d + q * CPU_SGEMM_MR; /* x * 1 is x */
         for (size_t i = 0; i < CPU_SGEMM_MR; i++)
           dq[i] = sc[i] * f;
       }

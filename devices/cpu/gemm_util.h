@@ -210,9 +210,9 @@ typedef void (*cpu_sgemm_ukernel_offs_fn)(size_t kc, const float *ap, const floa
 
 #if defined(TSR_CPU_HAVE_AVX2) && (defined(__x86_64__) || defined(__i386__))
 #define CPU_GEMM_HAVE_AVX2 1
-/* The AVX2/FMA versions; call them only when ctx->isa == CPU_ISA_AVX2_FMA. */
-/* The AVX2 micro-kernel, the variant for operands packed ahead (cpu_sgemm_args.a_packed,
- * b_packed): it prefetches their next panels, which in a model come from memory. */
+/* The AVX2/FMA versions; call them only when ctx->isa == CPU_ISA_AVX2_FMA. The micro-kernel
+ * comes in variants for operands packed ahead (cpu_sgemm_args.a_packed, b_packed), whose next
+ * panels it prefetches: in a model they come from memory. */
 cpu_sgemm_ukernel_fn cpu_sgemm_ukernel_avx2(bool a_ahead, bool b_ahead);
 /* The micro-kernel for B read in place: row p of the panel at b + offs[p] (see b_rows). */
 cpu_sgemm_ukernel_offs_fn cpu_sgemm_ukernel_offs_avx2(bool a_ahead);
