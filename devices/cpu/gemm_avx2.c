@@ -338,8 +338,8 @@ ukernel_body(size_t kc, const float *ap, const float *bp, const ptrdiff_t *offs,
     return;
   }
   /* An edge tile (fewer rows or columns) with that epilogue or none, alpha 1 and beta 0 or 1:
-   * finished in registers too, reading and writing only its mr x nr corner (through masked
-   * loads and stores where it is narrower than NR), instead of the spill and the element loops below (which made a stem
+   * finished in registers too, reading and writing only its mr x nr corner through masked
+   * loads and stores, instead of the spill and the element loops below (which made a stem
    * written through the GEMM's window, one narrow tile per image row, 15% slower). It repeats
    * the block above rather than sharing it: merged into one block with the masks chosen at run
    * time, gcc spilled accumulators in the loop and a 3x3 layer over 64 channels at 56x56 took
@@ -355,14 +355,13 @@ ukernel_body(size_t kc, const float *ap, const float *bp, const ptrdiff_t *offs,
     cpu_act_kind k = ep ? ep->act.kind : CPU_ACT_NONE;
     float flo = k == CPU_ACT_CLIP ? ep->act.p0 : k == CPU_ACT_RELU ? 0.0f : -__builtin_inff();
     float fhi = k == CPU_ACT_CLIP ? ep->act.p1 : __builtin_inff();
-    const bool full = nr == CPU_SGEMM_NR; /* whole rows: plain loads and stores */
 #define EP_EDGE(row, lo, hi)                                                                       \
   if ((row) < mr) {                                                                                \
     __m256 v0 = lo, v1 = hi;                                                                       \
     float *cr = c + (row)*ldc;                                                                     \
     if (beta != 0.0f) {                                                                            \
-      v0 = _mm256_add_ps(v0, full ? _mm256_loadu_ps(cr) : _mm256_maskload_ps(cr, m0));             \
-      v1 = _mm256_add_ps(v1, full ? _mm256_loadu_ps(cr + 8) : _mm256_maskload_ps(cr + 8, m1));     \
+      v0 = _mm256_add_ps(v0, _mm256_maskload_ps(cr, m0));                                          \
+      v1 = _mm256_add_ps(v1, _mm256_maskload_ps(cr + 8, m1));                                      \
     }                                                                                              \
     if (rb) {                                                                                      \
       __m256 vr = _mm256_broadcast_ss(rb + (row));                                                 \
@@ -370,21 +369,13 @@ ukernel_body(size_t kc, const float *ap, const float *bp, const ptrdiff_t *offs,
       v1 = _mm256_add_ps(v1, vr);                                                                  \
     }                                                                                              \
     if (ad) {                                                                                      \
-      const float *ar = ad + (row)*lda;                                                            \
-      v0 = _mm256_add_ps(v0, full ? _mm256_loadu_ps(ar) : _mm256_maskload_ps(ar, m0));             \
-      v1 = _mm256_add_ps(v1, full ? _mm256_loadu_ps(ar + 8) : _mm256_maskload_ps(ar + 8, m1));     \
+      v0 = _mm256_add_ps(v0, _mm256_maskload_ps(ad + (row)*lda, m0));                              \
+      v1 = _mm256_add_ps(v1, _mm256_maskload_ps(ad + (row)*lda + 8, m1));                          \
     }                                                                                              \
     __m256 vlo = _mm256_broadcast_ss(&flo), vhi = _mm256_broadcast_ss(&fhi);                       \
-    v0 = _mm256_min_ps(vhi, _mm256_max_ps(vlo, v0));                                               \
-    v1 = _mm256_min_ps(vhi, _mm256_max_ps(vlo, v1));                                               \
-    if (full) {                                                                                    \
-      _mm256_storeu_ps(cr, v0);                                                                    \
-      _mm256_storeu_ps(cr + 8, v1);                                                                \
-    } else {                                                                                       \
-      _mm256_maskstore_ps(cr, m0, v0);                                                             \
-      if (nr > 8)                                                                                  \
-        _mm256_maskstore_ps(cr + 8, m1, v1);                                                       \
-    }                                                                                              \
+    _mm256_maskstore_ps(cr, m0, _mm256_min_ps(vhi, _mm256_max_ps(vlo, v0)));                       \
+    if (nr > 8)                                                                                    \
+      _mm256_maskstore_ps(cr + 8, m1, _mm256_min_ps(vhi, _mm256_max_ps(vlo, v1)));                 \
   }
     EP_EDGE(0, c00, c01)
     EP_EDGE(1, c10, c11)
