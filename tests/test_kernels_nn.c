@@ -1245,7 +1245,8 @@ START_TEST(test_conv_pointwise_small) {
       {2, 1, 256, 200, 1, {14, 14}, {2, 2}},   /* ResNet's downsampling: 14x14 to 7x7 */
       {2, 2, 70, 130, 1, {13, 9}, {2, 2}},     /* odd sizes, stride 2, a batch of two */
       {3, 1, 33, 50, 1, {3, 5, 6}, {2, 1, 3}}, /* 3-D, mixed strides */
-      /* Strided with more than PW_OFFS_MAX channels: subsampled, then stride 1 (conv.c). */
+      /* Strided over more than STRIDED_PW_MIN_C (128) channels: subsampled, then stride 1
+       * (conv.c). */
       {2, 2, 160, 72, 1, {11, 9}, {2, 2}},
       {3, 1, 136, 24, 1, {3, 5, 6}, {2, 1, 3}},
       {2, 1, 64, 64, 2, {7, 7}, {1, 1}},       /* groups: the plain path */

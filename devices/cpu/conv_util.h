@@ -19,6 +19,12 @@ typedef struct conv_plan {
   cpu_act act; /* Conv only: fused by core/passes.c ("tessera.activation") */
 } conv_plan;
 
+/* Where output position (oz, oy, ox) of an unpadded 1x1 Conv reads its input, within one
+ * channel plane (a strided layer reads one position in s*s). */
+static inline size_t conv_pw_source(const nn_window *w, int64_t oz, int64_t oy, int64_t ox) {
+  return (size_t)(((oz * w->s[0]) * w->in[1] + oy * w->s[1]) * w->in[2] + ox * w->s[2]);
+}
+
 /* The output index range [lo, hi) within [0, len) for which pos = o * s + off lies in
  * [0, limit). */
 static inline void valid_range(int64_t len, int64_t s, int64_t off, int64_t limit, int64_t *lo,

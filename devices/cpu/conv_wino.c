@@ -329,10 +329,8 @@ static int band_out(const wino_job *j, const wino_band *bd, size_t m0, size_t m1
 #ifdef WINO_HAVE_AVX2
   avx2 = j->ctx->isa == CPU_ISA_AVX2_FMA;
 #endif
-  cpu_act_kind ak = p->act.kind;
-  bool clamp = avx2 && !j->res && (ak == CPU_ACT_NONE || ak == CPU_ACT_RELU || ak == CPU_ACT_CLIP);
-  float lo = clamp && ak == CPU_ACT_CLIP ? p->act.p0 : clamp && ak == CPU_ACT_RELU ? 0.0f : -INFINITY;
-  float hi = clamp && ak == CPU_ACT_CLIP ? p->act.p1 : INFINITY;
+  float lo = -INFINITY, hi = INFINITY; /* out_row_avx2's clamp: none unless it applies */
+  bool clamp = avx2 && !j->res && cpu_act_clamp_bounds(&p->act, &lo, &hi);
   for (size_t m = m0; m < m1; m++) {
     float bias = j->b ? j->b[m] : 0.0f;
     for (size_t r = 0; r < bd->rows; r++) {

@@ -16,10 +16,11 @@
  * guests. Packed ahead (by prepare()), A (the weights of a Conv, streamed once per B panel) and
  * B (W^T of the transposed 1x1 product, the constant B of MatMul and Gemm) were then read at
  * the speed of DRAM in the first pass over them, with the FMA units waiting, instead of
- * arriving while the previous panel computes. An operand packed at run time is in L2 already:
- * prefetching it only took load slots (sgemm 1024^3 about 5% slower). Measured on Zen 4, one
- * thread, per-node minima over alternating processes: forty 1x1 layers 1152 -> 192 -> 1152 over 7x7 (transposed product, 72 MB of weights) 22.2 ->
- * 19.0 ms, 1024 -> 256 -> 1024 over 14x14 87.7 -> 81.4 ms; ResNet-50 81.8 -> 78.1 ms,
+ * arriving while the previous panel computes. An operand the GEMM packs itself is in L2
+ * already: prefetching it only took load slots (sgemm 1024^3 about 5% slower); one given
+ * packed is prefetched whoever packed it (gemm.c: the transposed product's X^T gains too).
+ * Measured on Zen 4, one thread, per-node minima over alternating processes: forty 1x1 layers
+ * 1152 -> 192 -> 1152 over 7x7 (transposed product, 72 MB of weights) 22.2 -> 19.0 ms, 1024 -> 256 -> 1024 over 14x14 87.7 -> 81.4 ms; ResNet-50 81.8 -> 78.1 ms,
  * BERT encoder 11.3 -> 10.7 ms, MNASNet 9.12 -> 8.77 ms (24 processes each); with the operands
  * in cache the prefetches cost nothing measurable. A prefetch past the end of a buffer is
  * harmless (it never faults). */
@@ -419,7 +420,7 @@ ukernel_body(size_t kc, const float *ap, const float *bp, const ptrdiff_t *offs,
   }
 }
 
-/* The entry points, one per prefetch choice (cpu_sgemm_ukernel_avx2_for picks). */
+/* The entry points, one per prefetch choice (cpu_sgemm_ukernel_avx2 picks). */
 #define UKERNEL_ENTRY(name, pf)                                                                    \
   AVX2 static void name(size_t kc, const float *ap, const float *bp, float *c, size_t ldc,         \
                         size_t mr, size_t nr, float alpha, float beta,                             \

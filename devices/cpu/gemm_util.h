@@ -64,6 +64,18 @@ static inline float cpu_act_apply(const cpu_act *a, float x) {
   }
 }
 
+/* The bounds [lo, hi] of none, relu and clip as one clamp, min(hi, max(lo, v)), the form the
+ * vector kernels give them (cpu_act_apply's results, NaN and -0 included); false, and the
+ * bounds untouched, for any other activation. */
+static inline bool cpu_act_clamp_bounds(const cpu_act *a, float *lo, float *hi) {
+  switch (a->kind) {
+  case CPU_ACT_NONE: *lo = -__builtin_inff(), *hi = __builtin_inff(); return true;
+  case CPU_ACT_RELU: *lo = 0.0f, *hi = __builtin_inff(); return true;
+  case CPU_ACT_CLIP: *lo = a->p0, *hi = a->p1; return true;
+  default: return false;
+  }
+}
+
 /* Reads the activation that core/passes.c fused into node n ("tessera.activation", a STRING,
  * with its parameters in "tessera.activation_params", FLOATS). Absent means CPU_ACT_NONE.
  * Returns TSR_PLUGIN_REASON_ATTRIBUTE with a message for a name or parameter count it does
@@ -142,6 +154,12 @@ void cpu_sgemm_pack_a(bool ta, const float *a, size_t lda, size_t m, size_t k, f
 /* Packs op(B) (k x n) into dst of cpu_sgemm_packed_b_floats(k, n) floats, 64-byte aligned. */
 void cpu_sgemm_pack_b(bool tb, const float *b, size_t ldb, size_t k, size_t n, float *dst);
 
+/* Rows [p0, p0 + kc) x columns [col0, col0 + cols) of a row-major B (ldb apart) as one
+ * micro-panel of kc rows of NR floats, zero past cols; row p times row_scale[p] unless
+ * row_scale is NULL (a pointwise Conv's input under a fused squeeze-and-excitation scale). */
+void cpu_sgemm_pack_b_rows(const float *b, size_t ldb, const float *row_scale, size_t p0,
+                           size_t kc, size_t col0, size_t cols, float *dst);
+
 /* A source of B that is not a plain matrix (Conv: the input image, read through the window):
  * writes op(B)[p0 .. p0+kc) x [col0 .. col0+cols) as one micro-panel, kc rows of NR floats,
  * zero past cols. Called from several threads at once, each with its own dst. */
@@ -211,8 +229,8 @@ typedef void (*cpu_sgemm_ukernel_offs_fn)(size_t kc, const float *ap, const floa
 #if defined(TSR_CPU_HAVE_AVX2) && (defined(__x86_64__) || defined(__i386__))
 #define CPU_GEMM_HAVE_AVX2 1
 /* The AVX2/FMA versions; call them only when ctx->isa == CPU_ISA_AVX2_FMA. The micro-kernel
- * comes in variants for operands packed ahead (cpu_sgemm_args.a_packed, b_packed), whose next
- * panels it prefetches: in a model they come from memory. */
+ * comes in variants for operands given packed (cpu_sgemm_args.a_packed, b_packed), whose next
+ * panels it prefetches: packed ahead, in a model they come from memory (a_ahead, b_ahead). */
 cpu_sgemm_ukernel_fn cpu_sgemm_ukernel_avx2(bool a_ahead, bool b_ahead);
 /* The micro-kernel for B read in place: row p of the panel at b + offs[p] (see b_rows). */
 cpu_sgemm_ukernel_offs_fn cpu_sgemm_ukernel_offs_avx2(bool a_ahead);

@@ -197,9 +197,9 @@ CPU_VMATH_AVX2 static inline void cpu_act_apply_row_avx2(const cpu_act *a, float
   case CPU_ACT_CLIP: {
     /* max(lo, v) is lo > v ? lo : v and min(hi, .) likewise: cpu_act_apply's relu and clip,
      * NaN and -0 included. */
-    bool relu = a->kind == CPU_ACT_RELU;
-    __m256 lo = relu ? _mm256_setzero_ps() : _mm256_set1_ps(a->p0);
-    __m256 hi = relu ? _mm256_set1_ps(INFINITY) : _mm256_set1_ps(a->p1);
+    float flo, fhi;
+    cpu_act_clamp_bounds(a, &flo, &fhi);
+    __m256 lo = _mm256_set1_ps(flo), hi = _mm256_set1_ps(fhi);
     for (; i + 8 <= n; i += 8)
       _mm256_storeu_ps(y + i, _mm256_min_ps(hi, _mm256_max_ps(lo, _mm256_loadu_ps(y + i))));
     for (; i < n; i++)
