@@ -414,7 +414,7 @@ START_TEST(test_sgemm_epilogue) {
 END_TEST
 
 /* NaN and -0 come out of the fused relu as out of the elementwise Relu (x < 0 ? 0 : x), on
- * both ISAs: one full 6x16 tile whose first row is NaN and the rest -0. */
+ * both ISAs: a full 6x16 tile and a 4x16 one whose first row is NaN and the rest -0. */
 START_TEST(test_act_special_values) {
   cpu_act relu = {CPU_ACT_RELU, 0, 0};
   ck_assert(signbit(cpu_act_apply(&relu, -0.0f)));
@@ -425,15 +425,17 @@ START_TEST(test_act_special_values) {
     a6[i] = i < 64 ? NAN : 0.0f;
   for (int i = 0; i < 64 * 16; i++)
     b16[i] = 1.0f;
-  for (int isa_i = 0; isa_i < 2; isa_i++) {
-    cpu_ctx ctx = {.isa = isa_i ? CPU_ISA_GENERIC : best};
-    cpu_sgemm_epilogue ep = {.act = relu};
-    cpu_sgemm_ex(&ctx, false, false, 6, 16, 64, -1.0f, a6, 64, b16, 16, 0.0f, c6, 16, &ep);
-    for (int j = 0; j < 16; j++)
-      ck_assert(isnan(c6[j]));
-    for (int i = 16; i < 6 * 16; i++)
-      ck_assert(c6[i] == 0.0f && signbit(c6[i]));
-  }
+  /* Six rows: the 6x16 kernel; four: the short one (CPU_SGEMM_SHORT_MR). */
+  for (int isa_i = 0; isa_i < 2; isa_i++)
+    for (size_t m = 6; m >= 4; m -= 2) {
+      cpu_ctx ctx = {.isa = isa_i ? CPU_ISA_GENERIC : best};
+      cpu_sgemm_epilogue ep = {.act = relu};
+      cpu_sgemm_ex(&ctx, false, false, m, 16, 64, -1.0f, a6, 64, b16, 16, 0.0f, c6, 16, &ep);
+      for (int j = 0; j < 16; j++)
+        ck_assert(isnan(c6[j]));
+      for (size_t i = 16; i < m * 16; i++)
+        ck_assert(c6[i] == 0.0f && signbit(c6[i]));
+    }
 }
 END_TEST
 

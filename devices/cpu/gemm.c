@@ -219,6 +219,7 @@ enum { MC_MAX = 480, A_SCRATCH_FLOATS = 1 << 22 };
 typedef struct sgemm_job {
   const cpu_sgemm_args *g;
   cpu_sgemm_ukernel_fn uk;
+  cpu_sgemm_ukernel_fn uk_short; /* for tiles of at most CPU_SGEMM_SHORT_MR rows, or NULL */
   cpu_sgemm_ukernel_offs_fn uk_offs;
   const cpu_sgemm_epilogue *ep; /* NULL when there is none */
   size_t kc;                    /* depth of every KC block but perhaps the last */
@@ -320,7 +321,8 @@ static void compute_task(void *arg, size_t begin, size_t end) {
             j->uk_offs(kt, apan, g->b_rows + jr, g->b_offs + pc, cp, g->ldc, mr, nr, g->alpha, beta,
                        tp);
           else
-            j->uk(kt, apan, bpan, cp, g->ldc, mr, nr, g->alpha, beta, tp);
+            (mr <= CPU_SGEMM_SHORT_MR && j->uk_short ? j->uk_short : j->uk)(
+                kt, apan, bpan, cp, g->ldc, mr, nr, g->alpha, beta, tp);
         }
       }
     }
@@ -549,6 +551,7 @@ int cpu_sgemm_run(cpu_ctx *ctx, const cpu_sgemm_args *g) {
      * too: without, MNASNet's 1x1 layers over 7x7 took 0.01-0.05 ms longer each (per-node
      * minima, alternating, twice). */
     j.uk = cpu_sgemm_ukernel_avx2(g->a_packed != NULL, g->b_packed != NULL);
+    j.uk_short = cpu_sgemm_ukernel_short_avx2(g->a_packed != NULL, g->b_packed != NULL);
     j.uk_offs = cpu_sgemm_ukernel_offs_avx2(g->a_packed != NULL);
   }
 #endif

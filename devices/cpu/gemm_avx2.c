@@ -171,6 +171,62 @@ AVX2 __attribute__((noinline)) static void store_tile_ep(const float (*t)[CPU_SG
     memcpy(c + i * ldc, u[i], nr * sizeof **u);
 }
 
+/* The prefetches of one unrolled group of four steps of k at a (A) and b (B): B's lines four
+ * groups ahead into L1 when l1 (a packed panel), and the next panels of the operands packed
+ * ahead (pf) into L2. */
+AVX2 static inline __attribute__((always_inline)) void prefetch_step(const float *a, const float *b,
+                                                                     size_t kc, int pf, bool l1) {
+  if (l1)
+    _mm_prefetch((const char *)(b + 4 * CPU_SGEMM_NR * 4), _MM_HINT_T0);
+  if (pf & PF_B) {
+    const char *nb = (const char *)(b + kc * CPU_SGEMM_NR);
+    _mm_prefetch(nb, _MM_HINT_T1);
+    _mm_prefetch(nb + 64, _MM_HINT_T1);
+    _mm_prefetch(nb + 128, _MM_HINT_T1);
+    _mm_prefetch(nb + 192, _MM_HINT_T1);
+  }
+  if (pf & PF_A) {
+    const char *na = (const char *)(a + kc * CPU_SGEMM_MR);
+    _mm_prefetch(na, _MM_HINT_T1);
+    _mm_prefetch(na + 64, _MM_HINT_T1);
+  }
+}
+
+/* Finishes row `row` of a tile from its registers lo, hi with the clamp epilogue: adds C when
+ * beta is 1, the row bias rb and the addend ad (lda apart), clamps to [flo, fhi] and stores the
+ * row whole when `full`, else its nr columns through the masks m0, m1 (maskload reads none
+ * of the rest). Uses c, ldc, beta and nr from the kernel. */
+#define EP_CLAMP_ROW(row, lo, hi, full)                                                            \
+  do {                                                                                             \
+    __m256 v0 = lo, v1 = hi;                                                                       \
+    float *cr = c + (row)*ldc;                                                                     \
+    if (beta != 0.0f) {                                                                            \
+      v0 = _mm256_add_ps(v0, (full) ? _mm256_loadu_ps(cr) : _mm256_maskload_ps(cr, m0));           \
+      v1 = _mm256_add_ps(v1, (full) ? _mm256_loadu_ps(cr + 8) : _mm256_maskload_ps(cr + 8, m1));   \
+    }                                                                                              \
+    if (rb) {                                                                                      \
+      __m256 vr = _mm256_broadcast_ss(rb + (row));                                                 \
+      v0 = _mm256_add_ps(v0, vr);                                                                  \
+      v1 = _mm256_add_ps(v1, vr);                                                                  \
+    }                                                                                              \
+    if (ad) {                                                                                      \
+      const float *ar = ad + (row)*lda;                                                            \
+      v0 = _mm256_add_ps(v0, (full) ? _mm256_loadu_ps(ar) : _mm256_maskload_ps(ar, m0));           \
+      v1 = _mm256_add_ps(v1, (full) ? _mm256_loadu_ps(ar + 8) : _mm256_maskload_ps(ar + 8, m1));   \
+    }                                                                                              \
+    __m256 vlo = _mm256_broadcast_ss(&flo), vhi = _mm256_broadcast_ss(&fhi);                       \
+    v0 = _mm256_min_ps(vhi, _mm256_max_ps(vlo, v0));                                               \
+    v1 = _mm256_min_ps(vhi, _mm256_max_ps(vlo, v1));                                               \
+    if (full) {                                                                                    \
+      _mm256_storeu_ps(cr, v0);                                                                    \
+      _mm256_storeu_ps(cr + 8, v1);                                                                \
+    } else {                                                                                       \
+      _mm256_maskstore_ps(cr, m0, v0);                                                             \
+      if (nr > 8)                                                                                  \
+        _mm256_maskstore_ps(cr + 8, m1, v1);                                                       \
+    }                                                                                              \
+  } while (0)
+
 /* The micro-kernel, once for packed B panels (offs == NULL: row p at bp + p * NR, aligned) and
  * once for B read in place (row p at bp + offs[p], unaligned), each specialisation inlined into
  * its entry point below; pf (PF_A, PF_B), a constant in each, says what to prefetch. */
@@ -257,20 +313,7 @@ ukernel_body(size_t kc, const float *ap, const float *bp, const ptrdiff_t *offs,
     p = kc;
   }
   for (; p + 4 <= kc; p += 4) {
-    if (!offs)
-      _mm_prefetch((const char *)(b + 4 * CPU_SGEMM_NR * 4), _MM_HINT_T0);
-    if (pf & PF_B) {
-      const char *nb = (const char *)(b + kc * CPU_SGEMM_NR);
-      _mm_prefetch(nb, _MM_HINT_T1);
-      _mm_prefetch(nb + 64, _MM_HINT_T1);
-      _mm_prefetch(nb + 128, _MM_HINT_T1);
-      _mm_prefetch(nb + 192, _MM_HINT_T1);
-    }
-    if (pf & PF_A) {
-      const char *na = (const char *)(a + kc * CPU_SGEMM_MR);
-      _mm_prefetch(na, _MM_HINT_T1);
-      _mm_prefetch(na + 64, _MM_HINT_T1);
-    }
+    prefetch_step(a, b, kc, pf, !offs);
     STEP(0, 0);
     STEP(CPU_SGEMM_MR, CPU_SGEMM_NR);
     STEP(2 * CPU_SGEMM_MR, 2 * CPU_SGEMM_NR);
@@ -357,27 +400,8 @@ ukernel_body(size_t kc, const float *ap, const float *bp, const ptrdiff_t *offs,
     float flo = k == CPU_ACT_CLIP ? ep->act.p0 : k == CPU_ACT_RELU ? 0.0f : -__builtin_inff();
     float fhi = k == CPU_ACT_CLIP ? ep->act.p1 : __builtin_inff();
 #define EP_EDGE(row, lo, hi)                                                                       \
-  if ((row) < mr) {                                                                                \
-    __m256 v0 = lo, v1 = hi;                                                                       \
-    float *cr = c + (row)*ldc;                                                                     \
-    if (beta != 0.0f) {                                                                            \
-      v0 = _mm256_add_ps(v0, _mm256_maskload_ps(cr, m0));                                          \
-      v1 = _mm256_add_ps(v1, _mm256_maskload_ps(cr + 8, m1));                                      \
-    }                                                                                              \
-    if (rb) {                                                                                      \
-      __m256 vr = _mm256_broadcast_ss(rb + (row));                                                 \
-      v0 = _mm256_add_ps(v0, vr);                                                                  \
-      v1 = _mm256_add_ps(v1, vr);                                                                  \
-    }                                                                                              \
-    if (ad) {                                                                                      \
-      v0 = _mm256_add_ps(v0, _mm256_maskload_ps(ad + (row)*lda, m0));                              \
-      v1 = _mm256_add_ps(v1, _mm256_maskload_ps(ad + (row)*lda + 8, m1));                          \
-    }                                                                                              \
-    __m256 vlo = _mm256_broadcast_ss(&flo), vhi = _mm256_broadcast_ss(&fhi);                       \
-    _mm256_maskstore_ps(cr, m0, _mm256_min_ps(vhi, _mm256_max_ps(vlo, v0)));                       \
-    if (nr > 8)                                                                                    \
-      _mm256_maskstore_ps(cr + 8, m1, _mm256_min_ps(vhi, _mm256_max_ps(vlo, v1)));                 \
-  }
+  if ((row) < mr)                                                                                  \
+    EP_CLAMP_ROW(row, lo, hi, false);
     EP_EDGE(0, c00, c01)
     EP_EDGE(1, c10, c11)
     EP_EDGE(2, c20, c21)
@@ -420,6 +444,107 @@ ukernel_body(size_t kc, const float *ap, const float *bp, const ptrdiff_t *offs,
   }
 }
 
+/* A tile of at most four rows (r, a constant in each specialisation), which the 6x16 kernel
+ * would compute with two to five rows of zeros and store through masks: the last row panel
+ * of every M that six does not divide (16 = 6 + 6 + 4, 64, 112, 160, ...) and of a 14x14
+ * plane's positions in the transposed 1x1 product. A is the same MR-wide panel; only its
+ * first r scalars a step are read. With one or two rows, steps k and k + 1 go to separate
+ * accumulators (d*), so that at least four chains of FMAs are in flight. */
+AVX2 static inline __attribute__((always_inline)) void
+short_body(size_t kc, const float *ap, const float *bp, float *c, size_t ldc, size_t nr,
+           float alpha, float beta, const cpu_sgemm_tile_ep *ep, const int r, int pf) {
+  __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+  __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+  __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
+  __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+  const float *a = ap, *b = bp;
+  const bool split = r <= 2; /* odd steps into c2x/c3x, summed at the end */
+#define SSTEP(o, set)                                                                              \
+  do {                                                                                             \
+    __m256 b0 = _mm256_load_ps(b + (o)*CPU_SGEMM_NR);                                              \
+    __m256 b1 = _mm256_load_ps(b + (o)*CPU_SGEMM_NR + 8);                                          \
+    __m256 av = _mm256_broadcast_ss(a + (o)*CPU_SGEMM_MR);                                         \
+    if (set) {                                                                                     \
+      c20 = _mm256_fmadd_ps(av, b0, c20), c21 = _mm256_fmadd_ps(av, b1, c21);                      \
+    } else {                                                                                       \
+      c00 = _mm256_fmadd_ps(av, b0, c00), c01 = _mm256_fmadd_ps(av, b1, c01);                      \
+    }                                                                                              \
+    if (r > 1) {                                                                                   \
+      av = _mm256_broadcast_ss(a + (o)*CPU_SGEMM_MR + 1);                                          \
+      if (set) {                                                                                   \
+        c30 = _mm256_fmadd_ps(av, b0, c30), c31 = _mm256_fmadd_ps(av, b1, c31);                    \
+      } else {                                                                                     \
+        c10 = _mm256_fmadd_ps(av, b0, c10), c11 = _mm256_fmadd_ps(av, b1, c11);                    \
+      }                                                                                            \
+    }                                                                                              \
+    if (r > 2) {                                                                                   \
+      av = _mm256_broadcast_ss(a + (o)*CPU_SGEMM_MR + 2);                                          \
+      c20 = _mm256_fmadd_ps(av, b0, c20), c21 = _mm256_fmadd_ps(av, b1, c21);                      \
+    }                                                                                              \
+    if (r > 3) {                                                                                   \
+      av = _mm256_broadcast_ss(a + (o)*CPU_SGEMM_MR + 3);                                          \
+      c30 = _mm256_fmadd_ps(av, b0, c30), c31 = _mm256_fmadd_ps(av, b1, c31);                      \
+    }                                                                                              \
+  } while (0)
+  size_t p = 0;
+  for (; p + 4 <= kc; p += 4) {
+    prefetch_step(a, b, kc, pf, true);
+    SSTEP(0, 0);
+    SSTEP(1, split);
+    SSTEP(2, 0);
+    SSTEP(3, split);
+    a += 4 * CPU_SGEMM_MR;
+    b += 4 * CPU_SGEMM_NR;
+  }
+  for (; p < kc; p++) {
+    SSTEP(0, 0);
+    a += CPU_SGEMM_MR;
+    b += CPU_SGEMM_NR;
+  }
+#undef SSTEP
+  if (split) {
+    c00 = _mm256_add_ps(c00, c20), c01 = _mm256_add_ps(c01, c21);
+    c10 = _mm256_add_ps(c10, c30), c11 = _mm256_add_ps(c11, c31);
+  }
+  if (alpha == 1.0f && (beta == 0.0f || beta == 1.0f) &&
+      (!ep || (!ep->col_bias && (ep->act.kind == CPU_ACT_NONE || ep->act.kind == CPU_ACT_RELU ||
+                                 ep->act.kind == CPU_ACT_CLIP)))) {
+    static const int32_t lanes[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+    const __m256i m0 = _mm256_loadu_si256((const __m256i *)(lanes + 8 - (nr < 8 ? nr : 8)));
+    const __m256i m1 = _mm256_loadu_si256((const __m256i *)(lanes + 8 - (nr > 8 ? nr - 8 : 0)));
+    const float *rb = ep ? ep->row_bias : NULL, *ad = ep ? ep->addend : NULL;
+    size_t lda = ep ? ep->ld_addend : 0;
+    const cpu_act none = {CPU_ACT_NONE, 0.0f, 0.0f};
+    float flo = -__builtin_inff(), fhi = __builtin_inff();
+    cpu_act_clamp_bounds(ep ? &ep->act : &none, &flo, &fhi);
+    const bool full = nr == CPU_SGEMM_NR;
+#define SROW(row, lo, hi)                                                                          \
+  if ((row) < r)                                                                                   \
+    EP_CLAMP_ROW(row, lo, hi, full);
+    SROW(0, c00, c01)
+    SROW(1, c10, c11)
+    SROW(2, c20, c21)
+    SROW(3, c30, c31)
+#undef SROW
+    return;
+  }
+  /* Any other epilogue: through the 6x16 kernel's spill and store_tile_ep. */
+  _Alignas(32) float t[CPU_SGEMM_MR][CPU_SGEMM_NR];
+  _mm256_store_ps(t[0], c00), _mm256_store_ps(t[0] + 8, c01);
+  _mm256_store_ps(t[1], c10), _mm256_store_ps(t[1] + 8, c11);
+  _mm256_store_ps(t[2], c20), _mm256_store_ps(t[2] + 8, c21);
+  _mm256_store_ps(t[3], c30), _mm256_store_ps(t[3] + 8, c31);
+  if (ep) {
+    store_tile_ep((const float(*)[CPU_SGEMM_NR])t, c, ldc, (size_t)r, nr, alpha, beta, ep);
+    return;
+  }
+  for (int i = 0; i < r; i++) {
+    float *cr = c + i * ldc;
+    for (size_t j = 0; j < nr; j++)
+      cr[j] = beta == 0.0f ? alpha * t[i][j] : alpha * t[i][j] + beta * cr[j];
+  }
+}
+
 /* The entry points, one per prefetch choice (cpu_sgemm_ukernel_avx2 picks). */
 #define UKERNEL_ENTRY(name, pf)                                                                    \
   AVX2 static void name(size_t kc, const float *ap, const float *bp, float *c, size_t ldc,         \
@@ -433,6 +558,22 @@ ukernel_body(size_t kc, const float *ap, const float *bp, const ptrdiff_t *offs,
                         const cpu_sgemm_tile_ep *ep) {                                             \
     ukernel_body(kc, ap, b, offs, c, ldc, mr, nr, alpha, beta, ep, pf);                            \
   }
+#define UKERNEL_SHORT_ENTRY(name, pf)                                                              \
+  AVX2 static void name(size_t kc, const float *ap, const float *bp, float *c, size_t ldc,         \
+                        size_t mr, size_t nr, float alpha, float beta,                             \
+                        const cpu_sgemm_tile_ep *ep) {                                             \
+    switch (mr) {                                                                                  \
+    case 1: short_body(kc, ap, bp, c, ldc, nr, alpha, beta, ep, 1, pf); break;                     \
+    case 2: short_body(kc, ap, bp, c, ldc, nr, alpha, beta, ep, 2, pf); break;                     \
+    case 3: short_body(kc, ap, bp, c, ldc, nr, alpha, beta, ep, 3, pf); break;                     \
+    default: short_body(kc, ap, bp, c, ldc, nr, alpha, beta, ep, 4, pf); break;                    \
+    }                                                                                              \
+  }
+UKERNEL_SHORT_ENTRY(ukernel_short_pf0, 0)
+UKERNEL_SHORT_ENTRY(ukernel_short_pfa, PF_A)
+UKERNEL_SHORT_ENTRY(ukernel_short_pfb, PF_B)
+UKERNEL_SHORT_ENTRY(ukernel_short_pfab, PF_A | PF_B)
+#undef UKERNEL_SHORT_ENTRY
 UKERNEL_ENTRY(ukernel_pf0, 0)
 UKERNEL_ENTRY(ukernel_pfa, PF_A)
 UKERNEL_ENTRY(ukernel_pfb, PF_B)
@@ -444,6 +585,12 @@ UKERNEL_OFFS_ENTRY(ukernel_offs_pfa, PF_A)
 
 cpu_sgemm_ukernel_fn cpu_sgemm_ukernel_avx2(bool a_ahead, bool b_ahead) {
   static const cpu_sgemm_ukernel_fn fns[4] = {ukernel_pf0, ukernel_pfa, ukernel_pfb, ukernel_pfab};
+  return fns[(a_ahead ? 1 : 0) | (b_ahead ? 2 : 0)];
+}
+
+cpu_sgemm_ukernel_fn cpu_sgemm_ukernel_short_avx2(bool a_ahead, bool b_ahead) {
+  static const cpu_sgemm_ukernel_fn fns[4] = {ukernel_short_pf0, ukernel_short_pfa,
+                                              ukernel_short_pfb, ukernel_short_pfab};
   return fns[(a_ahead ? 1 : 0) | (b_ahead ? 2 : 0)];
 }
 

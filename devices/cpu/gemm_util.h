@@ -232,6 +232,9 @@ typedef void (*cpu_sgemm_ukernel_offs_fn)(size_t kc, const float *ap, const floa
  * comes in variants for operands given packed (cpu_sgemm_args.a_packed, b_packed), whose next
  * panels it prefetches: packed ahead, in a model they come from memory (a_ahead, b_ahead). */
 cpu_sgemm_ukernel_fn cpu_sgemm_ukernel_avx2(bool a_ahead, bool b_ahead);
+/* The same for tiles of at most CPU_SGEMM_SHORT_MR rows (packed B). */
+cpu_sgemm_ukernel_fn cpu_sgemm_ukernel_short_avx2(bool a_ahead, bool b_ahead);
+#define CPU_SGEMM_SHORT_MR 4
 /* The micro-kernel for B read in place: row p of the panel at b + offs[p] (see b_rows). */
 cpu_sgemm_ukernel_offs_fn cpu_sgemm_ukernel_offs_avx2(bool a_ahead);
 /* y[i] += a * x[i] for i < n. */
