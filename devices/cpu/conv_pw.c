@@ -106,6 +106,27 @@ typedef struct pwt_job {
   atomic_int failed;
 } pwt_job;
 
+#ifdef CONV_HAVE_AVX2
+/* One whole panel of X^T: the six positions from s in each of kt channels in_sp apart, scaled
+ * by scale[q] (or not), as four and two floats a channel (a float at a time, with its multiply,
+ * the packing took a sixth of a 1152 -> 192 layer over 7x7). */
+__attribute__((target("avx2,fma"))) static void pwt_pack_panel_avx2(const float *s, size_t in_sp,
+                                                                    size_t kt, const float *scale,
+                                                                    float *d) {
+  for (size_t q = 0; q < kt; q++, s += in_sp, d += CPU_SGEMM_MR) {
+    __m128 lo = _mm_loadu_ps(s);
+    __m128 hi = _mm_castpd_ps(_mm_load_sd((const double *)(s + 4)));
+    if (scale) {
+      __m128 f = _mm_broadcast_ss(scale + q);
+      lo = _mm_mul_ps(lo, f);
+      hi = _mm_mul_ps(hi, f);
+    }
+    _mm_storeu_ps(d, lo);
+    _mm_store_sd((double *)(d + 4), _mm_castps_pd(hi));
+  }
+}
+#endif
+
 /* Packs X^T as the GEMM's A, in the layout of gemm_util.h: KC block by KC block, MR-row
  * micro-panels of kt columns, MR floats each, zero past the last position. Row i of X^T is
  * output position i, which reads the input at off[i] in every channel (off is NULL for a
@@ -123,6 +144,12 @@ static void pwt_pack_task(void *arg, size_t t0, size_t t1) {
     float *d = j->ap + pc * j->mpad + r0 * kt;
     const float *s = j->x + pc * in_sp, *scale = j->scale ? j->scale + pc : NULL;
     if (!j->off && rows == CPU_SGEMM_MR) { /* a whole panel: no branch per float */
+#ifdef CONV_HAVE_AVX2
+      if (j->avx2) {
+        pwt_pack_panel_avx2(s + r0, in_sp, kt, scale, d);
+        continue;
+      }
+#endif
       for (size_t q = 0; q < kt; q++) {
         const float *sc = s + q * in_sp + r0;
         float f = scale ? scale[q] : 1.0f, *dq = d + q * CPU_SGEMM_MR; /* x * 1 is x */
