@@ -590,10 +590,18 @@ static int conv_implicit(cpu_ctx *ctx, const conv_plan *p, const float *x, const
   /* B is read NR columns at a time from a tile's first one, up to NR - 1 past nq. */
   size_t span = last + ij.nq + CPU_SGEMM_NR;
   size_t xp_floats = span > planes * ij.plane ? span : planes * ij.plane;
-  float *xp = nn_alloc_aligned(xp_floats, sizeof(float));
-  float *yp = window ? NULL : nn_alloc_aligned(p->mg * ij.nq, sizeof(float));
-  if (!offs || !xp || (!window && !yp)) {
-    free(offs), free(xp), free(yp);
+  /* The padded copy and the padded output in one block of the executable's scratch, kept from
+   * run to run: allocated in each run, a block this big came as fresh pages from the system
+   * (a page fault every 4 KiB). */
+  size_t xp_room = (xp_floats + 15) / 16 * 16, yp_floats = window ? 0 : p->mg * ij.nq;
+  bool fresh;
+  float *xp = xp_room + yp_floats > SIZE_MAX / sizeof(float) / 2
+                  ? NULL
+                  : cpu_scratch_take(ctx, (xp_room + yp_floats) * sizeof(float), &fresh);
+  float *yp = window || !xp ? NULL : xp + xp_room;
+  if (!offs || !xp) {
+    free(offs);
+    cpu_scratch_give(ctx, xp);
     return -1;
   }
   ij.xp = xp;
@@ -622,7 +630,8 @@ static int conv_implicit(cpu_ctx *ctx, const conv_plan *p, const float *x, const
                          .beta = res && res == y ? 1.0f : 0.0f,
                          .ep = &ep_res};
     int rc = cpu_sgemm_run(ctx, &gw);
-    free(offs), free(xp);
+    free(offs);
+    cpu_scratch_give(ctx, xp);
     return rc;
   }
   cpu_sgemm_args ga = {.m = p->mg,
@@ -640,7 +649,8 @@ static int conv_implicit(cpu_ctx *ctx, const conv_plan *p, const float *x, const
   int rc = cpu_sgemm_run(ctx, &ga);
   if (rc == 0)
     cpu_parallel_for(ctx, p->mg, nn_grain(p->out_sp, 1 << 15), implicit_unpad_task, &ij);
-  free(offs), free(xp), free(yp);
+  free(offs);
+  cpu_scratch_give(ctx, xp);
   return rc;
 }
 
