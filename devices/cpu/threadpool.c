@@ -117,7 +117,18 @@ cpu_pool *cpu_pool_create(size_t threads) {
   if (!p)
     return NULL;
   p->threads = threads;
-  pthread_mutex_init(&p->mu, NULL);
+  /* An adaptive mutex spins a little before it sleeps: a worker that sees a new job takes mu
+   * while the caller may still hold it for the broadcast, and a plain mutex then put it to
+   * sleep in the kernel and woke it after the caller's unlock, microseconds later (a
+   * parallel_for of two 12-microsecond items: 14.7-15.6 us with a plain mutex, 12.8-12.9 with
+   * an adaptive one; one item alone on one thread, 12.3). */
+  pthread_mutexattr_t ma;
+  pthread_mutexattr_init(&ma);
+#ifdef PTHREAD_MUTEX_ADAPTIVE_NP
+  pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);
+#endif
+  pthread_mutex_init(&p->mu, &ma);
+  pthread_mutexattr_destroy(&ma);
   pthread_cond_init(&p->wake, NULL);
   pthread_cond_init(&p->done, NULL);
   atomic_flag_clear(&p->busy);
