@@ -805,6 +805,7 @@ typedef struct conv_state {
   float *wt;       /* W^T as cpu_conv_pwt's B operand, or NULL */
   size_t wt_sp;    /* the output plane prepare() chose the transposed product for */
   float *wu;       /* the Winograd-transformed weights of cpu_conv_wino, or NULL */
+  float *wdw;      /* a depthwise Conv's weights and bias by eight channels (cpu_conv_dw_pack) */
 } conv_state;
 
 /* Whether the transposed pointwise product runs p: prepare() packed W^T for it (for the plane
@@ -885,7 +886,7 @@ static int conv_f32_ex(cpu_ctx *ctx, const conv_plan *p, const float *x, const f
   /* res, a fused residual (conv_run_fused), is y's own memory or apart from it: in y's, the
    * GEMMs accumulate onto it. */
   if (cpu_conv_depthwise_applies(p)) {
-    cpu_conv_depthwise(ctx, p, x, w, b, y);
+    cpu_conv_depthwise(ctx, p, x, w, b, st ? st->wdw : NULL, y);
     return 0;
   }
   if (st && st->wu && cpu_conv_wino_applies(p))
@@ -1246,9 +1247,27 @@ static int conv_prepare(const cpu_node *n, void **out_state, char *msg, size_t s
   if (conv_setup(n, n->in, n->out, false, &p, msg, size) != TSR_PLUGIN_REASON_NONE)
     return 0; /* check() has refused it already; run() reports the same */
   const cpu_tensor *w = &n->in[1];
-  if (w->dtype != TSR_DTYPE_FLOAT32 || !w->is_const || !w->data || cpu_conv_depthwise_applies(&p) ||
-      p.mg == 0)
+  if (w->dtype != TSR_DTYPE_FLOAT32 || !w->is_const || !w->data || p.mg == 0)
     return 0;
+  if (cpu_conv_depthwise_applies(&p)) {
+    /* The eight-channel path's taps and bias, when both are constants (a bias given at run
+     * time is gathered there). */
+    const cpu_tensor *b = p.has_bias ? &n->in[2] : NULL;
+    if (b && (b->dtype != TSR_DTYPE_FLOAT32 || !b->is_const || !b->data))
+      return 0;
+    float *wdw = cpu_conv_dw_pack(&p, w->data, b ? b->data : NULL);
+    if (!wdw)
+      return 0; /* not that path, or no memory: the run gathers them */
+    conv_state *st = calloc(1, sizeof *st);
+    if (!st) {
+      free(wdw);
+      snprintf(msg, size, "out of memory packing depthwise weights");
+      return -1;
+    }
+    st->wdw = wdw;
+    *out_state = st;
+    return 0;
+  }
   size_t K = p.cg * p.kk, per = cpu_sgemm_packed_a_floats(p.mg, K);
   const float *wd = w->data;
   /* TESSERA_CPU_PWT=0 or 1 turns the transposed product off, or on wherever it applies, for
@@ -1298,7 +1317,7 @@ static int conv_prepare(const cpu_node *n, void **out_state, char *msg, size_t s
 static void conv_release(void *state) {
   conv_state *st = state;
   if (st)
-    free(st->wp), free(st->wt), free(st->wu);
+    free(st->wp), free(st->wt), free(st->wu), free(st->wdw);
   free(st);
 }
 

@@ -41,9 +41,15 @@ static inline bool cpu_conv_depthwise_applies(const conv_plan *p) {
 }
 
 /* float32 depthwise (and channel-multiplier) Conv of p over x into y, with the bias b (or NULL)
- * and p's fused activation, on ctx's threads. Defined in conv_dw.c. */
+ * and p's fused activation, on ctx's threads; `packed` is what cpu_conv_dw_pack made of w and
+ * b at compile time, or NULL. Defined in conv_dw.c. */
 void cpu_conv_depthwise(cpu_ctx *ctx, const conv_plan *p, const float *x, const float *w,
-                        const float *b, float *y);
+                        const float *b, const float *packed, float *y);
+/* The weights w and bias b (or NULL) of a depthwise p packed for the eight-channel AVX2 path:
+ * per group of eight channels, its kh*kw taps in eight lanes, then its eight biases, zero in
+ * the lanes past the last channel. NULL when that path never runs p (no multiplier-1 2-D
+ * window) or memory ran out; free() it. */
+float *cpu_conv_dw_pack(const conv_plan *p, const float *w, const float *b);
 
 /* The transposed product for a 1x1 Conv over a small plane (conv_pw.c). Whether it can run p
  * (1x1, no padding, one group, any stride); whether its cost model prefers it to the plain
