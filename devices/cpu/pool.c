@@ -655,6 +655,28 @@ static ALWAYS_INLINE float fast_gavg(const float *x, size_t n) {
   return n ? (float)(t / (double)n) : 0.0f;
 }
 
+#ifdef POOL_HAVE_AVX2
+/* fast_gavg with sixteen partial sums in four vectors of doubles: gcc leaves the loop above
+ * scalar, and its chains of additions, not the memory, bounded the speed (EfficientNet-B0's
+ * seventeen global averages, one thread: 0.34 ms against ONNX Runtime's 0.22). */
+AVX2 static float fast_gavg_avx2(const float *x, size_t n) {
+  __m256d s0 = _mm256_setzero_pd(), s1 = s0, s2 = s0, s3 = s0;
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm_loadu_ps(x + i)));
+    s1 = _mm256_add_pd(s1, _mm256_cvtps_pd(_mm_loadu_ps(x + i + 4)));
+    s2 = _mm256_add_pd(s2, _mm256_cvtps_pd(_mm_loadu_ps(x + i + 8)));
+    s3 = _mm256_add_pd(s3, _mm256_cvtps_pd(_mm_loadu_ps(x + i + 12)));
+  }
+  _Alignas(32) double s[4];
+  _mm256_store_pd(s, _mm256_add_pd(_mm256_add_pd(s0, s1), _mm256_add_pd(s2, s3)));
+  for (; i < n; i++)
+    s[0] += x[i];
+  double t = (s[0] + s[1]) + (s[2] + s[3]);
+  return n ? (float)(t / (double)n) : 0.0f;
+}
+#endif
+
 static ALWAYS_INLINE void fast_planes(const fast_job *j, size_t begin, size_t end, bool avx2) {
   const pool_plan *p = j->p;
   bool max = p->kind == POOL_MAX;
@@ -663,6 +685,10 @@ static ALWAYS_INLINE void fast_planes(const fast_job *j, size_t begin, size_t en
     if (p->global) {
       if (p->in_sp == 0)
         j->y[pl] = 0.0f;
+#ifdef POOL_HAVE_AVX2
+      else if (avx2 && !max)
+        j->y[pl] = fast_gavg_avx2(x, p->in_sp);
+#endif
       else
         j->y[pl] = max ? fast_gmax(x, p->in_sp) : fast_gavg(x, p->in_sp);
       continue;
