@@ -910,9 +910,16 @@ DW_AVX2 static void dwi_task(void *arg, size_t begin, size_t end) {
   memset(s.buf, 0, bufn * sizeof *s.buf);
   s.wbuf = s.buf + bufn;
   uint32_t *offs = (uint32_t *)(s.wbuf + kk * 8 + 8);
-  for (size_t r = 0; r < npx; r++) /* below 2^32: the buffer is at most DWI_MAX_BYTES */
-    offs[r] = (uint32_t)(r / (size_t)g->ow * (size_t)g->sh * s.rs +
-                         r % (size_t)g->ow * (size_t)g->sw * 8);
+  /* Row and column by counting, not dividing (each call builds the table, and with several
+   * threads a layer's bands come in several calls). Below 2^32: the buffer is at most
+   * DWI_MAX_BYTES. */
+  for (size_t r = 0, col = 0, row_at = 0; r < npx; r++) {
+    offs[r] = (uint32_t)(row_at + col * (size_t)g->sw * 8);
+    if (++col == (size_t)g->ow) {
+      col = 0;
+      row_at += (size_t)g->sh * s.rs;
+    }
+  }
   s.offs = offs;
   size_t cur = SIZE_MAX;
   int64_t have0 = 0, have1 = 0; /* padded rows in the buffer, from its top */
