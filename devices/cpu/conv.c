@@ -194,7 +194,8 @@ static void conv_pack_b_scaled(const void *arg, size_t p0, size_t kc, size_t col
 #define CONV_HAVE_AVX2 1
 
 /* d[j] = s[2 j] for j in [0, n): eight at a time, sixteen loads deinterleaved. */
-__attribute__((target("avx2,fma"))) static void conv_even_avx2(float *d, const float *s, size_t n) {
+__attribute__((target("avx2,fma"))) static inline void conv_even_avx2(float *d, const float *s,
+                                                                      size_t n) {
   for (size_t j = 0; j < n; j += 8) {
     __m256 a = _mm256_loadu_ps(s + 2 * j), b = _mm256_loadu_ps(s + 2 * j + 8);
     /* shuffle_ps works within 128-bit lanes: a0 a2 b0 b2 | a4 a6 b4 b6; then the 64-bit
@@ -212,8 +213,10 @@ typedef struct conv_run_seg {
   size_t at; /* column within the panel */
 } conv_run_seg;
 
-static void conv_pack_b(const void *arg, size_t p0, size_t kc, size_t col0, size_t cols,
-                        float *dst) {
+/* conv_pack_b's body; avx2 is a constant in each of its two instances (below). */
+static inline __attribute__((always_inline)) void
+conv_pack_b_body(const void *arg, size_t p0, size_t kc, size_t col0, size_t cols, float *dst,
+                 bool avx2) {
   const conv_src *s = arg;
   const conv_plan *p = s->p;
   const nn_window *w = &p->w;
@@ -270,7 +273,7 @@ static void conv_pack_b(const void *arg, size_t p0, size_t kc, size_t col0, size
             for (size_t j = 0; j < len; j++)
               dd[j] = xr[bx + (int64_t)j];
 #ifdef CONV_HAVE_AVX2
-          else if (s2 == 2 && len == CPU_SGEMM_NR && s->avx2 && bx + 2 * CPU_SGEMM_NR <= in2)
+          else if (s2 == 2 && len == CPU_SGEMM_NR && avx2 && bx + 2 * CPU_SGEMM_NR <= in2)
             conv_even_avx2(dd, xr + bx, CPU_SGEMM_NR); /* reads one float past the last */
 #endif
           else
@@ -310,6 +313,22 @@ static void conv_pack_b(const void *arg, size_t p0, size_t kc, size_t col0, size
     }
   }
 }
+
+static void conv_pack_b(const void *arg, size_t p0, size_t kc, size_t col0, size_t cols,
+                        float *dst) {
+  conv_pack_b_body(arg, p0, kc, col0, cols, dst, false);
+}
+
+#ifdef CONV_HAVE_AVX2
+/* The same compiled for AVX2, so that conv_even_avx2 is inlined into it (it is called for every
+ * row of every panel: in the profile of a 3 -> 32 stem over 224x224 the packing went from 34%
+ * to 30% of the samples, against 43% in the micro-kernel). */
+__attribute__((target("avx2,fma"))) static void conv_pack_b_avx2(const void *arg, size_t p0,
+                                                                 size_t kc, size_t col0,
+                                                                 size_t cols, float *dst) {
+  conv_pack_b_body(arg, p0, kc, col0, cols, dst, true);
+}
+#endif
 
 /* ---- float32: ConvTranspose through col2im --------------------------------------------- */
 
@@ -736,6 +755,10 @@ static void conv_items(void *arg, size_t begin, size_t end) {
       ga.ldb = p->in_sp;
     } else {
       ga.pack_b = conv_pack_b;
+#ifdef CONV_HAVE_AVX2
+      if (src.avx2)
+        ga.pack_b = conv_pack_b_avx2;
+#endif
       ga.pack_b_arg = &src;
     }
     if (cpu_sgemm_run(&ctx, &ga) != 0) {
