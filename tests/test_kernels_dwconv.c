@@ -145,7 +145,7 @@ static void dw_case(rng *r, int it, dw_geom g, bool bias, const act_case *act, s
   cpu_direct_input(d, TSR_DTYPE_FLOAT32, rank, xd, x, false);
   cpu_direct_input(d, TSR_DTYPE_FLOAT32, rank, wd, w, true);
   /* Now and then the bias is given at run time, not as a constant: the eight-channel path
-   * then gathers taps and bias in the run instead of taking those packed at compile time. */
+   * then packs taps and bias in the run instead of taking those packed at compile time. */
   if (bias)
     cpu_direct_input(d, TSR_DTYPE_FLOAT32, 1, (int64_t[]){M}, b, it % 3 != 1);
   cpu_direct_output(d, TSR_DTYPE_FLOAT32, rank, yd);

@@ -177,7 +177,6 @@ typedef struct conv_src {
   const conv_plan *p;
   const float *x;     /* the group's first input channel of one image */
   const float *scale; /* a pointwise layer's input channel scale (cpu_node.in_scale), or NULL */
-  bool avx2;          /* conv_pack_b may use the AVX2 kernels */
 } conv_src;
 
 /* B of a pointwise layer whose input channels are scaled (a fused squeeze-and-excitation
@@ -612,11 +611,10 @@ static int conv_implicit(cpu_ctx *ctx, const conv_plan *p, const float *x, const
   /* The padded copy and the padded output in one block of the executable's scratch, kept from
    * run to run: allocated in each run, a block this big came as fresh pages from the system
    * (a page fault every 4 KiB). */
-  size_t xp_room = (xp_floats + 15) / 16 * 16, yp_floats = window ? 0 : p->mg * ij.nq;
-  bool fresh;
-  float *xp = xp_room + yp_floats > SIZE_MAX / sizeof(float) / 2
-                  ? NULL
-                  : cpu_scratch_take(ctx, (xp_room + yp_floats) * sizeof(float), &fresh);
+  size_t xp_room = (xp_floats + 15) / 16 * 16, yp_floats = window ? 0 : p->mg * ij.nq, bytes;
+  bool fresh, big = __builtin_add_overflow(xp_room, yp_floats, &bytes) ||
+                    __builtin_mul_overflow(bytes, sizeof(float), &bytes);
+  float *xp = big ? NULL : cpu_scratch_take(ctx, bytes, &fresh);
   float *yp = window || !xp ? NULL : xp + xp_room;
   if (!offs || !xp) {
     free(offs);
@@ -711,8 +709,7 @@ static void conv_items(void *arg, size_t begin, size_t end) {
     size_t n = it / p->G, g = it % p->G;
     conv_src src = {.p = p,
                     .x = j->x + (n * p->C + g * p->cg) * p->in_sp,
-                    .scale = j->scale ? j->scale + n * p->C + g * p->cg : NULL,
-                    .avx2 = ctx.isa == CPU_ISA_AVX2_FMA};
+                    .scale = j->scale ? j->scale + n * p->C + g * p->cg : NULL};
     cpu_sgemm_epilogue ep = {.row_bias = j->b ? j->b + g * p->mg : NULL, .act = p->act};
     cpu_sgemm_args ga = {.m = p->mg,
                          .n = p->out_sp,
@@ -756,7 +753,7 @@ static void conv_items(void *arg, size_t begin, size_t end) {
     } else {
       ga.pack_b = conv_pack_b;
 #ifdef CONV_HAVE_AVX2
-      if (src.avx2)
+      if (ctx.isa == CPU_ISA_AVX2_FMA)
         ga.pack_b = conv_pack_b_avx2;
 #endif
       ga.pack_b_arg = &src;

@@ -584,9 +584,8 @@ typedef struct dwi_state {
   float *buf;           /* g->brows rows of rs floats */
   size_t rs;            /* floats per buffer row: bw * 8 */
   const uint32_t *offs; /* pixel r of a band reads from buf + offs[r] */
-  const float *wg;      /* the group's kh * kw taps of eight lanes */
+  const float *wg;      /* the group's kh * kw taps of eight lanes (cpu_conv_dw_pack) */
   const float *bias;    /* its eight biases */
-  float *wbuf;          /* room for both, when they are gathered in the run */
   const float *xs[8];   /* input planes; lanes past the group's channels repeat its last one */
   const float *x_end;   /* the end of the whole input: whole-vector reads stop there */
   float *ys[8];         /* output planes of the group's channels */
@@ -630,8 +629,8 @@ DW_AVX2 static void dwi_fill(const dwi_state *s, int64_t r0, int64_t r1, int64_t
       __m256i m = dw_mask(ncol - ix);
       DW_UNROLL
       for (int c = 0; c < 8; c++)
-        v[c] = src[c] + ix + 8 <= s->x_end ? _mm256_loadu_ps(src[c] + ix)
-                                           : _mm256_maskload_ps(src[c] + ix, m);
+        v[c] = s->x_end - (src[c] + ix) >= 8 ? _mm256_loadu_ps(src[c] + ix)
+                                             : _mm256_maskload_ps(src[c] + ix, m);
       dw_tr8(v);
       for (int64_t c = 0; c < ncol - ix; c++)
         _mm256_store_ps(d + (ix + c) * 8, v[c]);
@@ -754,7 +753,7 @@ DW_AVX2 static void dwi_band(const dwi_state *s, int64_t oy0, int64_t oy1) {
 typedef struct dw2d_job {
   const conv_plan *p;
   const float *x, *w, *b;
-  const float *packed; /* cpu_conv_dw_pack's taps and biases, or NULL */
+  const float *packed; /* cpu_conv_dw_pack's taps and biases (the interleaved path only) */
   float *y;
   cpu_isa isa;
   bool avx2;   /* the AVX2 interior applies: stride 1 or 2 across, dilation 1 */
@@ -852,37 +851,18 @@ static void dwi_fallback(const dw2d_job *j, size_t n, size_t grp, int64_t oy0, i
 }
 
 /* Loads group ng (image ng / groups, channels from ng % groups * 8) into s: its planes, and
- * its taps and bias in eight lanes (zero in the lanes past its channels), packed at compile
- * time (cpu_conv_dw_pack) or else gathered here, one vector per tap (element by element they
- * took a fifth of a 7x7 layer's time, gathered still a tenth of a 5x5 one's). */
-DW_AVX2 static void dwi_load_group(dwi_state *s, const dw2d_job *j, size_t ng) {
+ * where its taps and bias lie in eight lanes (cpu_conv_dw_pack). */
+static void dwi_load_group(dwi_state *s, const dw2d_job *j, size_t ng) {
   const conv_plan *p = j->p;
-  size_t kk = p->kk, n = ng / s->g->groups, c0 = ng % s->g->groups * 8;
+  size_t n = ng / s->g->groups, c0 = ng % s->g->groups * 8;
   s->nc = p->C - c0 < 8 ? (int)(p->C - c0) : 8;
   for (int c = 0; c < 8; c++) {
     size_t ch = c0 + (size_t)(c < s->nc ? c : s->nc - 1);
     s->xs[c] = j->x + (n * p->C + ch) * p->in_sp;
     s->ys[c] = j->y + (n * p->C + ch) * p->out_sp;
   }
-  if (j->packed) {
-    s->wg = j->packed + c0 / 8 * (kk + 1) * 8;
-    s->bias = s->wg + kk * 8;
-    return;
-  }
-  float *wg = s->wbuf, *bias = s->wbuf + kk * 8;
-  s->wg = wg;
-  s->bias = bias;
-  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-  const __m256 live = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(s->nc), lane));
-  /* Lane c reads tap t of channel c0 + c at w + (c0 + c) * kk + t; kk is at most
-   * NN_ATTR_LIMIT-bounded kernel taps, so 7 * kk fits an int32. */
-  const __m256i idx = _mm256_mullo_epi32(lane, _mm256_set1_epi32((int)kk));
-  const float *wc = j->w + c0 * kk;
-  for (size_t t = 0; t < kk; t++)
-    _mm256_store_ps(wg + t * 8,
-                    _mm256_mask_i32gather_ps(_mm256_setzero_ps(), wc + t, idx, live, 4));
-  _mm256_store_ps(bias, j->b ? _mm256_maskload_ps(j->b + c0, _mm256_castps_si256(live))
-                             : _mm256_setzero_ps());
+  s->wg = j->packed + c0 / 8 * (p->kk + 1) * 8;
+  s->bias = s->wg + p->kk * 8;
 }
 
 /* Items are bands: item i is band i % nbands of group (i / nbands) % groups of image
@@ -896,8 +876,8 @@ DW_AVX2 static void dwi_task(void *arg, size_t begin, size_t end) {
                  .act = j->p->act,
                  .rs = (size_t)g->bw * 8,
                  .x_end = j->x + j->p->N * j->p->C * j->p->in_sp};
-  size_t kk = j->p->kk, bufn = (size_t)g->brows * s.rs, npx = (size_t)(g->band * g->ow);
-  s.buf = nn_alloc_aligned(bufn + kk * 8 + 8 + npx, sizeof(float));
+  size_t bufn = (size_t)g->brows * s.rs, npx = (size_t)(g->band * g->ow);
+  s.buf = nn_alloc_aligned(bufn + npx, sizeof(float));
   if (!s.buf) {
     for (size_t it = begin; it < end; it++) {
       size_t ng = it / (size_t)g->nbands, band = it % (size_t)g->nbands;
@@ -908,8 +888,7 @@ DW_AVX2 static void dwi_task(void *arg, size_t begin, size_t end) {
     return;
   }
   memset(s.buf, 0, bufn * sizeof *s.buf);
-  s.wbuf = s.buf + bufn;
-  uint32_t *offs = (uint32_t *)(s.wbuf + kk * 8 + 8);
+  uint32_t *offs = (uint32_t *)(s.buf + bufn);
   /* Row and column by counting, not dividing (each call builds the table, and with several
    * threads a layer's bands come in several calls). Below 2^32: the buffer is at most
    * DWI_MAX_BYTES. */
@@ -979,19 +958,26 @@ static void dw2d_run(cpu_ctx *ctx, const conv_plan *p, const float *x, const flo
   j.avx2 = ctx->isa == CPU_ISA_AVX2_FMA && (p->w.s[2] == 1 || p->w.s[2] == 2) && p->w.d[1] == 1 &&
            p->w.d[2] == 1;
   if (ctx->isa == CPU_ISA_AVX2_FMA && dwi_plan(p, &j.gi)) {
-    const dwi_geom *g = &j.gi;
-    /* The grain counts a band's work; a plane of the per-plane items is of the same order. */
-    size_t items = p->N * (g->groups * (size_t)g->nbands + (p->C - g->rest));
-    size_t per_item = (size_t)(g->band * g->ow) * 8 * p->kk;
-    cpu_parallel_for(ctx, items, nn_grain(per_item, 1 << 15), dwi_mixed_task, &j);
-    return;
+    /* Taps and bias packed in this run when prepare() could not (weights or bias given at
+     * run time); without memory for them, the per-plane path below. */
+    float *own = packed ? NULL : cpu_conv_dw_pack(p, w, b);
+    if (packed || own) {
+      const dwi_geom *g = &j.gi;
+      j.packed = packed ? packed : own;
+      /* The grain counts a band's work; a plane of the per-plane items is of the same order. */
+      size_t items = p->N * (g->groups * (size_t)g->nbands + (p->C - g->rest));
+      size_t per_item = (size_t)(g->band * g->ow) * 8 * p->kk;
+      cpu_parallel_for(ctx, items, nn_grain(per_item, 1 << 15), dwi_mixed_task, &j);
+      free(own);
+      return;
+    }
   }
 #endif
   cpu_parallel_for(ctx, p->N * p->M, nn_grain(p->out_sp * p->kk, 1 << 15), dw2d_task, &j);
 }
 
 float *cpu_conv_dw_pack(const conv_plan *p, const float *w, const float *b) {
-  if (!dw2d_applies(p) || p->kk < 2)
+  if (!dw2d_applies(p) || p->w.k[1] < 2 || p->w.k[2] < 2) /* dwi_plan's windows */
     return NULL;
   size_t groups = (p->C + 7) / 8, per = (p->kk + 1) * 8;
   float *d = nn_alloc_aligned(groups * per, sizeof(float));

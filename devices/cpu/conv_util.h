@@ -47,8 +47,9 @@ void cpu_conv_depthwise(cpu_ctx *ctx, const conv_plan *p, const float *x, const 
                         const float *b, const float *packed, float *y);
 /* The weights w and bias b (or NULL) of a depthwise p packed for the eight-channel AVX2 path:
  * per group of eight channels, its kh*kw taps in eight lanes, then its eight biases, zero in
- * the lanes past the last channel. NULL when that path never runs p (no multiplier-1 2-D
- * window) or memory ran out; free() it. */
+ * the lanes past the last channel (prepare() packs constant ones, cpu_conv_depthwise the
+ * others in each run). NULL when p is no multiplier-1 2-D depthwise window of two or more taps
+ * a side, or memory ran out; free() it. */
 float *cpu_conv_dw_pack(const conv_plan *p, const float *w, const float *b);
 
 /* The transposed product for a 1x1 Conv over a small plane (conv_pw.c). Whether it can run p

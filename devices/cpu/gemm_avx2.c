@@ -20,10 +20,11 @@
  * already: prefetching it only took load slots (sgemm 1024^3 about 5% slower); one given
  * packed is prefetched whoever packed it (gemm.c: the transposed product's X^T gains too).
  * Measured on Zen 4, one thread, per-node minima over alternating processes: forty 1x1 layers
- * 1152 -> 192 -> 1152 over 7x7 (transposed product, 72 MB of weights) 22.2 -> 19.0 ms, 1024 -> 256 -> 1024 over 14x14 87.7 -> 81.4 ms; ResNet-50 81.8 -> 78.1 ms,
- * BERT encoder 11.3 -> 10.7 ms, MNASNet 9.12 -> 8.77 ms (24 processes each); with the operands
- * in cache the prefetches cost nothing measurable. A prefetch past the end of a buffer is
- * harmless (it never faults). */
+ * 1152 -> 192 -> 1152 over 7x7 (transposed product, 72 MB of weights) 22.2 -> 19.0 ms,
+ * 1024 -> 256 -> 1024 over 14x14 87.7 -> 81.4 ms; ResNet-50 81.8 -> 78.1 ms, BERT encoder
+ * 11.3 -> 10.7 ms, MNASNet 9.12 -> 8.77 ms (24 processes each); with the operands in cache the
+ * prefetches cost nothing measurable. A prefetch past the end of a buffer is harmless (it
+ * never faults). */
 enum { PF_B = 1, PF_A = 2 };
 #define AVX2 __attribute__((target("avx2,fma")))
 
@@ -71,15 +72,15 @@ AVX2 static inline __m256 act_avx2(const cpu_act *act, __m256 x) {
   }
 }
 
-/* Stores a tile that the micro-kernel spilled to t through the epilogue: alpha, beta * C, the
- * biases, then the activation. Kept out of line (noinline) so that the register allocation of
- * the micro-kernel's loop stays what it is without an epilogue: inlined, the epilogue's
- * constants pushed accumulators out to the stack. One spill per tile costs little next to kc
- * steps of twelve FMAs. */
-AVX2 __attribute__((noinline)) static void store_tile_ep(const float (*t)[CPU_SGEMM_NR], float *c,
-                                                         size_t ldc, size_t mr, size_t nr,
-                                                         float alpha, float beta,
-                                                         const cpu_sgemm_tile_ep *ep) {
+/* Stores the mr x nr corner of a tile that a micro-kernel spilled to t through the epilogue:
+ * alpha, beta * C, the biases, then the activation. Kept out of line (noinline) so that the register
+ * allocation of the micro-kernel's loop stays what it is without an epilogue: inlined, the
+ * epilogue's constants pushed accumulators out to the stack. One spill per tile costs little
+ * next to kc steps of twelve FMAs. */
+AVX2 __attribute__((noinline)) static void store_tile(const float (*t)[CPU_SGEMM_NR], float *c,
+                                                      size_t ldc, size_t mr, size_t nr,
+                                                      float alpha, float beta,
+                                                      const cpu_sgemm_tile_ep *ep) {
   /* A full tile is finished in registers, in three passes over its twelve vectors: the sums
    * with the biases, then the activation in one loop of a constant kind, then the stores. A
    * smooth activation (sigmoid, silu, gelu) is a chain of some twenty dependent operations;
@@ -190,6 +191,18 @@ AVX2 static inline __attribute__((always_inline)) void prefetch_step(const float
     _mm_prefetch(na, _MM_HINT_T1);
     _mm_prefetch(na + 64, _MM_HINT_T1);
   }
+}
+
+/* Whether a tile's epilogue is the clamp that the kernels finish in registers (alpha 1, beta 0
+ * or 1, at most a row bias and an addend, then none, relu or clip), with its bounds in lo, hi;
+ * relu and none are clip to [0, inf) and (-inf, inf), with max_ps/min_ps as act_avx2 uses
+ * them, so the results are the same bit for bit. */
+static inline bool clamp_epilogue(float alpha, float beta, const cpu_sgemm_tile_ep *ep, float *lo,
+                                  float *hi) {
+  *lo = -__builtin_inff(), *hi = __builtin_inff();
+  if (alpha != 1.0f || (beta != 0.0f && beta != 1.0f) || (ep && ep->col_bias))
+    return false;
+  return !ep || cpu_act_clamp_bounds(&ep->act, lo, hi);
 }
 
 /* Finishes row `row` of a tile from its registers lo, hi with the clamp epilogue: adds C when
@@ -336,10 +349,12 @@ ukernel_body(size_t kc, const float *ap, const float *bp, const ptrdiff_t *offs,
 
   /* A full tile with the common epilogue (C itself when beta is 1, a row bias and perhaps a
    * residual, then none, relu or clip, as Conv and Gemm with a folded bias use it; the sums in
-   * the order store_tile_ep makes them) is finished in registers: for short depths (1x1
-   * convolutions over few channels) the spill and store_tile_ep cost as much as the products.
-   * relu and none are clip to [0, inf) and (-inf, inf), with max_ps/min_ps as act_avx2 uses
-   * them, so the results are the same bit for bit. */
+   * the order store_tile makes them) is finished in registers: for short depths (1x1
+   * convolutions over few channels) the spill and store_tile cost as much as the products.
+   * This kernel writes out the test and the bounds of clamp_epilogue (here and for the edge
+   * tiles below) and keeps its own loop for a spilled tile without an epilogue: through the
+   * helpers, gcc allocated the registers of its loop otherwise (an accumulator spilled in
+   * every step) and sgemm 1024^3 ran 5% slower. */
   if (mr == CPU_SGEMM_MR && nr == CPU_SGEMM_NR && ep && alpha == 1.0f &&
       (beta == 0.0f || beta == 1.0f) && !ep->col_bias &&
       (ep->act.kind == CPU_ACT_NONE || ep->act.kind == CPU_ACT_RELU ||
@@ -430,7 +445,7 @@ ukernel_body(size_t kc, const float *ap, const float *bp, const ptrdiff_t *offs,
   _mm256_store_ps(t[4], c40), _mm256_store_ps(t[4] + 8, c41);
   _mm256_store_ps(t[5], c50), _mm256_store_ps(t[5] + 8, c51);
   if (ep) {
-    store_tile_ep((const float(*)[CPU_SGEMM_NR])t, c, ldc, mr, nr, alpha, beta, ep);
+    store_tile((const float(*)[CPU_SGEMM_NR])t, c, ldc, mr, nr, alpha, beta, ep);
     return;
   }
   for (size_t i = 0; i < mr; i++) {
@@ -506,17 +521,13 @@ short_body(size_t kc, const float *ap, const float *bp, float *c, size_t ldc, si
     c00 = _mm256_add_ps(c00, c20), c01 = _mm256_add_ps(c01, c21);
     c10 = _mm256_add_ps(c10, c30), c11 = _mm256_add_ps(c11, c31);
   }
-  if (alpha == 1.0f && (beta == 0.0f || beta == 1.0f) &&
-      (!ep || (!ep->col_bias && (ep->act.kind == CPU_ACT_NONE || ep->act.kind == CPU_ACT_RELU ||
-                                 ep->act.kind == CPU_ACT_CLIP)))) {
+  float flo, fhi;
+  if (clamp_epilogue(alpha, beta, ep, &flo, &fhi)) {
     static const int32_t lanes[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
     const __m256i m0 = _mm256_loadu_si256((const __m256i *)(lanes + 8 - (nr < 8 ? nr : 8)));
     const __m256i m1 = _mm256_loadu_si256((const __m256i *)(lanes + 8 - (nr > 8 ? nr - 8 : 0)));
     const float *rb = ep ? ep->row_bias : NULL, *ad = ep ? ep->addend : NULL;
     size_t lda = ep ? ep->ld_addend : 0;
-    const cpu_act none = {CPU_ACT_NONE, 0.0f, 0.0f};
-    float flo = -__builtin_inff(), fhi = __builtin_inff();
-    cpu_act_clamp_bounds(ep ? &ep->act : &none, &flo, &fhi);
     const bool full = nr == CPU_SGEMM_NR;
 #define SROW(row, lo, hi)                                                                          \
   if ((row) < r)                                                                                   \
@@ -528,21 +539,16 @@ short_body(size_t kc, const float *ap, const float *bp, float *c, size_t ldc, si
 #undef SROW
     return;
   }
-  /* Any other epilogue: through the 6x16 kernel's spill and store_tile_ep. */
+  /* Any other epilogue (or alpha * AB + beta * C alone, as an epilogue of nothing): spilled,
+   * through store_tile as the 6x16 kernel's. */
+  static const cpu_sgemm_tile_ep plain = {.act = {CPU_ACT_NONE, 0.0f, 0.0f}};
   _Alignas(32) float t[CPU_SGEMM_MR][CPU_SGEMM_NR];
   _mm256_store_ps(t[0], c00), _mm256_store_ps(t[0] + 8, c01);
   _mm256_store_ps(t[1], c10), _mm256_store_ps(t[1] + 8, c11);
   _mm256_store_ps(t[2], c20), _mm256_store_ps(t[2] + 8, c21);
   _mm256_store_ps(t[3], c30), _mm256_store_ps(t[3] + 8, c31);
-  if (ep) {
-    store_tile_ep((const float(*)[CPU_SGEMM_NR])t, c, ldc, (size_t)r, nr, alpha, beta, ep);
-    return;
-  }
-  for (int i = 0; i < r; i++) {
-    float *cr = c + i * ldc;
-    for (size_t j = 0; j < nr; j++)
-      cr[j] = beta == 0.0f ? alpha * t[i][j] : alpha * t[i][j] + beta * cr[j];
-  }
+  store_tile((const float(*)[CPU_SGEMM_NR])t, c, ldc, (size_t)r, nr, alpha, beta,
+             ep ? ep : &plain);
 }
 
 /* The entry points, one per prefetch choice (cpu_sgemm_ukernel_avx2 picks). */
