@@ -19,6 +19,7 @@
 #include "devices/cpu/vmath_avx2.h"
 #include "devices/cpu/nn_util.h"
 #include "devices/cpu/conv_util.h"
+#include "devices/cpu/nchwc.h"
 
 /* Scratch budget of one col2im tile (ConvTranspose), in floats (4 MiB). */
 #define COL_TILE_FLOATS ((size_t)1 << 20)
@@ -826,6 +827,7 @@ typedef struct conv_state {
   size_t wt_sp;    /* the output plane prepare() chose the transposed product for */
   float *wu;       /* the Winograd-transformed weights of cpu_conv_wino, or NULL */
   float *wdw;      /* a depthwise Conv's weights and bias by eight channels (cpu_conv_dw_pack) */
+  float *wn;       /* a blocked pointwise or stem Conv's weights (nchwc.h) */
 } conv_state;
 
 /* Whether the transposed pointwise product runs p: prepare() packed W^T for it (for the plane
@@ -1146,29 +1148,43 @@ static bool conv_reads_copy(const conv_plan *p, const conv_state *st) {
  * channels before it, a residual Add and perhaps a Relu after it. The fused node runs where
  * the plan expected the last node's output, after the Conv's input (and the scale) had died in
  * the plan's eyes: the output may lie on them, and is then computed apart and copied. */
-static int conv_run_fused(cpu_ctx *ctx, const cpu_node *n, const conv_state *st,
-                          const cpu_tensor *in, cpu_tensor *out, conv_plan *p) {
-  const float *b = p->has_bias ? in[2].data : NULL, *res = NULL;
+/* What fuse_nodes gave a Conv, checked again at run time (cpu_conv_residual_ok and
+ * cpu_conv_scale_ok said yes at compile time): the residual (or NULL), the input scale (or
+ * NULL), and a Relu taken in, as p's activation. 0, or -1 after cpu_fail(). */
+static int conv_fused_operands(cpu_ctx *ctx, const cpu_node *n, const cpu_tensor *in,
+                               const cpu_tensor *out, conv_plan *p, const float **res,
+                               const float **scale) {
+  *res = *scale = NULL;
   if (in[0].dtype != TSR_DTYPE_FLOAT32)
     return cpu_fail(ctx, "fused Conv over %s", cpu_dtype_name(in[0].dtype));
   if (n->residual) {
-    /* cpu_conv_residual_ok said yes at compile time; the shapes are checked again. */
     if (n->n_in < 4 || !in[3].present || in[3].dtype != TSR_DTYPE_FLOAT32 ||
         in[3].count != out[0].count)
       return cpu_fail(ctx, "fused residual of %zu values for an output of %zu", in[3].count,
                       out[0].count);
-    res = in[3].data;
+    *res = in[3].data;
   }
   if (n->fused_act == CPU_FUSED_RELU)
     p->act.kind = CPU_ACT_RELU;
   else if (n->fused_act != CPU_FUSED_NONE)
     return cpu_fail(ctx, "fused activation %d not implemented for Conv", (int)n->fused_act);
-  float *scale = NULL;
   if (n->in_scale) {
     if (n->n_in < 5 || !in[4].present || in[4].dtype != TSR_DTYPE_FLOAT32 ||
         in[4].count != p->N * p->C || p->G != 1 || !in[1].data)
       return cpu_fail(ctx, "fused input scale of %zu values for %zu x %zu channels", in[4].count,
                       p->N, p->C);
+    *scale = in[4].data;
+  }
+  return 0;
+}
+
+static int conv_run_fused(cpu_ctx *ctx, const cpu_node *n, const conv_state *st,
+                          const cpu_tensor *in, cpu_tensor *out, conv_plan *p) {
+  const float *b = p->has_bias ? in[2].data : NULL, *res, *scale_in;
+  if (conv_fused_operands(ctx, n, in, out, p, &res, &scale_in) != 0)
+    return -1;
+  float *scale = NULL;
+  if (scale_in) {
     if (!(scale = malloc(in[4].count * sizeof *scale)))
       return cpu_fail(ctx, "out of memory");
     memcpy(scale, in[4].data, in[4].count * sizeof *scale);
@@ -1217,6 +1233,88 @@ static int conv_run_fused(cpu_ctx *ctx, const cpu_node *n, const conv_state *st,
   return rc;
 }
 
+/* ---- The channel-blocked layout (nchwc.h) ---------------------------------------------- */
+
+cpu_nchwc_role cpu_conv_nchwc_role(const cpu_node *n, cpu_isa isa) {
+#ifdef CPU_NCHWC_HAVE_AVX2
+  char msg[256];
+  conv_plan p;
+  if (isa != CPU_ISA_AVX2_FMA || strcmp(n->op_type, "Conv") != 0 || n->n_in < 2 ||
+      n->in[0].dtype != TSR_DTYPE_FLOAT32 || n->in[0].rank != 4 || !n->in[1].is_const ||
+      !n->in[1].data || conv_setup(n, n->in, n->out, false, &p, msg, sizeof msg) ||
+      p.out_sp == 0 || p.N == 0)
+    return CPU_NCHWC_NONE;
+  if (p.has_bias && (!n->in[2].is_const || !n->in[2].data))
+    return CPU_NCHWC_NONE;
+  bool fused = n->residual || n->in_scale || n->fused_act != CPU_FUSED_NONE;
+  if (fused && n->fused_act != CPU_FUSED_NONE && n->fused_act != CPU_FUSED_RELU)
+    return CPU_NCHWC_NONE;
+  if (p.G == 1 && p.C % CPU_NCHWC == 0 && p.M % CPU_NCHWC == 0 && conv_is_pointwise(&p))
+    return CPU_NCHWC_BLOCKED;
+  if (fused)
+    return CPU_NCHWC_NONE;
+  if (cpu_conv_dw_nchwc_applies(&p))
+    return CPU_NCHWC_BLOCKED;
+  if (cpu_nchwc_stem_applies(&p))
+    return CPU_NCHWC_STEM;
+#else
+  (void)n, (void)isa;
+#endif
+  return CPU_NCHWC_NONE;
+}
+
+#ifdef CPU_NCHWC_HAVE_AVX2
+/* A Conv over blocked tensors, with what it took in. Like conv_run_fused, a fused node may find
+ * its output on its input or near its residual in the plan: it then computes apart. */
+static int conv_run_nchwc(cpu_ctx *ctx, const cpu_node *n, const conv_state *st,
+                          const cpu_tensor *in, cpu_tensor *out, conv_plan *p) {
+  const float *b = p->has_bias ? in[2].data : NULL;
+  float *y = out[0].data;
+  if (in[0].dtype != TSR_DTYPE_FLOAT32)
+    return cpu_fail(ctx, "blocked Conv over %s", cpu_dtype_name(in[0].dtype));
+  if (cpu_conv_depthwise_applies(p)) {
+    float *own = st && st->wdw ? NULL : cpu_conv_dw_pack(p, in[1].data, b);
+    if (!own && !(st && st->wdw))
+      return cpu_fail(ctx, "out of memory packing depthwise weights");
+    cpu_conv_depthwise_nchwc(ctx, p, in[0].data, own ? own : st->wdw, y);
+    free(own);
+    return 0;
+  }
+  if (!st || !st->wn)
+    return cpu_fail(ctx, "blocked Conv without packed weights");
+  if (!conv_is_pointwise(p))
+    return cpu_nchwc_stem(ctx, p, in[0].data, st->wn, b, y);
+  const float *res, *scale;
+  if (conv_fused_operands(ctx, n, in, out, p, &res, &scale) != 0)
+    return -1;
+  const char *x0 = in[0].data, *y0 = out[0].data, *r0 = (const char *)res;
+  const char *s0 = (const char *)scale;
+  size_t bytes = out[0].nbytes;
+  bool y_on_x = y0 < x0 + in[0].nbytes && x0 < y0 + bytes;
+  bool y_on_s = scale && y0 < s0 + in[4].nbytes && s0 < y0 + bytes;
+  bool res_apart = res && r0 != y0 && r0 < y0 + bytes && y0 < r0 + bytes;
+  float *tmp = NULL, *res_copy = NULL;
+  if (((y_on_x || y_on_s) && !(tmp = malloc(bytes))) ||
+      (res_apart && !(res_copy = malloc(bytes)))) {
+    free(tmp);
+    return cpu_fail(ctx, "out of memory for the output of a fused Conv");
+  }
+  if (tmp) {
+    y = tmp;
+    if (res == (const float *)y0) /* the residual in the output's place: accumulated onto */
+      res = memcpy(tmp, res, bytes);
+  }
+  if (res_copy)
+    res = memcpy(res_copy, res, bytes);
+  int rc = cpu_nchwc_pointwise(ctx, p->N, p->C, p->M, p->out_sp, in[0].data, st->wn, b, scale,
+                               res, &p->act, y);
+  if (rc == 0 && tmp)
+    memcpy(out[0].data, tmp, bytes);
+  free(tmp), free(res_copy);
+  return rc;
+}
+#endif
+
 static int conv_run_common(cpu_ctx *ctx, const cpu_node *n, const conv_state *st,
                            const cpu_tensor *in, cpu_tensor *out, bool transpose) {
   char msg[256];
@@ -1226,6 +1324,10 @@ static int conv_run_common(cpu_ctx *ctx, const cpu_node *n, const conv_state *st
   if (out[0].count == 0)
     return 0;
   const cpu_tensor *b = p.has_bias ? &in[2] : NULL;
+#ifdef CPU_NCHWC_HAVE_AVX2
+  if (n->nchwc)
+    return conv_run_nchwc(ctx, n, st, in, out, &p);
+#endif
   if (n->residual || n->in_scale || n->fused_act != CPU_FUSED_NONE)
     return conv_run_fused(ctx, n, st, in, out, &p);
   switch (in[0].dtype) {
@@ -1269,6 +1371,26 @@ static int conv_prepare(const cpu_node *n, void **out_state, char *msg, size_t s
   const cpu_tensor *w = &n->in[1];
   if (w->dtype != TSR_DTYPE_FLOAT32 || !w->is_const || !w->data || p.mg == 0)
     return 0;
+#ifdef CPU_NCHWC_HAVE_AVX2
+  if (n->nchwc && !cpu_conv_depthwise_applies(&p)) {
+    /* The blocked pointwise or stem kernel's weights (plugin.c chose the layout, having asked
+     * cpu_conv_nchwc_role); a blocked depthwise layer packs as the interleaved path does. */
+    bool pw = conv_is_pointwise(&p);
+    size_t nf = pw ? cpu_nchwc_pw_packed_floats(p.C, p.M) : cpu_nchwc_stem_packed_floats(&p);
+    conv_state *st = calloc(1, sizeof *st);
+    if (!st || !(st->wn = nn_alloc_aligned(nf, sizeof(float)))) {
+      free(st);
+      snprintf(msg, size, "out of memory packing the weights (%zu floats)", nf);
+      return -1;
+    }
+    if (pw)
+      cpu_nchwc_pw_pack(w->data, p.C, p.M, st->wn);
+    else
+      cpu_nchwc_stem_pack(&p, w->data, st->wn);
+    *out_state = st;
+    return 0;
+  }
+#endif
   if (cpu_conv_depthwise_applies(&p)) {
     /* The eight-channel path's taps and bias, when both are constants (a bias given at run
      * time is gathered there). */
@@ -1337,7 +1459,7 @@ static int conv_prepare(const cpu_node *n, void **out_state, char *msg, size_t s
 static void conv_release(void *state) {
   conv_state *st = state;
   if (st)
-    free(st->wp), free(st->wt), free(st->wu), free(st->wdw);
+    free(st->wp), free(st->wt), free(st->wu), free(st->wdw), free(st->wn);
   free(st);
 }
 

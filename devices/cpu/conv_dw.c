@@ -16,6 +16,7 @@
 #include "devices/cpu/conv_util.h"
 #include "devices/cpu/cpu.h"
 #include "devices/cpu/gemm_util.h"
+#include "devices/cpu/nchwc.h"
 #include "devices/cpu/nn_util.h"
 #include "devices/cpu/vmath_avx2.h"
 
@@ -590,6 +591,11 @@ typedef struct dwi_state {
   const float *x_end;   /* the end of the whole input: whole-vector reads stop there */
   float *ys[8];         /* output planes of the group's channels */
   int nc;               /* channels in the group, 1..8 */
+  /* Blocked tensors (nchwc.h): the group's eight channels are one plane of eight-float
+   * pixels, xb and yb, read into the buffer and stored without transposes. */
+  bool blocked;
+  const float *xb;
+  float *yb;
 } dwi_state;
 
 /* Input rows [r0, r1) of the padded plane (row r is input row r - ph) into buffer rows from
@@ -608,6 +614,10 @@ DW_AVX2 static void dwi_fill(const dwi_state *s, int64_t r0, int64_t r1, int64_t
     if (ncol <= 0) /* the padding on the left covers every column read */
       continue;
     d += g->pw * 8;
+    if (s->blocked) {
+      memcpy(d, s->xb + (size_t)(iy * g->iw) * 8, (size_t)ncol * 8 * sizeof *d);
+      continue;
+    }
     const float *src[8];
     for (int c = 0; c < 8; c++)
       src[c] = s->xs[c] + iy * g->iw;
@@ -668,10 +678,11 @@ DW_AVX2 static ALWAYS_INLINE void dwi_act(const cpu_act *a, __m256 v[8]) {
 #undef DWI_ACT_CASE
 
 /* np (<= 8) output pixels from pixel r of the band, whose first output row reads buffer row 0;
- * a short block repeats its last pixel. y[c] points at channel c's first pixel of the band.
- * KH/KW are compile-time for 3x3 and 5x5 without dilation, else 0. */
+ * a short block repeats its last pixel. y[c] points at channel c's first pixel of the band
+ * (blocked, BL: y[0] at the band's first eight-float pixel). KH/KW are compile-time for 3x3
+ * and 5x5 without dilation, else 0. */
 DW_AVX2 static ALWAYS_INLINE void dwi_block(const dwi_state *s, float *const *y, int64_t r, int np,
-                                            int KH, int KW) {
+                                            int KH, int KW, bool BL) {
   const dwi_geom *g = s->g;
   int64_t kh = KH ? KH : g->kh, kw = KW ? KW : g->kw;
   size_t dy = (size_t)(KH ? 1 : g->dh) * s->rs, dx = (size_t)(KW ? 1 : g->dw) * 8;
@@ -701,6 +712,11 @@ DW_AVX2 static ALWAYS_INLINE void dwi_block(const dwi_state *s, float *const *y,
     }
   }
   dwi_act(&s->act, acc);
+  if (BL) {
+    for (int i = 0; i < np; i++)
+      _mm256_storeu_ps(y[0] + (r + i) * 8, acc[i]);
+    return;
+  }
   dw_tr8(acc); /* acc[c]: the eight pixels of channel c */
   if (np == 8) {
     if (s->nc == 8) {
@@ -724,29 +740,40 @@ DW_AVX2 static ALWAYS_INLINE void dwi_block(const dwi_state *s, float *const *y,
  * of the state: the output stores could alias it otherwise (-fno-strict-aliasing), and its
  * fields would be reloaded after each. */
 DW_AVX2 static ALWAYS_INLINE void dwi_band_k(const dwi_state *st, int64_t oy0, int64_t oy1, int KH,
-                                             int KW) {
+                                             int KW, bool BL) {
   dwi_state s = *st;
   int64_t n = (oy1 - oy0) * s.g->ow;
   float *y[8];
-  for (int c = 0; c < 8; c++)
-    y[c] = s.ys[c] + oy0 * s.g->ow;
+  if (BL)
+    y[0] = s.yb + oy0 * s.g->ow * 8;
+  else
+    for (int c = 0; c < 8; c++)
+      y[c] = s.ys[c] + oy0 * s.g->ow;
   if (n < 8) {
-    dwi_block(&s, y, 0, (int)n, KH, KW);
+    dwi_block(&s, y, 0, (int)n, KH, KW, BL);
     return;
   }
   for (int64_t r = 0; r < n; r += 8)
-    dwi_block(&s, y, r + 8 <= n ? r : n - 8, 8, KH, KW);
+    dwi_block(&s, y, r + 8 <= n ? r : n - 8, 8, KH, KW, BL);
 }
 
 DW_AVX2 static void dwi_band(const dwi_state *s, int64_t oy0, int64_t oy1) {
   const dwi_geom *g = s->g;
   bool d1 = g->dh == 1 && g->dw == 1;
-  if (d1 && g->kh == 3 && g->kw == 3)
-    dwi_band_k(s, oy0, oy1, 3, 3);
-  else if (d1 && g->kh == 5 && g->kw == 5)
-    dwi_band_k(s, oy0, oy1, 5, 5);
-  else
-    dwi_band_k(s, oy0, oy1, 0, 0);
+  if (s->blocked) {
+    if (d1 && g->kh == 3 && g->kw == 3)
+      dwi_band_k(s, oy0, oy1, 3, 3, true);
+    else if (d1 && g->kh == 5 && g->kw == 5)
+      dwi_band_k(s, oy0, oy1, 5, 5, true);
+    else
+      dwi_band_k(s, oy0, oy1, 0, 0, true);
+  } else if (d1 && g->kh == 3 && g->kw == 3) {
+    dwi_band_k(s, oy0, oy1, 3, 3, false);
+  } else if (d1 && g->kh == 5 && g->kw == 5) {
+    dwi_band_k(s, oy0, oy1, 5, 5, false);
+  } else {
+    dwi_band_k(s, oy0, oy1, 0, 0, false);
+  }
 }
 #endif
 
@@ -756,7 +783,8 @@ typedef struct dw2d_job {
   const float *packed; /* cpu_conv_dw_pack's taps and biases (the interleaved path only) */
   float *y;
   cpu_isa isa;
-  bool avx2;   /* the AVX2 interior applies: stride 1 or 2 across, dilation 1 */
+  bool blocked; /* x and y blocked (nchwc.h): the interleaved path only */
+  bool avx2;    /* the AVX2 interior applies: stride 1 or 2 across, dilation 1 */
   dwi_geom gi; /* the interleaved path's geometry */
 } dw2d_job;
 
@@ -838,6 +866,29 @@ static void dw2d_task(void *arg, size_t begin, size_t end) {
 static void dwi_fallback(const dw2d_job *j, size_t n, size_t grp, int64_t oy0, int64_t oy1) {
   const conv_plan *p = j->p;
   dw_plane q = dw_plane_of(p);
+  if (j->blocked) {
+    /* The same sums over blocked planes: taps and bias from the packed eight lanes. */
+    const float *xb = j->x + (n * p->C / 8 + grp) * p->in_sp * 8;
+    const float *wg = j->packed + grp * (p->kk + 1) * 8;
+    float *yb = j->y + (n * p->C / 8 + grp) * p->out_sp * 8;
+    for (int64_t oy = oy0; oy < oy1; oy++)
+      for (int64_t ox = 0; ox < q.ow; ox++)
+        for (int c = 0; c < 8; c++) {
+          float acc = wg[p->kk * 8 + c];
+          for (int64_t ky = 0; ky < q.kh; ky++) {
+            int64_t iy = oy * q.sh - q.ph + ky * q.dh;
+            if (iy < 0 || iy >= q.ih)
+              continue;
+            for (int64_t kx = 0; kx < q.kw; kx++) {
+              int64_t ix = ox * q.sw - q.pw + kx * q.dw;
+              if (ix >= 0 && ix < q.iw)
+                acc += wg[(ky * q.kw + kx) * 8 + c] * xb[(iy * q.iw + ix) * 8 + c];
+            }
+          }
+          yb[(oy * q.ow + ox) * 8 + c] = cpu_act_apply(&p->act, acc);
+        }
+    return;
+  }
   size_t c1 = grp * 8 + 8 < p->C ? grp * 8 + 8 : p->C;
   for (size_t c = grp * 8; c < c1; c++) {
     q.x = j->x + (n * p->C + c) * p->in_sp;
@@ -863,6 +914,10 @@ static void dwi_load_group(dwi_state *s, const dw2d_job *j, size_t ng) {
   }
   s->wg = j->packed + c0 / 8 * (p->kk + 1) * 8;
   s->bias = s->wg + p->kk * 8;
+  if (s->blocked) {
+    s->xb = j->x + ng * p->in_sp * 8;
+    s->yb = j->y + ng * p->out_sp * 8;
+  }
 }
 
 /* Items are bands: item i is band i % nbands of group (i / nbands) % groups of image
@@ -874,6 +929,7 @@ DW_AVX2 static void dwi_task(void *arg, size_t begin, size_t end) {
   const dwi_geom *g = &j->gi;
   dwi_state s = {.g = g,
                  .act = j->p->act,
+                 .blocked = j->blocked,
                  .rs = (size_t)g->bw * 8,
                  .x_end = j->x + j->p->N * j->p->C * j->p->in_sp};
   size_t bufn = (size_t)g->brows * s.rs, npx = (size_t)(g->band * g->ow);
@@ -993,6 +1049,156 @@ float *cpu_conv_dw_pack(const conv_plan *p, const float *w, const float *b) {
     }
   return d;
 }
+
+#ifdef DW_HAVE_AVX2
+/* ---- float32: depthwise over blocked tensors (nchwc.h), read in place ------------------- */
+
+/* Eight channels of a pixel are one vector as the tensors lie, so without dilation the kernel
+ * reads its input where it is: no buffer, no transposes (the buffer of the interleaved path,
+ * copied row by row, cost a tenth more than its transposes saved at stride 1). An output row
+ * splits into the columns whose window lies inside the input, run NP pixels at a time with
+ * the taps unrolled, and the few at its ends, which check each tap's column; rows near the top
+ * and bottom run only their kernel rows inside the input. Dilated windows take the interleaved
+ * path in its blocked form. */
+typedef struct dwb_job {
+  const conv_plan *p;
+  const float *x, *packed;
+  float *y;
+  int64_t rows;  /* output rows per item */
+  size_t nchunk; /* items per plane */
+} dwb_job;
+
+/* NP pixels of output row oy from column ox (all inside, as the interior), kernel rows
+ * [ky0, ky1) inside the input; KH/KW compile-time for 3x3 and 5x5, else 0 (then kh/kw). */
+DW_AVX2 static ALWAYS_INLINE void dwb_pixels(const dwb_job *j, const float *xb, const float *wg,
+                                             float *yb, int64_t oy, int64_t ox, int64_t ky0,
+                                             int64_t ky1, int NP, int KW) {
+  const nn_window *w = &j->p->w;
+  int64_t iw = w->in[2], sw = w->s[2], kw = KW ? KW : w->k[2];
+  int64_t iy0 = oy * w->s[1] - w->pb[1], ix0 = ox * sw - w->pb[2];
+  __m256 acc[8], bias = _mm256_load_ps(wg + j->p->kk * 8);
+  DW_UNROLL
+  for (int i = 0; i < NP; i++)
+    acc[i] = bias;
+  for (int64_t ky = ky0; ky < ky1; ky++) {
+    const float *row = xb + ((iy0 + ky) * iw + ix0) * 8, *wt = wg + ky * kw * 8;
+    DW_UNROLL
+    for (int64_t kx = 0; kx < kw; kx++) {
+      __m256 wv = _mm256_load_ps(wt + kx * 8);
+      DW_UNROLL
+      for (int i = 0; i < NP; i++)
+        acc[i] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(row + (i * sw + kx) * 8), acc[i]);
+    }
+  }
+  const cpu_act *a = &j->p->act;
+  float *yp = yb + (oy * w->out[2] + ox) * 8;
+  if (NP == 8) {
+    dwi_act(a, acc);
+  } else {
+    DW_UNROLL
+    for (int i = 0; i < NP; i++)
+      acc[i] = dw_act8(a, acc[i]);
+  }
+  DW_UNROLL
+  for (int i = 0; i < NP; i++)
+    _mm256_storeu_ps(yp + i * 8, acc[i]);
+}
+
+/* One output pixel whose window may leave the input on any side. */
+DW_AVX2 static void dwb_edge(const dwb_job *j, const float *xb, const float *wg, float *yb,
+                             int64_t oy, int64_t ox, int64_t ky0, int64_t ky1) {
+  const nn_window *w = &j->p->w;
+  int64_t iw = w->in[2], kw = w->k[2];
+  int64_t iy0 = oy * w->s[1] - w->pb[1], ix0 = ox * w->s[2] - w->pb[2];
+  int64_t kx0 = ix0 < 0 ? -ix0 : 0, kx1 = iw - ix0 < kw ? iw - ix0 : kw;
+  __m256 acc = _mm256_load_ps(wg + j->p->kk * 8);
+  for (int64_t ky = ky0; ky < ky1; ky++)
+    for (int64_t kx = kx0; kx < kx1; kx++)
+      acc = _mm256_fmadd_ps(_mm256_load_ps(wg + (ky * kw + kx) * 8),
+                            _mm256_loadu_ps(xb + ((iy0 + ky) * iw + ix0 + kx) * 8), acc);
+  _mm256_storeu_ps(yb + (oy * w->out[2] + ox) * 8, dw_act8(&j->p->act, acc));
+}
+
+DW_AVX2 static ALWAYS_INLINE void dwb_rows(const dwb_job *j, size_t item, int KH, int KW) {
+  const conv_plan *p = j->p;
+  const nn_window *w = &p->w;
+  size_t plane = item / j->nchunk, chunk = item % j->nchunk; /* plane: image x block */
+  const float *xb = j->x + plane * p->in_sp * 8;
+  const float *wg = j->packed + plane % (p->C / 8) * (p->kk + 1) * 8;
+  float *yb = j->y + plane * p->out_sp * 8;
+  int64_t ih = w->in[1], iw = w->in[2], ow = w->out[2], sw = w->s[2];
+  int64_t kh = KH ? KH : w->k[1], kw = KW ? KW : w->k[2];
+  /* Interior columns: ox * sw - pw >= 0 and ox * sw - pw + kw <= iw. */
+  int64_t ox_lo = nn_ceildiv(w->pb[2], sw);
+  int64_t ox_hi = iw + w->pb[2] - kw < 0 ? 0 : (iw + w->pb[2] - kw) / sw + 1;
+  ox_lo = ox_lo > ow ? ow : ox_lo;
+  ox_hi = ox_hi > ow ? ow : (ox_hi < ox_lo ? ox_lo : ox_hi);
+  int64_t oy0 = (int64_t)chunk * j->rows;
+  int64_t oy1 = oy0 + j->rows < w->out[1] ? oy0 + j->rows : w->out[1];
+  for (int64_t oy = oy0; oy < oy1; oy++) {
+    int64_t iy0 = oy * w->s[1] - w->pb[1];
+    int64_t ky0 = iy0 < 0 ? -iy0 : 0, ky1 = ih - iy0 < kh ? ih - iy0 : kh;
+    ky0 = ky0 > kh ? kh : ky0;
+    ky1 = ky1 < ky0 ? ky0 : ky1;
+    for (int64_t ox = 0; ox < ox_lo; ox++)
+      dwb_edge(j, xb, wg, yb, oy, ox, ky0, ky1);
+    int64_t n = ox_hi - ox_lo, ox = ox_lo;
+    /* Whole blocks, the last one ending at the interior's end (it may recompute a few). */
+    if (n >= 8) {
+      for (; ox + 8 <= ox_hi; ox += 8)
+        dwb_pixels(j, xb, wg, yb, oy, ox, ky0, ky1, 8, KW);
+      if (ox < ox_hi)
+        dwb_pixels(j, xb, wg, yb, oy, ox_hi - 8, ky0, ky1, 8, KW);
+    } else if (n >= 4) {
+      dwb_pixels(j, xb, wg, yb, oy, ox, ky0, ky1, 4, KW);
+      if (n > 4)
+        dwb_pixels(j, xb, wg, yb, oy, ox_hi - 4, ky0, ky1, 4, KW);
+    } else {
+      for (; ox < ox_hi; ox++)
+        dwb_pixels(j, xb, wg, yb, oy, ox, ky0, ky1, 1, KW);
+    }
+    for (ox = ox_hi; ox < ow; ox++)
+      dwb_edge(j, xb, wg, yb, oy, ox, ky0, ky1);
+  }
+}
+
+DW_AVX2 static void dwb_task(void *arg, size_t begin, size_t end) {
+  const dwb_job *j = arg;
+  const nn_window *w = &j->p->w;
+  for (size_t it = begin; it < end; it++) {
+    if (w->k[1] == 3 && w->k[2] == 3)
+      dwb_rows(j, it, 3, 3);
+    else if (w->k[1] == 5 && w->k[2] == 5)
+      dwb_rows(j, it, 5, 5);
+    else
+      dwb_rows(j, it, 0, 0);
+  }
+}
+
+bool cpu_conv_dw_nchwc_applies(const conv_plan *p) {
+  dwi_geom g;
+  return p->C % 8 == 0 && dw2d_applies(p) && dwi_plan(p, &g) && g.groups * 8 == p->C;
+}
+
+void cpu_conv_depthwise_nchwc(cpu_ctx *ctx, const conv_plan *p, const float *x, const float *packed,
+                              float *y) {
+  if (p->w.d[1] == 1 && p->w.d[2] == 1) {
+    /* Items of rows of one block of eight channels, at least some 2^14 multiply-adds each. */
+    int64_t ow = p->w.out[2], oh = p->w.out[1];
+    int64_t rows = (int64_t)((1 << 14) / ((size_t)ow * p->kk * 8 + 1)) + 1;
+    rows = rows > oh ? oh : rows;
+    dwb_job j = {.p = p, .x = x, .packed = packed, .y = y, .rows = rows};
+    j.nchunk = (size_t)((oh + rows - 1) / rows);
+    cpu_parallel_for(ctx, p->N * (p->C / 8) * j.nchunk, 1, dwb_task, &j);
+    return;
+  }
+  dw2d_job j = {.p = p, .x = x, .packed = packed, .y = y, .isa = ctx->isa, .blocked = true};
+  dwi_plan(p, &j.gi);
+  size_t items = p->N * j.gi.groups * (size_t)j.gi.nbands;
+  size_t per_item = (size_t)(j.gi.band * j.gi.ow) * 8 * p->kk;
+  cpu_parallel_for(ctx, items, nn_grain(per_item, 1 << 15), dwi_task, &j);
+}
+#endif
 
 void cpu_conv_depthwise(cpu_ctx *ctx, const conv_plan *p, const float *x, const float *w,
                         const float *b, const float *packed, float *y) {

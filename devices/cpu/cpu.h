@@ -54,7 +54,20 @@ typedef struct cpu_node {
    * every row; either then applies fused_act. */
   bool in_scale, residual, col_bias;
   cpu_fused_act fused_act;
+  /* The node reads and writes the channel-blocked layout (nchwc.h), as plugin.c
+   * (assign_layouts) laid out its values: in[0] (and a residual in[3]) and out[0] for a
+   * CPU_NCHWC_BLOCKED node, out[0] for a CPU_NCHWC_STEM one, in[0] for a CPU_NCHWC_SINK one.
+   * prepare() sees it set when it packs weights for it. */
+  bool nchwc;
 } cpu_node;
+
+/* How a node can take part in the blocked layout (cpu_node.nchwc). */
+typedef enum cpu_nchwc_role {
+  CPU_NCHWC_NONE = 0,
+  CPU_NCHWC_BLOCKED, /* in[0], a residual in[3] and out[0] all blocked (1x1 and depthwise Conv) */
+  CPU_NCHWC_STEM,    /* in[0] plain NCHW, out[0] blocked (an image's first Conv) */
+  CPU_NCHWC_SINK,    /* in[0] either way, out[0] one value per channel (a global average) */
+} cpu_nchwc_role;
 
 typedef struct cpu_pool cpu_pool;
 
@@ -199,6 +212,12 @@ bool cpu_conv_residual_ok(const cpu_node *n);
 /* Whether Conv node n can take in the Mul before it that scales its input per image and
  * channel (cpu_node.in_scale): float32, constant weights, one group, not depthwise. conv.c. */
 bool cpu_conv_scale_ok(const cpu_node *n);
+/* The blocked-layout role of Conv node n (as described at compile time, with what it took in)
+ * on this isa; CPU_NCHWC_NONE when it has none. Defined in conv.c. */
+cpu_nchwc_role cpu_conv_nchwc_role(const cpu_node *n, cpu_isa isa);
+/* The same for the pooling nodes (pool.c) and the reductions (reduce.c). */
+cpu_nchwc_role cpu_pool_nchwc_role(const cpu_node *n, cpu_isa isa);
+cpu_nchwc_role cpu_reduce_nchwc_role(const cpu_node *n, cpu_isa isa);
 /* Whether MatMul node n can take in the Add of a bias vector, and a Relu or Gelu after it
  * (cpu_node.col_bias): float32 with a constant 2-D B. Defined in gemm.c. */
 bool cpu_matmul_bias_ok(const cpu_node *n);

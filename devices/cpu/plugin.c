@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "devices/cpu/cpu.h"
+#include "devices/cpu/nchwc.h"
 #include "devices/cpu/threadpool.h"
 
 #define CPU_ALIGN 64
@@ -485,6 +486,144 @@ static bool fuse_nodes(cpu_exe *exe) {
   return true;
 }
 
+/* ---- Channel-blocked layout ---------------------------------------------------------- */
+
+/* Elementwise ops that compute the same thing whatever the layout, when every input is a
+ * scalar constant or has the output's shape: their kernels need no blocked variant. */
+static bool layout_free_op(const cpu_exe *exe, const cpu_exe_node *en) {
+  static const char *const ops[] = {"Relu",        "Clip",      "Sigmoid", "Tanh", "HardSwish",
+                                    "HardSigmoid", "LeakyRelu", "Elu",     "Add",  "Sub",
+                                    "Mul",         "Div",       "Max",     "Min"};
+  if (*exe->api->node_domain(exe->g, en->node.index) || en->node.n_out != 1 || en->out_idx[0] < 0 ||
+      en->node.residual || en->node.in_scale || en->node.col_bias)
+    return false;
+  bool known = false;
+  for (size_t k = 0; k < sizeof ops / sizeof ops[0] && !known; k++)
+    known = strcmp(en->node.op_type, ops[k]) == 0;
+  if (!known)
+    return false;
+  for (uint32_t k = 0; k < en->node.n_in; k++) {
+    const cpu_tensor *t = &en->in_static[k];
+    if (en->in_idx[k] < 0 || (t->is_const && t->count == 1))
+      continue;
+    if (t->is_const || !same_f32_shape(t, &en->out_static[0]))
+      return false;
+  }
+  return true;
+}
+
+enum { ROLE_FREE = 100 }; /* a layout_free_op, next to cpu_nchwc_role's values */
+
+/* The activation inputs of node en in its role: those that must share the layout of its
+ * output (BLOCKED, FREE) or that it may read blocked (SINK). */
+static bool layout_slot(const cpu_exe_node *en, int role, uint32_t k) {
+  switch (role) {
+  case CPU_NCHWC_BLOCKED: return k == 0 || (k == 3 && en->node.residual);
+  case CPU_NCHWC_SINK: return k == 0;
+  case ROLE_FREE: return !(en->in_static[k].is_const && en->in_static[k].count == 1);
+  default: return false;
+  }
+}
+
+/* Which values of the partition lie blocked (nchwc.h). A value may when it is a float32
+ * [N, C, H, W] with C a multiple of eight and more than one pixel, written by a node of the
+ * partition that can write it blocked and read only by nodes of the partition that can read it
+ * so, and no partition output. Those conditions are then settled together: a 1x1 or
+ * depthwise Conv runs blocked only if its input, residual and output all are, an elementwise op
+ * only if all its operands are, an image stem writes blocked from a plain input and a global
+ * average reads either; a value that a node cannot take as it is laid out goes back to NCHW,
+ * until nothing changes. So no layout is ever converted: a node that cannot take part leaves
+ * its neighbours in NCHW (ResNet-50, whose 3x3 layers run NCHW, stays NCHW throughout).
+ * Then the nodes that run blocked are marked (cpu_node.nchwc) and prepared again, for weights
+ * packed for their kernels. Returns false when that ran out of memory (msg says). */
+static bool assign_layouts(cpu_exe *exe, cpu_isa isa, char *msg, size_t size) {
+  const char *env = getenv("TESSERA_CPU_NCHWC");
+  if (isa != CPU_ISA_AVX2_FMA || (env && strcmp(env, "0") == 0))
+    return true;
+  uint32_t nv = exe->n_values, nn = exe->n_nodes;
+  int32_t *prod = malloc((nv + 1) * sizeof *prod);
+  uint8_t *blk = calloc(nv + 1, 1);
+  int *role = calloc(nn + 1, sizeof *role);
+  if (!prod || !blk || !role) {
+    free(prod), free(blk), free(role);
+    snprintf(msg, size, "out of memory laying out a CPU partition");
+    return false;
+  }
+  for (uint32_t v = 0; v < nv; v++)
+    prod[v] = -1;
+  bool any = false;
+  for (uint32_t i = 0; i < nn; i++) {
+    cpu_exe_node *en = &exe->nodes[i];
+    if (en->absorbed)
+      continue;
+    const cpu_node *n = &en->node;
+    role[i] = *exe->api->node_domain(exe->g, n->index)       ? CPU_NCHWC_NONE
+              : strcmp(n->op_type, "Conv") == 0              ? (int)cpu_conv_nchwc_role(n, isa)
+              : strcmp(n->op_type, "GlobalAveragePool") == 0 ? (int)cpu_pool_nchwc_role(n, isa)
+              : strcmp(n->op_type, "ReduceMean") == 0        ? (int)cpu_reduce_nchwc_role(n, isa)
+              : layout_free_op(exe, en)                      ? ROLE_FREE
+                                                             : CPU_NCHWC_NONE;
+    if (role[i] == CPU_NCHWC_NONE || n->n_out != 1 || en->out_idx[0] < 0)
+      continue;
+    prod[en->out_idx[0]] = (int32_t)i;
+    any = any || role[i] == CPU_NCHWC_BLOCKED || role[i] == CPU_NCHWC_STEM;
+  }
+  for (uint32_t v = 0; any && v < nv; v++) {
+    if (prod[v] < 0 || role[prod[v]] == CPU_NCHWC_SINK)
+      continue;
+    const cpu_tensor *t = &exe->nodes[prod[v]].out_static[0];
+    blk[v] = t->dtype == TSR_DTYPE_FLOAT32 && t->rank == 4 && t->dims[1] % CPU_NCHWC == 0 &&
+             t->dims[2] * t->dims[3] > 1 && t->count > 0 && !value_leaves(exe, (int32_t)v);
+  }
+  for (bool changed = any; changed;) {
+    changed = false;
+    for (uint32_t i = 0; i < nn; i++) {
+      const cpu_exe_node *en = &exe->nodes[i];
+      if (en->absorbed)
+        continue;
+      int r = role[i];
+      /* Whether the node can run blocked with its operands as they stand. */
+      bool ok = r == CPU_NCHWC_STEM || r == CPU_NCHWC_SINK;
+      if (r == CPU_NCHWC_BLOCKED || r == ROLE_FREE) {
+        ok = en->out_idx[0] >= 0 && blk[en->out_idx[0]];
+        for (uint32_t k = 0; k < en->node.n_in && ok; k++)
+          if (en->in_idx[k] >= 0 && layout_slot(en, r, k))
+            ok = blk[en->in_idx[k]];
+      }
+      for (uint32_t k = 0; k < en->node.n_in; k++) {
+        int32_t v = en->in_idx[k];
+        if (v >= 0 && blk[v] && !(ok && layout_slot(en, r, k))) {
+          blk[v] = 0;
+          changed = true;
+        }
+      }
+      if (!ok && en->node.n_out >= 1 && en->out_idx[0] >= 0 && blk[en->out_idx[0]]) {
+        blk[en->out_idx[0]] = 0;
+        changed = true;
+      }
+    }
+  }
+  bool done = true;
+  for (uint32_t i = 0; i < nn && done; i++) {
+    cpu_exe_node *en = &exe->nodes[i];
+    int r = role[i];
+    if (en->absorbed || r == CPU_NCHWC_NONE || r == ROLE_FREE)
+      continue;
+    int32_t v = r == CPU_NCHWC_SINK ? en->in_idx[0] : en->out_idx[0];
+    if (v < 0 || !blk[v])
+      continue;
+    en->node.nchwc = true;
+    if (en->op->prepare) {
+      if (en->op->release)
+        en->op->release(en->state);
+      en->state = NULL;
+      done = en->op->prepare(&en->node, &en->state, msg, size) == 0;
+    }
+  }
+  free(prod), free(blk), free(role);
+  return done;
+}
+
 static tsr_plugin_result cpu_compile(void *state, uint32_t device, const tsr_plugin_graph *g,
                                      const tsr_plugin_compile_options *options, void **out,
                                      tsr_plugin_error *err) {
@@ -530,6 +669,12 @@ static tsr_plugin_result cpu_compile(void *state, uint32_t device, const tsr_plu
   /* TESSERA_NO_PASSES turns this off with the graph passes, for comparing results. */
   const char *no_passes = getenv("TESSERA_NO_PASSES");
   if (!(no_passes && *no_passes && strcmp(no_passes, "0") != 0) && !fuse_nodes(exe)) goto oom;
+  char lmsg[512] = "";
+  if (!assign_layouts(exe, st->isa, lmsg, sizeof lmsg)) {
+    set_error(st, err, "%s", lmsg);
+    cpu_release(st, exe);
+    return TSR_PLUGIN_ERROR_OUT_OF_MEMORY;
+  }
   for (uint32_t i = 0; i < exe->n_nodes; i++)
     if (exe->nodes[i].node.n_in > exe->max_io) exe->max_io = exe->nodes[i].node.n_in;
   uint32_t threads = options && options->threads ? options->threads : 1;

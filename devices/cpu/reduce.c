@@ -29,6 +29,7 @@
 
 #include "devices/cpu/cpu.h"
 #include "devices/cpu/elementwise_util.h"
+#include "devices/cpu/nchwc.h"
 #include "devices/cpu/vmath_avx2.h"
 
 #define RED_MAX_GROUPS 32           /* alternating kept/reduced groups; a clean error beyond */
@@ -628,8 +629,41 @@ static void red_empty_value(red_op op, uint32_t cdt, void *v) {
   }
 }
 
+/* ReduceMean over H and W of a float32 [N, C, H, W] with C a multiple of eight reads a blocked
+ * input as GlobalAveragePool does (MNASNet ends so). */
+cpu_nchwc_role cpu_reduce_nchwc_role(const cpu_node *n, cpu_isa isa) {
+#ifdef CPU_NCHWC_HAVE_AVX2
+  const cpu_tensor *x = &n->in[0];
+  if (isa != CPU_ISA_AVX2_FMA || strcmp(n->op_type, "ReduceMean") != 0 || n->n_in < 1 ||
+      n->n_out != 1 || x->dtype != TSR_DTYPE_FLOAT32 || x->rank != 4 || x->dims[1] % 8 != 0 ||
+      n->out[0].count != (size_t)(x->dims[0] * x->dims[1]))
+    return CPU_NCHWC_NONE;
+  bool red[4] = {false}, noop = false, known = false;
+  char msg[160];
+  if (red_axes(n, n->in, n->n_in, red, &noop, &known, msg, sizeof msg) || !known || noop ||
+      red[0] || red[1] || !red[2] || !red[3])
+    return CPU_NCHWC_NONE;
+  return CPU_NCHWC_SINK;
+#else
+  (void)n, (void)isa;
+  return CPU_NCHWC_NONE;
+#endif
+}
+
 static int run_reduce(cpu_ctx *ctx, const cpu_node *n, void *state, const cpu_tensor *in,
                       cpu_tensor *out) {
+#ifdef CPU_NCHWC_HAVE_AVX2
+  if (n->nchwc) {
+    /* plugin.c gave the blocked input after cpu_reduce_nchwc_role said yes for these shapes. */
+    const cpu_tensor *x = &in[0];
+    if (ctx->isa != CPU_ISA_AVX2_FMA || x->rank != 4 || x->dims[1] % 8 != 0 ||
+        out[0].count != (size_t)(x->dims[0] * x->dims[1]))
+      return cpu_fail(ctx, "blocked input of a shape this reduction cannot read");
+    cpu_nchwc_global_mean(ctx, x->data, (size_t)(x->dims[0] * x->dims[1]) / 8,
+                          (size_t)(x->dims[2] * x->dims[3]), out[0].data);
+    return 0;
+  }
+#endif
   red_op op;
   if (!red_op_of(n->op_type, &op))
     return cpu_fail(ctx, "unknown reduction");
