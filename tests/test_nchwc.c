@@ -339,7 +339,7 @@ static void random_case(int seed) {
   rng_state = 0x9e3779b97f4a7c15u ^ ((uint64_t)seed * 0x2545f4914f6cdd1du);
   net n = {0};
   n.m = mb_new(17);
-  int64_t N = rint_in(1, 2), C0 = rint_in(1, 4), H = rint_in(9, 40), W = rint_in(9, 40);
+  int64_t N = rint_in(1, 2), C0 = rint_in(1, 4), H = rint_in(9, 40), W = rint_in(9, 80);
   int x = new_val(&n, N, C0, H, W);
   snprintf(n.v[x].name, sizeof n.v[x].name, "x");
   mb_input(n.m, "x", TSR_DTYPE_FLOAT32, 4, n.v[x].dims);
@@ -347,7 +347,8 @@ static void random_case(int seed) {
   float *xf = malloc(nx * sizeof *xf);
   for (size_t i = 0; i < nx; i++)
     n.v[x].data[i] = xf[i] = runi();
-  /* An image stem, stride 2, then a chain of blocks. */
+  /* An image stem, stride 1 or 2, then a chain of blocks (rows of up to 80 pixels: depthwise
+   * layers read wide planes in place and narrow ones through a padded copy). */
   int cur = conv(&n, x, rand_channels(), 3, rint_in(1, 2), rint_in(0, 1), 1, true);
   if (rint_in(0, 3))
     cur = activation(&n, cur, (act)rint_in(0, N_ACT - 1));
