@@ -223,21 +223,27 @@ static int gap(net *n, int x) {
   return y;
 }
 
-static int maxpool(net *n, int x) {
+/* MaxPool 3x3 / 2 with pads p on every side (taps outside the input are left out). */
+static int maxpool(net *n, int x, int64_t p) {
   const val *X = &n->v[x];
-  int64_t H = X->dims[2], W = X->dims[3], OH = (H - 3) / 2 + 1, OW = (W - 3) / 2 + 1;
+  int64_t H = X->dims[2], W = X->dims[3], OH = (H + 2 * p - 3) / 2 + 1,
+          OW = (W + 2 * p - 3) / 2 + 1;
   int y = new_val(n, X->dims[0], X->dims[1], OH, OW);
   X = &n->v[x];
   mb_node(n->m, "MaxPool", uniq(n, "pool"), X->name, n->v[y].name);
   mb_attr_ints(n->m, "kernel_shape", 2, (int64_t[]){3, 3});
   mb_attr_ints(n->m, "strides", 2, (int64_t[]){2, 2});
+  mb_attr_ints(n->m, "pads", 4, (int64_t[]){p, p, p, p});
   for (size_t pl = 0; pl < (size_t)(X->dims[0] * X->dims[1]); pl++)
     for (int64_t oy = 0; oy < OH; oy++)
       for (int64_t ox = 0; ox < OW; ox++) {
         double m = -INFINITY;
         for (int64_t ky = 0; ky < 3; ky++)
           for (int64_t kx = 0; kx < 3; kx++) {
-            double v = X->data[(pl * H + oy * 2 + ky) * W + ox * 2 + kx];
+            int64_t iy = oy * 2 - p + ky, ix = ox * 2 - p + kx;
+            if (iy < 0 || iy >= H || ix < 0 || ix >= W)
+              continue;
+            double v = X->data[(pl * H + iy) * W + ix];
             m = v > m ? v : m;
           }
         n->v[y].data[(pl * OH + oy) * OW + ox] = m;
@@ -290,9 +296,9 @@ static int block(net *n, int x) {
   }
   case 6: /* an elementwise op of the plane's own shape */
     return rint_in(0, 1) ? activation(n, x, A_TANH) : binary(n, "Add", x, x);
-  case 7: /* a layer that runs NCHW */
+  case 7: /* a layer that writes NCHW: a 3x3 Conv, or MaxPool, which reads blocked too */
     if (H >= 5 && W >= 5 && rint_in(0, 1))
-      return maxpool(n, x);
+      return maxpool(n, x, rint_in(0, 1));
     return conv(n, x, rand_channels(), 3, 1, 1, 1, true);
   default: /* an intermediate value read by the host too */ output(n, x); return x;
   }

@@ -66,7 +66,7 @@ typedef enum cpu_nchwc_role {
   CPU_NCHWC_NONE = 0,
   CPU_NCHWC_BLOCKED, /* in[0], a residual in[3] and out[0] all blocked (1x1 and depthwise Conv) */
   CPU_NCHWC_STEM,    /* in[0] plain NCHW, out[0] blocked (an image's first Conv) */
-  CPU_NCHWC_SINK,    /* in[0] either way, out[0] one value per channel (a global average) */
+  CPU_NCHWC_SINK,    /* in[0] either way, out[0] plain NCHW (global averages, MaxPool) */
 } cpu_nchwc_role;
 
 typedef struct cpu_pool cpu_pool;

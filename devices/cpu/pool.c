@@ -724,11 +724,93 @@ void cpu_nchwc_global_mean(cpu_ctx *ctx, const float *x, size_t blocks, size_t h
 }
 #endif
 
+#ifdef POOL_HAVE_AVX2
+/* MaxPool over a blocked input (nchwc.h) into a plain NCHW output, 2-D: an image's stem can
+ * then write blocked when a pool follows it (SqueezeNet, ResNet-50), and the pool's output,
+ * four times smaller, takes the transposes. Each output pixel is one vector of eight channels,
+ * the maximum over its window's taps inside the input in the order the plane kernels take them
+ * (first tap, then v > acc ? v : acc: the same NaNs); an empty window gives 0. Eight pixels of
+ * a row are transposed into the eight channel planes. Items are rows of a block of eight
+ * channels. */
+typedef struct maxpool_blocked_job {
+  const pool_plan *p;
+  const float *x;
+  float *y;
+  int64_t rows;  /* output rows per item */
+  size_t nchunk; /* items per block */
+} maxpool_blocked_job;
+
+AVX2 static __m256 maxpool_blocked_pixel(const nn_window *w, const float *xb, int64_t oy,
+                                         int64_t ox) {
+  int64_t iy0 = oy * w->s[1] - w->pb[1], ix0 = ox * w->s[2] - w->pb[2];
+  __m256 acc = _mm256_setzero_ps();
+  bool any = false;
+  for (int64_t ky = 0; ky < w->k[1]; ky++) {
+    int64_t iy = iy0 + ky * w->d[1];
+    if (iy < 0 || iy >= w->in[1])
+      continue;
+    for (int64_t kx = 0; kx < w->k[2]; kx++) {
+      int64_t ix = ix0 + kx * w->d[2];
+      if (ix < 0 || ix >= w->in[2])
+        continue;
+      __m256 v = _mm256_loadu_ps(xb + (iy * w->in[2] + ix) * 8);
+      acc = any ? _mm256_max_ps(v, acc) : v;
+      any = true;
+    }
+  }
+  return acc;
+}
+
+AVX2 static void maxpool_blocked_task(void *arg, size_t begin, size_t end) {
+  const maxpool_blocked_job *j = arg;
+  const nn_window *w = &j->p->w;
+  size_t in_sp = j->p->in_sp, out_sp = j->p->out_sp;
+  int64_t ow = w->out[2];
+  for (size_t it = begin; it < end; it++) {
+    size_t blk = it / j->nchunk, chunk = it % j->nchunk;
+    const float *xb = j->x + blk * in_sp * 8;
+    float *yb = j->y + blk * 8 * out_sp; /* block b of image n: channels n * C + 8b.. */
+    int64_t oy0 = (int64_t)chunk * j->rows;
+    int64_t oy1 = oy0 + j->rows < w->out[1] ? oy0 + j->rows : w->out[1];
+    for (int64_t oy = oy0; oy < oy1; oy++)
+      for (int64_t ox = 0; ox < ow; ox += 8) {
+        int np = ow - ox < 8 ? (int)(ow - ox) : 8;
+        _Alignas(32) float t[8][8];
+        for (int i = 0; i < np; i++)
+          _mm256_store_ps(t[i], maxpool_blocked_pixel(w, xb, oy, ox + i));
+        for (int c = 0; c < 8; c++) {
+          float *d = yb + c * out_sp + oy * ow + ox;
+          for (int i = 0; i < np; i++)
+            d[i] = t[i][c];
+        }
+      }
+  }
+}
+
+static void nchwc_maxpool(cpu_ctx *ctx, const pool_plan *p, const float *x, float *y) {
+  const nn_window *w = &p->w;
+  int64_t per_row = w->out[2] * w->k[1] * w->k[2] * 8 + 1;
+  int64_t rows = (int64_t)(1 << 14) / per_row + 1;
+  rows = rows > w->out[1] ? w->out[1] : rows;
+  maxpool_blocked_job j = {.p = p, .x = x, .y = y, .rows = rows};
+  j.nchunk = (size_t)((w->out[1] + rows - 1) / rows);
+  cpu_parallel_for(ctx, p->planes / 8 * j.nchunk, 1, maxpool_blocked_task, &j);
+}
+#endif
+
 cpu_nchwc_role cpu_pool_nchwc_role(const cpu_node *n, cpu_isa isa) {
 #ifdef POOL_HAVE_AVX2
-  if (isa == CPU_ISA_AVX2_FMA && strcmp(n->op_type, "GlobalAveragePool") == 0 && n->n_in == 1 &&
-      n->n_out == 1 && n->in[0].dtype == TSR_DTYPE_FLOAT32 && n->in[0].rank == 4 &&
-      n->in[0].dims[1] % 8 == 0 && n->out[0].dtype == TSR_DTYPE_FLOAT32)
+  const cpu_tensor *x = &n->in[0];
+  if (isa != CPU_ISA_AVX2_FMA || n->n_in != 1 || n->n_out != 1 || x->dtype != TSR_DTYPE_FLOAT32 ||
+      x->rank != 4 || x->dims[1] % 8 != 0 || n->out[0].dtype != TSR_DTYPE_FLOAT32)
+    return CPU_NCHWC_NONE;
+  if (strcmp(n->op_type, "GlobalAveragePool") == 0)
+    return CPU_NCHWC_SINK;
+  char msg[160];
+  pool_plan p;
+  if (strcmp(n->op_type, "MaxPool") == 0 &&
+      pool_setup(n, n->in, n->out, POOL_MAX, false, &p, msg, sizeof msg) == TSR_PLUGIN_REASON_NONE &&
+      !p.indices && p.w.nsp == 2)
     return CPU_NCHWC_SINK;
 #else
   (void)n, (void)isa;
@@ -808,6 +890,12 @@ static int pool_run_common(cpu_ctx *ctx, const cpu_node *n, const cpu_tensor *in
     if (n->nchwc && ctx->isa == CPU_ISA_AVX2_FMA && global && kind == POOL_AVG &&
         p.planes % 8 == 0) {
       cpu_nchwc_global_mean(ctx, in[0].data, p.planes / 8, p.in_sp, out[0].data);
+      free(taps_buf);
+      return 0;
+    }
+    if (n->nchwc && ctx->isa == CPU_ISA_AVX2_FMA && !global && kind == POOL_MAX &&
+        p.planes % 8 == 0 && p.w.nsp == 2) {
+      nchwc_maxpool(ctx, &p, in[0].data, out[0].data);
       free(taps_buf);
       return 0;
     }
