@@ -1235,6 +1235,14 @@ static int conv_run_fused(cpu_ctx *ctx, const cpu_node *n, const conv_state *st,
 
 /* ---- The channel-blocked layout (nchwc.h) ---------------------------------------------- */
 
+#ifdef CPU_NCHWC_HAVE_AVX2
+/* Whether the blocked 1x1 kernel runs p (a blocked Conv that is not is a depthwise one or a
+ * stem). */
+static bool conv_nchwc_pointwise(const conv_plan *p) {
+  return p->G == 1 && p->C % CPU_NCHWC == 0 && p->M % CPU_NCHWC == 0 && conv_is_pointwise(p);
+}
+#endif
+
 cpu_nchwc_role cpu_conv_nchwc_role(const cpu_node *n, cpu_isa isa) {
 #ifdef CPU_NCHWC_HAVE_AVX2
   char msg[256];
@@ -1249,7 +1257,7 @@ cpu_nchwc_role cpu_conv_nchwc_role(const cpu_node *n, cpu_isa isa) {
   bool fused = n->residual || n->in_scale || n->fused_act != CPU_FUSED_NONE;
   if (fused && n->fused_act != CPU_FUSED_NONE && n->fused_act != CPU_FUSED_RELU)
     return CPU_NCHWC_NONE;
-  if (p.G == 1 && p.C % CPU_NCHWC == 0 && p.M % CPU_NCHWC == 0 && conv_is_pointwise(&p))
+  if (conv_nchwc_pointwise(&p))
     return CPU_NCHWC_BLOCKED;
   if (fused)
     return CPU_NCHWC_NONE;
@@ -1257,7 +1265,7 @@ cpu_nchwc_role cpu_conv_nchwc_role(const cpu_node *n, cpu_isa isa) {
     return CPU_NCHWC_BLOCKED;
   /* An image's stem (the kernel takes up to 16 channels; measured on images, where it beats
    * the implicit GEMM, not against Winograd on a 3x3 layer of 16 channels). */
-  if (p.C <= 4 && cpu_nchwc_stem_applies(&p))
+  if (p.C <= 4 && p.kk > 1 && cpu_nchwc_stem_applies(&p))
     return CPU_NCHWC_STEM;
 #else
   (void)n, (void)isa;
@@ -1271,35 +1279,28 @@ cpu_nchwc_role cpu_conv_nchwc_role(const cpu_node *n, cpu_isa isa) {
 static int conv_run_nchwc(cpu_ctx *ctx, const cpu_node *n, const conv_state *st,
                           const cpu_tensor *in, cpu_tensor *out, conv_plan *p) {
   const float *b = p->has_bias ? in[2].data : NULL;
-  float *y = out[0].data;
   if (in[0].dtype != TSR_DTYPE_FLOAT32)
     return cpu_fail(ctx, "blocked Conv over %s", cpu_dtype_name(in[0].dtype));
-  if (cpu_conv_depthwise_applies(p)) {
-    float *own = st && st->wdw ? NULL : cpu_conv_dw_pack(p, in[1].data, b);
-    if (!own && !(st && st->wdw))
-      return cpu_fail(ctx, "out of memory packing depthwise weights");
-    cpu_conv_depthwise_nchwc(ctx, p, in[0].data, own ? own : st->wdw, y);
-    free(own);
-    return 0;
-  }
-  if (!st || !st->wn)
+  bool dw = cpu_conv_depthwise_applies(p), pw = !dw && conv_nchwc_pointwise(p);
+  if (!dw && (!st || !st->wn))
     return cpu_fail(ctx, "blocked Conv without packed weights");
-  if (!conv_is_pointwise(p))
-    return cpu_nchwc_stem(ctx, p, in[0].data, st->wn, b, y);
-  const float *res, *scale;
-  if (conv_fused_operands(ctx, n, in, out, p, &res, &scale) != 0)
+  const float *res = NULL, *scale = NULL;
+  if (pw && conv_fused_operands(ctx, n, in, out, p, &res, &scale) != 0)
     return -1;
+  /* The blocked result goes apart when the output is wanted plain (converted after), or when
+   * the plan put a fused node's output on its input or scale; a residual on the output but not
+   * exactly in its place is copied first (the kernel accumulates onto one that is). */
   const char *x0 = in[0].data, *y0 = out[0].data, *r0 = (const char *)res;
   const char *s0 = (const char *)scale;
   size_t bytes = out[0].nbytes;
-  bool y_on_x = y0 < x0 + in[0].nbytes && x0 < y0 + bytes;
+  bool y_on_x = pw && y0 < x0 + in[0].nbytes && x0 < y0 + bytes;
   bool y_on_s = scale && y0 < s0 + in[4].nbytes && s0 < y0 + bytes;
   bool res_apart = res && r0 != y0 && r0 < y0 + bytes && y0 < r0 + bytes;
-  float *tmp = NULL, *res_copy = NULL;
-  if (((y_on_x || y_on_s) && !(tmp = malloc(bytes))) ||
+  float *y = out[0].data, *tmp = NULL, *res_copy = NULL, *own = NULL;
+  if (((n->nchwc_out_plain || y_on_x || y_on_s) && !(tmp = malloc(bytes))) ||
       (res_apart && !(res_copy = malloc(bytes)))) {
     free(tmp);
-    return cpu_fail(ctx, "out of memory for the output of a fused Conv");
+    return cpu_fail(ctx, "out of memory for the output of a blocked Conv");
   }
   if (tmp) {
     y = tmp;
@@ -1308,11 +1309,26 @@ static int conv_run_nchwc(cpu_ctx *ctx, const cpu_node *n, const conv_state *st,
   }
   if (res_copy)
     res = memcpy(res_copy, res, bytes);
-  int rc = cpu_nchwc_pointwise(ctx, p->N, p->C, p->M, p->out_sp, in[0].data, st->wn, b, scale,
-                               res, &p->act, y);
-  if (rc == 0 && tmp)
-    memcpy(out[0].data, tmp, bytes);
-  free(tmp), free(res_copy);
+  int rc = 0;
+  if (dw) {
+    const float *packed = st && st->wdw ? st->wdw : (own = cpu_conv_dw_pack(p, in[1].data, b));
+    if (packed)
+      cpu_conv_depthwise_nchwc(ctx, p, in[0].data, packed, y);
+    else
+      rc = cpu_fail(ctx, "out of memory packing depthwise weights");
+  } else if (!pw) {
+    rc = cpu_nchwc_stem(ctx, p, in[0].data, st->wn, b, y);
+  } else {
+    rc = cpu_nchwc_pointwise(ctx, p->N, p->C, p->M, p->out_sp, in[0].data, st->wn, b, scale,
+                             res, &p->act, y);
+  }
+  if (rc == 0 && tmp) {
+    if (n->nchwc_out_plain)
+      cpu_nchwc_to_nchw(ctx, tmp, p->N * p->M / CPU_NCHWC, p->out_sp, out[0].data);
+    else
+      memcpy(out[0].data, tmp, bytes);
+  }
+  free(tmp), free(res_copy), free(own);
   return rc;
 }
 #endif
@@ -1377,7 +1393,7 @@ static int conv_prepare(const cpu_node *n, void **out_state, char *msg, size_t s
   if (n->nchwc && !cpu_conv_depthwise_applies(&p)) {
     /* The blocked pointwise or stem kernel's weights (plugin.c chose the layout, having asked
      * cpu_conv_nchwc_role); a blocked depthwise layer packs as the interleaved path does. */
-    bool pw = conv_is_pointwise(&p);
+    bool pw = conv_nchwc_pointwise(&p);
     size_t nf = pw ? cpu_nchwc_pw_packed_floats(p.C, p.M) : cpu_nchwc_stem_packed_floats(&p);
     conv_state *st = calloc(1, sizeof *st);
     if (!st || !(st->wn = nn_alloc_aligned(nf, sizeof(float)))) {

@@ -553,29 +553,6 @@ static bool dwi_plan(const conv_plan *p, dwi_geom *g) {
   return true;
 }
 
-/* Transposes the 8x8 matrix whose rows are r[0..7]. */
-DW_AVX2 static ALWAYS_INLINE void dw_tr8(__m256 r[8]) {
-  __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
-  __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
-  __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
-  __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
-  __m256 s0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
-  __m256 s1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
-  __m256 s2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
-  __m256 s3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
-  __m256 s4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0));
-  __m256 s5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
-  __m256 s6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0));
-  __m256 s7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
-  r[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
-  r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
-  r[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
-  r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
-  r[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
-  r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
-  r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
-  r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
-}
 
 /* Where one task works: its buffer, the current group's packed taps and bias, and the group's
  * eight input and output planes. */
@@ -627,7 +604,7 @@ DW_AVX2 static void dwi_fill(const dwi_state *s, int64_t r0, int64_t r1, int64_t
       DW_UNROLL
       for (int c = 0; c < 8; c++)
         v[c] = _mm256_loadu_ps(src[c] + ix);
-      dw_tr8(v);
+      cpu_tr8x8(v);
       DW_UNROLL
       for (int c = 0; c < 8; c++)
         _mm256_store_ps(d + (ix + c) * 8, v[c]);
@@ -641,7 +618,7 @@ DW_AVX2 static void dwi_fill(const dwi_state *s, int64_t r0, int64_t r1, int64_t
       for (int c = 0; c < 8; c++)
         v[c] = s->x_end - (src[c] + ix) >= 8 ? _mm256_loadu_ps(src[c] + ix)
                                              : _mm256_maskload_ps(src[c] + ix, m);
-      dw_tr8(v);
+      cpu_tr8x8(v);
       for (int64_t c = 0; c < ncol - ix; c++)
         _mm256_store_ps(d + (ix + c) * 8, v[c]);
     }
@@ -717,7 +694,7 @@ DW_AVX2 static ALWAYS_INLINE void dwi_block(const dwi_state *s, float *const *y,
       _mm256_storeu_ps(y[0] + (r + i) * 8, acc[i]);
     return;
   }
-  dw_tr8(acc); /* acc[c]: the eight pixels of channel c */
+  cpu_tr8x8(acc); /* acc[c]: the eight pixels of channel c */
   if (np == 8) {
     if (s->nc == 8) {
       DW_UNROLL
@@ -1122,11 +1099,7 @@ DW_AVX2 static void dwb_edge(const dwb_job *j, const float *xb, const float *wg,
 /* The interior columns [lo, hi) of the output: ox * sw - pw >= 0 and ox * sw - pw + kw <= iw
  * (no dilation). */
 static void dwb_interior(const nn_window *w, int64_t *lo, int64_t *hi) {
-  int64_t ow = w->out[2], sw = w->s[2], kw = w->k[2], iw = w->in[2];
-  *lo = nn_ceildiv(w->pb[2], sw);
-  *hi = iw + w->pb[2] - kw < 0 ? 0 : (iw + w->pb[2] - kw) / sw + 1;
-  *lo = *lo > ow ? ow : *lo;
-  *hi = *hi > ow ? ow : (*hi < *lo ? *lo : *hi);
+  valid_range(w->out[2], w->s[2], -w->pb[2], w->in[2] - w->k[2] + 1, lo, hi);
 }
 
 DW_AVX2 static ALWAYS_INLINE void dwb_rows(const dwb_job *j, size_t item, int KH, int KW) {
@@ -1178,6 +1151,41 @@ DW_AVX2 static void dwb_task(void *arg, size_t begin, size_t end) {
     else
       dwb_rows(j, it, 0, 0);
   }
+}
+
+typedef struct to_nchw_job {
+  const float *x;
+  float *y;
+  size_t hw;
+} to_nchw_job;
+
+/* Block b: eight pixels at a time transposed into the eight planes, the rest one by one. */
+DW_AVX2 static void to_nchw_task(void *arg, size_t begin, size_t end) {
+  const to_nchw_job *j = arg;
+  size_t hw = j->hw;
+  for (size_t b = begin; b < end; b++) {
+    const float *x = j->x + b * hw * 8;
+    float *y = j->y + b * 8 * hw;
+    size_t p = 0;
+    for (; p + 8 <= hw; p += 8) {
+      __m256 v[8];
+      DW_UNROLL
+      for (int i = 0; i < 8; i++)
+        v[i] = _mm256_loadu_ps(x + (p + (size_t)i) * 8);
+      cpu_tr8x8(v);
+      DW_UNROLL
+      for (int c = 0; c < 8; c++)
+        _mm256_storeu_ps(y + (size_t)c * hw + p, v[c]);
+    }
+    for (; p < hw; p++)
+      for (int c = 0; c < 8; c++)
+        y[(size_t)c * hw + p] = x[p * 8 + (size_t)c];
+  }
+}
+
+void cpu_nchwc_to_nchw(cpu_ctx *ctx, const float *x, size_t blocks, size_t hw, float *y) {
+  to_nchw_job j = {.x = x, .y = y, .hw = hw};
+  cpu_parallel_for(ctx, blocks, nn_grain(hw * 8, 1 << 15), to_nchw_task, &j);
 }
 
 bool cpu_conv_dw_nchwc_applies(const conv_plan *p) {

@@ -56,9 +56,11 @@ typedef struct cpu_node {
   cpu_fused_act fused_act;
   /* The node reads and writes the channel-blocked layout (nchwc.h), as plugin.c
    * (assign_layouts) laid out its values: in[0] (and a residual in[3]) and out[0] for a
-   * CPU_NCHWC_BLOCKED node, out[0] for a CPU_NCHWC_STEM one, in[0] for a CPU_NCHWC_SINK one.
-   * prepare() sees it set when it packs weights for it. */
-  bool nchwc;
+   * CPU_NCHWC_BLOCKED node, out[0] for a CPU_NCHWC_STEM one, in[0] for a CPU_NCHWC_SINK one;
+   * but with nchwc_out_plain, a BLOCKED or STEM node computes blocked and writes out[0] as
+   * NCHW (its output is read by a node that cannot take it blocked, or leaves the partition).
+   * prepare() sees nchwc set when it packs weights. */
+  bool nchwc, nchwc_out_plain;
 } cpu_node;
 
 /* How a node can take part in the blocked layout (cpu_node.nchwc). */

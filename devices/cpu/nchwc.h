@@ -23,6 +23,34 @@
 enum { CPU_NCHWC = 8 };
 
 #ifdef CPU_NCHWC_HAVE_AVX2
+#include <immintrin.h>
+
+/* Transposes the 8x8 matrix whose rows are r[0..7]: eight pixels of a blocked plane into eight
+ * channel rows and back. */
+__attribute__((target("avx2,fma"))) static inline __attribute__((always_inline)) void
+cpu_tr8x8(__m256 r[8]) {
+  __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+  __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+  __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+  __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+  __m256 s0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
+  __m256 s1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+  __m256 s2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
+  __m256 s3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+  __m256 s4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0));
+  __m256 s5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
+  __m256 s6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0));
+  __m256 s7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
+  r[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
+  r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
+  r[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
+  r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
+  r[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
+  r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+  r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
+  r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+
 /* ---- Pointwise: 1x1, stride 1, no padding, one group (conv_nchwc_pw.c) ------------------ */
 
 /* Floats of the packed weights of a 1x1 Conv with C input and M output channels (both
@@ -50,6 +78,12 @@ bool cpu_conv_dw_nchwc_applies(const conv_plan *p);
  * activation, on ctx's threads. */
 void cpu_conv_depthwise_nchwc(cpu_ctx *ctx, const conv_plan *p, const float *x, const float *packed,
                               float *y);
+
+/* ---- Conversion (conv_dw.c) ----------------------------------------------------------- */
+
+/* y (NCHW) = x (blocked) for `blocks` blocks of eight channels (N * C / 8) of hw pixels each:
+ * where a blocked chain ends in a Conv whose output a node that cannot read it takes. */
+void cpu_nchwc_to_nchw(cpu_ctx *ctx, const float *x, size_t blocks, size_t hw, float *y);
 
 /* ---- Global average (pool.c) ------------------------------------------------------------ */
 

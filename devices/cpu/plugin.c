@@ -560,6 +560,7 @@ static bool assign_layouts(cpu_exe *exe, cpu_isa isa, char *msg, size_t size) {
     role[i] = *exe->api->node_domain(exe->g, n->index)       ? CPU_NCHWC_NONE
               : strcmp(n->op_type, "Conv") == 0              ? (int)cpu_conv_nchwc_role(n, isa)
               : strcmp(n->op_type, "GlobalAveragePool") == 0 ? (int)cpu_pool_nchwc_role(n, isa)
+              : strcmp(n->op_type, "MaxPool") == 0           ? (int)cpu_pool_nchwc_role(n, isa)
               : strcmp(n->op_type, "ReduceMean") == 0        ? (int)cpu_reduce_nchwc_role(n, isa)
               : layout_free_op(exe, en)                      ? ROLE_FREE
                                                              : CPU_NCHWC_NONE;
@@ -582,10 +583,11 @@ static bool assign_layouts(cpu_exe *exe, cpu_isa isa, char *msg, size_t size) {
       if (en->absorbed)
         continue;
       int r = role[i];
-      /* Whether the node can run blocked with its operands as they stand. */
+      /* Whether the node can run blocked with its operands as they stand: a Conv whose inputs
+       * are blocked writes its output either way, an elementwise op needs both sides so. */
       bool ok = r == CPU_NCHWC_STEM || r == CPU_NCHWC_SINK;
       if (r == CPU_NCHWC_BLOCKED || r == ROLE_FREE) {
-        ok = en->out_idx[0] >= 0 && blk[en->out_idx[0]];
+        ok = r == CPU_NCHWC_BLOCKED || (en->out_idx[0] >= 0 && blk[en->out_idx[0]]);
         for (uint32_t k = 0; k < en->node.n_in && ok; k++)
           if (en->in_idx[k] >= 0 && layout_slot(en, r, k))
             ok = blk[en->in_idx[k]];
@@ -609,10 +611,13 @@ static bool assign_layouts(cpu_exe *exe, cpu_isa isa, char *msg, size_t size) {
     int r = role[i];
     if (en->absorbed || r == CPU_NCHWC_NONE || r == ROLE_FREE)
       continue;
-    int32_t v = r == CPU_NCHWC_SINK ? en->in_idx[0] : en->out_idx[0];
-    if (v < 0 || !blk[v])
+    int32_t v = r == CPU_NCHWC_STEM ? en->out_idx[0] : en->in_idx[0];
+    if (v < 0 || (r != CPU_NCHWC_STEM && !blk[v]))
       continue;
+    /* A stem runs blocked whatever its output (its kernel and a conversion cost less than
+     * the NCHW path's packing); so does a Conv at the end of a blocked chain. */
     en->node.nchwc = true;
+    en->node.nchwc_out_plain = r != CPU_NCHWC_SINK && !blk[en->out_idx[0]];
     if (en->op->prepare) {
       if (en->op->release)
         en->op->release(en->state);

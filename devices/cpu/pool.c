@@ -725,6 +725,9 @@ void cpu_nchwc_global_mean(cpu_ctx *ctx, const float *x, size_t blocks, size_t h
 #endif
 
 #ifdef POOL_HAVE_AVX2
+/* -O2 leaves these short constant loops rolled, and the eight accumulators in memory. */
+#define POOL_UNROLL8 _Pragma("GCC unroll 8")
+
 /* MaxPool over a blocked input (nchwc.h) into a plain NCHW output, 2-D: an image's stem can
  * then write blocked when a pool follows it (SqueezeNet, ResNet-50), and the pool's output,
  * four times smaller, takes the transposes. Each output pixel is one vector of eight channels,
@@ -761,29 +764,88 @@ AVX2 static __m256 maxpool_blocked_pixel(const nn_window *w, const float *xb, in
   return acc;
 }
 
+/* Eight interior pixels from column ox (every tap inside the input across), kernel rows
+ * [ky0, ky1): the first tap, then the others in the plane kernels' order. KW compile-time for
+ * 3-wide windows without dilation, else 0. */
+AVX2 static ALWAYS_INLINE void maxpool_blocked_8(const nn_window *w, const float *xb, int64_t oy,
+                                                 int64_t ox, int64_t ky0, int64_t ky1, __m256 v[8],
+                                                 int KW) {
+  int64_t kw = KW ? KW : w->k[2], dx = (KW ? 1 : w->d[2]) * 8, sx = w->s[2] * 8;
+  int64_t iy0 = oy * w->s[1] - w->pb[1];
+  const float *r0 = xb + ((iy0 + ky0 * w->d[1]) * w->in[2] + ox * w->s[2] - w->pb[2]) * 8;
+  POOL_UNROLL8
+  for (int i = 0; i < 8; i++)
+    v[i] = _mm256_loadu_ps(r0 + i * sx);
+  for (int64_t ky = ky0; ky < ky1; ky++) {
+    const float *r = xb + ((iy0 + ky * w->d[1]) * w->in[2] + ox * w->s[2] - w->pb[2]) * 8;
+    POOL_UNROLL8
+    for (int64_t kx = ky == ky0; kx < kw; kx++) {
+      POOL_UNROLL8
+      for (int i = 0; i < 8; i++)
+        v[i] = _mm256_max_ps(_mm256_loadu_ps(r + i * sx + kx * dx), v[i]);
+    }
+  }
+}
+
 AVX2 static void maxpool_blocked_task(void *arg, size_t begin, size_t end) {
   const maxpool_blocked_job *j = arg;
   const nn_window *w = &j->p->w;
-  size_t in_sp = j->p->in_sp, out_sp = j->p->out_sp;
-  int64_t ow = w->out[2];
+  size_t out_sp = j->p->out_sp;
+  int64_t ow = w->out[2], ih = w->in[1];
+  /* Interior columns: every tap inside the input across. */
+  int64_t ox_lo, ox_hi;
+  valid_range(ow, w->s[2], -w->pb[2], w->in[2] - (w->k[2] - 1) * w->d[2], &ox_lo, &ox_hi);
+  bool k3 = w->k[2] == 3 && w->d[2] == 1;
   for (size_t it = begin; it < end; it++) {
     size_t blk = it / j->nchunk, chunk = it % j->nchunk;
-    const float *xb = j->x + blk * in_sp * 8;
+    const float *xb = j->x + blk * j->p->in_sp * 8;
     float *yb = j->y + blk * 8 * out_sp; /* block b of image n: channels n * C + 8b.. */
     int64_t oy0 = (int64_t)chunk * j->rows;
     int64_t oy1 = oy0 + j->rows < w->out[1] ? oy0 + j->rows : w->out[1];
-    for (int64_t oy = oy0; oy < oy1; oy++)
-      for (int64_t ox = 0; ox < ow; ox += 8) {
-        int np = ow - ox < 8 ? (int)(ow - ox) : 8;
-        _Alignas(32) float t[8][8];
-        for (int i = 0; i < np; i++)
-          _mm256_store_ps(t[i], maxpool_blocked_pixel(w, xb, oy, ox + i));
-        for (int c = 0; c < 8; c++) {
-          float *d = yb + c * out_sp + oy * ow + ox;
+    for (int64_t oy = oy0; oy < oy1; oy++) {
+      int64_t iy0 = oy * w->s[1] - w->pb[1];
+      int64_t ky0 = iy0 < 0 ? nn_ceildiv(-iy0, w->d[1]) : 0;
+      int64_t ky1 = ih - iy0 <= 0 ? 0 : nn_ceildiv(ih - iy0, w->d[1]);
+      ky1 = ky1 > w->k[1] ? w->k[1] : ky1;
+      float *yr = yb + oy * ow;
+      int64_t ox = 0;
+      while (ox < ow) {
+        __m256 v[8];
+        int np;
+        if (ox >= ox_lo && ox < ox_hi && ox_hi - ox_lo >= 8 && ky0 < ky1) {
+          /* A last block that would run past the interior ends at its end instead,
+           * recomputing a few pixels. */
+          ox = ox + 8 <= ox_hi ? ox : ox_hi - 8;
+          np = 8;
+          if (k3)
+            maxpool_blocked_8(w, xb, oy, ox, ky0, ky1, v, 3);
+          else
+            maxpool_blocked_8(w, xb, oy, ox, ky0, ky1, v, 0);
+        } else {
+          /* Up to the next interior run, or eight pixels, one at a time. */
+          int64_t stop = ox < ox_lo ? ox_lo : ow;
+          np = stop - ox < 8 ? (int)(stop - ox) : 8;
+          if (ox >= ox_lo && ox < ox_hi && ox_hi - ox < 8)
+            np = (int)(ow - ox < 8 ? ow - ox : 8);
           for (int i = 0; i < np; i++)
-            d[i] = t[i][c];
+            v[i] = maxpool_blocked_pixel(w, xb, oy, ox + i);
         }
+        if (np == 8) {
+          cpu_tr8x8(v);
+          POOL_UNROLL8
+          for (int c = 0; c < 8; c++)
+            _mm256_storeu_ps(yr + (size_t)c * out_sp + ox, v[c]);
+        } else {
+          _Alignas(32) float t[8][8];
+          for (int i = 0; i < np; i++)
+            _mm256_store_ps(t[i], v[i]);
+          for (int c = 0; c < 8; c++)
+            for (int i = 0; i < np; i++)
+              yr[(size_t)c * out_sp + ox + i] = t[i][c];
+        }
+        ox += np;
       }
+    }
   }
 }
 
@@ -809,8 +871,8 @@ cpu_nchwc_role cpu_pool_nchwc_role(const cpu_node *n, cpu_isa isa) {
   char msg[160];
   pool_plan p;
   if (strcmp(n->op_type, "MaxPool") == 0 &&
-      pool_setup(n, n->in, n->out, POOL_MAX, false, &p, msg, sizeof msg) == TSR_PLUGIN_REASON_NONE &&
-      !p.indices && p.w.nsp == 2)
+      !pool_setup(n, n->in, n->out, POOL_MAX, false, &p, msg, sizeof msg) && !p.indices &&
+      p.w.nsp == 2)
     return CPU_NCHWC_SINK;
 #else
   (void)n, (void)isa;
