@@ -1144,10 +1144,6 @@ static bool conv_reads_copy(const conv_plan *p, const conv_state *st) {
   return conv_implicit_applies(p);
 }
 
-/* Conv with what the plugin took into it (fuse_nodes in plugin.c): a scale of its input
- * channels before it, a residual Add and perhaps a Relu after it. The fused node runs where
- * the plan expected the last node's output, after the Conv's input (and the scale) had died in
- * the plan's eyes: the output may lie on them, and is then computed apart and copied. */
 /* What fuse_nodes gave a Conv, checked again at run time (cpu_conv_residual_ok and
  * cpu_conv_scale_ok said yes at compile time): the residual (or NULL), the input scale (or
  * NULL), and a Relu taken in, as p's activation. 0, or -1 after cpu_fail(). */
@@ -1178,6 +1174,10 @@ static int conv_fused_operands(cpu_ctx *ctx, const cpu_node *n, const cpu_tensor
   return 0;
 }
 
+/* Conv with what the plugin took into it (fuse_nodes in plugin.c): a scale of its input
+ * channels before it, a residual Add and perhaps a Relu after it. The fused node runs where
+ * the plan expected the last node's output, after the Conv's input (and the scale) had died in
+ * the plan's eyes: the output may lie on them, and is then computed apart and copied. */
 static int conv_run_fused(cpu_ctx *ctx, const cpu_node *n, const conv_state *st,
                           const cpu_tensor *in, cpu_tensor *out, conv_plan *p) {
   const float *b = p->has_bias ? in[2].data : NULL, *res, *scale_in;
@@ -1243,11 +1243,12 @@ static bool conv_nchwc_pointwise(const conv_plan *p) {
 }
 #endif
 
-cpu_nchwc_role cpu_conv_nchwc_role(const cpu_node *n, cpu_isa isa) {
+/* Conv's role in the blocked layout (cpu_op.nchwc_role), with what fusion gave it. */
+static cpu_nchwc_role conv_nchwc_role(const cpu_node *n, cpu_isa isa) {
 #ifdef CPU_NCHWC_HAVE_AVX2
   char msg[256];
   conv_plan p;
-  if (isa != CPU_ISA_AVX2_FMA || strcmp(n->op_type, "Conv") != 0 || n->n_in < 2 ||
+  if (isa != CPU_ISA_AVX2_FMA || n->n_in < 2 ||
       n->in[0].dtype != TSR_DTYPE_FLOAT32 || n->in[0].rank != 4 || !n->in[1].is_const ||
       !n->in[1].data || conv_setup(n, n->in, n->out, false, &p, msg, sizeof msg) ||
       p.out_sp == 0 || p.N == 0)
@@ -1288,8 +1289,10 @@ static int conv_run_nchwc(cpu_ctx *ctx, const cpu_node *n, const conv_state *st,
   if (pw && conv_fused_operands(ctx, n, in, out, p, &res, &scale) != 0)
     return -1;
   /* The blocked result goes apart when the output is wanted plain (converted after), or when
-   * the plan put a fused node's output on its input or scale; a residual on the output but not
-   * exactly in its place is copied first (the kernel accumulates onto one that is). */
+   * the plan put a fused node's output on its input or scale, into the executable's scratch
+   * block (kept from run to run: an output-sized malloc per run came as fresh pages); a
+   * residual on the output but not exactly in its place is copied first (the kernel
+   * accumulates onto one that is). */
   const char *x0 = in[0].data, *y0 = out[0].data, *r0 = (const char *)res;
   const char *s0 = (const char *)scale;
   size_t bytes = out[0].nbytes;
@@ -1297,9 +1300,10 @@ static int conv_run_nchwc(cpu_ctx *ctx, const cpu_node *n, const conv_state *st,
   bool y_on_s = scale && y0 < s0 + in[4].nbytes && s0 < y0 + bytes;
   bool res_apart = res && r0 != y0 && r0 < y0 + bytes && y0 < r0 + bytes;
   float *y = out[0].data, *tmp = NULL, *res_copy = NULL, *own = NULL;
-  if (((n->nchwc_out_plain || y_on_x || y_on_s) && !(tmp = malloc(bytes))) ||
+  bool fresh;
+  if (((n->nchwc_out_plain || y_on_x || y_on_s) && !(tmp = cpu_scratch_take(ctx, bytes, &fresh))) ||
       (res_apart && !(res_copy = malloc(bytes)))) {
-    free(tmp);
+    cpu_scratch_give(ctx, tmp);
     return cpu_fail(ctx, "out of memory for the output of a blocked Conv");
   }
   if (tmp) {
@@ -1319,8 +1323,8 @@ static int conv_run_nchwc(cpu_ctx *ctx, const cpu_node *n, const conv_state *st,
   } else if (!pw) {
     rc = cpu_nchwc_stem(ctx, p, in[0].data, st->wn, b, y);
   } else {
-    rc = cpu_nchwc_pointwise(ctx, p->N, p->C, p->M, p->out_sp, in[0].data, st->wn, b, scale,
-                             res, &p->act, y);
+    rc = cpu_nchwc_pointwise(ctx, p->N, p->C, p->M, p->out_sp, in[0].data, st->wn, b, scale, res,
+                             &p->act, y);
   }
   if (rc == 0 && tmp) {
     if (n->nchwc_out_plain)
@@ -1328,7 +1332,8 @@ static int conv_run_nchwc(cpu_ctx *ctx, const cpu_node *n, const conv_state *st,
     else
       memcpy(out[0].data, tmp, bytes);
   }
-  free(tmp), free(res_copy), free(own);
+  cpu_scratch_give(ctx, tmp);
+  free(res_copy), free(own);
   return rc;
 }
 #endif
@@ -1392,7 +1397,7 @@ static int conv_prepare(const cpu_node *n, void **out_state, char *msg, size_t s
 #ifdef CPU_NCHWC_HAVE_AVX2
   if (n->nchwc && !cpu_conv_depthwise_applies(&p)) {
     /* The blocked pointwise or stem kernel's weights (plugin.c chose the layout, having asked
-     * cpu_conv_nchwc_role); a blocked depthwise layer packs as the interleaved path does. */
+     * conv_nchwc_role); a blocked depthwise layer packs as the interleaved path does. */
     bool pw = conv_nchwc_pointwise(&p);
     size_t nf = pw ? cpu_nchwc_pw_packed_floats(p.C, p.M) : cpu_nchwc_stem_packed_floats(&p);
     conv_state *st = calloc(1, sizeof *st);
@@ -1410,14 +1415,14 @@ static int conv_prepare(const cpu_node *n, void **out_state, char *msg, size_t s
   }
 #endif
   if (cpu_conv_depthwise_applies(&p)) {
-    /* The eight-channel path's taps and bias, when both are constants (a bias given at run
-     * time is gathered there). */
+    /* The eight-channel path's taps and bias, when both are constants (cpu_conv_depthwise
+     * packs them in the run otherwise). */
     const cpu_tensor *b = p.has_bias ? &n->in[2] : NULL;
     if (b && (b->dtype != TSR_DTYPE_FLOAT32 || !b->is_const || !b->data))
       return 0;
     float *wdw = cpu_conv_dw_pack(&p, w->data, b ? b->data : NULL);
     if (!wdw)
-      return 0; /* not that path, or no memory: the run gathers them */
+      return 0; /* not that path, or no memory: the run packs them */
     conv_state *st = calloc(1, sizeof *st);
     if (!st) {
       free(wdw);
@@ -1492,7 +1497,7 @@ static int convt_run(cpu_ctx *ctx, const cpu_node *n, void *state, const cpu_ten
 }
 
 static const cpu_op conv_ops[] = {
-    {"Conv", "", 1, 17, conv_check, conv_prepare, conv_run, conv_release},
+    {"Conv", "", 1, 17, conv_check, conv_prepare, conv_run, conv_release, conv_nchwc_role},
     {"ConvTranspose", "", 1, 17, convt_check, NULL, convt_run, NULL},
 };
 

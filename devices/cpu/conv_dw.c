@@ -1041,12 +1041,13 @@ typedef struct dwb_job {
   const conv_plan *p;
   const float *x, *packed;
   float *y;
-  int64_t rows;  /* output rows per item */
-  size_t nchunk; /* items per plane */
+  int64_t rows;         /* output rows per item */
+  size_t nchunk;        /* items per plane */
+  int64_t ox_lo, ox_hi; /* the interior columns (dwb_interior) */
 } dwb_job;
 
 /* NP pixels of output row oy from column ox (all inside, as the interior), kernel rows
- * [ky0, ky1) inside the input; KH/KW compile-time for 3x3 and 5x5, else 0 (then kh/kw). */
+ * [ky0, ky1) inside the input; KW compile-time for 3x3 and 5x5, else 0 (then kw). */
 DW_AVX2 static ALWAYS_INLINE void dwb_pixels(const dwb_job *j, const float *xb, const float *wg,
                                              float *yb, int64_t oy, int64_t ox, int64_t ky0,
                                              int64_t ky1, int NP, int KW) {
@@ -1109,8 +1110,8 @@ DW_AVX2 static ALWAYS_INLINE void dwb_rows(const dwb_job *j, size_t item, int KH
   const float *xb = j->x + plane * p->in_sp * 8;
   const float *wg = j->packed + plane % (p->C / 8) * (p->kk + 1) * 8;
   float *yb = j->y + plane * p->out_sp * 8;
-  int64_t ih = w->in[1], ow = w->out[2], kh = KH ? KH : w->k[1], ox_lo, ox_hi;
-  dwb_interior(w, &ox_lo, &ox_hi);
+  int64_t ih = w->in[1], ow = w->out[2], kh = KH ? KH : w->k[1];
+  int64_t ox_lo = j->ox_lo, ox_hi = j->ox_hi;
   int64_t oy0 = (int64_t)chunk * j->rows;
   int64_t oy1 = oy0 + j->rows < w->out[1] ? oy0 + j->rows : w->out[1];
   for (int64_t oy = oy0; oy < oy1; oy++) {
@@ -1207,7 +1208,7 @@ void cpu_conv_depthwise_nchwc(cpu_ctx *ctx, const conv_plan *p, const float *x, 
     int64_t ow = p->w.out[2], oh = p->w.out[1];
     int64_t rows = (int64_t)((1 << 14) / ((size_t)ow * p->kk * 8 + 1)) + 1;
     rows = rows > oh ? oh : rows;
-    dwb_job j = {.p = p, .x = x, .packed = packed, .y = y, .rows = rows};
+    dwb_job j = {.p = p, .x = x, .packed = packed, .y = y, .rows = rows, .ox_lo = lo, .ox_hi = hi};
     j.nchunk = (size_t)((oh + rows - 1) / rows);
     cpu_parallel_for(ctx, p->N * (p->C / 8) * j.nchunk, 1, dwb_task, &j);
     return;

@@ -63,14 +63,6 @@ typedef struct cpu_node {
   bool nchwc, nchwc_out_plain;
 } cpu_node;
 
-/* How a node can take part in the blocked layout (cpu_node.nchwc). */
-typedef enum cpu_nchwc_role {
-  CPU_NCHWC_NONE = 0,
-  CPU_NCHWC_BLOCKED, /* in[0], a residual in[3] and out[0] all blocked (1x1 and depthwise Conv) */
-  CPU_NCHWC_STEM,    /* in[0] plain NCHW, out[0] blocked (an image's first Conv) */
-  CPU_NCHWC_SINK,    /* in[0] either way, out[0] plain NCHW (global averages, MaxPool) */
-} cpu_nchwc_role;
-
 typedef struct cpu_pool cpu_pool;
 
 /* Instruction-set levels, chosen once when the plugin starts (cpuid), or forced to GENERIC by
@@ -95,6 +87,15 @@ typedef struct cpu_ctx {
   cpu_scratch *_Atomic *scratch; /* NULL: every take allocates */
 } cpu_ctx;
 
+/* How a node can take part in the blocked layout (cpu_node.nchwc). */
+typedef enum cpu_nchwc_role {
+  CPU_NCHWC_NONE = 0,
+  CPU_NCHWC_BLOCKED, /* in[0], a residual in[3] and out[0] all blocked (1x1 and depthwise Conv) */
+  CPU_NCHWC_STEM,    /* in[0] plain NCHW, out[0] blocked (an image's first Conv) */
+  CPU_NCHWC_SINK,    /* in[0] either way, out[0] plain NCHW (global averages, MaxPool) */
+  CPU_NCHWC_FREE,    /* every operand either way, all alike (elementwise ops of one shape) */
+} cpu_nchwc_role;
+
 typedef struct cpu_op {
   const char *op_type;
   const char *domain;      /* "" for ai.onnx */
@@ -108,6 +109,10 @@ typedef struct cpu_op {
   /* Runs the node. Returns 0, or -1 after cpu_fail(). */
   int (*run)(cpu_ctx *ctx, const cpu_node *n, void *state, const cpu_tensor *in, cpu_tensor *out);
   void (*release)(void *state);
+  /* Optional: the node's role in the blocked layout on this isa (plugin.c, assign_layouts),
+   * from its shapes and attributes at compile time, with what fusion gave it; NULL or
+   * CPU_NCHWC_NONE when it has none. */
+  cpu_nchwc_role (*nchwc_role)(const cpu_node *n, cpu_isa isa);
 } cpu_op;
 
 typedef struct cpu_op_list {
@@ -214,12 +219,6 @@ bool cpu_conv_residual_ok(const cpu_node *n);
 /* Whether Conv node n can take in the Mul before it that scales its input per image and
  * channel (cpu_node.in_scale): float32, constant weights, one group, not depthwise. conv.c. */
 bool cpu_conv_scale_ok(const cpu_node *n);
-/* The blocked-layout role of Conv node n (as described at compile time, with what it took in)
- * on this isa; CPU_NCHWC_NONE when it has none. Defined in conv.c. */
-cpu_nchwc_role cpu_conv_nchwc_role(const cpu_node *n, cpu_isa isa);
-/* The same for the pooling nodes (pool.c) and the reductions (reduce.c). */
-cpu_nchwc_role cpu_pool_nchwc_role(const cpu_node *n, cpu_isa isa);
-cpu_nchwc_role cpu_reduce_nchwc_role(const cpu_node *n, cpu_isa isa);
 /* Whether MatMul node n can take in the Add of a bias vector, and a Relu or Gelu after it
  * (cpu_node.col_bias): float32 with a constant 2-D B. Defined in gemm.c. */
 bool cpu_matmul_bias_ok(const cpu_node *n);

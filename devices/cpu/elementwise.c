@@ -1705,11 +1705,34 @@ static int run_dropout(cpu_ctx *ctx, const cpu_node *n, void *state, const cpu_t
 #define EW_OP(name, lo, hi, check, run)                                                            \
   { name, "", lo, hi, check, NULL, run, NULL }
 
+/* The ops below whose result is the same whatever the layout when every tensor operand has the
+ * output's shape or is a scalar constant: they pass the CPU plugin's blocked layout through
+ * (cpu_op.nchwc_role) with no kernel of their own. A broadcast one (a per-channel constant)
+ * does not: its index arithmetic assumes NCHW. */
+static cpu_nchwc_role ew_nchwc_role(const cpu_node *n, cpu_isa isa) {
+  (void)isa;
+  const cpu_tensor *y = &n->out[0];
+  if (n->n_out != 1 || !y->present || y->dtype != TSR_DTYPE_FLOAT32)
+    return CPU_NCHWC_NONE;
+  for (uint32_t k = 0; k < n->n_in; k++) {
+    const cpu_tensor *t = &n->in[k];
+    if (!t->present || (t->is_const && t->count == 1))
+      continue;
+    if (t->is_const || t->dtype != TSR_DTYPE_FLOAT32 ||
+        !cpu_ew_same_shape(t->rank, t->dims, y->rank, y->dims))
+      return CPU_NCHWC_NONE;
+  }
+  return CPU_NCHWC_FREE;
+}
+
+#define EW_OP_FREE(name, lo, hi, check, run)                                                       \
+  { name, "", lo, hi, check, NULL, run, NULL, ew_nchwc_role }
+
 static const cpu_op ops[] = {
-    EW_OP("Add", 7, 17, check_binary, run_binary),
-    EW_OP("Sub", 7, 17, check_binary, run_binary),
-    EW_OP("Mul", 7, 17, check_binary, run_binary),
-    EW_OP("Div", 7, 17, check_binary, run_binary),
+    EW_OP_FREE("Add", 7, 17, check_binary, run_binary),
+    EW_OP_FREE("Sub", 7, 17, check_binary, run_binary),
+    EW_OP_FREE("Mul", 7, 17, check_binary, run_binary),
+    EW_OP_FREE("Div", 7, 17, check_binary, run_binary),
     EW_OP("Pow", 7, 17, check_binary, run_binary),
     EW_OP("Mod", 10, 17, check_binary, run_binary),
     EW_OP("BitShift", 11, 17, check_binary, run_binary),
@@ -1724,8 +1747,8 @@ static const cpu_op ops[] = {
     EW_OP("PRelu", 7, 17, check_binary, run_binary),
     EW_OP("Sum", 6, 17, check_variadic, run_variadic),
     EW_OP("Mean", 6, 17, check_variadic, run_variadic),
-    EW_OP("Max", 6, 17, check_variadic, run_variadic),
-    EW_OP("Min", 6, 17, check_variadic, run_variadic),
+    EW_OP_FREE("Max", 6, 17, check_variadic, run_variadic),
+    EW_OP_FREE("Min", 6, 17, check_variadic, run_variadic),
     EW_OP("Where", 9, 17, check_where, run_where),
     EW_OP("Abs", 6, 17, check_unary, run_unary),
     EW_OP("Neg", 6, 17, check_unary, run_unary),
@@ -1751,13 +1774,13 @@ static const cpu_op ops[] = {
     EW_OP("Erf", 9, 17, check_unary, run_unary),
     EW_OP("IsNaN", 9, 17, check_unary, run_unary),
     EW_OP("IsInf", 10, 17, check_unary, run_unary),
-    EW_OP("Relu", 6, 17, check_unary, run_unary),
-    EW_OP("Sigmoid", 6, 17, check_unary, run_unary),
-    EW_OP("Tanh", 6, 17, check_unary, run_unary),
-    EW_OP("HardSigmoid", 6, 17, check_unary, run_unary),
-    EW_OP("HardSwish", 14, 17, check_unary, run_unary),
-    EW_OP("LeakyRelu", 6, 17, check_unary, run_unary),
-    EW_OP("Elu", 6, 17, check_unary, run_unary),
+    EW_OP_FREE("Relu", 6, 17, check_unary, run_unary),
+    EW_OP_FREE("Sigmoid", 6, 17, check_unary, run_unary),
+    EW_OP_FREE("Tanh", 6, 17, check_unary, run_unary),
+    EW_OP_FREE("HardSigmoid", 6, 17, check_unary, run_unary),
+    EW_OP_FREE("HardSwish", 14, 17, check_unary, run_unary),
+    EW_OP_FREE("LeakyRelu", 6, 17, check_unary, run_unary),
+    EW_OP_FREE("Elu", 6, 17, check_unary, run_unary),
     EW_OP("Selu", 6, 17, check_unary, run_unary),
     EW_OP("Celu", 12, 17, check_unary, run_unary),
     EW_OP("Softplus", 1, 17, check_unary, run_unary),
@@ -1768,7 +1791,7 @@ static const cpu_op ops[] = {
      * of any opset. */
     EW_OP("Gelu", 20, 20, check_unary, run_unary),
     EW_OP("Not", 1, 17, check_not, run_not),
-    EW_OP("Clip", 6, 17, check_clip, run_clip),
+    EW_OP_FREE("Clip", 6, 17, check_clip, run_clip),
     EW_OP("Identity", 1, 17, check_identity, run_identity),
     EW_OP("Dropout", 7, 17, check_dropout, run_dropout),
 };

@@ -488,54 +488,29 @@ static bool fuse_nodes(cpu_exe *exe) {
 
 /* ---- Channel-blocked layout ---------------------------------------------------------- */
 
-/* Elementwise ops that compute the same thing whatever the layout, when every input is a
- * scalar constant or has the output's shape: their kernels need no blocked variant. */
-static bool layout_free_op(const cpu_exe *exe, const cpu_exe_node *en) {
-  static const char *const ops[] = {"Relu",        "Clip",      "Sigmoid", "Tanh", "HardSwish",
-                                    "HardSigmoid", "LeakyRelu", "Elu",     "Add",  "Sub",
-                                    "Mul",         "Div",       "Max",     "Min"};
-  if (*exe->api->node_domain(exe->g, en->node.index) || en->node.n_out != 1 || en->out_idx[0] < 0 ||
-      en->node.residual || en->node.in_scale || en->node.col_bias)
-    return false;
-  bool known = false;
-  for (size_t k = 0; k < sizeof ops / sizeof ops[0] && !known; k++)
-    known = strcmp(en->node.op_type, ops[k]) == 0;
-  if (!known)
-    return false;
-  for (uint32_t k = 0; k < en->node.n_in; k++) {
-    const cpu_tensor *t = &en->in_static[k];
-    if (en->in_idx[k] < 0 || (t->is_const && t->count == 1))
-      continue;
-    if (t->is_const || !same_f32_shape(t, &en->out_static[0]))
-      return false;
-  }
-  return true;
-}
-
-enum { ROLE_FREE = 100 }; /* a layout_free_op, next to cpu_nchwc_role's values */
-
-/* The activation inputs of node en in its role: those that must share the layout of its
- * output (BLOCKED, FREE) or that it may read blocked (SINK). */
-static bool layout_slot(const cpu_exe_node *en, int role, uint32_t k) {
+/* The operands of node en that its role lays out (cpu_nchwc_role): for BLOCKED and FREE those
+ * that share its output's layout, for SINK the one it may read blocked. */
+static bool layout_slot(const cpu_exe_node *en, cpu_nchwc_role role, uint32_t k) {
   switch (role) {
   case CPU_NCHWC_BLOCKED: return k == 0 || (k == 3 && en->node.residual);
   case CPU_NCHWC_SINK: return k == 0;
-  case ROLE_FREE: return !(en->in_static[k].is_const && en->in_static[k].count == 1);
+  case CPU_NCHWC_FREE: return !(en->in_static[k].is_const && en->in_static[k].count == 1);
   default: return false;
   }
 }
 
-/* Which values of the partition lie blocked (nchwc.h). A value may when it is a float32
- * [N, C, H, W] with C a multiple of eight and more than one pixel, written by a node of the
- * partition that can write it blocked and read only by nodes of the partition that can read it
- * so, and no partition output. Those conditions are then settled together: a 1x1 or
- * depthwise Conv runs blocked only if its input, residual and output all are, an elementwise op
- * only if all its operands are, an image stem writes blocked from a plain input and a global
- * average reads either; a value that a node cannot take as it is laid out goes back to NCHW,
- * until nothing changes. So no layout is ever converted: a node that cannot take part leaves
- * its neighbours in NCHW (ResNet-50, whose 3x3 layers run NCHW, stays NCHW throughout).
- * Then the nodes that run blocked are marked (cpu_node.nchwc) and prepared again, for weights
- * packed for their kernels. Returns false when that ran out of memory (msg says). */
+/* Which values of the partition lie blocked (nchwc.h), from the roles the kernels give their
+ * nodes (cpu_op.nchwc_role). A value may when it is a float32 [N, C, H, W] with C a multiple
+ * of eight and more than one pixel, written by a node of the partition with a role and read
+ * only by nodes that can read it blocked, and no partition output. Those conditions are
+ * settled together, a value dropping back to NCHW wherever a node cannot take it, until
+ * nothing changes: a stem always runs blocked; a BLOCKED Conv runs blocked when its input (and
+ * residual) are, whatever its output; a FREE elementwise op passes the layout through only
+ * when all its operands and its output have it; a SINK reads either. A stem or Conv whose
+ * output stays NCHW (a reader cannot take it, or it leaves the partition) computes blocked and
+ * converts (cpu_node.nchwc_out_plain); inputs are never converted, so chains start at stems.
+ * The nodes that run blocked are marked (cpu_node.nchwc) and prepared again, for weights
+ * packed for their kernels. Returns false when that failed (msg says, naming the node). */
 static bool assign_layouts(cpu_exe *exe, cpu_isa isa, char *msg, size_t size) {
   const char *env = getenv("TESSERA_CPU_NCHWC");
   if (isa != CPU_ISA_AVX2_FMA || (env && strcmp(env, "0") == 0))
@@ -543,7 +518,7 @@ static bool assign_layouts(cpu_exe *exe, cpu_isa isa, char *msg, size_t size) {
   uint32_t nv = exe->n_values, nn = exe->n_nodes;
   int32_t *prod = malloc((nv + 1) * sizeof *prod);
   uint8_t *blk = calloc(nv + 1, 1);
-  int *role = calloc(nn + 1, sizeof *role);
+  cpu_nchwc_role *role = calloc(nn + 1, sizeof *role);
   if (!prod || !blk || !role) {
     free(prod), free(blk), free(role);
     snprintf(msg, size, "out of memory laying out a CPU partition");
@@ -557,13 +532,7 @@ static bool assign_layouts(cpu_exe *exe, cpu_isa isa, char *msg, size_t size) {
     if (en->absorbed)
       continue;
     const cpu_node *n = &en->node;
-    role[i] = *exe->api->node_domain(exe->g, n->index)       ? CPU_NCHWC_NONE
-              : strcmp(n->op_type, "Conv") == 0              ? (int)cpu_conv_nchwc_role(n, isa)
-              : strcmp(n->op_type, "GlobalAveragePool") == 0 ? (int)cpu_pool_nchwc_role(n, isa)
-              : strcmp(n->op_type, "MaxPool") == 0           ? (int)cpu_pool_nchwc_role(n, isa)
-              : strcmp(n->op_type, "ReduceMean") == 0        ? (int)cpu_reduce_nchwc_role(n, isa)
-              : layout_free_op(exe, en)                      ? ROLE_FREE
-                                                             : CPU_NCHWC_NONE;
+    role[i] = en->op->nchwc_role ? en->op->nchwc_role(n, isa) : CPU_NCHWC_NONE;
     if (role[i] == CPU_NCHWC_NONE || n->n_out != 1 || en->out_idx[0] < 0)
       continue;
     prod[en->out_idx[0]] = (int32_t)i;
@@ -582,11 +551,11 @@ static bool assign_layouts(cpu_exe *exe, cpu_isa isa, char *msg, size_t size) {
       const cpu_exe_node *en = &exe->nodes[i];
       if (en->absorbed)
         continue;
-      int r = role[i];
+      cpu_nchwc_role r = role[i];
       /* Whether the node can run blocked with its operands as they stand: a Conv whose inputs
        * are blocked writes its output either way, an elementwise op needs both sides so. */
       bool ok = r == CPU_NCHWC_STEM || r == CPU_NCHWC_SINK;
-      if (r == CPU_NCHWC_BLOCKED || r == ROLE_FREE) {
+      if (r == CPU_NCHWC_BLOCKED || r == CPU_NCHWC_FREE) {
         ok = r == CPU_NCHWC_BLOCKED || (en->out_idx[0] >= 0 && blk[en->out_idx[0]]);
         for (uint32_t k = 0; k < en->node.n_in && ok; k++)
           if (en->in_idx[k] >= 0 && layout_slot(en, r, k))
@@ -608,8 +577,8 @@ static bool assign_layouts(cpu_exe *exe, cpu_isa isa, char *msg, size_t size) {
   bool done = true;
   for (uint32_t i = 0; i < nn && done; i++) {
     cpu_exe_node *en = &exe->nodes[i];
-    int r = role[i];
-    if (en->absorbed || r == CPU_NCHWC_NONE || r == ROLE_FREE)
+    cpu_nchwc_role r = role[i];
+    if (en->absorbed || r == CPU_NCHWC_NONE || r == CPU_NCHWC_FREE)
       continue;
     int32_t v = r == CPU_NCHWC_STEM ? en->out_idx[0] : en->in_idx[0];
     if (v < 0 || (r != CPU_NCHWC_STEM && !blk[v]))
@@ -622,7 +591,10 @@ static bool assign_layouts(cpu_exe *exe, cpu_isa isa, char *msg, size_t size) {
       if (en->op->release)
         en->op->release(en->state);
       en->state = NULL;
-      done = en->op->prepare(&en->node, &en->state, msg, size) == 0;
+      char why[384] = "";
+      done = en->op->prepare(&en->node, &en->state, why, sizeof why) == 0;
+      if (!done)
+        snprintf(msg, size, "node '%s' (%s): %s", en->node.name, en->node.op_type, why);
     }
   }
   free(prod), free(blk), free(role);

@@ -825,8 +825,6 @@ AVX2 static void maxpool_blocked_task(void *arg, size_t begin, size_t end) {
           /* Up to the next interior run, or eight pixels, one at a time. */
           int64_t stop = ox < ox_lo ? ox_lo : ow;
           np = stop - ox < 8 ? (int)(stop - ox) : 8;
-          if (ox >= ox_lo && ox < ox_hi && ox_hi - ox < 8)
-            np = (int)(ow - ox < 8 ? ow - ox : 8);
           for (int i = 0; i < np; i++)
             v[i] = maxpool_blocked_pixel(w, xb, oy, ox + i);
         }
@@ -860,7 +858,8 @@ static void nchwc_maxpool(cpu_ctx *ctx, const pool_plan *p, const float *x, floa
 }
 #endif
 
-cpu_nchwc_role cpu_pool_nchwc_role(const cpu_node *n, cpu_isa isa) {
+/* MaxPool's and GlobalAveragePool's role in the blocked layout (cpu_op.nchwc_role). */
+static cpu_nchwc_role pool_nchwc_role(const cpu_node *n, cpu_isa isa) {
 #ifdef POOL_HAVE_AVX2
   const cpu_tensor *x = &n->in[0];
   if (isa != CPU_ISA_AVX2_FMA || n->n_in != 1 || n->n_out != 1 || x->dtype != TSR_DTYPE_FLOAT32 ||
@@ -919,6 +918,28 @@ static bool fast_ok(const pool_plan *p) {
   return p->global || p->w.nsp <= 2;
 }
 
+/* A pool over a blocked input (cpu_node.nchwc: plugin.c asked pool_nchwc_role, so float32
+ * with C a multiple of eight); its output, NCHW. Anything else fails rather than read the
+ * blocked input as planes. */
+static int pool_run_nchwc(cpu_ctx *ctx, const cpu_tensor *in, cpu_tensor *out, const pool_plan *p,
+                          pool_kind kind, bool global) {
+#ifdef POOL_HAVE_AVX2
+  if (ctx->isa == CPU_ISA_AVX2_FMA && in[0].dtype == TSR_DTYPE_FLOAT32 && p->planes % 8 == 0) {
+    if (global && kind == POOL_AVG) {
+      cpu_nchwc_global_mean(ctx, in[0].data, p->planes / 8, p->in_sp, out[0].data);
+      return 0;
+    }
+    if (!global && kind == POOL_MAX && p->w.nsp == 2 && !p->indices) {
+      nchwc_maxpool(ctx, p, in[0].data, out[0].data);
+      return 0;
+    }
+  }
+#else
+  (void)in, (void)out, (void)p, (void)kind, (void)global;
+#endif
+  return cpu_fail(ctx, "blocked input that this pooling kernel cannot read");
+}
+
 static int pool_run_common(cpu_ctx *ctx, const cpu_node *n, const cpu_tensor *in, cpu_tensor *out,
                            pool_kind kind, bool global) {
   char msg[256];
@@ -927,6 +948,8 @@ static int pool_run_common(cpu_ctx *ctx, const cpu_node *n, const cpu_tensor *in
     return cpu_fail(ctx, "%s", msg);
   if (out[0].count == 0)
     return 0;
+  if (n->nchwc)
+    return pool_run_nchwc(ctx, in, out, &p, kind, global);
   size_t per = global ? p.in_sp : p.out_sp * nn_prod(p.w.k, 0, NN_SP);
   size_t grain = nn_grain(per, 1 << 15);
   pool_job j = {.p = &p, .ind = p.indices ? out[1].data : NULL};
@@ -947,25 +970,7 @@ static int pool_run_common(cpu_ctx *ctx, const cpu_node *n, const cpu_tensor *in
 #ifdef POOL_HAVE_AVX2
     if (ctx->isa == CPU_ISA_AVX2_FMA)
       task = fast_task_avx2;
-    /* Blocked (cpu_node.nchwc): plugin.c asked cpu_pool_nchwc_role, C is a multiple of 8. The
-     * output, one value per channel, lies the same either way. */
-    if (n->nchwc && ctx->isa == CPU_ISA_AVX2_FMA && global && kind == POOL_AVG &&
-        p.planes % 8 == 0) {
-      cpu_nchwc_global_mean(ctx, in[0].data, p.planes / 8, p.in_sp, out[0].data);
-      free(taps_buf);
-      return 0;
-    }
-    if (n->nchwc && ctx->isa == CPU_ISA_AVX2_FMA && !global && kind == POOL_MAX &&
-        p.planes % 8 == 0 && p.w.nsp == 2) {
-      nchwc_maxpool(ctx, &p, in[0].data, out[0].data);
-      free(taps_buf);
-      return 0;
-    }
 #endif
-    if (n->nchwc) {
-      free(taps_buf);
-      return cpu_fail(ctx, "blocked input that this pooling kernel cannot read");
-    }
     cpu_parallel_for(ctx, p.planes, grain, task, &fj);
     free(taps_buf);
     return 0;
@@ -1010,11 +1015,11 @@ POOL_ENTRY(gavgpool, POOL_AVG, true)
 POOL_ENTRY(glppool, POOL_LP, true)
 
 static const cpu_op pool_ops[] = {
-    {"MaxPool", "", 1, 17, maxpool_check, NULL, maxpool_run, NULL},
+    {"MaxPool", "", 1, 17, maxpool_check, NULL, maxpool_run, NULL, pool_nchwc_role},
     {"AveragePool", "", 1, 17, avgpool_check, NULL, avgpool_run, NULL},
     {"LpPool", "", 1, 17, lppool_check, NULL, lppool_run, NULL},
     {"GlobalMaxPool", "", 1, 17, gmaxpool_check, NULL, gmaxpool_run, NULL},
-    {"GlobalAveragePool", "", 1, 17, gavgpool_check, NULL, gavgpool_run, NULL},
+    {"GlobalAveragePool", "", 1, 17, gavgpool_check, NULL, gavgpool_run, NULL, pool_nchwc_role},
     {"GlobalLpPool", "", 1, 17, glppool_check, NULL, glppool_run, NULL},
 };
 

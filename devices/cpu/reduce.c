@@ -631,10 +631,10 @@ static void red_empty_value(red_op op, uint32_t cdt, void *v) {
 
 /* ReduceMean over H and W of a float32 [N, C, H, W] with C a multiple of eight reads a blocked
  * input as GlobalAveragePool does (MNASNet ends so). */
-cpu_nchwc_role cpu_reduce_nchwc_role(const cpu_node *n, cpu_isa isa) {
+static cpu_nchwc_role reduce_nchwc_role(const cpu_node *n, cpu_isa isa) {
 #ifdef CPU_NCHWC_HAVE_AVX2
   const cpu_tensor *x = &n->in[0];
-  if (isa != CPU_ISA_AVX2_FMA || strcmp(n->op_type, "ReduceMean") != 0 || n->n_in < 1 ||
+  if (isa != CPU_ISA_AVX2_FMA || n->n_in < 1 ||
       n->n_out != 1 || x->dtype != TSR_DTYPE_FLOAT32 || x->rank != 4 || x->dims[1] % 8 != 0 ||
       n->out[0].count != (size_t)(x->dims[0] * x->dims[1]))
     return CPU_NCHWC_NONE;
@@ -654,7 +654,7 @@ static int run_reduce(cpu_ctx *ctx, const cpu_node *n, void *state, const cpu_te
                       cpu_tensor *out) {
 #ifdef CPU_NCHWC_HAVE_AVX2
   if (n->nchwc) {
-    /* plugin.c gave the blocked input after cpu_reduce_nchwc_role said yes for these shapes. */
+    /* plugin.c gave the blocked input after reduce_nchwc_role said yes for these shapes. */
     const cpu_tensor *x = &in[0];
     if (ctx->isa != CPU_ISA_AVX2_FMA || x->rank != 4 || x->dims[1] % 8 != 0 ||
         out[0].count != (size_t)(x->dims[0] * x->dims[1]))
@@ -1365,7 +1365,7 @@ static int run_cumsum(cpu_ctx *ctx, const cpu_node *n, void *state, const cpu_te
 
 static const cpu_op ops[] = {
     RED_OP("ReduceSum", 1, 17, check_reduce, run_reduce),
-    RED_OP("ReduceMean", 1, 17, check_reduce, run_reduce),
+    {"ReduceMean", "", 1, 17, check_reduce, NULL, run_reduce, NULL, reduce_nchwc_role},
     RED_OP("ReduceMax", 1, 17, check_reduce, run_reduce),
     RED_OP("ReduceMin", 1, 17, check_reduce, run_reduce),
     RED_OP("ReduceProd", 1, 17, check_reduce, run_reduce),
