@@ -269,7 +269,7 @@ static int64_t rand_channels(void) { return 8 * rint_in(1, 6); }
 static int block(net *n, int x) {
   int64_t C = n->v[x].dims[1], H = n->v[x].dims[2], W = n->v[x].dims[3];
   act a = (act)rint_in(0, N_ACT - 1);
-  switch (rint_in(0, 8)) {
+  switch (rint_in(0, 10)) {
   case 0: /* depthwise, 3x3 or 5x5, stride 1 or 2 (while the plane is big enough), now
              and then dilated */
   case 1: {
@@ -300,6 +300,24 @@ static int block(net *n, int x) {
     if (H >= 5 && W >= 5 && rint_in(0, 1))
       return maxpool(n, x, rint_in(0, 1));
     return conv(n, x, rand_channels(), 3, 1, 1, 1, true);
+  case 8: { /* grouped, eight channels a group (RegNet's), 3x3 or 5x5, stride 1 to 3, padded
+               or not */
+    int64_t k = rint_in(0, 3) ? 3 : 5, s = H >= 12 && W >= 12 ? rint_in(1, 3) : 1;
+    int64_t p = rint_in(0, 3) ? k / 2 : rint_in(0, k / 2);
+    if (H + 2 * p < k || W + 2 * p < k)
+      p = k / 2;
+    int y = conv(n, x, C, k, s, p, C / 8, rint_in(0, 3) != 0);
+    return rint_in(0, 3) ? activation(n, y, a) : y;
+  }
+  case 9: { /* RegNet's block: 1x1, grouped 3x3 (strided), 1x1 plus the projection of x, a
+               strided 1x1 (or x itself when nothing changes), then Relu */
+    int64_t M = rand_channels(), s = H >= 8 && W >= 8 && rint_in(0, 1) ? 2 : 1;
+    int y = activation(n, conv(n, x, M, 1, 1, 0, 1, true), A_RELU);
+    y = activation(n, conv(n, y, M, 3, s, 1, M / 8, true), A_RELU);
+    y = conv(n, y, M, 1, 1, 0, 1, true);
+    int r = s == 1 && M == C ? x : conv(n, x, M, 1, s, 0, 1, rint_in(0, 1) != 0);
+    return activation(n, binary(n, "Add", y, r), A_RELU);
+  }
   default: /* an intermediate value read by the host too */ output(n, x); return x;
   }
 }

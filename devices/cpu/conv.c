@@ -1236,10 +1236,38 @@ static int conv_run_fused(cpu_ctx *ctx, const cpu_node *n, const conv_state *st,
 /* ---- The channel-blocked layout (nchwc.h) ---------------------------------------------- */
 
 #ifdef CPU_NCHWC_HAVE_AVX2
-/* Whether the blocked 1x1 kernel runs p (a blocked Conv that is not is a depthwise one or a
- * stem). */
+/* Whether the blocked 1x1 kernel runs p (a blocked Conv that is not is a depthwise, grouped or
+ * stem one): 2-D, unpadded, any stride (a strided layer, ResNet's and RegNet's downsampling,
+ * reads a subsampled copy of its input). */
 static bool conv_nchwc_pointwise(const conv_plan *p) {
-  return p->G == 1 && p->C % CPU_NCHWC == 0 && p->M % CPU_NCHWC == 0 && conv_is_pointwise(p);
+  const nn_window *w = &p->w;
+  if (p->transpose || p->G != 1 || p->C % CPU_NCHWC != 0 || p->M % CPU_NCHWC != 0 ||
+      w->nsp != 2 || w->in[0] != 1 || w->s[0] != 1)
+    return false;
+  for (int i = 0; i < NN_SP; i++)
+    if (w->k[i] != 1 || w->pb[i] || w->pe[i])
+      return false;
+  return true;
+}
+
+/* Whether a blocked 1x1 p reads every other (or every s-th) pixel: its input is subsampled
+ * first. */
+static bool conv_nchwc_strided(const conv_plan *p) {
+  return p->w.s[1] != 1 || p->w.s[2] != 1;
+}
+
+/* The pixels of blocked x that a strided 1x1 p reads, blocked, into xs ([N, C/8, OH, OW, 8]). */
+static void conv_nchwc_subsample(const conv_plan *p, const float *x, float *xs) {
+  const nn_window *w = &p->w;
+  size_t blocks = p->N * p->C / CPU_NCHWC;
+  int64_t ih = w->in[1], iw = w->in[2], oh = w->out[1], ow = w->out[2];
+  for (size_t b = 0; b < blocks; b++)
+    for (int64_t oy = 0; oy < oh; oy++) {
+      const float *src = x + ((b * (size_t)ih + (size_t)(oy * w->s[1])) * (size_t)iw) * 8;
+      float *dst = xs + ((b * (size_t)oh + (size_t)oy) * (size_t)ow) * 8;
+      for (int64_t ox = 0; ox < ow; ox++)
+        memcpy(dst + ox * 8, src + ox * w->s[2] * 8, 8 * sizeof *dst);
+    }
 }
 #endif
 
@@ -1262,7 +1290,7 @@ static cpu_nchwc_role conv_nchwc_role(const cpu_node *n, cpu_isa isa) {
     return CPU_NCHWC_BLOCKED;
   if (fused)
     return CPU_NCHWC_NONE;
-  if (cpu_conv_dw_nchwc_applies(&p))
+  if (cpu_conv_dw_nchwc_applies(&p) || cpu_nchwc_group_applies(&p))
     return CPU_NCHWC_BLOCKED;
   /* An image's stem (the kernel takes up to 16 channels; measured on images, where it beats
    * the implicit GEMM, not against Winograd on a 3x3 layer of 16 channels). */
@@ -1283,6 +1311,8 @@ static int conv_run_nchwc(cpu_ctx *ctx, const cpu_node *n, const conv_state *st,
   if (in[0].dtype != TSR_DTYPE_FLOAT32)
     return cpu_fail(ctx, "blocked Conv over %s", cpu_dtype_name(in[0].dtype));
   bool dw = cpu_conv_depthwise_applies(p), pw = !dw && conv_nchwc_pointwise(p);
+  bool grp = !dw && !pw && cpu_nchwc_group_applies(p);
+  bool sub = pw && conv_nchwc_strided(p);
   if (!dw && (!st || !st->wn))
     return cpu_fail(ctx, "blocked Conv without packed weights");
   const float *res = NULL, *scale = NULL;
@@ -1296,15 +1326,28 @@ static int conv_run_nchwc(cpu_ctx *ctx, const cpu_node *n, const conv_state *st,
   const char *x0 = in[0].data, *y0 = out[0].data, *r0 = (const char *)res;
   const char *s0 = (const char *)scale;
   size_t bytes = out[0].nbytes;
-  bool y_on_x = pw && y0 < x0 + in[0].nbytes && x0 < y0 + bytes;
+  bool y_on_x = (pw || grp) && y0 < x0 + in[0].nbytes && x0 < y0 + bytes;
   bool y_on_s = scale && y0 < s0 + in[4].nbytes && s0 < y0 + bytes;
   bool res_apart = res && r0 != y0 && r0 < y0 + bytes && y0 < r0 + bytes;
   float *y = out[0].data, *tmp = NULL, *res_copy = NULL, *own = NULL;
   bool fresh;
-  if (((n->nchwc_out_plain || y_on_x || y_on_s) && !(tmp = cpu_scratch_take(ctx, bytes, &fresh))) ||
+  /* A strided layer's subsampled input goes into the same scratch block, after the output
+   * (when that is apart too). */
+  bool apart = n->nchwc_out_plain || y_on_x || y_on_s;
+  size_t sub_bytes = sub ? p->N * p->C * p->out_sp * sizeof(float) : 0;
+  size_t off = apart ? (bytes + 63) / 64 * 64 : 0;
+  char *blk = NULL;
+  if (((apart || sub) && !(blk = cpu_scratch_take(ctx, off + sub_bytes, &fresh))) ||
       (res_apart && !(res_copy = malloc(bytes)))) {
-    cpu_scratch_give(ctx, tmp);
+    cpu_scratch_give(ctx, blk);
     return cpu_fail(ctx, "out of memory for the output of a blocked Conv");
+  }
+  tmp = apart ? (float *)blk : NULL;
+  const float *x = in[0].data;
+  if (sub) {
+    float *xs = (float *)(blk + off);
+    conv_nchwc_subsample(p, x, xs);
+    x = xs;
   }
   if (tmp) {
     y = tmp;
@@ -1320,11 +1363,13 @@ static int conv_run_nchwc(cpu_ctx *ctx, const cpu_node *n, const conv_state *st,
       cpu_conv_depthwise_nchwc(ctx, p, in[0].data, packed, y);
     else
       rc = cpu_fail(ctx, "out of memory packing depthwise weights");
+  } else if (grp) {
+    rc = cpu_nchwc_group(ctx, p, in[0].data, st->wn, b, y);
   } else if (!pw) {
     rc = cpu_nchwc_stem(ctx, p, in[0].data, st->wn, b, y);
   } else {
-    rc = cpu_nchwc_pointwise(ctx, p->N, p->C, p->M, p->out_sp, in[0].data, st->wn, b, scale, res,
-                             &p->act, y);
+    rc = cpu_nchwc_pointwise(ctx, p->N, p->C, p->M, p->out_sp, x, st->wn, b, scale, res, &p->act,
+                             y);
   }
   if (rc == 0 && tmp) {
     if (n->nchwc_out_plain)
@@ -1332,7 +1377,7 @@ static int conv_run_nchwc(cpu_ctx *ctx, const cpu_node *n, const conv_state *st,
     else
       memcpy(out[0].data, tmp, bytes);
   }
-  cpu_scratch_give(ctx, tmp);
+  cpu_scratch_give(ctx, blk);
   free(res_copy), free(own);
   return rc;
 }
@@ -1398,8 +1443,10 @@ static int conv_prepare(const cpu_node *n, void **out_state, char *msg, size_t s
   if (n->nchwc && !cpu_conv_depthwise_applies(&p)) {
     /* The blocked pointwise or stem kernel's weights (plugin.c chose the layout, having asked
      * conv_nchwc_role); a blocked depthwise layer packs as the interleaved path does. */
-    bool pw = conv_nchwc_pointwise(&p);
-    size_t nf = pw ? cpu_nchwc_pw_packed_floats(p.C, p.M) : cpu_nchwc_stem_packed_floats(&p);
+    bool pw = conv_nchwc_pointwise(&p), grp = !pw && cpu_nchwc_group_applies(&p);
+    size_t nf = pw    ? cpu_nchwc_pw_packed_floats(p.C, p.M)
+                : grp ? cpu_nchwc_group_packed_floats(&p)
+                      : cpu_nchwc_stem_packed_floats(&p);
     conv_state *st = calloc(1, sizeof *st);
     if (!st || !(st->wn = nn_alloc_aligned(nf, sizeof(float)))) {
       free(st);
@@ -1408,6 +1455,8 @@ static int conv_prepare(const cpu_node *n, void **out_state, char *msg, size_t s
     }
     if (pw)
       cpu_nchwc_pw_pack(w->data, p.C, p.M, st->wn);
+    else if (grp)
+      cpu_nchwc_group_pack(&p, w->data, st->wn);
     else
       cpu_nchwc_stem_pack(&p, w->data, st->wn);
     *out_state = st;

@@ -104,6 +104,21 @@ void cpu_nchwc_stem_pack(const conv_plan *p, const float *w, float *dst);
  * be NULL; the activation is p->act. Runs on ctx's threads. Returns 0, or -1 after cpu_fail(). */
 int cpu_nchwc_stem(cpu_ctx *ctx, const conv_plan *p, const float *x, const float *wp,
                    const float *bias, float *y);
+
+/* ---- Grouped, eight channels a group (conv_nchwc_group.c) ------------------------------ */
+
+/* Whether cpu_nchwc_group runs p: a 2-D Conv with eight input and eight output channels a
+ * group (so that group g is block g), two groups or more, dilation 1, any kernel size, stride
+ * and padding. */
+bool cpu_nchwc_group_applies(const conv_plan *p);
+size_t cpu_nchwc_group_packed_floats(const conv_plan *p);
+/* Packs w ([M, 8, kh, kw]) for cpu_nchwc_group into dst, 32-byte aligned. */
+void cpu_nchwc_group_pack(const conv_plan *p, const float *w, float *dst);
+/* y (blocked [N, M/8, OH, OW, 8]) = act(conv(x) + bias) with x blocked [N, C/8, IH, IW, 8];
+ * bias may be NULL; the activation is p->act. Runs on ctx's threads. Returns 0, or -1 after
+ * cpu_fail(). */
+int cpu_nchwc_group(cpu_ctx *ctx, const conv_plan *p, const float *x, const float *wp,
+                    const float *bias, float *y);
 #endif
 
 #endif
