@@ -208,6 +208,24 @@ static int binary(net *n, const char *op, int a, int b) {
   return y;
 }
 
+/* Concat of a and b along the channels. */
+static int concat(net *n, int a, int b) {
+  const val *A = &n->v[a], *B = &n->v[b];
+  int64_t N = A->dims[0], Ca = A->dims[1], Cb = B->dims[1], HW = A->dims[2] * A->dims[3];
+  int y = new_val(n, N, Ca + Cb, A->dims[2], A->dims[3]);
+  A = &n->v[a], B = &n->v[b];
+  char in[40];
+  snprintf(in, sizeof in, "%s,%s", A->name, B->name);
+  mb_node(n->m, "Concat", uniq(n, "cat"), in, n->v[y].name);
+  mb_attr_int(n->m, "axis", 1);
+  for (int64_t i = 0; i < N; i++) {
+    memcpy(n->v[y].data + i * (Ca + Cb) * HW, A->data + i * Ca * HW, Ca * HW * sizeof(double));
+    memcpy(n->v[y].data + (i * (Ca + Cb) + Ca) * HW, B->data + i * Cb * HW,
+           Cb * HW * sizeof(double));
+  }
+  return y;
+}
+
 static int gap(net *n, int x) {
   const val *X = &n->v[x];
   int y = new_val(n, X->dims[0], X->dims[1], 1, 1);
@@ -269,7 +287,7 @@ static int64_t rand_channels(void) { return 8 * rint_in(1, 6); }
 static int block(net *n, int x) {
   int64_t C = n->v[x].dims[1], H = n->v[x].dims[2], W = n->v[x].dims[3];
   act a = (act)rint_in(0, N_ACT - 1);
-  switch (rint_in(0, 10)) {
+  switch (rint_in(0, 11)) {
   case 0: /* depthwise, 3x3 or 5x5, stride 1 or 2 (while the plane is big enough), now
              and then dilated */
   case 1: {
@@ -317,6 +335,12 @@ static int block(net *n, int x) {
     y = conv(n, y, M, 1, 1, 0, 1, true);
     int r = s == 1 && M == C ? x : conv(n, x, M, 1, s, 0, 1, rint_in(0, 1) != 0);
     return activation(n, binary(n, "Add", y, r), A_RELU);
+  }
+  case 10: { /* SqueezeNet's fire module: a squeeze, then 1x1 and 3x3 expands concatenated */
+    int s = activation(n, conv(n, x, rand_channels(), 1, 1, 0, 1, true), A_RELU);
+    int e1 = activation(n, conv(n, s, rand_channels(), 1, 1, 0, 1, true), A_RELU);
+    int e3 = activation(n, conv(n, s, rand_channels(), 3, 1, 1, 1, true), A_RELU);
+    return rint_in(0, 1) ? concat(n, e1, e3) : concat(n, e3, x);
   }
   default: /* an intermediate value read by the host too */ output(n, x); return x;
   }

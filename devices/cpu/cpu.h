@@ -90,10 +90,12 @@ typedef struct cpu_ctx {
 /* How a node can take part in the blocked layout (cpu_node.nchwc). */
 typedef enum cpu_nchwc_role {
   CPU_NCHWC_NONE = 0,
-  CPU_NCHWC_BLOCKED, /* in[0], a residual in[3] and out[0] all blocked (1x1 and depthwise Conv) */
+  CPU_NCHWC_BLOCKED, /* in[0] and a residual in[3] blocked, out[0] blocked or converted to
+                        plain (Conv but stems, MaxPool) */
   CPU_NCHWC_STEM,    /* in[0] plain NCHW, out[0] blocked (an image's first Conv) */
-  CPU_NCHWC_SINK,    /* in[0] either way, out[0] plain NCHW (global averages, MaxPool) */
-  CPU_NCHWC_FREE,    /* every operand either way, all alike (elementwise ops of one shape) */
+  CPU_NCHWC_SINK,    /* in[0] either way, out[0] plain NCHW (global averages) */
+  CPU_NCHWC_FREE,    /* every operand either way, all alike (elementwise ops of one shape,
+                        Concat of channels) */
 } cpu_nchwc_role;
 
 typedef struct cpu_op {

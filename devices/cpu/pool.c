@@ -728,17 +728,18 @@ void cpu_nchwc_global_mean(cpu_ctx *ctx, const float *x, size_t blocks, size_t h
 /* -O2 leaves these short constant loops rolled, and the eight accumulators in memory. */
 #define POOL_UNROLL8 _Pragma("GCC unroll 8")
 
-/* MaxPool over a blocked input (nchwc.h) into a plain NCHW output, 2-D: an image's stem can
- * then write blocked when a pool follows it (SqueezeNet, ResNet-50), and the pool's output,
- * four times smaller, takes the transposes. Each output pixel is one vector of eight channels,
- * the maximum over its window's taps inside the input in the order the plane kernels take them
- * (first tap, then v > acc ? v : acc: the same NaNs); an empty window gives 0. Eight pixels of
- * a row are transposed into the eight channel planes. Items are rows of a block of eight
+/* MaxPool over a blocked input (nchwc.h), 2-D, into a blocked output, or a plain NCHW one where
+ * the chain ends there (the pool's output, four times smaller than a stem's, then takes the
+ * transposes). Each output pixel is one vector of eight channels, the maximum over its window's
+ * taps inside the input in the order the plane kernels take them (first tap, then
+ * v > acc ? v : acc: the same NaNs); an empty window gives 0. For a plain output, eight pixels
+ * of a row are transposed into the eight channel planes. Items are rows of a block of eight
  * channels. */
 typedef struct maxpool_blocked_job {
   const pool_plan *p;
   const float *x;
   float *y;
+  bool plain; /* the output is NCHW */
   int64_t rows;  /* output rows per item */
   size_t nchunk; /* items per block */
 } maxpool_blocked_job;
@@ -799,7 +800,8 @@ AVX2 static void maxpool_blocked_task(void *arg, size_t begin, size_t end) {
   for (size_t it = begin; it < end; it++) {
     size_t blk = it / j->nchunk, chunk = it % j->nchunk;
     const float *xb = j->x + blk * j->p->in_sp * 8;
-    float *yb = j->y + blk * 8 * out_sp; /* block b of image n: channels n * C + 8b.. */
+    float *yb = j->y + blk * 8 * out_sp; /* block b of image n: channels n * C + 8b.., or
+                                            the block itself */
     int64_t oy0 = (int64_t)chunk * j->rows;
     int64_t oy1 = oy0 + j->rows < w->out[1] ? oy0 + j->rows : w->out[1];
     for (int64_t oy = oy0; oy < oy1; oy++) {
@@ -807,7 +809,7 @@ AVX2 static void maxpool_blocked_task(void *arg, size_t begin, size_t end) {
       int64_t ky0 = iy0 < 0 ? nn_ceildiv(-iy0, w->d[1]) : 0;
       int64_t ky1 = ih - iy0 <= 0 ? 0 : nn_ceildiv(ih - iy0, w->d[1]);
       ky1 = ky1 > w->k[1] ? w->k[1] : ky1;
-      float *yr = yb + oy * ow;
+      float *yr = yb + oy * ow * (j->plain ? 1 : 8);
       int64_t ox = 0;
       while (ox < ow) {
         __m256 v[8];
@@ -828,7 +830,10 @@ AVX2 static void maxpool_blocked_task(void *arg, size_t begin, size_t end) {
           for (int i = 0; i < np; i++)
             v[i] = maxpool_blocked_pixel(w, xb, oy, ox + i);
         }
-        if (np == 8) {
+        if (!j->plain) {
+          for (int i = 0; i < np; i++)
+            _mm256_storeu_ps(yr + (ox + i) * 8, v[i]);
+        } else if (np == 8) {
           cpu_tr8x8(v);
           POOL_UNROLL8
           for (int c = 0; c < 8; c++)
@@ -847,12 +852,13 @@ AVX2 static void maxpool_blocked_task(void *arg, size_t begin, size_t end) {
   }
 }
 
-static void nchwc_maxpool(cpu_ctx *ctx, const pool_plan *p, const float *x, float *y) {
+static void nchwc_maxpool(cpu_ctx *ctx, const pool_plan *p, const float *x, float *y,
+                          bool plain) {
   const nn_window *w = &p->w;
   int64_t per_row = w->out[2] * w->k[1] * w->k[2] * 8 + 1;
   int64_t rows = (int64_t)(1 << 14) / per_row + 1;
   rows = rows > w->out[1] ? w->out[1] : rows;
-  maxpool_blocked_job j = {.p = p, .x = x, .y = y, .rows = rows};
+  maxpool_blocked_job j = {.p = p, .x = x, .y = y, .plain = plain, .rows = rows};
   j.nchunk = (size_t)((w->out[1] + rows - 1) / rows);
   cpu_parallel_for(ctx, p->planes / 8 * j.nchunk, 1, maxpool_blocked_task, &j);
 }
@@ -872,7 +878,7 @@ static cpu_nchwc_role pool_nchwc_role(const cpu_node *n, cpu_isa isa) {
   if (strcmp(n->op_type, "MaxPool") == 0 &&
       !pool_setup(n, n->in, n->out, POOL_MAX, false, &p, msg, sizeof msg) && !p.indices &&
       p.w.nsp == 2)
-    return CPU_NCHWC_SINK;
+    return CPU_NCHWC_BLOCKED;
 #else
   (void)n, (void)isa;
 #endif
@@ -919,10 +925,11 @@ static bool fast_ok(const pool_plan *p) {
 }
 
 /* A pool over a blocked input (cpu_node.nchwc: plugin.c asked pool_nchwc_role, so float32
- * with C a multiple of eight); its output, NCHW. Anything else fails rather than read the
- * blocked input as planes. */
-static int pool_run_nchwc(cpu_ctx *ctx, const cpu_tensor *in, cpu_tensor *out, const pool_plan *p,
-                          pool_kind kind, bool global) {
+ * with C a multiple of eight); its output, blocked for MaxPool unless plain (cpu_node.
+ * nchwc_out_plain), and the same either way for the global average. Anything else fails
+ * rather than read the blocked input as planes. */
+static int pool_run_nchwc(cpu_ctx *ctx, const cpu_node *n, const cpu_tensor *in, cpu_tensor *out,
+                          const pool_plan *p, pool_kind kind, bool global) {
 #ifdef POOL_HAVE_AVX2
   if (ctx->isa == CPU_ISA_AVX2_FMA && in[0].dtype == TSR_DTYPE_FLOAT32 && p->planes % 8 == 0) {
     if (global && kind == POOL_AVG) {
@@ -930,12 +937,12 @@ static int pool_run_nchwc(cpu_ctx *ctx, const cpu_tensor *in, cpu_tensor *out, c
       return 0;
     }
     if (!global && kind == POOL_MAX && p->w.nsp == 2 && !p->indices) {
-      nchwc_maxpool(ctx, p, in[0].data, out[0].data);
+      nchwc_maxpool(ctx, p, in[0].data, out[0].data, n->nchwc_out_plain);
       return 0;
     }
   }
 #else
-  (void)in, (void)out, (void)p, (void)kind, (void)global;
+  (void)n, (void)in, (void)out, (void)p, (void)kind, (void)global;
 #endif
   return cpu_fail(ctx, "blocked input that this pooling kernel cannot read");
 }
@@ -949,7 +956,7 @@ static int pool_run_common(cpu_ctx *ctx, const cpu_node *n, const cpu_tensor *in
   if (out[0].count == 0)
     return 0;
   if (n->nchwc)
-    return pool_run_nchwc(ctx, in, out, &p, kind, global);
+    return pool_run_nchwc(ctx, n, in, out, &p, kind, global);
   size_t per = global ? p.in_sp : p.out_sp * nn_prod(p.w.k, 0, NN_SP);
   size_t grain = nn_grain(per, 1 << 15);
   pool_job j = {.p = &p, .ind = p.indices ? out[1].data : NULL};

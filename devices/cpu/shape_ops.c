@@ -787,6 +787,27 @@ static int run_concat(cpu_ctx *ctx, const cpu_node *n, void *state, const cpu_te
   return 0;
 }
 
+/* Concat along the channels of 4-D float32 tensors passes the blocked layout through
+ * (cpu_op.nchwc_role): with every input's channels a multiple of eight (plugin.c lays out
+ * only such values), an image's channels are the same bytes in NCHW and in NCHW8c, so
+ * run_concat's copies of each input's image after image serve both. SqueezeNet's fire
+ * modules end in one. */
+static cpu_nchwc_role concat_nchwc_role(const cpu_node *n, cpu_isa isa) {
+  (void)isa;
+  const cpu_tensor *y = &n->out[0];
+  if (n->n_out != 1 || !y->present || y->dtype != TSR_DTYPE_FLOAT32 || y->rank != 4)
+    return CPU_NCHWC_NONE;
+  int64_t axis = cpu_attr_int(n, "axis", 1);
+  if (axis != 1 && axis != -3)
+    return CPU_NCHWC_NONE;
+  for (uint32_t k = 0; k < n->n_in; k++) {
+    const cpu_tensor *t = &n->in[k];
+    if (!t->present || t->is_const || t->dtype != TSR_DTYPE_FLOAT32 || t->rank != 4)
+      return CPU_NCHWC_NONE;
+  }
+  return CPU_NCHWC_FREE;
+}
+
 static tsr_plugin_reason check_split(const cpu_node *n, char *msg, size_t size) {
   tsr_plugin_reason r = check_tensors(n, 1, msg, size);
   if (r) return r;
@@ -2496,7 +2517,7 @@ static const cpu_op shape_ops[] = {
     {"Squeeze", "", 1, 17, check_copy, NULL, run_squeeze, NULL},
     {"Unsqueeze", "", 1, 17, check_copy, NULL, run_unsqueeze, NULL},
     {"Transpose", "", 1, 17, check_transpose, NULL, run_transpose, NULL},
-    {"Concat", "", 1, 17, check_concat, NULL, run_concat, NULL},
+    {"Concat", "", 1, 17, check_concat, NULL, run_concat, NULL, concat_nchwc_role},
     {"Split", "", 1, 17, check_split, NULL, run_split, NULL},
     {"Slice", "", 1, 17, check_slice, NULL, run_slice, NULL},
     {"Gather", "", 1, 17, check_gather, NULL, run_gather, NULL},
