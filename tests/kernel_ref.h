@@ -4,9 +4,17 @@
 #define TSR_TESTS_KERNEL_REF_H
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "devices/cpu/conv_util.h"
 #include "devices/cpu/gemm_util.h"
+#include "devices/cpu/threadpool.h"
 
 typedef struct rng {
   uint64_t s;
@@ -46,6 +54,97 @@ static inline double ref_act(const cpu_act *a, double x) {
     return 0.5 * x * (1 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)));
   default: return x;
   }
+}
+
+/* The activations a kernel may be given, one of each kind and two clips. */
+static const cpu_act ref_acts[] = {
+    {CPU_ACT_NONE, 0, 0},         {CPU_ACT_RELU, 0, 0},         {CPU_ACT_CLIP, 0.0f, 6.0f},
+    {CPU_ACT_CLIP, -0.25f, 0.5f}, {CPU_ACT_LEAKYRELU, 0.1f, 0}, {CPU_ACT_HARDSIGMOID, 0.2f, 0.5f},
+    {CPU_ACT_HARDSWISH, 0, 0},    {CPU_ACT_SIGMOID, 0, 0},      {CPU_ACT_SILU, 0, 0},
+    {CPU_ACT_GELU, 0, 0},         {CPU_ACT_GELU_TANH, 0, 0}};
+enum { N_REF_ACTS = sizeof ref_acts / sizeof ref_acts[0] };
+
+/* The geometry of one 2-D Conv, H then W in each pair; a dilation of 0 means 1. */
+typedef struct ref_geom {
+  int64_t N, C, M, in[2], k[2], s[2], pb[2], pe[2], d[2];
+} ref_geom;
+
+/* The plan conv.c would build for g (one group): the 2-D window in slots 1 and 2, slot 0 a
+ * depth of 1. */
+static inline conv_plan ref_plan(const ref_geom *g, bool bias, cpu_act act) {
+  conv_plan p = {.N = (size_t)g->N, .C = (size_t)g->C, .M = (size_t)g->M, .G = 1};
+  p.cg = p.C, p.mg = p.M;
+  p.has_bias = bias;
+  p.act = act;
+  nn_window *w = &p.w;
+  w->nsp = 2;
+  w->in[0] = w->out[0] = w->k[0] = w->s[0] = w->d[0] = 1;
+  for (int i = 0; i < 2; i++) {
+    int64_t d = g->d[i] ? g->d[i] : 1;
+    w->in[1 + i] = g->in[i];
+    w->k[1 + i] = g->k[i];
+    w->s[1 + i] = g->s[i];
+    w->d[1 + i] = d;
+    w->pb[1 + i] = g->pb[i];
+    w->pe[1 + i] = g->pe[i];
+    w->out[1 + i] = (g->in[i] + g->pb[i] + g->pe[i] - ((g->k[i] - 1) * d + 1)) / g->s[i] + 1;
+  }
+  p.kk = (size_t)(g->k[0] * g->k[1]);
+  p.in_sp = (size_t)(g->in[0] * g->in[1]);
+  p.out_sp = (size_t)(w->out[1] * w->out[2]);
+  return p;
+}
+
+/* Whether the AVX2 kernels can run here; when not, the suite says which kernel it leaves
+ * unexercised, and passes. */
+static inline bool ref_have_avx2(const char *kernel) {
+  if (cpu_detect_isa() == CPU_ISA_AVX2_FMA)
+    return true;
+  printf("note: no AVX2+FMA on this machine (or TESSERA_CPU_GENERIC=1); the %s is not "
+         "exercised\n",
+         kernel);
+  return false;
+}
+
+/* A blocked convolution kernel's entry points: the floats of its packed weights, the packing,
+ * the run (nchwc.h). */
+typedef size_t (*ref_packed_fn)(const conv_plan *p);
+typedef void (*ref_pack_fn)(const conv_plan *p, const float *w, float *dst);
+typedef int (*ref_conv_fn)(cpu_ctx *ctx, const conv_plan *p, const float *x, const float *wp,
+                           const float *bias, float *y);
+
+/* Floats before and after the output that a kernel must leave alone. */
+enum { REF_GUARD = 64 };
+
+/* Packs w and runs the kernel `name` on x with b (or NULL) on `threads` threads into an output of
+ * p's size, NaN before the run (an output left unwritten fails the comparison) and guarded on
+ * both sides; returns a copy of the output as the kernel wrote it, which the caller frees. */
+static inline float *ref_run_conv(const char *name, ref_packed_fn packed, ref_pack_fn pack,
+                                  ref_conv_fn run, const conv_plan *p, const float *x,
+                                  const float *w, const float *b, size_t threads) {
+  float *wp = nn_alloc_aligned(packed(p), sizeof(float));
+  ck_assert_ptr_nonnull(wp);
+  pack(p, w, wp);
+  size_t yc = p->N * p->M * p->out_sp;
+  float *buf = malloc((yc + 2 * REF_GUARD) * sizeof *buf), *y = buf + REF_GUARD;
+  ck_assert_ptr_nonnull(buf);
+  for (size_t i = 0; i < yc + 2 * REF_GUARD; i++)
+    buf[i] = i < REF_GUARD || i >= REF_GUARD + yc ? 12345.0f : NAN;
+  cpu_pool *pool = cpu_pool_create(threads);
+  char err[256] = "";
+  cpu_ctx ctx = {.pool = pool, .isa = CPU_ISA_AVX2_FMA, .err = err, .err_size = sizeof err};
+  int rc = run(&ctx, p, x, wp, b, y);
+  ck_assert_msg(rc == 0, "%s failed: %s", name, err);
+  cpu_pool_destroy(pool);
+  for (size_t i = 0; i < REF_GUARD; i++) {
+    ck_assert_msg(buf[i] == 12345.0f, "%s wrote %zu floats before the output", name, REF_GUARD - i);
+    ck_assert_msg(y[yc + i] == 12345.0f, "%s wrote %zu floats past the output", name, i + 1);
+  }
+  float *out = malloc((yc + 1) * sizeof *out);
+  ck_assert_ptr_nonnull(out);
+  memcpy(out, y, yc * sizeof *out);
+  free(buf), free(wp);
+  return out;
 }
 
 static inline const char *ref_act_name(cpu_act_kind k) {

@@ -16,80 +16,11 @@
 
 #ifdef CPU_NCHWC_HAVE_AVX2
 
-/* Whether the kernel can run here; when not, the test says so and passes. */
-static bool have_avx2(void) {
-  if (cpu_detect_isa() == CPU_ISA_AVX2_FMA)
-    return true;
-  printf("note: no AVX2+FMA on this machine (or TESSERA_CPU_GENERIC=1); the NCHW8c stem "
-         "kernel is not exercised\n");
-  return false;
-}
-
-/* The activations, one of each kind. */
-static const cpu_act acts[] = {
-    {CPU_ACT_NONE, 0, 0},         {CPU_ACT_RELU, 0, 0},         {CPU_ACT_CLIP, 0.0f, 6.0f},
-    {CPU_ACT_CLIP, -0.25f, 0.5f}, {CPU_ACT_LEAKYRELU, 0.1f, 0}, {CPU_ACT_HARDSIGMOID, 0.2f, 0.5f},
-    {CPU_ACT_HARDSWISH, 0, 0},    {CPU_ACT_SIGMOID, 0, 0},      {CPU_ACT_SILU, 0, 0},
-    {CPU_ACT_GELU, 0, 0},         {CPU_ACT_GELU_TANH, 0, 0}};
-enum { N_ACTS = sizeof acts / sizeof acts[0] };
-
-/* One case: the geometry of a 2-D Conv (H then W in each pair). */
-typedef struct stem_geom {
-  int64_t N, C, M, in[2], k[2], s[2], pb[2], pe[2];
-} stem_geom;
-
-/* The plan conv.c would build for g: the 2-D window in slots 1 and 2, slot 0 a depth of 1. */
-static conv_plan plan_of(const stem_geom *g, bool bias, cpu_act act) {
-  conv_plan p = {.N = (size_t)g->N, .C = (size_t)g->C, .M = (size_t)g->M, .G = 1};
-  p.cg = p.C, p.mg = p.M;
-  p.has_bias = bias;
-  p.act = act;
-  nn_window *w = &p.w;
-  w->nsp = 2;
-  w->in[0] = w->out[0] = w->k[0] = w->s[0] = w->d[0] = 1;
-  for (int i = 0; i < 2; i++) {
-    w->in[1 + i] = g->in[i];
-    w->k[1 + i] = g->k[i];
-    w->s[1 + i] = g->s[i];
-    w->d[1 + i] = 1;
-    w->pb[1 + i] = g->pb[i];
-    w->pe[1 + i] = g->pe[i];
-    w->out[1 + i] = (g->in[i] + g->pb[i] + g->pe[i] - g->k[i]) / g->s[i] + 1;
-  }
-  p.kk = (size_t)(g->k[0] * g->k[1]);
-  p.in_sp = (size_t)(g->in[0] * g->in[1]);
-  p.out_sp = (size_t)(w->out[1] * w->out[2]);
-  return p;
-}
-
-/* Floats past the output that the kernel must leave alone. */
-enum { GUARD = 64 };
-
-/* Runs the kernel on x, w, b (or NULL) into a fresh output of p's size (guarded past its end,
- * and NaN before the run, so that an output left unwritten fails the comparison). The caller
- * frees the result. */
+/* The kernel on x, w, b (or NULL): ref_run_conv. The caller frees the result. */
 static float *run_stem(const conv_plan *p, const float *x, const float *w, const float *b,
                        size_t threads) {
-  float *wp = nn_alloc_aligned(cpu_nchwc_stem_packed_floats(p), sizeof(float));
-  ck_assert_ptr_nonnull(wp);
-  cpu_nchwc_stem_pack(p, w, wp);
-  size_t yc = p->N * p->M * p->out_sp;
-  float *y = malloc((yc + GUARD) * sizeof *y);
-  ck_assert_ptr_nonnull(y);
-  for (size_t i = 0; i < yc; i++)
-    y[i] = NAN;
-  for (size_t i = 0; i < GUARD; i++)
-    y[yc + i] = 12345.0f;
-  cpu_pool *pool = cpu_pool_create(threads);
-  char err[256] = "";
-  cpu_ctx ctx = {.pool = pool, .isa = CPU_ISA_AVX2_FMA, .err = err, .err_size = sizeof err};
-  int rc = cpu_nchwc_stem(&ctx, p, x, wp, b, y);
-  ck_assert_msg(rc == 0, "cpu_nchwc_stem failed: %s", err);
-  cpu_pool_destroy(pool);
-  for (size_t i = 0; i < GUARD; i++)
-    ck_assert_msg(y[yc + i] == 12345.0f, "the kernel wrote %zu floats past the output", i + 1);
-  free(wp);
-  return y;
+  return ref_run_conv("cpu_nchwc_stem", cpu_nchwc_stem_packed_floats, cpu_nchwc_stem_pack,
+                      cpu_nchwc_stem, p, x, w, b, threads);
 }
 
 /* Where output (n, m, oy, ox) lies in the blocked layout. */
@@ -98,8 +29,8 @@ static size_t blocked_at(const conv_plan *p, size_t n, size_t m, size_t oy, size
   return (((n * (p->M / 8) + m / 8) * oh + oy) * ow + ox) * 8 + m % 8;
 }
 
-static void stem_case(rng *r, int it, const stem_geom *g, bool bias, cpu_act act, size_t threads) {
-  conv_plan p = plan_of(g, bias, act);
+static void stem_case(rng *r, int it, const ref_geom *g, bool bias, cpu_act act, size_t threads) {
+  conv_plan p = ref_plan(g, bias, act);
   ck_assert_msg(cpu_nchwc_stem_applies(&p), "it %d: the stem refuses its own case", it);
   size_t xc = p.N * p.C * p.in_sp, wc = p.M * p.C * p.kk;
   float *x = malloc(xc * sizeof *x), *w = malloc(wc * sizeof *w), *b = malloc(p.M * sizeof *b);
@@ -154,11 +85,11 @@ static void stem_case(rng *r, int it, const stem_geom *g, bool bias, cpu_act act
  * and not, strides 1..3, pads 0..3 differing at the two ends, planes from 1x1 to 60x70, one or
  * two images; every activation with and without bias, on 1 and 3 threads. */
 START_TEST(test_stem_random) {
-  if (!have_avx2())
+  if (!ref_have_avx2("NCHW8c stem kernel"))
     return;
   rng r = {20250101};
   for (int it = 0; it < 400; it++) {
-    stem_geom g = {.N = rint_in(&r, 1, 2), .C = rint_in(&r, 1, 5), .M = 8 * rint_in(&r, 1, 9)};
+    ref_geom g = {.N = rint_in(&r, 1, 2), .C = rint_in(&r, 1, 5), .M = 8 * rint_in(&r, 1, 9)};
     bool square = rint_in(&r, 0, 1);
     for (int i = 0; i < 2; i++) {
       g.in[i] = it % 5 == 4 ? rint_in(&r, 1, 6) : rint_in(&r, 1, i ? 70 : 60);
@@ -173,7 +104,7 @@ START_TEST(test_stem_random) {
     while (g.N * g.M * g.C * g.k[0] * g.k[1] * g.in[0] * g.in[1] / (g.s[0] * g.s[1]) > 4000000 &&
            g.M > 8)
       g.M -= 8;
-    stem_case(&r, it, &g, it % 3 != 1, acts[it % N_ACTS], (it / 2) % 2 ? 3 : 1);
+    stem_case(&r, it, &g, it % 3 != 1, ref_acts[it % N_REF_ACTS], (it / 2) % 2 ? 3 : 1);
   }
 }
 END_TEST
@@ -183,10 +114,10 @@ END_TEST
  * stem of 40 channels (EfficientNet-B3: M % 16 == 8) over a plane whose rows end in short
  * tiles. */
 START_TEST(test_stem_layers) {
-  if (!have_avx2())
+  if (!ref_have_avx2("NCHW8c stem kernel"))
     return;
   rng r = {7};
-  static const stem_geom base[] = {
+  static const ref_geom base[] = {
       {1, 3, 32, {224, 224}, {3, 3}, {2, 2}, {1, 1}, {1, 1}},
       {1, 3, 64, {113, 113}, {3, 3}, {2, 2}, {0, 0}, {0, 0}},
       {1, 3, 64, {112, 112}, {7, 7}, {2, 2}, {3, 3}, {3, 3}},
@@ -195,8 +126,8 @@ START_TEST(test_stem_layers) {
       {1, 16, 24, {33, 47}, {5, 3}, {2, 3}, {2, 1}, {0, 2}},
   };
   for (int i = 0; i < (int)(sizeof base / sizeof base[0]); i++) {
-    stem_case(&r, i, &base[i], true, acts[(i * 3 + 2) % N_ACTS], i % 2 ? 3 : 1);
-    stem_case(&r, i, &base[i], false, acts[(i * 5 + 7) % N_ACTS], i % 2 ? 1 : 3);
+    stem_case(&r, i, &base[i], true, ref_acts[(i * 3 + 2) % N_REF_ACTS], i % 2 ? 3 : 1);
+    stem_case(&r, i, &base[i], false, ref_acts[(i * 5 + 7) % N_REF_ACTS], i % 2 ? 1 : 3);
   }
 }
 END_TEST
@@ -206,10 +137,10 @@ END_TEST
  * down, pads 1 on top and left. Output row 0 sees input row 0 through kernel row 1 only;
  * output row 1 rows 1 and 2 through both. M = 8: a single block of eight channels. */
 START_TEST(test_stem_by_hand) {
-  if (!have_avx2())
+  if (!ref_have_avx2("NCHW8c stem kernel"))
     return;
-  stem_geom g = {1, 1, 8, {3, 4}, {2, 2}, {2, 1}, {1, 1}, {0, 0}};
-  conv_plan p = plan_of(&g, true, acts[0]);
+  ref_geom g = {1, 1, 8, {3, 4}, {2, 2}, {2, 1}, {1, 1}, {0, 0}};
+  conv_plan p = ref_plan(&g, true, ref_acts[0]);
   ck_assert_int_eq(p.w.out[1], 2);
   ck_assert_int_eq(p.w.out[2], 4);
   float x[12] = {1, 1, 1, 1, 1, 1, 2, 1, 1, 1, 1, 1}, w[8 * 4], b[8];
@@ -238,14 +169,14 @@ END_TEST
  * and halves), and NaN through each: one NaN input reaches the outputs whose windows cover it
  * and no others. */
 START_TEST(test_stem_clamps_exact) {
-  if (!have_avx2())
+  if (!ref_have_avx2("NCHW8c stem kernel"))
     return;
   rng r = {99};
-  stem_geom g = {1, 2, 24, {9, 17}, {3, 3}, {2, 2}, {1, 1}, {1, 1}};
+  ref_geom g = {1, 2, 24, {9, 17}, {3, 3}, {2, 2}, {1, 1}, {1, 1}};
   static const cpu_act clamps[] = {
       {CPU_ACT_NONE, 0, 0}, {CPU_ACT_RELU, 0, 0}, {CPU_ACT_CLIP, -2.0f, 3.5f}};
   for (int a = 0; a < 3; a++) {
-    conv_plan p = plan_of(&g, true, clamps[a]);
+    conv_plan p = ref_plan(&g, true, clamps[a]);
     size_t xc = p.C * p.in_sp, wc = p.M * p.C * p.kk;
     float *x = malloc(xc * sizeof *x), *w = malloc(wc * sizeof *w), b[24];
     for (size_t i = 0; i < xc; i++)
@@ -292,8 +223,8 @@ END_TEST
 
 /* What the kernel must refuse, each a small change to a plan it runs. */
 START_TEST(test_stem_applies) {
-  stem_geom g = {1, 3, 32, {16, 16}, {3, 3}, {2, 2}, {1, 1}, {1, 1}};
-  conv_plan ok = plan_of(&g, true, acts[0]), p;
+  ref_geom g = {1, 3, 32, {16, 16}, {3, 3}, {2, 2}, {1, 1}, {1, 1}};
+  conv_plan ok = ref_plan(&g, true, ref_acts[0]), p;
   ck_assert(cpu_nchwc_stem_applies(&ok));
   p = ok, p.C = p.cg = 16;
   ck_assert(cpu_nchwc_stem_applies(&p));
@@ -324,8 +255,8 @@ END_TEST
 
 /* A run on another ISA fails with a message instead of executing AVX2 code. */
 START_TEST(test_stem_needs_avx2) {
-  stem_geom g = {1, 3, 16, {8, 8}, {3, 3}, {2, 2}, {1, 1}, {1, 1}};
-  conv_plan p = plan_of(&g, false, acts[0]);
+  ref_geom g = {1, 3, 16, {8, 8}, {3, 3}, {2, 2}, {1, 1}, {1, 1}};
+  conv_plan p = ref_plan(&g, false, ref_acts[0]);
   float x[3 * 64] = {0}, wp[16 * 27] = {0}, y[16 * 16];
   char err[256] = "";
   cpu_ctx ctx = {.isa = CPU_ISA_GENERIC, .err = err, .err_size = sizeof err};

@@ -1241,8 +1241,8 @@ static int conv_run_fused(cpu_ctx *ctx, const cpu_node *n, const conv_state *st,
  * reads a subsampled copy of its input). */
 static bool conv_nchwc_pointwise(const conv_plan *p) {
   const nn_window *w = &p->w;
-  if (p->transpose || p->G != 1 || p->C % CPU_NCHWC != 0 || p->M % CPU_NCHWC != 0 ||
-      w->nsp != 2 || w->in[0] != 1 || w->s[0] != 1)
+  if (p->transpose || p->G != 1 || p->C % CPU_NCHWC != 0 || p->M % CPU_NCHWC != 0 || w->nsp != 2 ||
+      w->in[0] != 1 || w->s[0] != 1)
     return false;
   for (int i = 0; i < NN_SP; i++)
     if (w->k[i] != 1 || w->pb[i] || w->pe[i])
@@ -1252,9 +1252,7 @@ static bool conv_nchwc_pointwise(const conv_plan *p) {
 
 /* Whether a blocked 1x1 p reads every other (or every s-th) pixel: its input is subsampled
  * first. */
-static bool conv_nchwc_strided(const conv_plan *p) {
-  return p->w.s[1] != 1 || p->w.s[2] != 1;
-}
+static bool conv_nchwc_strided(const conv_plan *p) { return p->w.s[1] != 1 || p->w.s[2] != 1; }
 
 /* The pixels of blocked x that a strided 1x1 p reads, blocked, into xs ([N, C/8, OH, OW, 8]). */
 static void conv_nchwc_subsample(const conv_plan *p, const float *x, float *xs) {
@@ -1276,10 +1274,9 @@ static cpu_nchwc_role conv_nchwc_role(const cpu_node *n, cpu_isa isa) {
 #ifdef CPU_NCHWC_HAVE_AVX2
   char msg[256];
   conv_plan p;
-  if (isa != CPU_ISA_AVX2_FMA || n->n_in < 2 ||
-      n->in[0].dtype != TSR_DTYPE_FLOAT32 || n->in[0].rank != 4 || !n->in[1].is_const ||
-      !n->in[1].data || conv_setup(n, n->in, n->out, false, &p, msg, sizeof msg) ||
-      p.out_sp == 0 || p.N == 0)
+  if (isa != CPU_ISA_AVX2_FMA || n->n_in < 2 || n->in[0].dtype != TSR_DTYPE_FLOAT32 ||
+      n->in[0].rank != 4 || !n->in[1].is_const || !n->in[1].data ||
+      conv_setup(n, n->in, n->out, false, &p, msg, sizeof msg) || p.out_sp == 0 || p.N == 0)
     return CPU_NCHWC_NONE;
   if (p.has_bias && (!n->in[2].is_const || !n->in[2].data))
     return CPU_NCHWC_NONE;
@@ -1291,6 +1288,11 @@ static cpu_nchwc_role conv_nchwc_role(const cpu_node *n, cpu_isa isa) {
   if (fused)
     return CPU_NCHWC_NONE;
   if (cpu_conv_dw_nchwc_applies(&p) || cpu_nchwc_group_applies(&p))
+    return CPU_NCHWC_BLOCKED;
+  /* 3x3 by Winograd where the NCHW path would take it, else directly (many channels). */
+  if (cpu_nchwc_wino_applies(&p) && cpu_conv_wino_wanted(&p))
+    return CPU_NCHWC_BLOCKED;
+  if (cpu_nchwc_direct_applies(&p))
     return CPU_NCHWC_BLOCKED;
   /* An image's stem (the kernel takes up to 16 channels; measured on images, where it beats
    * the implicit GEMM, not against Winograd on a 3x3 layer of 16 channels). */
@@ -1312,6 +1314,8 @@ static int conv_run_nchwc(cpu_ctx *ctx, const cpu_node *n, const conv_state *st,
     return cpu_fail(ctx, "blocked Conv over %s", cpu_dtype_name(in[0].dtype));
   bool dw = cpu_conv_depthwise_applies(p), pw = !dw && conv_nchwc_pointwise(p);
   bool grp = !dw && !pw && cpu_nchwc_group_applies(p);
+  bool wino = !dw && !pw && !grp && cpu_nchwc_wino_applies(p) && cpu_conv_wino_wanted(p);
+  bool direct = !dw && !pw && !grp && !wino && cpu_nchwc_direct_applies(p);
   bool sub = pw && conv_nchwc_strided(p);
   if (!dw && (!st || !st->wn))
     return cpu_fail(ctx, "blocked Conv without packed weights");
@@ -1326,7 +1330,7 @@ static int conv_run_nchwc(cpu_ctx *ctx, const cpu_node *n, const conv_state *st,
   const char *x0 = in[0].data, *y0 = out[0].data, *r0 = (const char *)res;
   const char *s0 = (const char *)scale;
   size_t bytes = out[0].nbytes;
-  bool y_on_x = (pw || grp) && y0 < x0 + in[0].nbytes && x0 < y0 + bytes;
+  bool y_on_x = (pw || grp || wino || direct) && y0 < x0 + in[0].nbytes && x0 < y0 + bytes;
   bool y_on_s = scale && y0 < s0 + in[4].nbytes && s0 < y0 + bytes;
   bool res_apart = res && r0 != y0 && r0 < y0 + bytes && y0 < r0 + bytes;
   float *y = out[0].data, *tmp = NULL, *res_copy = NULL, *own = NULL;
@@ -1365,11 +1369,15 @@ static int conv_run_nchwc(cpu_ctx *ctx, const cpu_node *n, const conv_state *st,
       rc = cpu_fail(ctx, "out of memory packing depthwise weights");
   } else if (grp) {
     rc = cpu_nchwc_group(ctx, p, in[0].data, st->wn, b, y);
+  } else if (wino) {
+    rc = cpu_nchwc_wino(ctx, p, in[0].data, st->wn, b, y);
+  } else if (direct) {
+    rc = cpu_nchwc_direct(ctx, p, in[0].data, st->wn, b, y);
   } else if (!pw) {
     rc = cpu_nchwc_stem(ctx, p, in[0].data, st->wn, b, y);
   } else {
-    rc = cpu_nchwc_pointwise(ctx, p->N, p->C, p->M, p->out_sp, x, st->wn, b, scale, res, &p->act,
-                             y);
+    rc =
+        cpu_nchwc_pointwise(ctx, p->N, p->C, p->M, p->out_sp, x, st->wn, b, scale, res, &p->act, y);
   }
   if (rc == 0 && tmp) {
     if (n->nchwc_out_plain)
@@ -1444,9 +1452,13 @@ static int conv_prepare(const cpu_node *n, void **out_state, char *msg, size_t s
     /* The blocked pointwise or stem kernel's weights (plugin.c chose the layout, having asked
      * conv_nchwc_role); a blocked depthwise layer packs as the interleaved path does. */
     bool pw = conv_nchwc_pointwise(&p), grp = !pw && cpu_nchwc_group_applies(&p);
-    size_t nf = pw    ? cpu_nchwc_pw_packed_floats(p.C, p.M)
-                : grp ? cpu_nchwc_group_packed_floats(&p)
-                      : cpu_nchwc_stem_packed_floats(&p);
+    bool wino = !pw && !grp && cpu_nchwc_wino_applies(&p) && cpu_conv_wino_wanted(&p);
+    bool direct = !pw && !grp && !wino && cpu_nchwc_direct_applies(&p);
+    size_t nf = pw       ? cpu_nchwc_pw_packed_floats(p.C, p.M)
+                : grp    ? cpu_nchwc_group_packed_floats(&p)
+                : wino   ? cpu_nchwc_wino_packed_floats(&p)
+                : direct ? cpu_nchwc_direct_packed_floats(&p)
+                         : cpu_nchwc_stem_packed_floats(&p);
     conv_state *st = calloc(1, sizeof *st);
     if (!st || !(st->wn = nn_alloc_aligned(nf, sizeof(float)))) {
       free(st);
@@ -1457,6 +1469,10 @@ static int conv_prepare(const cpu_node *n, void **out_state, char *msg, size_t s
       cpu_nchwc_pw_pack(w->data, p.C, p.M, st->wn);
     else if (grp)
       cpu_nchwc_group_pack(&p, w->data, st->wn);
+    else if (wino)
+      cpu_nchwc_wino_pack(&p, w->data, st->wn);
+    else if (direct)
+      cpu_nchwc_direct_pack(&p, w->data, st->wn);
     else
       cpu_nchwc_stem_pack(&p, w->data, st->wn);
     *out_state = st;

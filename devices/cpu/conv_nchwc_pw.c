@@ -16,6 +16,7 @@
 #include <immintrin.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "devices/cpu/vmath_avx2.h"
 
@@ -300,42 +301,6 @@ static const pw_tile_fn pw_tiles[2][PW_MR] = {
     {pw_tile_1h, pw_tile_2h, pw_tile_3h, pw_tile_4h, pw_tile_5h, pw_tile_6h}};
 static const pw_tile_fn pw_tiles24[4] = {pw_tile_1t, pw_tile_2t, pw_tile_3t, pw_tile_4t};
 
-/* ---- Activations other than the clamp --------------------------------------------------- */
-
-/* The activations that are not a clamp go over a finished run of one output block (n floats,
- * a multiple of eight), still in L1 or L2: the piecewise-linear ones with the comparisons of
- * cpu_act_apply (max_ps(a, b) is a > b ? a : b, so NaN and -0 come out as it makes them), the
- * smooth ones through cpu_act_apply_row_avx2, as the GEMM's epilogue makes them. */
-AVX2 static void pw_act_run(const cpu_act *a, float *y, size_t n) {
-  const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f);
-  const __m256 p0 = _mm256_set1_ps(a->p0), p1 = _mm256_set1_ps(a->p1);
-  switch (a->kind) {
-  case CPU_ACT_LEAKYRELU:
-    for (size_t i = 0; i < n; i += 8) {
-      __m256 v = _mm256_loadu_ps(y + i);
-      v = _mm256_blendv_ps(v, _mm256_mul_ps(p0, v), _mm256_cmp_ps(v, zero, _CMP_LT_OQ));
-      _mm256_storeu_ps(y + i, v);
-    }
-    break;
-  case CPU_ACT_HARDSIGMOID:
-    for (size_t i = 0; i < n; i += 8) {
-      __m256 v = _mm256_add_ps(_mm256_mul_ps(p0, _mm256_loadu_ps(y + i)), p1);
-      _mm256_storeu_ps(y + i, _mm256_min_ps(one, _mm256_max_ps(zero, v)));
-    }
-    break;
-  case CPU_ACT_HARDSWISH: {
-    const __m256 sixth = _mm256_set1_ps((float)(1.0 / 6.0)), half = _mm256_set1_ps(0.5f);
-    for (size_t i = 0; i < n; i += 8) {
-      __m256 v = _mm256_loadu_ps(y + i);
-      __m256 t = _mm256_add_ps(_mm256_mul_ps(v, sixth), half);
-      _mm256_storeu_ps(y + i, _mm256_mul_ps(v, _mm256_min_ps(one, _mm256_max_ps(zero, t))));
-    }
-    break;
-  }
-  default: cpu_act_apply_row_avx2(a, y, n); break;
-  }
-}
-
 /* ---- The driver ------------------------------------------------------------------------- */
 
 typedef struct pw_job {
@@ -445,10 +410,42 @@ AVX2 static void pw_task(void *arg, size_t i0, size_t i1) {
       }
       if (j->act.kind != CPU_ACT_NONE && !j->bounds)
         for (size_t ob = 0; ob < width / CPU_NCHWC; ob++)
-          pw_act_run(&j->act, yq + ob * ys, np * CPU_NCHWC);
+          cpu_act_apply_row_avx2(&j->act, yq + ob * ys, np * CPU_NCHWC);
     }
   }
   free(buf);
+}
+
+/* The product alone over np pixels on the calling thread, for kernels that hold blocked
+ * operands of their own (the blocked Winograd's transformed tiles): units and blocks of the
+ * depth as pw_task takes them, no bias, no activation. */
+AVX2 void cpu_nchwc_pw_product(const float *x, size_t xs, size_t C, size_t M, size_t np,
+                               const float *wp, float *y, size_t ys, bool accumulate) {
+  if (M == 0 || np == 0)
+    return;
+  size_t panels = (M + PW_NR - 1) / PW_NR;
+  bool half = M % PW_NR != 0;
+  size_t units = half && panels > 1 ? panels - 1 : panels;
+  size_t last_width = !half ? PW_NR : panels > 1 ? PW_NR + CPU_NCHWC : CPU_NCHWC;
+  size_t nkb = (C + PW_KB - 1) / PW_KB;
+  size_t kb = nkb ? (C / CPU_NCHWC + nkb - 1) / nkb * CPU_NCHWC : CPU_NCHWC;
+  for (size_t q = 0; q < units; q++) {
+    const size_t width = q + 1 == units ? last_width : PW_NR;
+    float *yq = y + 2 * q * ys;
+    if (C == 0) {
+      if (!accumulate)
+        for (size_t ob = 0; ob < width / CPU_NCHWC; ob++)
+          memset(yq + ob * ys, 0, np * CPU_NCHWC * sizeof *yq);
+      continue;
+    }
+    for (size_t c0 = 0; c0 < C; c0 += kb) {
+      size_t kc = C - c0 < kb ? C - c0 : kb;
+      const float *w = wp + (q * C + c0) * PW_NR;
+      const float *w2 = width == 24 ? w + C * PW_NR : NULL;
+      pw_unit_tiles(width, x + c0 / CPU_NCHWC * xs, xs, kc / CPU_NCHWC, w, w2, yq, ys, NULL, NULL,
+                    accumulate || c0 > 0, NULL, np);
+    }
+  }
 }
 
 /* Chunks are a multiple of twelve pixels, so that only the last chunk of an image ends in a

@@ -69,6 +69,14 @@ int cpu_nchwc_pointwise(cpu_ctx *ctx, size_t N, size_t C, size_t M, size_t HW, c
                         const float *wp, const float *bias, const float *scale, const float *res,
                         const cpu_act *act, float *y);
 
+/* The product alone, on the calling thread: y[m / 8][p][m % 8] = sum over c of W[m][c] *
+ * x[c / 8][p][c % 8] for the np pixels p, M outputs and C inputs, with x's blocks xs floats
+ * apart and y's ys floats apart (a pixel is eight floats; both multiples of eight floats);
+ * added onto y when accumulate. wp as cpu_nchwc_pw_pack made it. For kernels that hold blocked
+ * operands of their own. */
+void cpu_nchwc_pw_product(const float *x, size_t xs, size_t C, size_t M, size_t np, const float *wp,
+                          float *y, size_t ys, bool accumulate);
+
 /* ---- Depthwise (conv_dw.c, the interleaved path without its transposes) ---------------- */
 
 /* Whether cpu_conv_depthwise_nchwc runs p: a 2-D depthwise Conv of multiplier 1, C % 8 == 0,
@@ -119,6 +127,36 @@ void cpu_nchwc_group_pack(const conv_plan *p, const float *w, float *dst);
  * cpu_fail(). */
 int cpu_nchwc_group(cpu_ctx *ctx, const conv_plan *p, const float *x, const float *wp,
                     const float *bias, float *y);
+
+/* ---- 3x3 by Winograd's F(2x2, 3x3) (conv_nchwc_wino.c) -------------------------------- */
+
+/* Whether cpu_nchwc_wino runs p: a 2-D 3x3 Conv, stride and dilation 1, one group, C and M
+ * multiples of eight, any padding. */
+bool cpu_nchwc_wino_applies(const conv_plan *p);
+size_t cpu_nchwc_wino_packed_floats(const conv_plan *p);
+/* Packs w ([M, C, 3, 3]) into dst (64-byte aligned, cpu_nchwc_wino_packed_floats(p) floats):
+ * the 16 transformed matrices U[xi] = (G g G^T)[xi], M x C each, one after another, each as
+ * cpu_nchwc_pw_pack packs a 1x1 layer's weights. */
+void cpu_nchwc_wino_pack(const conv_plan *p, const float *w, float *dst);
+/* y (blocked [N, M/8, OH, OW, 8]) = act(conv(x) + bias) with x blocked [N, C/8, IH, IW, 8];
+ * bias may be NULL; the activation is p->act. Runs on ctx's threads. Returns 0, or -1 after
+ * cpu_fail() (out of memory). x and y do not overlap. */
+int cpu_nchwc_wino(cpu_ctx *ctx, const conv_plan *p, const float *x, const float *wp,
+                   const float *bias, float *y);
+
+/* ---- Direct dense convolution (conv_nchwc_direct.c) ------------------------------------- */
+
+/* Whether cpu_nchwc_direct runs p: a 2-D Conv, one group, C and M multiples of eight, dilation
+ * 1, any kernel size, stride and padding. */
+bool cpu_nchwc_direct_applies(const conv_plan *p);
+size_t cpu_nchwc_direct_packed_floats(const conv_plan *p);
+/* Packs w ([M, C, kh, kw]) for cpu_nchwc_direct into dst, 64-byte aligned. */
+void cpu_nchwc_direct_pack(const conv_plan *p, const float *w, float *dst);
+/* y (blocked [N, M/8, OH, OW, 8]) = act(conv(x) + bias) with x blocked [N, C/8, IH, IW, 8];
+ * bias may be NULL; the activation is p->act. Runs on ctx's threads. Returns 0, or -1 after
+ * cpu_fail(). x and y do not overlap. */
+int cpu_nchwc_direct(cpu_ctx *ctx, const conv_plan *p, const float *x, const float *wp,
+                     const float *bias, float *y);
 #endif
 
 #endif

@@ -188,8 +188,8 @@ CPU_VMATH_AVX2 static inline __m256 cpu_act8_smooth(const cpu_act *a, __m256 x) 
 /* cpu_act_apply_row for AVX2. The switch is outside the loops, so each loop is a run of
  * independent vectors that the core overlaps: one smooth activation alone is a chain of some
  * twenty dependent operations. The last n % 8 floats of a smooth activation go through one
- * vector in a small buffer too (a scalar one costs a call to expf or erff each). Relu and clip
- * take vectors too; the other piecewise-linear ones go one float at a time. */
+ * vector in a small buffer too (a scalar one costs a call to expf or erff each). The
+ * piecewise-linear ones take vectors too, their last n % 8 floats one at a time. */
 CPU_VMATH_AVX2 static inline void cpu_act_apply_row_avx2(const cpu_act *a, float *y, size_t n) {
   size_t i = 0;
   switch (a->kind) {
@@ -222,7 +222,43 @@ CPU_VMATH_AVX2 static inline void cpu_act_apply_row_avx2(const cpu_act *a, float
       y[i] = cpu_act_apply(a, y[i]);
     return;
   }
+  /* The other piecewise-linear ones with cpu_act_apply's comparisons too (max_ps(a, b) is
+   * a > b ? a : b), so that NaN and -0 come out as it makes them. */
+  case CPU_ACT_LEAKYRELU: {
+    const __m256 zero = _mm256_setzero_ps(), al = _mm256_set1_ps(a->p0);
+    for (; i + 8 <= n; i += 8) {
+      __m256 v = _mm256_loadu_ps(y + i);
+      v = _mm256_blendv_ps(v, _mm256_mul_ps(al, v), _mm256_cmp_ps(v, zero, _CMP_LT_OQ));
+      _mm256_storeu_ps(y + i, v);
+    }
+    break;
+  }
+  case CPU_ACT_HARDSIGMOID: {
+    const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f);
+    const __m256 al = _mm256_set1_ps(a->p0), be = _mm256_set1_ps(a->p1);
+    for (; i + 8 <= n; i += 8) {
+      __m256 v = _mm256_add_ps(_mm256_mul_ps(al, _mm256_loadu_ps(y + i)), be);
+      _mm256_storeu_ps(y + i, _mm256_min_ps(one, _mm256_max_ps(zero, v)));
+    }
+    break;
+  }
+  case CPU_ACT_HARDSWISH: {
+    const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f);
+    const __m256 sixth = _mm256_set1_ps((float)(1.0 / 6.0)), half = _mm256_set1_ps(0.5f);
+    for (; i + 8 <= n; i += 8) {
+      __m256 v = _mm256_loadu_ps(y + i);
+      __m256 t = _mm256_add_ps(_mm256_mul_ps(v, sixth), half);
+      _mm256_storeu_ps(y + i, _mm256_mul_ps(v, _mm256_min_ps(one, _mm256_max_ps(zero, t))));
+    }
+    break;
+  }
   default:
+    for (; i < n; i++)
+      y[i] = cpu_act_apply(a, y[i]);
+    return;
+  }
+  if (a->kind == CPU_ACT_LEAKYRELU || a->kind == CPU_ACT_HARDSIGMOID ||
+      a->kind == CPU_ACT_HARDSWISH) {
     for (; i < n; i++)
       y[i] = cpu_act_apply(a, y[i]);
     return;
