@@ -429,13 +429,14 @@ static void check_fbin_case(bop op, uint32_t dt, size_t threads) {
   t_free(&ab[1]);
 }
 
-START_TEST(binary_float_random) {
+static void binary_float_body(void) {
   rng_seed(1);
   for (int iter = 0; iter < 60; iter++)
     for (bop op = OP_ADD; op <= OP_GE; op++)
       for (size_t k = 0; k < NELEM(float_dts); k++)
         check_fbin_case(op, float_dts[k], iter % 3 == 0 ? 3 : 1);
 }
+START_TEST(binary_float_random) { binary_float_body(); }
 END_TEST
 
 /* Hand-picked broadcast patterns: scalar, per-channel, row, column, both ways. */
@@ -1939,6 +1940,7 @@ END_TEST
 START_TEST(generic_isa) {
   setenv("TESSERA_CPU_GENERIC", "1", 1);
   ck_assert_int_eq(cpu_detect_isa(), CPU_ISA_GENERIC);
+  binary_float_body();
   unary_float_body();
   unary_special_body();
   unary_dense_body();

@@ -781,7 +781,10 @@ static void pow_ii(const void *prm, size_t n, const void *const *in, const size_
 }
 
 /* Picks the kernel for a binary op on dtypes (a, b). False when unsupported. */
-static bool ew_resolve_binary(ew_call *c, ew_binop op, uint32_t a, uint32_t b) {
+static ew_fn ew_binary_avx2(ew_binop op);
+
+/* The kernel of op over dtypes a and b into c; the AVX2 twin of a float32 one when isa has it. */
+static bool ew_resolve_binary(ew_call *c, ew_binop op, uint32_t a, uint32_t b, cpu_isa isa) {
   memset(c, 0, sizeof *c);
   c->costly = ew_binop_is_costly(op);
   if (a >= EW_DT_SLOTS || b >= EW_DT_SLOTS)
@@ -817,6 +820,10 @@ static bool ew_resolve_binary(ew_call *c, ew_binop op, uint32_t a, uint32_t b) {
   if (a != b)
     return false;
   uint32_t out = ew_binop_is_compare(op) ? TSR_DTYPE_BOOL : a;
+  if (a == TSR_DTYPE_FLOAT32 && isa == CPU_ISA_AVX2_FMA && ew_binary_avx2(op)) {
+    ew_call_direct(c, ew_binary_avx2(op), out);
+    return true;
+  }
   if (bin_tab[op][a]) {
     ew_call_direct(c, bin_tab[op][a], out);
     return true;
@@ -948,7 +955,47 @@ EW_UNARY_AVX2(TANH_f32_avx2, cpu_tanh8(v), cpu_ew_tanhf(x))
 EW_UNARY_AVX2(ERF_f32_avx2, cpu_erf8(v), cpu_ew_erff(x))
 EW_UNARY_AVX2(GELU_f32_avx2, cpu_gelu8(v), cpu_ew_geluf(x))
 EW_UNARY_AVX2(GELUTANH_f32_avx2, cpu_gelu_tanh8(v), cpu_ew_gelu_tanhf(x))
+/* Relu likewise: max_ps(0, v) is 0 > v ? 0 : v, the scalar x < 0 ? 0 : x with its NaN and -0. */
+EW_UNARY_AVX2(RELU_f32_avx2, _mm256_max_ps(_mm256_setzero_ps(), v), x < 0 ? 0 : x)
+
+/* And of the cheap float32 binary ops, where GCC's vectorisation of the generic blocks at -O2
+ * (SSE2 at best in a generic build) left an Add of two 128 x 256 tensors at 20 us, 0.6 ns an
+ * element: eight lanes a step, either operand broadcast when its stride is 0 (a scalar or the
+ * innermost broadcast dimension), the same IEEE operations as the scalar kernels. */
+#define EW_BINARY_AVX2(name, VOP, EXPR)                                                            \
+  CPU_VMATH_AVX2 static void name(const void *prm, size_t n, const void *const *in,                \
+                                  const size_t *st, void *out) {                                   \
+    (void)prm;                                                                                     \
+    const float *A = in[0], *B = in[1];                                                            \
+    float *O = out;                                                                                \
+    size_t i = 0;                                                                                  \
+    if (st[0] && st[1]) {                                                                          \
+      for (; i + 8 <= n; i += 8)                                                                   \
+        _mm256_storeu_ps(O + i, VOP(_mm256_loadu_ps(A + i), _mm256_loadu_ps(B + i)));              \
+    } else if (st[0]) {                                                                            \
+      const __m256 vb = _mm256_set1_ps(B[0]);                                                      \
+      for (; i + 8 <= n; i += 8)                                                                   \
+        _mm256_storeu_ps(O + i, VOP(_mm256_loadu_ps(A + i), vb));                                  \
+    } else if (st[1]) {                                                                            \
+      const __m256 va = _mm256_set1_ps(A[0]);                                                      \
+      for (; i + 8 <= n; i += 8)                                                                   \
+        _mm256_storeu_ps(O + i, VOP(va, _mm256_loadu_ps(B + i)));                                  \
+    }                                                                                              \
+    for (; i < n; i++) {                                                                           \
+      const float a = A[st[0] ? i : 0], b = B[st[1] ? i : 0];                                      \
+      O[i] = (EXPR);                                                                               \
+    }                                                                                              \
+  }
+EW_BINARY_AVX2(ADD_f32_avx2, _mm256_add_ps, a + b)
+EW_BINARY_AVX2(SUB_f32_avx2, _mm256_sub_ps, a - b)
+EW_BINARY_AVX2(MUL_f32_avx2, _mm256_mul_ps, a * b)
+EW_BINARY_AVX2(DIV_f32_avx2, _mm256_div_ps, a / b)
 #else
+#define RELU_f32_avx2 NULL
+#define ADD_f32_avx2 NULL
+#define SUB_f32_avx2 NULL
+#define MUL_f32_avx2 NULL
+#define DIV_f32_avx2 NULL
 #define EXP_f32_avx2 NULL
 #define SIGMOID_f32_avx2 NULL
 #define TANH_f32_avx2 NULL
@@ -956,6 +1003,17 @@ EW_UNARY_AVX2(GELUTANH_f32_avx2, cpu_gelu_tanh8(v), cpu_ew_gelu_tanhf(x))
 #define GELU_f32_avx2 NULL
 #define GELUTANH_f32_avx2 NULL
 #endif
+
+/* The AVX2+FMA twins of the float32 binary kernels (EW_BINARY_AVX2), or NULL. */
+static ew_fn ew_binary_avx2(ew_binop op) {
+  switch (op) {
+  case BIN_ADD: return ADD_f32_avx2;
+  case BIN_SUB: return SUB_f32_avx2;
+  case BIN_MUL: return MUL_f32_avx2;
+  case BIN_DIV: return DIV_f32_avx2;
+  default: return NULL;
+  }
+}
 
 EW_UNARY(ISNAN_f32, float, uint8_t, EW_P_NONE, x != x)
 EW_UNARY(ISNAN_f64, double, uint8_t, EW_P_NONE, x != x)
@@ -1010,7 +1068,7 @@ static const ew_unary unary_ops[] = {
     {"Abs", ABS_f32, ABS_f64, NULL, abs_int, 1, false, false, 0, 0, 0},
     {"Neg", NEG_f32, NEG_f64, NULL, neg_int, 1, false, false, 0, 0, 0},
     {"Sign", SIGN_f32, SIGN_f64, NULL, sign_int, 1, false, false, 0, 0, 0},
-    {"Relu", RELU_f32, RELU_f64, NULL, relu_int, 14, false, false, 0, 0, 0},
+    {"Relu", RELU_f32, RELU_f64, RELU_f32_avx2, relu_int, 14, false, false, 0, 0, 0},
     EW_UV("Exp", EXP),
     EW_U("Log", LOG, true),
     EW_U("Sqrt", SQRT, true),
@@ -1199,7 +1257,7 @@ static tsr_plugin_reason check_binary(const cpu_node *n, char *msg, size_t size)
     return cpu_refuse(msg, size, TSR_PLUGIN_REASON_DTYPE, "dtype %s needs opset 9",
                       cpu_dtype_name(a));
   ew_call c;
-  if (!ew_resolve_binary(&c, op, a, b)) {
+  if (!ew_resolve_binary(&c, op, a, b, CPU_ISA_GENERIC)) {
     if (a != b && op != BIN_POW)
       return cpu_refuse(msg, size, TSR_PLUGIN_REASON_DTYPE, "input dtypes %s and %s differ",
                         cpu_dtype_name(a), cpu_dtype_name(b));
@@ -1224,7 +1282,7 @@ static tsr_plugin_reason check_binary(const cpu_node *n, char *msg, size_t size)
 static int ew_run_binary(cpu_ctx *ctx, ew_binop op, const cpu_tensor *a, const cpu_tensor *b,
                          cpu_tensor *out, bool exact) {
   ew_call c;
-  if (!ew_resolve_binary(&c, op, a->dtype, b->dtype))
+  if (!ew_resolve_binary(&c, op, a->dtype, b->dtype, ctx->isa))
     return cpu_fail(ctx, "dtypes %s and %s not supported", cpu_dtype_name(a->dtype),
                     cpu_dtype_name(b->dtype));
   if (out->dtype != c.out_dtype)
@@ -1306,7 +1364,8 @@ static tsr_plugin_reason check_variadic(const cpu_node *n, char *msg, size_t siz
   }
   bool mean = !strcmp(n->op_type, "Mean");
   ew_call c;
-  if ((mean && !cpu_ew_is_float(dt)) || !ew_resolve_binary(&c, ew_variadic_op(n->op_type), dt, dt))
+  if ((mean && !cpu_ew_is_float(dt)) ||
+      !ew_resolve_binary(&c, ew_variadic_op(n->op_type), dt, dt, CPU_ISA_GENERIC))
     return cpu_refuse(msg, size, TSR_PLUGIN_REASON_DTYPE, "dtype %s not supported",
                       cpu_dtype_name(dt));
   tsr_plugin_reason r = ew_check_out(n, dt, msg, size);
