@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up, builds and runs every test: the unit suites, the ONNX node suite on every device,
 # the end-to-end CLI and embedding tests, published models against ONNX Runtime; then the unit suites again under AddressSanitizer and
-# UndefinedBehaviorSanitizer. The last line counts meson tests over both builds.
+# UndefinedBehaviorSanitizer, and once more in a build without AVX2 code. The last line counts
+# meson tests over the three builds.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,6 +30,16 @@ ninja -C build-asan || exit 1
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:intercept_tls_get_addr=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
   meson test -C build-asan --print-errorlogs --num-processes 2 --no-suite models || status=1
 
+# A build without any AVX2 code (-Dcpu_simd=disabled), as on a machine whose compiler or CPU
+# has none (ARM, older x86-64): the generic kernels must build on their own and pass the unit
+# suites (the AVX2 builds run them too, under TESSERA_CPU_GENERIC, but share their code).
+if [ ! -d build-generic ]; then
+  meson setup build-generic -Dcpu_simd=disabled || exit 1
+fi
+ninja -C build-generic || exit 1
+meson test -C build-generic --print-errorlogs --num-processes 2 --no-suite slow --no-suite models \
+  || status=1
+
 /usr/bin/python3 scripts/summarize_tests.py build/meson-logs/testlog.json \
-  build-asan/meson-logs/testlog.json || status=1
+  build-asan/meson-logs/testlog.json build-generic/meson-logs/testlog.json || status=1
 exit $status

@@ -174,11 +174,11 @@ static void pwt_pack_task(void *arg, size_t t0, size_t t1) {
  * applied as Y^T is stored, the smooth ones (sigmoid, silu, gelu) afterwards, to whole rows,
  * by cpu_act_apply_row: both with the functions of the GEMM's epilogue, so that a sum comes out
  * as the epilogue would make it. */
+#ifdef CONV_HAVE_AVX2
 static bool pwt_act_smooth(cpu_act_kind k) {
   return k == CPU_ACT_SIGMOID || k == CPU_ACT_SILU || k == CPU_ACT_GELU || k == CPU_ACT_GELU_TANH;
 }
 
-#ifdef CONV_HAVE_AVX2
 /* The piecewise-linear activations on eight lanes, with the comparisons of cpu_act_apply
  * (max_ps(a, b) is a > b ? a : b), so that NaN and -0 come out as it makes them. */
 __attribute__((target("avx2,fma"))) static inline __m256 pwt_act8(const cpu_act *a, __m256 x) {
@@ -315,13 +315,13 @@ static void pwt_store(const pwt_job *j, const float *ct, size_t r0, size_t rows,
   const conv_plan *p = j->p;
   size_t P = p->out_sp;
   const cpu_act *a = &p->act;
-  bool smooth = pwt_act_smooth(a->kind);
   const float *bias = j->b ? j->b + m0 : NULL;
   const float *res = j->res ? j->res + m0 * P + r0 : NULL;
   float *d = j->y + m0 * P + r0;
   size_t c0 = 0;
 #ifdef CONV_HAVE_AVX2
   if (j->avx2) {
+    bool smooth = pwt_act_smooth(a->kind);
     cpu_act piece = smooth ? (cpu_act){CPU_ACT_NONE, 0, 0} : *a;
     for (; c0 + 8 <= w; c0 += 8) {
       size_t r = 0;

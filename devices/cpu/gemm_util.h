@@ -226,6 +226,10 @@ typedef void (*cpu_sgemm_ukernel_offs_fn)(size_t kc, const float *ap, const floa
                                           size_t nr, float alpha, float beta,
                                           const cpu_sgemm_tile_ep *ep);
 
+/* Rows of a tile at most that the short micro-kernel takes (a build without it has none: the
+ * driver's uk_short stays NULL). */
+#define CPU_SGEMM_SHORT_MR 4
+
 #if defined(TSR_CPU_HAVE_AVX2) && (defined(__x86_64__) || defined(__i386__))
 #define CPU_GEMM_HAVE_AVX2 1
 /* The AVX2/FMA versions; call them only when ctx->isa == CPU_ISA_AVX2_FMA. The micro-kernel
@@ -234,7 +238,6 @@ typedef void (*cpu_sgemm_ukernel_offs_fn)(size_t kc, const float *ap, const floa
 cpu_sgemm_ukernel_fn cpu_sgemm_ukernel_avx2(bool a_ahead, bool b_ahead);
 /* The same for tiles of at most CPU_SGEMM_SHORT_MR rows (packed B). */
 cpu_sgemm_ukernel_fn cpu_sgemm_ukernel_short_avx2(bool a_ahead, bool b_ahead);
-#define CPU_SGEMM_SHORT_MR 4
 /* The micro-kernel for B read in place: row p of the panel at b + offs[p] (see b_rows). */
 cpu_sgemm_ukernel_offs_fn cpu_sgemm_ukernel_offs_avx2(bool a_ahead);
 /* y[i] += a * x[i] for i < n. */

@@ -602,8 +602,8 @@ static ALWAYS_INLINE void fast_plane(const fast_job *j, const float *x, float *y
   const pool_plan *p = j->p;
   const pool_taps *tp = &j->taps;
   const nn_window *w = &p->w;
-  int64_t lo = j->k33_lo, hi = j->k33_hi, ow = w->out[2];
 #ifdef POOL_HAVE_AVX2
+  int64_t lo = j->k33_lo, hi = j->k33_hi, ow = w->out[2];
   if (avx2 && max && lo < hi) {
     fast_rows(p, tp, j->ix_lo, j->ix_hi, x, y, 0, lo, true, true);
     if (j->ix_lo > 0 || j->ix_hi < ow)
