@@ -1,14 +1,14 @@
 /* What the kernel suites of the blocked layout share: a xorshift generator for random shapes and
- * data, and the float64 references of the activations a kernel applies (cpu_act). Test-only. */
+ * data, the float64 references of the activations a kernel applies (cpu_act), the plan of a
+ * 2-D Conv and a guarded run of a kernel. Test-only. */
 #ifndef TSR_TESTS_KERNEL_REF_H
 #define TSR_TESTS_KERNEL_REF_H
 
+#include <check.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
-
-#include <check.h>
 #include <stdlib.h>
 #include <string.h>
 

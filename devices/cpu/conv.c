@@ -818,6 +818,18 @@ static void bias_task(void *arg, size_t begin, size_t end) {
   }
 }
 
+/* The kernels of a Conv over the channel-blocked layout (nchwc.h), as conv_nchwc_kernel_of
+ * chooses among them. */
+typedef enum conv_nchwc_kernel {
+  NCHWC_K_NONE = 0,
+  NCHWC_K_PW,     /* cpu_nchwc_pointwise, strided over a subsampled copy */
+  NCHWC_K_DW,     /* cpu_conv_depthwise_nchwc, with the interleaved path's packing */
+  NCHWC_K_GROUP,  /* cpu_nchwc_group */
+  NCHWC_K_WINO,   /* cpu_nchwc_wino */
+  NCHWC_K_DIRECT, /* cpu_nchwc_direct */
+  NCHWC_K_STEM,   /* cpu_nchwc_stem, from a plain input */
+} conv_nchwc_kernel;
+
 /* Conv's state from prepare(): the float32 weights of each group packed for the GEMM, or, for a
  * pointwise layer over a small plane, W^T packed for the transposed product instead. */
 typedef struct conv_state {
@@ -827,7 +839,8 @@ typedef struct conv_state {
   size_t wt_sp;    /* the output plane prepare() chose the transposed product for */
   float *wu;       /* the Winograd-transformed weights of cpu_conv_wino, or NULL */
   float *wdw;      /* a depthwise Conv's weights and bias by eight channels (cpu_conv_dw_pack) */
-  float *wn;       /* a blocked pointwise or stem Conv's weights (nchwc.h) */
+  float *wn;       /* a blocked Conv's weights, packed for its kernel nk (nchwc.h) */
+  conv_nchwc_kernel nk;
 } conv_state;
 
 /* Whether the transposed pointwise product runs p: prepare() packed W^T for it (for the plane
@@ -1285,7 +1298,31 @@ static void conv_nchwc_subsample(cpu_ctx *ctx, const conv_plan *p, const float *
 }
 #endif
 
-/* Conv's role in the blocked layout (cpu_op.nchwc_role), with what fusion gave it. */
+#ifdef CPU_NCHWC_HAVE_AVX2
+/* The blocked kernel for p, the first that takes it; conv_nchwc_role, prepare() and the run
+ * all ask here, so that they agree. */
+static conv_nchwc_kernel conv_nchwc_kernel_of(const conv_plan *p) {
+  if (conv_nchwc_pointwise(p))
+    return NCHWC_K_PW;
+  if (cpu_conv_dw_nchwc_applies(p))
+    return NCHWC_K_DW;
+  if (cpu_nchwc_group_applies(p))
+    return NCHWC_K_GROUP;
+  /* 3x3 by Winograd where the NCHW path would take it, else directly. */
+  if (cpu_nchwc_wino_applies(p) && cpu_conv_wino_wanted(p))
+    return NCHWC_K_WINO;
+  if (cpu_nchwc_direct_applies(p))
+    return NCHWC_K_DIRECT;
+  /* An image's stem (the kernel takes up to 16 channels; measured on images, where it beats
+   * the implicit GEMM, not against Winograd on a 3x3 layer of 16 channels). */
+  if (p->C <= 4 && p->kk > 1 && cpu_nchwc_stem_applies(p))
+    return NCHWC_K_STEM;
+  return NCHWC_K_NONE;
+}
+#endif
+
+/* Conv's role in the blocked layout (cpu_op.nchwc_role), with what fusion gave it: the 1x1
+ * kernel takes a fused residual, input scale and Relu, the others none. */
 static cpu_nchwc_role conv_nchwc_role(const cpu_node *n, cpu_isa isa) {
 #ifdef CPU_NCHWC_HAVE_AVX2
   char msg[256];
@@ -1296,28 +1333,18 @@ static cpu_nchwc_role conv_nchwc_role(const cpu_node *n, cpu_isa isa) {
     return CPU_NCHWC_NONE;
   if (p.has_bias && (!n->in[2].is_const || !n->in[2].data))
     return CPU_NCHWC_NONE;
+  conv_nchwc_kernel k = conv_nchwc_kernel_of(&p);
   bool fused = n->residual || n->in_scale || n->fused_act != CPU_FUSED_NONE;
-  if (fused && n->fused_act != CPU_FUSED_NONE && n->fused_act != CPU_FUSED_RELU)
+  if (fused &&
+      (k != NCHWC_K_PW || (n->fused_act != CPU_FUSED_NONE && n->fused_act != CPU_FUSED_RELU)))
     return CPU_NCHWC_NONE;
-  if (conv_nchwc_pointwise(&p))
-    return CPU_NCHWC_BLOCKED;
-  if (fused)
-    return CPU_NCHWC_NONE;
-  if (cpu_conv_dw_nchwc_applies(&p) || cpu_nchwc_group_applies(&p))
-    return CPU_NCHWC_BLOCKED;
-  /* 3x3 by Winograd where the NCHW path would take it, else directly (many channels). */
-  if (cpu_nchwc_wino_applies(&p) && cpu_conv_wino_wanted(&p))
-    return CPU_NCHWC_BLOCKED;
-  if (cpu_nchwc_direct_applies(&p))
-    return CPU_NCHWC_BLOCKED;
-  /* An image's stem (the kernel takes up to 16 channels; measured on images, where it beats
-   * the implicit GEMM, not against Winograd on a 3x3 layer of 16 channels). */
-  if (p.C <= 4 && p.kk > 1 && cpu_nchwc_stem_applies(&p))
-    return CPU_NCHWC_STEM;
+  return k == NCHWC_K_NONE   ? CPU_NCHWC_NONE
+         : k == NCHWC_K_STEM ? CPU_NCHWC_STEM
+                             : CPU_NCHWC_BLOCKED;
 #else
   (void)n, (void)isa;
-#endif
   return CPU_NCHWC_NONE;
+#endif
 }
 
 #ifdef CPU_NCHWC_HAVE_AVX2
@@ -1328,13 +1355,12 @@ static int conv_run_nchwc(cpu_ctx *ctx, const cpu_node *n, const conv_state *st,
   const float *b = p->has_bias ? in[2].data : NULL;
   if (in[0].dtype != TSR_DTYPE_FLOAT32)
     return cpu_fail(ctx, "blocked Conv over %s", cpu_dtype_name(in[0].dtype));
-  bool dw = cpu_conv_depthwise_applies(p), pw = !dw && conv_nchwc_pointwise(p);
-  bool grp = !dw && !pw && cpu_nchwc_group_applies(p);
-  bool wino = !dw && !pw && !grp && cpu_nchwc_wino_applies(p) && cpu_conv_wino_wanted(p);
-  bool direct = !dw && !pw && !grp && !wino && cpu_nchwc_direct_applies(p);
-  bool sub = pw && conv_nchwc_strided(p);
-  if (!dw && (!st || !st->wn))
+  /* The kernel prepare() packed for (a depthwise layer's packing is the interleaved path's,
+   * and may have been left to this run). */
+  conv_nchwc_kernel k = cpu_conv_depthwise_applies(p) ? NCHWC_K_DW : st ? st->nk : NCHWC_K_NONE;
+  if (k == NCHWC_K_NONE || (k != NCHWC_K_DW && !st->wn))
     return cpu_fail(ctx, "blocked Conv without packed weights");
+  bool pw = k == NCHWC_K_PW, sub = pw && conv_nchwc_strided(p);
   const float *res = NULL, *scale = NULL;
   if (pw && conv_fused_operands(ctx, n, in, out, p, &res, &scale) != 0)
     return -1;
@@ -1346,7 +1372,7 @@ static int conv_run_nchwc(cpu_ctx *ctx, const cpu_node *n, const conv_state *st,
   const char *x0 = in[0].data, *y0 = out[0].data, *r0 = (const char *)res;
   const char *s0 = (const char *)scale;
   size_t bytes = out[0].nbytes;
-  bool y_on_x = (pw || grp || wino || direct) && y0 < x0 + in[0].nbytes && x0 < y0 + bytes;
+  bool y_on_x = k != NCHWC_K_DW && k != NCHWC_K_STEM && y0 < x0 + in[0].nbytes && x0 < y0 + bytes;
   bool y_on_s = scale && y0 < s0 + in[4].nbytes && s0 < y0 + bytes;
   bool res_apart = res && r0 != y0 && r0 < y0 + bytes && y0 < r0 + bytes;
   float *y = out[0].data, *tmp = NULL, *res_copy = NULL, *own = NULL;
@@ -1377,23 +1403,23 @@ static int conv_run_nchwc(cpu_ctx *ctx, const cpu_node *n, const conv_state *st,
   if (res_copy)
     res = memcpy(res_copy, res, bytes);
   int rc = 0;
-  if (dw) {
+  switch (k) {
+  case NCHWC_K_DW: {
     const float *packed = st && st->wdw ? st->wdw : (own = cpu_conv_dw_pack(p, in[1].data, b));
     if (packed)
       cpu_conv_depthwise_nchwc(ctx, p, in[0].data, packed, y);
     else
       rc = cpu_fail(ctx, "out of memory packing depthwise weights");
-  } else if (grp) {
-    rc = cpu_nchwc_group(ctx, p, in[0].data, st->wn, b, y);
-  } else if (wino) {
-    rc = cpu_nchwc_wino(ctx, p, in[0].data, st->wn, b, y);
-  } else if (direct) {
-    rc = cpu_nchwc_direct(ctx, p, in[0].data, st->wn, b, y);
-  } else if (!pw) {
-    rc = cpu_nchwc_stem(ctx, p, in[0].data, st->wn, b, y);
-  } else {
+    break;
+  }
+  case NCHWC_K_PW:
     rc =
         cpu_nchwc_pointwise(ctx, p->N, p->C, p->M, p->out_sp, x, st->wn, b, scale, res, &p->act, y);
+    break;
+  case NCHWC_K_GROUP: rc = cpu_nchwc_group(ctx, p, in[0].data, st->wn, b, y); break;
+  case NCHWC_K_WINO: rc = cpu_nchwc_wino(ctx, p, in[0].data, st->wn, b, y); break;
+  case NCHWC_K_DIRECT: rc = cpu_nchwc_direct(ctx, p, in[0].data, st->wn, b, y); break;
+  default: rc = cpu_nchwc_stem(ctx, p, in[0].data, st->wn, b, y); break;
   }
   if (rc == 0 && tmp) {
     if (n->nchwc_out_plain)
@@ -1464,33 +1490,33 @@ static int conv_prepare(const cpu_node *n, void **out_state, char *msg, size_t s
   if (w->dtype != TSR_DTYPE_FLOAT32 || !w->is_const || !w->data || p.mg == 0)
     return 0;
 #ifdef CPU_NCHWC_HAVE_AVX2
-  if (n->nchwc && !cpu_conv_depthwise_applies(&p)) {
-    /* The blocked pointwise or stem kernel's weights (plugin.c chose the layout, having asked
-     * conv_nchwc_role); a blocked depthwise layer packs as the interleaved path does. */
-    bool pw = conv_nchwc_pointwise(&p), grp = !pw && cpu_nchwc_group_applies(&p);
-    bool wino = !pw && !grp && cpu_nchwc_wino_applies(&p) && cpu_conv_wino_wanted(&p);
-    bool direct = !pw && !grp && !wino && cpu_nchwc_direct_applies(&p);
-    size_t nf = pw       ? cpu_nchwc_pw_packed_floats(p.C, p.M)
-                : grp    ? cpu_nchwc_group_packed_floats(&p)
-                : wino   ? cpu_nchwc_wino_packed_floats(&p)
-                : direct ? cpu_nchwc_direct_packed_floats(&p)
-                         : cpu_nchwc_stem_packed_floats(&p);
+  conv_nchwc_kernel k = n->nchwc ? conv_nchwc_kernel_of(&p) : NCHWC_K_NONE;
+  if (n->nchwc && k != NCHWC_K_DW) {
+    /* The blocked kernel's weights (plugin.c chose the layout, having asked conv_nchwc_role);
+     * a blocked depthwise layer packs as the interleaved path does, below. */
+    size_t nf = 0;
+    switch (k) {
+    case NCHWC_K_PW: nf = cpu_nchwc_pw_packed_floats(p.C, p.M); break;
+    case NCHWC_K_GROUP: nf = cpu_nchwc_group_packed_floats(&p); break;
+    case NCHWC_K_WINO: nf = cpu_nchwc_wino_packed_floats(&p); break;
+    case NCHWC_K_DIRECT: nf = cpu_nchwc_direct_packed_floats(&p); break;
+    case NCHWC_K_STEM: nf = cpu_nchwc_stem_packed_floats(&p); break;
+    default: snprintf(msg, size, "no blocked kernel takes this Conv"); return -1;
+    }
     conv_state *st = calloc(1, sizeof *st);
     if (!st || !(st->wn = nn_alloc_aligned(nf, sizeof(float)))) {
       free(st);
       snprintf(msg, size, "out of memory packing the weights (%zu floats)", nf);
       return -1;
     }
-    if (pw)
-      cpu_nchwc_pw_pack(w->data, p.C, p.M, st->wn);
-    else if (grp)
-      cpu_nchwc_group_pack(&p, w->data, st->wn);
-    else if (wino)
-      cpu_nchwc_wino_pack(&p, w->data, st->wn);
-    else if (direct)
-      cpu_nchwc_direct_pack(&p, w->data, st->wn);
-    else
-      cpu_nchwc_stem_pack(&p, w->data, st->wn);
+    switch (k) {
+    case NCHWC_K_PW: cpu_nchwc_pw_pack(w->data, p.C, p.M, st->wn); break;
+    case NCHWC_K_GROUP: cpu_nchwc_group_pack(&p, w->data, st->wn); break;
+    case NCHWC_K_WINO: cpu_nchwc_wino_pack(&p, w->data, st->wn); break;
+    case NCHWC_K_DIRECT: cpu_nchwc_direct_pack(&p, w->data, st->wn); break;
+    default: cpu_nchwc_stem_pack(&p, w->data, st->wn); break;
+    }
+    st->nk = k;
     *out_state = st;
     return 0;
   }

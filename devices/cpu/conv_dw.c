@@ -167,15 +167,12 @@ static void dw_row_generic(const dw_plane *q, int64_t oy, int64_t o0, int64_t n)
     dw_row_generic_s(q, oy, o0, n, 0);
 }
 
-/* The smooth activations cost a polynomial per element: eight lanes at a time they cost about
- * eight times less, so kernels that finish outputs point by point leave them to a pass over
- * each finished row (cpu_act_apply_row) instead of applying them point by point. That pass
- * also beats applying them to each vector as it is stored: alone, one smooth activation is a
- * chain of some twenty dependent operations, which a loop of independent vectors overlaps. */
-static bool dw_act_smooth(const cpu_act *a) {
-  return a->kind == CPU_ACT_SIGMOID || a->kind == CPU_ACT_SILU || a->kind == CPU_ACT_GELU ||
-         a->kind == CPU_ACT_GELU_TANH;
-}
+/* The smooth activations (cpu_act_is_smooth) cost a polynomial per element: eight lanes at a
+ * time they cost about eight times less, so kernels that finish outputs point by point leave
+ * them to a pass over each finished row (cpu_act_apply_row) instead of applying them point by
+ * point. That pass also beats applying them to each vector as it is stored: alone, one smooth
+ * activation is a chain of some twenty dependent operations, which a loop of independent
+ * vectors overlaps. */
 
 #if defined(TSR_CPU_HAVE_AVX2) && (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
 #include <immintrin.h>
@@ -199,34 +196,6 @@ DW_AVX2 static ALWAYS_INLINE __m256 dw_unscramble(__m256 v, int S) {
   if (S == 1)
     return v;
   return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(v), _MM_SHUFFLE(3, 1, 2, 0)));
-}
-
-/* cpu_act_apply on eight values, with the same results (NaN and signed zeros included):
- * max_ps(a, b) is a > b ? a : b and min_ps(a, b) is a < b ? a : b. */
-DW_AVX2 static ALWAYS_INLINE __m256 dw_act8(const cpu_act *a, __m256 v) {
-  __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f);
-  switch (a->kind) {
-  case CPU_ACT_RELU: return _mm256_max_ps(zero, v);
-  case CPU_ACT_CLIP:
-    return _mm256_min_ps(_mm256_set1_ps(a->p1), _mm256_max_ps(_mm256_set1_ps(a->p0), v));
-  case CPU_ACT_LEAKYRELU:
-    return _mm256_blendv_ps(v, _mm256_mul_ps(_mm256_set1_ps(a->p0), v),
-                            _mm256_cmp_ps(v, zero, _CMP_LT_OQ));
-  case CPU_ACT_HARDSIGMOID: {
-    __m256 t = _mm256_add_ps(_mm256_mul_ps(_mm256_set1_ps(a->p0), v), _mm256_set1_ps(a->p1));
-    return _mm256_min_ps(one, _mm256_max_ps(zero, t));
-  }
-  case CPU_ACT_HARDSWISH: {
-    __m256 t =
-        _mm256_add_ps(_mm256_mul_ps(v, _mm256_set1_ps((float)(1.0 / 6.0))), _mm256_set1_ps(0.5f));
-    return _mm256_mul_ps(v, _mm256_min_ps(one, _mm256_max_ps(zero, t)));
-  }
-  case CPU_ACT_SIGMOID:
-  case CPU_ACT_SILU:
-  case CPU_ACT_GELU:
-  case CPU_ACT_GELU_TANH: return cpu_act8_smooth(a, v); /* vmath_avx2.h */
-  default: return v;
-  }
 }
 
 /* NV vectors of eight outputs starting at column o of the row whose window starts at x0.
@@ -263,7 +232,7 @@ DW_AVX2 static ALWAYS_INLINE void dw_block_avx2(const dw_plane *q, const float *
   DW_UNROLL
   for (int v = 0; v < NV; v++)
     _mm256_storeu_ps(yr + o + 8 * v,
-                     dw_act8(&q->act, dw_unscramble(_mm256_add_ps(acc0[v], acc1[v]), S)));
+                     cpu_act8(&q->act, dw_unscramble(_mm256_add_ps(acc0[v], acc1[v]), S)));
 }
 
 DW_AVX2 static ALWAYS_INLINE void dw_row_avx2_k(const dw_plane *q, int64_t oy, int S, int KH,
@@ -397,7 +366,7 @@ DW_AVX2 static ALWAYS_INLINE void dw_pad_block(const dw_plane *q, const float *x
   DW_UNROLL
   for (int v = 0; v < NV; v++) {
     __m256 r = _mm256_add_ps(acc0[v], acc1[v]);
-    r = dw_act8(&q->act, S == 2 ? dw_unscramble(r, 2) : r);
+    r = cpu_act8(&q->act, S == 2 ? dw_unscramble(r, 2) : r);
     int64_t at = o + 8 * v;
     if (at + 8 <= q->ow) {
       _mm256_storeu_ps(yr + at, r);
@@ -418,7 +387,7 @@ DW_AVX2 static ALWAYS_INLINE void dw_padded_k(const dw_plane *q, const float *bu
   dw_plane lq = *q;
   /* A smooth activation goes over the finished plane in one pass (the plane is in cache):
    * applied to each vector as it is stored, its long dependent chain stalls the kernel. */
-  bool smooth = dw_act_smooth(&q->act);
+  bool smooth = cpu_act_is_smooth(q->act.kind);
   if (smooth)
     lq.act.kind = CPU_ACT_NONE;
   q = &lq;
@@ -527,7 +496,7 @@ static bool dwi_plan(const conv_plan *p, dwi_geom *g) {
                   .dw = w->d[2],
                   .ph = w->pb[1],
                   .pw = w->pb[2]};
-  size_t rest_max = dw_act_smooth(&p->act) ? DWI_REST_MAX_SMOOTH : DWI_REST_MAX;
+  size_t rest_max = cpu_act_is_smooth(p->act.kind) ? DWI_REST_MAX_SMOOTH : DWI_REST_MAX;
   if (g->oh <= 0 || g->ow <= 0 || g->kh < 2 || g->kw < 2 || p->C <= rest_max)
     return false;
   /* Window arithmetic stays inside int64 (NN_ATTR_LIMIT, NN_DIM_LIMIT); the products below
@@ -627,14 +596,11 @@ DW_AVX2 static void dwi_fill(const dwi_state *s, int64_t r0, int64_t r1, int64_t
 
 /* The fused activation on eight vectors: the switch is outside the loop over them. */
 #define DWI_ACT_CASE(K)                                                                            \
-  case K: {                                                                                        \
-    cpu_act t = *a;                                                                                \
-    t.kind = K;                                                                                    \
+  case K:                                                                                          \
     DW_UNROLL                                                                                      \
     for (int i = 0; i < 8; i++)                                                                    \
-      v[i] = dw_act8(&t, v[i]);                                                                    \
-    return;                                                                                        \
-  }
+      v[i] = cpu_act8_kind(K, a->p0, a->p1, v[i]);                                                 \
+    return;
 
 DW_AVX2 static ALWAYS_INLINE void dwi_act(const cpu_act *a, __m256 v[8]) {
   switch (a->kind) {
@@ -734,23 +700,24 @@ DW_AVX2 static ALWAYS_INLINE void dwi_band_k(const dwi_state *st, int64_t oy0, i
     dwi_block(&s, y, r + 8 <= n ? r : n - 8, 8, KH, KW, BL);
 }
 
-DW_AVX2 static void dwi_band(const dwi_state *s, int64_t oy0, int64_t oy1) {
+/* The window's specialisation (3x3, 5x5 or any) for planes (BL false) or blocked tensors. */
+DW_AVX2 static ALWAYS_INLINE void dwi_band_bl(const dwi_state *s, int64_t oy0, int64_t oy1,
+                                              bool BL) {
   const dwi_geom *g = s->g;
   bool d1 = g->dh == 1 && g->dw == 1;
-  if (s->blocked) {
-    if (d1 && g->kh == 3 && g->kw == 3)
-      dwi_band_k(s, oy0, oy1, 3, 3, true);
-    else if (d1 && g->kh == 5 && g->kw == 5)
-      dwi_band_k(s, oy0, oy1, 5, 5, true);
-    else
-      dwi_band_k(s, oy0, oy1, 0, 0, true);
-  } else if (d1 && g->kh == 3 && g->kw == 3) {
-    dwi_band_k(s, oy0, oy1, 3, 3, false);
-  } else if (d1 && g->kh == 5 && g->kw == 5) {
-    dwi_band_k(s, oy0, oy1, 5, 5, false);
-  } else {
-    dwi_band_k(s, oy0, oy1, 0, 0, false);
-  }
+  if (d1 && g->kh == 3 && g->kw == 3)
+    dwi_band_k(s, oy0, oy1, 3, 3, BL);
+  else if (d1 && g->kh == 5 && g->kw == 5)
+    dwi_band_k(s, oy0, oy1, 5, 5, BL);
+  else
+    dwi_band_k(s, oy0, oy1, 0, 0, BL);
+}
+
+DW_AVX2 static void dwi_band(const dwi_state *s, int64_t oy0, int64_t oy1) {
+  if (s->blocked)
+    dwi_band_bl(s, oy0, oy1, true);
+  else
+    dwi_band_bl(s, oy0, oy1, false);
 }
 #endif
 
@@ -790,7 +757,7 @@ static void dw2d_task(void *arg, size_t begin, size_t end) {
 #endif
   /* The row path computes borders point by point: a smooth activation goes on each finished
    * row instead (the padded path applies it to each finished plane). */
-  bool row_act = !pad && dw_act_smooth(&p->act);
+  bool row_act = !pad && cpu_act_is_smooth(p->act.kind);
   if (row_act)
     q.act.kind = CPU_ACT_NONE;
   for (size_t plane = begin; plane < end; plane++) {
@@ -1075,7 +1042,7 @@ DW_AVX2 static ALWAYS_INLINE void dwb_pixels(const dwb_job *j, const float *xb, 
   } else {
     DW_UNROLL
     for (int i = 0; i < NP; i++)
-      acc[i] = dw_act8(a, acc[i]);
+      acc[i] = cpu_act8(a, acc[i]);
   }
   DW_UNROLL
   for (int i = 0; i < NP; i++)
@@ -1094,7 +1061,7 @@ DW_AVX2 static void dwb_edge(const dwb_job *j, const float *xb, const float *wg,
     for (int64_t kx = kx0; kx < kx1; kx++)
       acc = _mm256_fmadd_ps(_mm256_load_ps(wg + (ky * kw + kx) * 8),
                             _mm256_loadu_ps(xb + ((iy0 + ky) * iw + ix0 + kx) * 8), acc);
-  _mm256_storeu_ps(yb + (oy * w->out[2] + ox) * 8, dw_act8(&j->p->act, acc));
+  _mm256_storeu_ps(yb + (oy * w->out[2] + ox) * 8, cpu_act8(&j->p->act, acc));
 }
 
 /* The interior columns [lo, hi) of the output: ox * sw - pw >= 0 and ox * sw - pw + kw <= iw

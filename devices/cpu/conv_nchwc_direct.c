@@ -399,9 +399,6 @@ DR_AVX2 static void dr_task(void *arg, size_t begin, size_t end) {
   }
 }
 
-/* a * b into *out; false on overflow. */
-static bool dr_mul(size_t a, size_t b, size_t *out) { return !__builtin_mul_overflow(a, b, out); }
-
 int cpu_nchwc_direct(cpu_ctx *ctx, const conv_plan *p, const float *x, const float *wp,
                      const float *bias, float *y) {
   if (ctx->isa != CPU_ISA_AVX2_FMA)
@@ -416,10 +413,10 @@ int cpu_nchwc_direct(cpu_ctx *ctx, const conv_plan *p, const float *x, const flo
     return 0;
   /* The sizes the kernel indexes: the input, the output and the packed weights. */
   size_t t;
-  if (ih < 0 || iw < 0 || p->kk != (size_t)(kh * kw) || !dr_mul((size_t)ih, (size_t)iw, &t) ||
-      !dr_mul(t, p->C, &t) || !dr_mul(t, p->N, &t) || !dr_mul((size_t)oh, (size_t)ow, &t) ||
-      !dr_mul(t, p->M, &t) || !dr_mul(t, p->N, &t) || !dr_mul(p->M, p->C, &t) ||
-      !dr_mul(t, p->kk, &t))
+  if (ih < 0 || iw < 0 || p->kk != (size_t)(kh * kw) || !nn_mul_size((size_t)ih, (size_t)iw, &t) ||
+      !nn_mul_size(t, p->C, &t) || !nn_mul_size(t, p->N, &t) ||
+      !nn_mul_size((size_t)oh, (size_t)ow, &t) || !nn_mul_size(t, p->M, &t) ||
+      !nn_mul_size(t, p->N, &t) || !nn_mul_size(p->M, p->C, &t) || !nn_mul_size(t, p->kk, &t))
     return cpu_fail(ctx, "the NCHW8c direct convolution's tensors are too large");
 
   dr_job j = {.p = p, .x = x, .wp = wp, .bias = bias, .y = y};

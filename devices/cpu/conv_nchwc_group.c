@@ -213,13 +213,7 @@ int cpu_nchwc_group(cpu_ctx *ctx, const conv_plan *p, const float *x, const floa
   if (p->N == 0 || oh <= 0 || ow <= 0)
     return 0;
   grp_job j = {.p = p, .x = x, .wp = wp, .bias = bias, .y = y};
-  cpu_act_kind k = p->act.kind;
-  j.clamp = k == CPU_ACT_NONE || k == CPU_ACT_RELU || k == CPU_ACT_CLIP;
-  if (j.clamp) {
-    float flo, fhi;
-    cpu_act_clamp_bounds(&p->act, &flo, &fhi);
-    j.lo = flo, j.hi = fhi;
-  }
+  j.clamp = cpu_act_clamp_bounds(&p->act, &j.lo, &j.hi);
   /* Bands of rows: every thread a few items, each some 10 microseconds of work at least. */
   size_t planes = p->N * p->G, want = 4 * cpu_thread_count(ctx);
   double row_flops = 2.0 * (double)ow * 64.0 * (double)p->kk;

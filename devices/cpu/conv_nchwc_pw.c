@@ -16,7 +16,6 @@
 #include <immintrin.h>
 #include <stdatomic.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "devices/cpu/vmath_avx2.h"
 
@@ -303,6 +302,18 @@ static const pw_tile_fn pw_tiles24[4] = {pw_tile_1t, pw_tile_2t, pw_tile_3t, pw_
 
 /* ---- The driver ------------------------------------------------------------------------- */
 
+/* M output channels as units of the packed panels: panels of 16, but when M % 16 == 8 the last
+ * unit is 24 wide (the last whole panel and the half one) or, for M = 8, 8. And C input
+ * channels in blocks of the depth of equal size, a multiple of eight, at most PW_KB. */
+static void pw_shape(size_t C, size_t M, size_t *units, size_t *last_width, size_t *kb) {
+  size_t panels = (M + PW_NR - 1) / PW_NR;
+  bool half = M % PW_NR != 0;
+  *units = half && panels > 1 ? panels - 1 : panels;
+  *last_width = !half ? PW_NR : panels > 1 ? PW_NR + CPU_NCHWC : CPU_NCHWC;
+  size_t nkb = (C + PW_KB - 1) / PW_KB;
+  *kb = nkb ? (C / CPU_NCHWC + nkb - 1) / nkb * CPU_NCHWC : CPU_NCHWC;
+}
+
 typedef struct pw_job {
   size_t C, M, HW;
   const float *x, *wp, *bias, *scale, *res;
@@ -310,9 +321,7 @@ typedef struct pw_job {
   cpu_act act;
   const float *bounds; /* relu and clip: [lo, hi] of the clamp the tiles apply; else NULL */
   float lohi[2];
-  /* Units of output channels: panels of 16, but when M % 16 == 8 the last is 24 wide (the
-   * last whole panel and the half one) or, for M = 8, 8. */
-  size_t units, last_width;
+  size_t units, last_width;     /* units of output channels (pw_shape) */
   size_t kb;                    /* input channels per block of the depth */
   size_t chunk, chunks, groups; /* pixels per chunk, chunks per image, groups of units */
   bool scale_x;                 /* under a scale: scale a copy of the input, not the weights */
@@ -421,23 +430,13 @@ AVX2 static void pw_task(void *arg, size_t i0, size_t i1) {
  * depth as pw_task takes them, no bias, no activation. */
 AVX2 void cpu_nchwc_pw_product(const float *x, size_t xs, size_t C, size_t M, size_t np,
                                const float *wp, float *y, size_t ys, bool accumulate) {
-  if (M == 0 || np == 0)
+  if (C == 0 || M == 0 || np == 0)
     return;
-  size_t panels = (M + PW_NR - 1) / PW_NR;
-  bool half = M % PW_NR != 0;
-  size_t units = half && panels > 1 ? panels - 1 : panels;
-  size_t last_width = !half ? PW_NR : panels > 1 ? PW_NR + CPU_NCHWC : CPU_NCHWC;
-  size_t nkb = (C + PW_KB - 1) / PW_KB;
-  size_t kb = nkb ? (C / CPU_NCHWC + nkb - 1) / nkb * CPU_NCHWC : CPU_NCHWC;
+  size_t units, last_width, kb;
+  pw_shape(C, M, &units, &last_width, &kb);
   for (size_t q = 0; q < units; q++) {
     const size_t width = q + 1 == units ? last_width : PW_NR;
     float *yq = y + 2 * q * ys;
-    if (C == 0) {
-      if (!accumulate)
-        for (size_t ob = 0; ob < width / CPU_NCHWC; ob++)
-          memset(yq + ob * ys, 0, np * CPU_NCHWC * sizeof *yq);
-      continue;
-    }
     for (size_t c0 = 0; c0 < C; c0 += kb) {
       size_t kc = C - c0 < kb ? C - c0 : kb;
       const float *w = wp + (q * C + c0) * PW_NR;
@@ -457,8 +456,6 @@ int cpu_nchwc_pointwise(cpu_ctx *ctx, size_t N, size_t C, size_t M, size_t HW, c
                         const cpu_act *act, float *y) {
   if (N == 0 || M == 0 || HW == 0)
     return 0;
-  size_t panels = (M + PW_NR - 1) / PW_NR;
-  bool half = M % PW_NR != 0;
   pw_job j = {.C = C,
               .M = M,
               .HW = HW,
@@ -468,19 +465,12 @@ int cpu_nchwc_pointwise(cpu_ctx *ctx, size_t N, size_t C, size_t M, size_t HW, c
               .scale = scale,
               .res = res,
               .y = y,
-              .act = *act,
-              .units = half && panels > 1 ? panels - 1 : panels,
-              .last_width = !half        ? PW_NR
-                            : panels > 1 ? PW_NR + CPU_NCHWC
-                                         : CPU_NCHWC};
+              .act = *act};
+  pw_shape(C, M, &j.units, &j.last_width, &j.kb);
   if (act->kind == CPU_ACT_RELU || act->kind == CPU_ACT_CLIP) {
     cpu_act_clamp_bounds(act, &j.lohi[0], &j.lohi[1]);
     j.bounds = j.lohi;
   }
-  /* Blocks of the depth of equal size, a multiple of eight. */
-  size_t nkb = (C + PW_KB - 1) / PW_KB;
-  j.kb = nkb ? (C / CPU_NCHWC + nkb - 1) / nkb * CPU_NCHWC : CPU_NCHWC;
-
   /* Chunks of pixels: what fits PW_CHUNK_BYTES, or with several threads fewer pixels, until
    * each thread has a few items; of equal size. */
   size_t chunk = PW_CHUNK_BYTES / (C ? C * sizeof(float) : 1);

@@ -98,56 +98,32 @@ typedef struct stem_row {
   cpu_act act;
 } stem_row;
 
-/* Whether p's activation is one of the smooth ones (sigmoid, silu, gelu, gelu_tanh). These
- * go over each finished output row (cpu_act_apply_row_avx2, in L1) instead of the tile's
- * registers: beside the 12 accumulators their constants spill, and inlined into every tile
- * they slow the others too. 3 -> 32 3x3 s2 on 224x224, one Zen 4 core: silu 0.405 -> 0.364
- * ms, clip 0.228 -> 0.221 ms. */
-static bool stem_act_smooth(const cpu_act *a) {
-  return a->kind == CPU_ACT_SIGMOID || a->kind == CPU_ACT_SILU || a->kind == CPU_ACT_GELU ||
-         a->kind == CPU_ACT_GELU_TANH;
-}
-
-/* The piecewise-linear activations on n vectors (the smooth ones are left alone); the switch is
- * outside the loops. None, relu and clip are min(hi, max(lo, v)), cpu_act_apply's results
- * (cpu_act_clamp_bounds); the others as conv_dw.c's vectors compute them. */
+/* The smooth activations (cpu_act_is_smooth) go over each finished output row
+ * (cpu_act_apply_row_avx2, in L1) instead of the tile's registers: beside the 12 accumulators
+ * their constants spill, and inlined into every tile they slow the others too. 3 -> 32 3x3 s2
+ * on 224x224, one Zen 4 core: silu 0.405 -> 0.364 ms, clip 0.228 -> 0.221 ms. The
+ * piecewise-linear ones on the tile's n vectors, the switch outside the loops; relu and clip
+ * are min(hi, max(lo, v)) (cpu_act_clamp_bounds). */
 STEM_AVX2 static ALWAYS_INLINE void stem_act(const cpu_act *a, __m256 *v, int n) {
-  __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f);
-  switch (a->kind) {
-  case CPU_ACT_RELU:
-  case CPU_ACT_CLIP: {
-    float flo, fhi;
-    cpu_act_clamp_bounds(a, &flo, &fhi);
-    __m256 lo = _mm256_set1_ps(flo), hi = _mm256_set1_ps(fhi);
-    STEM_UNROLL
-    for (int i = 0; i < n; i++)
-      v[i] = _mm256_min_ps(hi, _mm256_max_ps(lo, v[i]));
+  float p0 = a->p0, p1 = a->p1;
+  cpu_act_kind k = a->kind;
+  if (k == CPU_ACT_NONE)
     return;
-  }
-  case CPU_ACT_LEAKYRELU: {
-    __m256 al = _mm256_set1_ps(a->p0);
-    STEM_UNROLL
-    for (int i = 0; i < n; i++)
-      v[i] = _mm256_blendv_ps(v[i], _mm256_mul_ps(al, v[i]), _mm256_cmp_ps(v[i], zero, _CMP_LT_OQ));
+  if (cpu_act_clamp_bounds(a, &p0, &p1))
+    k = CPU_ACT_CLIP;
+  switch (k) {
+#define STEM_ACT_CASE(K)                                                                           \
+  case K:                                                                                          \
+    STEM_UNROLL                                                                                    \
+    for (int i = 0; i < n; i++)                                                                    \
+      v[i] = cpu_act8_kind(K, p0, p1, v[i]);                                                       \
     return;
-  }
-  case CPU_ACT_HARDSIGMOID: {
-    __m256 al = _mm256_set1_ps(a->p0), be = _mm256_set1_ps(a->p1);
-    STEM_UNROLL
-    for (int i = 0; i < n; i++)
-      v[i] = _mm256_min_ps(one, _mm256_max_ps(zero, _mm256_add_ps(_mm256_mul_ps(al, v[i]), be)));
-    return;
-  }
-  case CPU_ACT_HARDSWISH: {
-    __m256 sixth = _mm256_set1_ps((float)(1.0 / 6.0)), half = _mm256_set1_ps(0.5f);
-    STEM_UNROLL
-    for (int i = 0; i < n; i++) {
-      __m256 t = _mm256_add_ps(_mm256_mul_ps(v[i], sixth), half);
-      v[i] = _mm256_mul_ps(v[i], _mm256_min_ps(one, _mm256_max_ps(zero, t)));
-    }
-    return;
-  }
-  default: return; /* none, and the smooth ones (stem_act_smooth) */
+    STEM_ACT_CASE(CPU_ACT_CLIP)
+    STEM_ACT_CASE(CPU_ACT_LEAKYRELU)
+    STEM_ACT_CASE(CPU_ACT_HARDSIGMOID)
+    STEM_ACT_CASE(CPU_ACT_HARDSWISH)
+#undef STEM_ACT_CASE
+  default: return; /* the smooth ones */
   }
 }
 
@@ -314,7 +290,7 @@ STEM_AVX2 static void stem_task(void *arg, size_t begin, size_t end) {
   }
   memset(buf, 0, j->bufn * sizeof *buf);
   size_t taps = p->C * p->kk, blocks = p->M / 8;
-  bool smooth = stem_act_smooth(&p->act);
+  bool smooth = cpu_act_is_smooth(p->act.kind);
   stem_row r = {
       .ld = j->ld, .kw = w->k[2], .sw = w->s[2], .ybs = (size_t)(oh * ow) * 8, .act = p->act};
   for (size_t it = begin; it < end; it++) {
@@ -348,9 +324,6 @@ STEM_AVX2 static void stem_task(void *arg, size_t begin, size_t end) {
   free(buf);
 }
 
-/* a * b into *out; false on overflow. */
-static bool stem_mul(size_t a, size_t b, size_t *out) { return !__builtin_mul_overflow(a, b, out); }
-
 int cpu_nchwc_stem(cpu_ctx *ctx, const conv_plan *p, const float *x, const float *wp,
                    const float *bias, float *y) {
   if (ctx->isa != CPU_ISA_AVX2_FMA)
@@ -367,7 +340,7 @@ int cpu_nchwc_stem(cpu_ctx *ctx, const conv_plan *p, const float *x, const float
   /* Output rows per band: as many as keep the buffer within STEM_BUF_FLOATS, at least one,
    * and few enough that every thread gets a few bands. */
   size_t per_row;
-  if (!stem_mul(p->C, j.ld, &per_row))
+  if (!nn_mul_size(p->C, j.ld, &per_row))
     return cpu_fail(ctx, "the NCHW8c stem convolution's rows are too large");
   int64_t band = 1;
   while (band < oh && (size_t)(band * sh + kh) <= STEM_BUF_FLOATS / per_row)
@@ -380,7 +353,7 @@ int cpu_nchwc_stem(cpu_ctx *ctx, const conv_plan *p, const float *x, const float
   j.band = band;
   j.nbands = (oh + band - 1) / band;
   j.brows = (band - 1) * sh + kh;
-  if (!stem_mul((size_t)j.brows, per_row, &j.bufn))
+  if (!nn_mul_size((size_t)j.brows, per_row, &j.bufn))
     return cpu_fail(ctx, "the NCHW8c stem convolution's rows are too large");
   j.row = w->s[2] == 1 ? stem_row_s1 : w->s[2] == 2 ? stem_row_s2 : stem_row_sn;
   atomic_init(&j.failed, false);

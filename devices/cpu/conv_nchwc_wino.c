@@ -115,11 +115,6 @@ void cpu_nchwc_wino_pack(const conv_plan *p, const float *w, float *dst) {
 
 /* ---- The transforms --------------------------------------------------------------------- */
 
-/* How the output transform applies the activation in registers: PLAIN none (no activation,
- * or a smooth one applied to the finished rows), CLAMP relu and clip (cpu_act_clamp_bounds),
- * and the other piecewise-linear ones as conv_nchwc_stem.c computes them. */
-enum { WINO_PLAIN, WINO_CLAMP, WINO_LEAKY, WINO_HSIG, WINO_HSWISH, WINO_MODES };
-
 typedef struct wino_job wino_job;
 typedef void (*wino_out_fn)(const wino_job *j, const float *pm, __m256 bv, float *yb, int64_t ty);
 
@@ -137,9 +132,9 @@ struct wino_job {
   size_t vs, ps;                  /* floats between the 16 matrices of V, of P */
   size_t scratch;                 /* floats of one task's V and P */
   cpu_act act;                    /* p->act */
-  float lo, hi;                   /* WINO_CLAMP's bounds */
+  float p0, p1;                   /* the in-register activation's parameters (out_row) */
   bool smooth;                    /* the activation goes over finished rows */
-  wino_out_fn out_row;            /* the output transform of one tile row, by mode */
+  wino_out_fn out_row;            /* the output transform of one tile row, by activation */
   atomic_bool failed;
 };
 
@@ -213,41 +208,18 @@ WINO_AVX2 static void wino_in_row(const wino_job *j, const float *xb, int64_t ty
     wino_in_tile_edge(rows, 2 * tx - pl, iw, v + tx * CPU_NCHWC, vs);
 }
 
-/* The activation of mode MODE on n vectors (WINO_PLAIN: none): a0 and a1 are CLAMP's bounds,
- * LEAKY's slope, HSIG's slope and offset. */
-WINO_AVX2 static ALWAYS_INLINE void wino_act(__m256 *v, int n, __m256 a0, __m256 a1,
-                                             const int mode) {
-  const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f);
-  WINO_UNROLL
-  for (int i = 0; i < n; i++) {
-    if (mode == WINO_CLAMP) {
-      /* max_ps(lo, v) is lo > v ? lo : v and min_ps(hi, .) likewise: cpu_act_apply's relu
-       * and clip, NaN and -0 included. */
-      v[i] = _mm256_min_ps(a1, _mm256_max_ps(a0, v[i]));
-    } else if (mode == WINO_LEAKY) {
-      v[i] = _mm256_blendv_ps(v[i], _mm256_mul_ps(a0, v[i]), _mm256_cmp_ps(v[i], zero, _CMP_LT_OQ));
-    } else if (mode == WINO_HSIG) {
-      v[i] = _mm256_min_ps(one, _mm256_max_ps(zero, _mm256_add_ps(_mm256_mul_ps(a0, v[i]), a1)));
-    } else if (mode == WINO_HSWISH) {
-      __m256 sixth = _mm256_set1_ps((float)(1.0 / 6.0)), half = _mm256_set1_ps(0.5f);
-      __m256 t = _mm256_add_ps(_mm256_mul_ps(v[i], sixth), half);
-      v[i] = _mm256_mul_ps(v[i], _mm256_min_ps(one, _mm256_max_ps(zero, t)));
-    }
-  }
-}
-
-/* Y = A^T P A, A^T = [1 1 1 0; 0 1 -1 -1], plus the bias bv and the activation of MODE, for
+/* Y = A^T P A, A^T = [1 1 1 0; 0 1 -1 -1], plus the bias bv and the activation KIND (with the
+ * job's p0 and p1; CPU_ACT_NONE for none or a smooth one, applied to the finished rows), for
  * tile row ty of one output block: pm is the row's first tile in P[0] (element xi j->ps
  * floats on), yb the block's plane of the image. The outputs that lie inside it are stored.
  * The job's fields are read into locals first: with -fno-strict-aliasing the output stores
  * could otherwise change them, and they would be reloaded after each. */
 WINO_AVX2 static ALWAYS_INLINE void wino_out_row_k(const wino_job *j, const float *pm, __m256 bv,
-                                                   float *yb, int64_t ty, const int mode) {
+                                                   float *yb, int64_t ty, const cpu_act_kind kind) {
   const int64_t ow = j->ow, tw = j->tw, oy = 2 * ty;
   const bool two = oy + 1 < j->oh;
   const size_t ps = j->ps;
-  const __m256 a0 = _mm256_set1_ps(mode == WINO_CLAMP ? j->lo : j->act.p0);
-  const __m256 a1 = _mm256_set1_ps(mode == WINO_CLAMP ? j->hi : j->act.p1);
+  const float a0 = j->p0, a1 = j->p1;
   float *y0 = yb + oy * ow * CPU_NCHWC, *y1 = y0 + ow * CPU_NCHWC;
   for (int64_t tx = 0; tx < tw; tx++) {
     const float *pt = pm + tx * CPU_NCHWC;
@@ -267,7 +239,11 @@ WINO_AVX2 static ALWAYS_INLINE void wino_out_row_k(const wino_job *j, const floa
       o[2 * r] = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s[r][0], s[r][1]), s[r][2]), bv);
       o[2 * r + 1] = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s[r][1], s[r][2]), s[r][3]), bv);
     }
-    wino_act(o, 4, a0, a1, mode);
+    if (kind != CPU_ACT_NONE) {
+      WINO_UNROLL
+      for (int i = 0; i < 4; i++)
+        o[i] = cpu_act8_kind(kind, a0, a1, o[i]);
+    }
     float *a = y0 + 2 * tx * CPU_NCHWC, *b = y1 + 2 * tx * CPU_NCHWC;
     _mm256_storeu_ps(a, o[0]);
     if (two)
@@ -280,16 +256,16 @@ WINO_AVX2 static ALWAYS_INLINE void wino_out_row_k(const wino_job *j, const floa
   }
 }
 
-#define WINO_OUT_FN(name, mode)                                                                    \
+#define WINO_OUT_FN(name, kind)                                                                    \
   WINO_AVX2 static void name(const wino_job *j, const float *pm, __m256 bv, float *yb,             \
                              int64_t ty) {                                                         \
-    wino_out_row_k(j, pm, bv, yb, ty, mode);                                                       \
+    wino_out_row_k(j, pm, bv, yb, ty, kind);                                                       \
   }
-WINO_OUT_FN(wino_out_plain, WINO_PLAIN)
-WINO_OUT_FN(wino_out_clamp, WINO_CLAMP)
-WINO_OUT_FN(wino_out_leaky, WINO_LEAKY)
-WINO_OUT_FN(wino_out_hsig, WINO_HSIG)
-WINO_OUT_FN(wino_out_hswish, WINO_HSWISH)
+WINO_OUT_FN(wino_out_plain, CPU_ACT_NONE)
+WINO_OUT_FN(wino_out_clip, CPU_ACT_CLIP)
+WINO_OUT_FN(wino_out_leaky, CPU_ACT_LEAKYRELU)
+WINO_OUT_FN(wino_out_hsig, CPU_ACT_HARDSIGMOID)
+WINO_OUT_FN(wino_out_hswish, CPU_ACT_HARDSWISH)
 #undef WINO_OUT_FN
 
 /* ---- The driver ------------------------------------------------------------------------- */
@@ -342,9 +318,6 @@ WINO_AVX2 static void wino_task(void *arg, size_t begin, size_t end) {
   free(v);
 }
 
-/* a * b into *out; false on overflow. */
-static bool wino_mul(size_t a, size_t b, size_t *out) { return !__builtin_mul_overflow(a, b, out); }
-
 /* A pitch of at least n floats (n a multiple of eight) that is a whole, odd number of cache
  * lines: the channel blocks of V and P, which a tile of the products reads one after another,
  * then fall in different sets of L1 rather than a few (a plane of 64 tiles is 2 KiB). SIZE_MAX
@@ -387,7 +360,7 @@ int cpu_nchwc_wino(cpu_ctx *ctx, const conv_plan *p, const float *x, const float
    * threads, more bands until each thread has a few items, or one a tile row. */
   size_t per_row, chan;
   bool big = __builtin_add_overflow(p->C, p->M, &chan) ||
-             !wino_mul((size_t)WINO_T * (size_t)j.tw, chan, &per_row);
+             !nn_mul_size((size_t)WINO_T * (size_t)j.tw, chan, &per_row);
   if (big)
     return cpu_fail(ctx, "the NCHW8c Winograd convolution's tile rows are too large");
   int64_t rows = (int64_t)(WINO_BAND_FLOATS / per_row);
@@ -416,31 +389,30 @@ int cpu_nchwc_wino(cpu_ctx *ctx, const conv_plan *p, const float *x, const float
 
   /* A task's V ([16][C/8][tiles][8]) and P ([16][M/8][tiles][8]). */
   size_t tiles = (size_t)band * (size_t)j.tw, vm, pm, vp, all;
-  big = !wino_mul(tiles, CPU_NCHWC, &j.xs) || (j.xs = wino_block_pitch(j.xs)) == SIZE_MAX ||
-        !wino_mul(p->C / CPU_NCHWC, j.xs, &vm) || !wino_mul(p->M / CPU_NCHWC, j.xs, &pm) ||
+  big = !nn_mul_size(tiles, CPU_NCHWC, &j.xs) || (j.xs = wino_block_pitch(j.xs)) == SIZE_MAX ||
+        !nn_mul_size(p->C / CPU_NCHWC, j.xs, &vm) || !nn_mul_size(p->M / CPU_NCHWC, j.xs, &pm) ||
         (j.vs = wino_matrix_pitch(vm)) == SIZE_MAX || (j.ps = wino_matrix_pitch(pm)) == SIZE_MAX ||
-        __builtin_add_overflow(j.vs, j.ps, &vp) || !wino_mul(WINO_T, vp, &all);
+        __builtin_add_overflow(j.vs, j.ps, &vp) || !nn_mul_size(WINO_T, vp, &all);
   if (big)
     return cpu_fail(ctx, "the NCHW8c Winograd convolution's buffers are too large");
   j.scratch = all;
 
+  /* The activation in registers as the output transform stores (relu and clip as a clamp,
+   * cpu_act_clamp_bounds), or the smooth ones over the finished rows. */
   j.act = p->act;
-  int mode = WINO_PLAIN;
+  j.p0 = p->act.p0, j.p1 = p->act.p1;
+  j.smooth = cpu_act_is_smooth(p->act.kind);
   switch (p->act.kind) {
-  case CPU_ACT_NONE: break;
   case CPU_ACT_RELU:
   case CPU_ACT_CLIP:
-    cpu_act_clamp_bounds(&p->act, &j.lo, &j.hi);
-    mode = WINO_CLAMP;
+    cpu_act_clamp_bounds(&p->act, &j.p0, &j.p1);
+    j.out_row = wino_out_clip;
     break;
-  case CPU_ACT_LEAKYRELU: mode = WINO_LEAKY; break;
-  case CPU_ACT_HARDSIGMOID: mode = WINO_HSIG; break;
-  case CPU_ACT_HARDSWISH: mode = WINO_HSWISH; break;
-  default: j.smooth = true; break;
+  case CPU_ACT_LEAKYRELU: j.out_row = wino_out_leaky; break;
+  case CPU_ACT_HARDSIGMOID: j.out_row = wino_out_hsig; break;
+  case CPU_ACT_HARDSWISH: j.out_row = wino_out_hswish; break;
+  default: j.out_row = wino_out_plain; break;
   }
-  static const wino_out_fn outs[WINO_MODES] = {wino_out_plain, wino_out_clamp, wino_out_leaky,
-                                               wino_out_hsig, wino_out_hswish};
-  j.out_row = outs[mode];
   atomic_init(&j.failed, false);
   cpu_parallel_for(ctx, p->N * (size_t)j.nbands * j.ngroups, 1, wino_task, &j);
   if (atomic_load(&j.failed))

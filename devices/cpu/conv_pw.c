@@ -175,34 +175,6 @@ static void pwt_pack_task(void *arg, size_t t0, size_t t1) {
  * by cpu_act_apply_row: both with the functions of the GEMM's epilogue, so that a sum comes out
  * as the epilogue would make it. */
 #ifdef CONV_HAVE_AVX2
-static bool pwt_act_smooth(cpu_act_kind k) {
-  return k == CPU_ACT_SIGMOID || k == CPU_ACT_SILU || k == CPU_ACT_GELU || k == CPU_ACT_GELU_TANH;
-}
-
-/* The piecewise-linear activations on eight lanes, with the comparisons of cpu_act_apply
- * (max_ps(a, b) is a > b ? a : b), so that NaN and -0 come out as it makes them. */
-__attribute__((target("avx2,fma"))) static inline __m256 pwt_act8(const cpu_act *a, __m256 x) {
-  const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f);
-  switch (a->kind) {
-  case CPU_ACT_RELU: return _mm256_max_ps(zero, x);
-  case CPU_ACT_CLIP:
-    return _mm256_min_ps(_mm256_set1_ps(a->p1), _mm256_max_ps(_mm256_set1_ps(a->p0), x));
-  case CPU_ACT_LEAKYRELU:
-    return _mm256_blendv_ps(x, _mm256_mul_ps(_mm256_set1_ps(a->p0), x),
-                            _mm256_cmp_ps(x, zero, _CMP_LT_OQ));
-  case CPU_ACT_HARDSIGMOID: {
-    __m256 v = _mm256_add_ps(_mm256_mul_ps(_mm256_set1_ps(a->p0), x), _mm256_set1_ps(a->p1));
-    return _mm256_min_ps(one, _mm256_max_ps(zero, v));
-  }
-  case CPU_ACT_HARDSWISH: {
-    __m256 v =
-        _mm256_add_ps(_mm256_mul_ps(x, _mm256_set1_ps((float)(1.0 / 6.0))), _mm256_set1_ps(0.5f));
-    return _mm256_mul_ps(x, _mm256_min_ps(one, _mm256_max_ps(zero, v)));
-  }
-  default: return x;
-  }
-}
-
 /* d[r * ldd + c] = act(s[c * lds + r] + bias[r] + res[r * ldd + c]) for an 8x8 block (bias and
  * res may be NULL; res may be d). */
 __attribute__((target("avx2,fma"))) static void pwt_t8x8_avx2(const float *s, size_t lds, float *d,
@@ -232,7 +204,7 @@ __attribute__((target("avx2,fma"))) static void pwt_t8x8_avx2(const float *s, si
     __m256 x = bias ? _mm256_add_ps(v[r], _mm256_broadcast_ss(bias + r)) : v[r];
     if (res)
       x = _mm256_add_ps(x, _mm256_loadu_ps(res + r * ldd));
-    _mm256_storeu_ps(d + r * ldd, pwt_act8(a, x));
+    _mm256_storeu_ps(d + r * ldd, cpu_act8(a, x));
   }
 }
 
@@ -321,7 +293,7 @@ static void pwt_store(const pwt_job *j, const float *ct, size_t r0, size_t rows,
   size_t c0 = 0;
 #ifdef CONV_HAVE_AVX2
   if (j->avx2) {
-    bool smooth = pwt_act_smooth(a->kind);
+    bool smooth = cpu_act_is_smooth(a->kind);
     cpu_act piece = smooth ? (cpu_act){CPU_ACT_NONE, 0, 0} : *a;
     for (; c0 + 8 <= w; c0 += 8) {
       size_t r = 0;

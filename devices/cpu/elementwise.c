@@ -780,10 +780,10 @@ static void pow_ii(const void *prm, size_t n, const void *const *in, const size_
     O[i] = ew_ipow(A[i * st[0]], B[i * st[1]]);
 }
 
-/* Picks the kernel for a binary op on dtypes (a, b). False when unsupported. */
 static ew_fn ew_binary_avx2(ew_binop op);
 
-/* The kernel of op over dtypes a and b into c; the AVX2 twin of a float32 one when isa has it. */
+/* Picks the kernel for a binary op on dtypes (a, b), the AVX2 twin of a float32 one when isa
+ * has it. False when unsupported. */
 static bool ew_resolve_binary(ew_call *c, ew_binop op, uint32_t a, uint32_t b, cpu_isa isa) {
   memset(c, 0, sizeof *c);
   c->costly = ew_binop_is_costly(op);

@@ -42,36 +42,6 @@ enum { PF_B = 1, PF_A = 2 };
     }                                                                                              \
   } while (0)
 
-/* The 6x16 tile lives in twelve ymm registers; each step of k loads two vectors of B and
- * broadcasts six scalars of A, which keeps both FMA ports busy with 12 independent chains. */
-/* The activation on eight lanes, with the same comparisons as the scalar cpu_act_apply so
- * that NaN and -0 come out the same: max_ps(a, b) is a > b ? a : b, min_ps(a, b) a < b ? a : b. */
-AVX2 static inline __m256 act_avx2(const cpu_act *act, __m256 x) {
-  const __m256 zero = _mm256_setzero_ps();
-  switch (act->kind) {
-  case CPU_ACT_RELU: return _mm256_max_ps(zero, x); /* x < 0 ? 0 : x */
-  case CPU_ACT_CLIP:
-    return _mm256_min_ps(_mm256_set1_ps(act->p1), _mm256_max_ps(_mm256_set1_ps(act->p0), x));
-  case CPU_ACT_LEAKYRELU:
-    return _mm256_blendv_ps(x, _mm256_mul_ps(_mm256_set1_ps(act->p0), x),
-                            _mm256_cmp_ps(x, zero, _CMP_LT_OQ));
-  case CPU_ACT_HARDSIGMOID: {
-    __m256 v = _mm256_add_ps(_mm256_mul_ps(_mm256_set1_ps(act->p0), x), _mm256_set1_ps(act->p1));
-    return _mm256_min_ps(_mm256_set1_ps(1.0f), _mm256_max_ps(zero, v));
-  }
-  case CPU_ACT_HARDSWISH: {
-    __m256 v =
-        _mm256_add_ps(_mm256_mul_ps(x, _mm256_set1_ps((float)(1.0 / 6.0))), _mm256_set1_ps(0.5f));
-    return _mm256_mul_ps(x, _mm256_min_ps(_mm256_set1_ps(1.0f), _mm256_max_ps(zero, v)));
-  }
-  case CPU_ACT_SIGMOID:
-  case CPU_ACT_SILU:
-  case CPU_ACT_GELU:
-  case CPU_ACT_GELU_TANH: return cpu_act8_smooth(act, x); /* vmath_avx2.h */
-  default: return x;
-  }
-}
-
 /* Stores the mr x nr corner of a tile that a micro-kernel spilled to t through the epilogue:
  * alpha, beta * C, the biases, then the activation. Kept out of line (noinline) so that the register
  * allocation of the micro-kernel's loop stays what it is without an epilogue: inlined, the
@@ -90,8 +60,7 @@ AVX2 __attribute__((noinline)) static void store_tile(const float (*t)[CPU_SGEMM
    * (nr < 16 columns) is finished in u, so it too is activated in vectors, and only its nr
    * columns are copied out. */
   const cpu_act_kind k = ep->act.kind;
-  bool smooth =
-      k == CPU_ACT_SIGMOID || k == CPU_ACT_SILU || k == CPU_ACT_GELU || k == CPU_ACT_GELU_TANH;
+  bool smooth = cpu_act_is_smooth(k);
   _Alignas(32) float u[CPU_SGEMM_MR][CPU_SGEMM_NR];
   if (nr == CPU_SGEMM_NR) {
     const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
@@ -137,7 +106,7 @@ AVX2 __attribute__((noinline)) static void store_tile(const float (*t)[CPU_SGEMM
     case CPU_ACT_SILU: ACT_PASS(cpu_act8_smooth_kind(CPU_ACT_SILU, v[q])); break;
     case CPU_ACT_GELU: ACT_PASS(cpu_act8_smooth_kind(CPU_ACT_GELU, v[q])); break;
     case CPU_ACT_GELU_TANH: ACT_PASS(cpu_act8_smooth_kind(CPU_ACT_GELU_TANH, v[q])); break;
-    default: ACT_PASS(act_avx2(&ep->act, v[q])); break;
+    default: ACT_PASS(cpu_act8(&ep->act, v[q])); break;
     }
 #undef ACT_PASS
     for (size_t i = 0; i < mr; i++) {
@@ -164,8 +133,8 @@ AVX2 __attribute__((noinline)) static void store_tile(const float (*t)[CPU_SGEMM
     cpu_act_apply_row_avx2(&ep->act, &u[0][0], mr * CPU_SGEMM_NR);
   } else if (k != CPU_ACT_NONE) {
     for (size_t i = 0; i < mr; i++) {
-      _mm256_store_ps(u[i], act_avx2(&ep->act, _mm256_load_ps(u[i])));
-      _mm256_store_ps(u[i] + 8, act_avx2(&ep->act, _mm256_load_ps(u[i] + 8)));
+      _mm256_store_ps(u[i], cpu_act8(&ep->act, _mm256_load_ps(u[i])));
+      _mm256_store_ps(u[i] + 8, cpu_act8(&ep->act, _mm256_load_ps(u[i] + 8)));
     }
   }
   for (size_t i = 0; i < mr; i++)
@@ -195,7 +164,7 @@ AVX2 static inline __attribute__((always_inline)) void prefetch_step(const float
 
 /* Whether a tile's epilogue is the clamp that the kernels finish in registers (alpha 1, beta 0
  * or 1, at most a row bias and an addend, then none, relu or clip), with its bounds in lo, hi;
- * relu and none are clip to [0, inf) and (-inf, inf), with max_ps/min_ps as act_avx2 uses
+ * relu and none are clip to [0, inf) and (-inf, inf), with max_ps/min_ps as cpu_act8 uses
  * them, so the results are the same bit for bit. */
 static inline bool clamp_epilogue(float alpha, float beta, const cpu_sgemm_tile_ep *ep, float *lo,
                                   float *hi) {
@@ -240,7 +209,9 @@ static inline bool clamp_epilogue(float alpha, float beta, const cpu_sgemm_tile_
     }                                                                                              \
   } while (0)
 
-/* The micro-kernel, once for packed B panels (offs == NULL: row p at bp + p * NR, aligned) and
+/* The 6x16 tile lives in twelve ymm registers; each step of k loads two vectors of B and
+ * broadcasts six scalars of A, which keeps both FMA ports busy with 12 independent chains.
+ * The micro-kernel, once for packed B panels (offs == NULL: row p at bp + p * NR, aligned) and
  * once for B read in place (row p at bp + offs[p], unaligned), each specialisation inlined into
  * its entry point below; pf (PF_A, PF_B), a constant in each, says what to prefetch. */
 AVX2 static inline __attribute__((always_inline)) void

@@ -46,6 +46,13 @@ typedef struct cpu_act {
 
 static inline float cpu_act_clamp01(float v) { return v < 0 ? 0 : v > 1 ? 1 : v; }
 
+/* Whether k is one of the smooth activations (sigmoid, silu, gelu, gelu_tanh): a polynomial per
+ * element, which kernels apply in a pass over finished rows (cpu_act_apply_row) rather than in
+ * their tiles' registers. */
+static inline bool cpu_act_is_smooth(cpu_act_kind k) {
+  return k == CPU_ACT_SIGMOID || k == CPU_ACT_SILU || k == CPU_ACT_GELU || k == CPU_ACT_GELU_TANH;
+}
+
 static inline float cpu_act_apply(const cpu_act *a, float x) {
   switch (a->kind) {
   case CPU_ACT_RELU: return x < 0 ? 0 : x;

@@ -70,7 +70,7 @@ int cpu_nchwc_pointwise(cpu_ctx *ctx, size_t N, size_t C, size_t M, size_t HW, c
                         const cpu_act *act, float *y);
 
 /* The product alone, on the calling thread: y[m / 8][p][m % 8] = sum over c of W[m][c] *
- * x[c / 8][p][c % 8] for the np pixels p, M outputs and C inputs, with x's blocks xs floats
+ * x[c / 8][p][c % 8] for the np pixels p, M outputs and C > 0 inputs, with x's blocks xs floats
  * apart and y's ys floats apart (a pixel is eight floats; both multiples of eight floats);
  * added onto y when accumulate. wp as cpu_nchwc_pw_pack made it. For kernels that hold blocked
  * operands of their own. */

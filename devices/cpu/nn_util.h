@@ -101,6 +101,11 @@ static inline bool nn_is_float(uint32_t dt) {
          dt == TSR_DTYPE_BFLOAT16;
 }
 
+/* a * b into *out for sizes a kernel derives from shapes (buffers, bands): false on overflow. */
+static inline bool nn_mul_size(size_t a, size_t b, size_t *out) {
+  return !__builtin_mul_overflow(a, b, out);
+}
+
 /* Grain for cpu_parallel_for: how many items make roughly `work` element operations, so that
  * small tensors stay on one thread. */
 static inline size_t nn_grain(size_t per_item, size_t work) {

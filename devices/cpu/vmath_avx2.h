@@ -167,8 +167,7 @@ CPU_VMATH_AVX2 static inline __m256 cpu_gelu_tanh8(__m256 x) {
                        _mm256_add_ps(_mm256_set1_ps(1.0f), cpu_tanh8(u)));
 }
 
-/* The smooth activations (any other kind: x) on one vector, by kind: the row loops below
- * pass a constant, so that the switch leaves the loop. */
+/* The smooth activations (any other kind: x) on one vector, by kind. */
 CPU_VMATH_AVX2 static inline __m256 cpu_act8_smooth_kind(cpu_act_kind k, __m256 v) {
   switch (k) {
   case CPU_ACT_SIGMOID: return cpu_sigmoid8_fused(v);
@@ -185,89 +184,70 @@ CPU_VMATH_AVX2 static inline __m256 cpu_act8_smooth(const cpu_act *a, __m256 x) 
   return cpu_act8_smooth_kind(a->kind, x);
 }
 
-/* cpu_act_apply_row for AVX2. The switch is outside the loops, so each loop is a run of
- * independent vectors that the core overlaps: one smooth activation alone is a chain of some
- * twenty dependent operations. The last n % 8 floats of a smooth activation go through one
- * vector in a small buffer too (a scalar one costs a call to expf or erff each). The
- * piecewise-linear ones take vectors too, their last n % 8 floats one at a time. */
-CPU_VMATH_AVX2 static inline void cpu_act_apply_row_avx2(const cpu_act *a, float *y, size_t n) {
-  size_t i = 0;
-  switch (a->kind) {
-  case CPU_ACT_SIGMOID:
-    for (; i + 8 <= n; i += 8)
-      _mm256_storeu_ps(y + i, cpu_act8_smooth_kind(CPU_ACT_SIGMOID, _mm256_loadu_ps(y + i)));
-    break;
-  case CPU_ACT_SILU:
-    for (; i + 8 <= n; i += 8)
-      _mm256_storeu_ps(y + i, cpu_act8_smooth_kind(CPU_ACT_SILU, _mm256_loadu_ps(y + i)));
-    break;
-  case CPU_ACT_GELU:
-    for (; i + 8 <= n; i += 8)
-      _mm256_storeu_ps(y + i, cpu_act8_smooth_kind(CPU_ACT_GELU, _mm256_loadu_ps(y + i)));
-    break;
-  case CPU_ACT_GELU_TANH:
-    for (; i + 8 <= n; i += 8)
-      _mm256_storeu_ps(y + i, cpu_act8_smooth_kind(CPU_ACT_GELU_TANH, _mm256_loadu_ps(y + i)));
-    break;
-  case CPU_ACT_RELU:
-  case CPU_ACT_CLIP: {
-    /* max(lo, v) is lo > v ? lo : v and min(hi, .) likewise: cpu_act_apply's relu and clip,
-     * NaN and -0 included. */
-    float flo, fhi;
-    cpu_act_clamp_bounds(a, &flo, &fhi);
-    __m256 lo = _mm256_set1_ps(flo), hi = _mm256_set1_ps(fhi);
-    for (; i + 8 <= n; i += 8)
-      _mm256_storeu_ps(y + i, _mm256_min_ps(hi, _mm256_max_ps(lo, _mm256_loadu_ps(y + i))));
-    for (; i < n; i++)
-      y[i] = cpu_act_apply(a, y[i]);
-    return;
-  }
-  /* The other piecewise-linear ones with cpu_act_apply's comparisons too (max_ps(a, b) is
-   * a > b ? a : b), so that NaN and -0 come out as it makes them. */
-  case CPU_ACT_LEAKYRELU: {
-    const __m256 zero = _mm256_setzero_ps(), al = _mm256_set1_ps(a->p0);
-    for (; i + 8 <= n; i += 8) {
-      __m256 v = _mm256_loadu_ps(y + i);
-      v = _mm256_blendv_ps(v, _mm256_mul_ps(al, v), _mm256_cmp_ps(v, zero, _CMP_LT_OQ));
-      _mm256_storeu_ps(y + i, v);
-    }
-    break;
-  }
+/* cpu_act_apply on eight lanes, kind k with cpu_act's parameters p0 and p1: the piecewise-linear
+ * kinds with the same comparisons, so that NaN and -0 come out as cpu_act_apply makes them
+ * (max_ps(a, b) is a > b ? a : b, min_ps(a, b) a < b ? a : b), the smooth ones as
+ * cpu_act8_smooth_kind. Every kernel that activates vectors goes through this: given a
+ * constant k (a loop specialised by kind) the switch folds away. */
+CPU_VMATH_AVX2 static inline __attribute__((always_inline)) __m256
+cpu_act8_kind(cpu_act_kind k, float p0, float p1, __m256 x) {
+  const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f);
+  switch (k) {
+  case CPU_ACT_RELU: return _mm256_max_ps(zero, x); /* x < 0 ? 0 : x */
+  case CPU_ACT_CLIP: return _mm256_min_ps(_mm256_set1_ps(p1), _mm256_max_ps(_mm256_set1_ps(p0), x));
+  case CPU_ACT_LEAKYRELU:
+    return _mm256_blendv_ps(x, _mm256_mul_ps(_mm256_set1_ps(p0), x),
+                            _mm256_cmp_ps(x, zero, _CMP_LT_OQ));
   case CPU_ACT_HARDSIGMOID: {
-    const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f);
-    const __m256 al = _mm256_set1_ps(a->p0), be = _mm256_set1_ps(a->p1);
-    for (; i + 8 <= n; i += 8) {
-      __m256 v = _mm256_add_ps(_mm256_mul_ps(al, _mm256_loadu_ps(y + i)), be);
-      _mm256_storeu_ps(y + i, _mm256_min_ps(one, _mm256_max_ps(zero, v)));
-    }
-    break;
+    __m256 v = _mm256_add_ps(_mm256_mul_ps(_mm256_set1_ps(p0), x), _mm256_set1_ps(p1));
+    return _mm256_min_ps(one, _mm256_max_ps(zero, v));
   }
   case CPU_ACT_HARDSWISH: {
-    const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f);
-    const __m256 sixth = _mm256_set1_ps((float)(1.0 / 6.0)), half = _mm256_set1_ps(0.5f);
-    for (; i + 8 <= n; i += 8) {
-      __m256 v = _mm256_loadu_ps(y + i);
-      __m256 t = _mm256_add_ps(_mm256_mul_ps(v, sixth), half);
-      _mm256_storeu_ps(y + i, _mm256_mul_ps(v, _mm256_min_ps(one, _mm256_max_ps(zero, t))));
-    }
+    __m256 v =
+        _mm256_add_ps(_mm256_mul_ps(x, _mm256_set1_ps((float)(1.0 / 6.0))), _mm256_set1_ps(0.5f));
+    return _mm256_mul_ps(x, _mm256_min_ps(one, _mm256_max_ps(zero, v)));
+  }
+  default: return cpu_act8_smooth_kind(k, x);
+  }
+}
+
+/* cpu_act8_kind with a's kind and parameters. */
+CPU_VMATH_AVX2 static inline __attribute__((always_inline)) __m256 cpu_act8(const cpu_act *a,
+                                                                            __m256 x) {
+  return cpu_act8_kind(a->kind, a->p0, a->p1, x);
+}
+
+/* cpu_act_apply_row for AVX2. The switch is outside the loops, so each loop is a run of
+ * independent vectors that the core overlaps: one smooth activation alone is a chain of some
+ * twenty dependent operations. The last n % 8 floats go through one vector in a small buffer
+ * too (a scalar smooth one costs a call to expf or erff each; the piecewise-linear ones come
+ * out the same either way). */
+CPU_VMATH_AVX2 static inline void cpu_act_apply_row_avx2(const cpu_act *a, float *y, size_t n) {
+  const float p0 = a->p0, p1 = a->p1;
+  size_t i = 0;
+  switch (a->kind) {
+#define CPU_ACT_ROW(k)                                                                             \
+  case k:                                                                                          \
+    for (; i + 8 <= n; i += 8)                                                                     \
+      _mm256_storeu_ps(y + i, cpu_act8_kind(k, p0, p1, _mm256_loadu_ps(y + i)));                   \
     break;
-  }
-  default:
-    for (; i < n; i++)
-      y[i] = cpu_act_apply(a, y[i]);
-    return;
-  }
-  if (a->kind == CPU_ACT_LEAKYRELU || a->kind == CPU_ACT_HARDSIGMOID ||
-      a->kind == CPU_ACT_HARDSWISH) {
-    for (; i < n; i++)
-      y[i] = cpu_act_apply(a, y[i]);
-    return;
+    CPU_ACT_ROW(CPU_ACT_RELU)
+    CPU_ACT_ROW(CPU_ACT_CLIP)
+    CPU_ACT_ROW(CPU_ACT_LEAKYRELU)
+    CPU_ACT_ROW(CPU_ACT_HARDSIGMOID)
+    CPU_ACT_ROW(CPU_ACT_HARDSWISH)
+    CPU_ACT_ROW(CPU_ACT_SIGMOID)
+    CPU_ACT_ROW(CPU_ACT_SILU)
+    CPU_ACT_ROW(CPU_ACT_GELU)
+    CPU_ACT_ROW(CPU_ACT_GELU_TANH)
+#undef CPU_ACT_ROW
+  default: return; /* none */
   }
   if (i < n) {
     float t[8] = {0};
     for (size_t j = 0; j < n - i; j++)
       t[j] = y[i + j];
-    _mm256_storeu_ps(t, cpu_act8_smooth_kind(a->kind, _mm256_loadu_ps(t)));
+    _mm256_storeu_ps(t, cpu_act8(a, _mm256_loadu_ps(t)));
     for (size_t j = 0; j < n - i; j++)
       y[i + j] = t[j];
   }
