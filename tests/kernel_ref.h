@@ -116,26 +116,20 @@ typedef int (*ref_conv_fn)(cpu_ctx *ctx, const conv_plan *p, const float *x, con
 /* Floats before and after the output that a kernel must leave alone. */
 enum { REF_GUARD = 64 };
 
-/* Packs w and runs the kernel `name` on x with b (or NULL) on `threads` threads into an output of
- * p's size, NaN before the run (an output left unwritten fails the comparison) and guarded on
- * both sides; returns a copy of the output as the kernel wrote it, which the caller frees. */
-static inline float *ref_run_conv(const char *name, ref_packed_fn packed, ref_pack_fn pack,
-                                  ref_conv_fn run, const conv_plan *p, const float *x,
-                                  const float *w, const float *b, size_t threads) {
-  float *wp = nn_alloc_aligned(packed(p), sizeof(float));
-  ck_assert_ptr_nonnull(wp);
-  pack(p, w, wp);
-  size_t yc = p->N * p->M * p->out_sp;
-  float *buf = malloc((yc + 2 * REF_GUARD) * sizeof *buf), *y = buf + REF_GUARD;
+/* An output of yc floats, NaN (an output left unwritten fails the comparison), guarded on both
+ * sides; returns the buffer, whose output starts REF_GUARD floats in. */
+static inline float *ref_guarded_output(size_t yc) {
+  float *buf = malloc((yc + 2 * REF_GUARD) * sizeof *buf);
   ck_assert_ptr_nonnull(buf);
   for (size_t i = 0; i < yc + 2 * REF_GUARD; i++)
     buf[i] = i < REF_GUARD || i >= REF_GUARD + yc ? 12345.0f : NAN;
-  cpu_pool *pool = cpu_pool_create(threads);
-  char err[256] = "";
-  cpu_ctx ctx = {.pool = pool, .isa = CPU_ISA_AVX2_FMA, .err = err, .err_size = sizeof err};
-  int rc = run(&ctx, p, x, wp, b, y);
-  ck_assert_msg(rc == 0, "%s failed: %s", name, err);
-  cpu_pool_destroy(pool);
+  return buf;
+}
+
+/* Checks the guards of a ref_guarded_output that kernel `name` wrote, frees it and returns a
+ * copy of its output, which the caller frees. */
+static inline float *ref_guarded_take(const char *name, float *buf, size_t yc) {
+  const float *y = buf + REF_GUARD;
   for (size_t i = 0; i < REF_GUARD; i++) {
     ck_assert_msg(buf[i] == 12345.0f, "%s wrote %zu floats before the output", name, REF_GUARD - i);
     ck_assert_msg(y[yc + i] == 12345.0f, "%s wrote %zu floats past the output", name, i + 1);
@@ -143,8 +137,29 @@ static inline float *ref_run_conv(const char *name, ref_packed_fn packed, ref_pa
   float *out = malloc((yc + 1) * sizeof *out);
   ck_assert_ptr_nonnull(out);
   memcpy(out, y, yc * sizeof *out);
-  free(buf), free(wp);
+  free(buf);
   return out;
+}
+
+/* Packs w and runs the kernel `name` on x with b (or NULL) on `threads` threads into a
+ * ref_guarded_output of p's size; returns a copy of the output as the kernel wrote it, which
+ * the caller frees. */
+static inline float *ref_run_conv(const char *name, ref_packed_fn packed, ref_pack_fn pack,
+                                  ref_conv_fn run, const conv_plan *p, const float *x,
+                                  const float *w, const float *b, size_t threads) {
+  float *wp = nn_alloc_aligned(packed(p), sizeof(float));
+  ck_assert_ptr_nonnull(wp);
+  pack(p, w, wp);
+  size_t yc = p->N * p->M * p->out_sp;
+  float *buf = ref_guarded_output(yc);
+  cpu_pool *pool = cpu_pool_create(threads);
+  char err[256] = "";
+  cpu_ctx ctx = {.pool = pool, .isa = CPU_ISA_AVX2_FMA, .err = err, .err_size = sizeof err};
+  int rc = run(&ctx, p, x, wp, b, buf + REF_GUARD);
+  ck_assert_msg(rc == 0, "%s failed: %s", name, err);
+  cpu_pool_destroy(pool);
+  free(wp);
+  return ref_guarded_take(name, buf, yc);
 }
 
 static inline const char *ref_act_name(cpu_act_kind k) {

@@ -522,7 +522,6 @@ static bool dwi_plan(const conv_plan *p, dwi_geom *g) {
   return true;
 }
 
-
 /* Where one task works: its buffer, the current group's packed taps and bias, and the group's
  * eight input and output planes. */
 typedef struct dwi_state {
@@ -729,7 +728,7 @@ typedef struct dw2d_job {
   cpu_isa isa;
   bool blocked; /* x and y blocked (nchwc.h): the interleaved path only */
   bool avx2;    /* the AVX2 interior applies: stride 1 or 2 across, dilation 1 */
-  dwi_geom gi; /* the interleaved path's geometry */
+  dwi_geom gi;  /* the interleaved path's geometry */
 } dw2d_job;
 
 static void dw2d_task(void *arg, size_t begin, size_t end) {
@@ -1000,10 +999,10 @@ float *cpu_conv_dw_pack(const conv_plan *p, const float *w, const float *b) {
 /* Eight channels of a pixel are one vector as the tensors lie, so without dilation the kernel
  * reads its input where it is: no buffer, no transposes (the buffer of the interleaved path,
  * copied row by row, cost a tenth more than its transposes saved at stride 1). An output row
- * splits into the columns whose window lies inside the input, run NP pixels at a time with
- * the taps unrolled, and the few at its ends, which check each tap's column; rows near the top
- * and bottom run only their kernel rows inside the input. Dilated windows take the interleaved
- * path in its blocked form. */
+ * splits into the columns whose window lies inside the input, run up to eight pixels at a
+ * time with the taps unrolled, and the few at its ends, which check each tap's column; rows
+ * near the top and bottom run only their kernel rows inside the input. Dilated windows take
+ * the interleaved path in its blocked form. */
 typedef struct dwb_job {
   const conv_plan *p;
   const float *x, *packed;
@@ -1013,13 +1012,21 @@ typedef struct dwb_job {
   int64_t ox_lo, ox_hi; /* the interior columns (dwb_interior) */
 } dwb_job;
 
-/* NP pixels of output row oy from column ox (all inside, as the interior), kernel rows
- * [ky0, ky1) inside the input; KW compile-time for 3x3 and 5x5, else 0 (then kw). */
+/* NP pixels of output row oy from column ox, kernel rows [ky0, ky1) inside the input; KW
+ * compile-time for 3x3 and 5x5, else 0 (then kw), and S the column stride when compile-time
+ * (1 or 2), else 0. Pixels of the interior (CHECK 0) read every tap; at the rows' ends
+ * (CHECK 1) each tap's column is tested, a branch on each unrolled tap that always goes the
+ * same way for a given pixel. At stride 1 (KW known) each input vector of a kernel row is
+ * loaded once and meets the KW weights (in registers) of the pixels it serves: loading it
+ * once per tap, the kernel made a load per multiply-add and waited on them (3x3 over 28x28 and
+ * 14x14, 0.058 -> 0.046 ms and 0.052 -> 0.041). The ends ran pixel by pixel before, one chain of kh
+ * x kw dependent multiply-adds each, as long as eight interior pixels. */
 DW_AVX2 static ALWAYS_INLINE void dwb_pixels(const dwb_job *j, const float *xb, const float *wg,
                                              float *yb, int64_t oy, int64_t ox, int64_t ky0,
-                                             int64_t ky1, int NP, int KW) {
+                                             int64_t ky1, const cpu_act *a, int NP, int KW, int S,
+                                             int CHECK) {
   const nn_window *w = &j->p->w;
-  int64_t iw = w->in[2], sw = w->s[2], kw = KW ? KW : w->k[2];
+  int64_t iw = w->in[2], sw = S ? S : w->s[2], kw = KW ? KW : w->k[2];
   int64_t iy0 = oy * w->s[1] - w->pb[1], ix0 = ox * sw - w->pb[2];
   __m256 acc[8], bias = _mm256_load_ps(wg + j->p->kk * 8);
   DW_UNROLL
@@ -1027,15 +1034,34 @@ DW_AVX2 static ALWAYS_INLINE void dwb_pixels(const dwb_job *j, const float *xb, 
     acc[i] = bias;
   for (int64_t ky = ky0; ky < ky1; ky++) {
     const float *row = xb + ((iy0 + ky) * iw + ix0) * 8, *wt = wg + ky * kw * 8;
+    if (S == 1 && KW) {
+      __m256 wv[5];
+      DW_UNROLL
+      for (int kx = 0; kx < KW; kx++)
+        wv[kx] = _mm256_load_ps(wt + kx * 8);
+      _Pragma("GCC unroll 16") for (int c = 0; c < NP + KW - 1; c++) {
+        if (CHECK && (ix0 + c < 0 || ix0 + c >= iw))
+          continue;
+        __m256 xv = _mm256_loadu_ps(row + c * 8);
+        DW_UNROLL
+        for (int kx = 0; kx < KW; kx++)
+          if (c - kx >= 0 && c - kx < NP)
+            acc[c - kx] = _mm256_fmadd_ps(wv[kx], xv, acc[c - kx]);
+      }
+      continue;
+    }
     DW_UNROLL
     for (int64_t kx = 0; kx < kw; kx++) {
       __m256 wv = _mm256_load_ps(wt + kx * 8);
       DW_UNROLL
-      for (int i = 0; i < NP; i++)
-        acc[i] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(row + (i * sw + kx) * 8), acc[i]);
+      for (int i = 0; i < NP; i++) {
+        int64_t c = i * sw + kx;
+        if (CHECK && (ix0 + c < 0 || ix0 + c >= iw))
+          continue;
+        acc[i] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(row + c * 8), acc[i]);
+      }
     }
   }
-  const cpu_act *a = &j->p->act;
   float *yp = yb + (oy * w->out[2] + ox) * 8;
   if (NP == 8) {
     dwi_act(a, acc);
@@ -1049,19 +1075,42 @@ DW_AVX2 static ALWAYS_INLINE void dwb_pixels(const dwb_job *j, const float *xb, 
     _mm256_storeu_ps(yp + i * 8, acc[i]);
 }
 
-/* One output pixel whose window may leave the input on any side. */
-DW_AVX2 static void dwb_edge(const dwb_job *j, const float *xb, const float *wg, float *yb,
-                             int64_t oy, int64_t ox, int64_t ky0, int64_t ky1) {
-  const nn_window *w = &j->p->w;
-  int64_t iw = w->in[2], kw = w->k[2];
-  int64_t iy0 = oy * w->s[1] - w->pb[1], ix0 = ox * w->s[2] - w->pb[2];
-  int64_t kx0 = ix0 < 0 ? -ix0 : 0, kx1 = iw - ix0 < kw ? iw - ix0 : kw;
-  __m256 acc = _mm256_load_ps(wg + j->p->kk * 8);
-  for (int64_t ky = ky0; ky < ky1; ky++)
-    for (int64_t kx = kx0; kx < kx1; kx++)
-      acc = _mm256_fmadd_ps(_mm256_load_ps(wg + (ky * kw + kx) * 8),
-                            _mm256_loadu_ps(xb + ((iy0 + ky) * iw + ix0 + kx) * 8), acc);
-  _mm256_storeu_ps(yb + (oy * w->out[2] + ox) * 8, cpu_act8(&j->p->act, acc));
+/* Pixels [ox, ox + n) of output row oy: blocks of eight, then the rest in one block of its
+ * own width (a block of eight ending at the span's end instead recomputed up to seven pixels,
+ * a fifth of a 28-wide row); at the ends (CHECK), blocks of four. */
+DW_AVX2 static ALWAYS_INLINE void dwb_span(const dwb_job *j, const float *xb, const float *wg,
+                                           float *yb, int64_t oy, int64_t ox, int64_t n,
+                                           int64_t ky0, int64_t ky1, const cpu_act *a, int KW,
+                                           int S, int CHECK) {
+  if (CHECK) {
+    for (; n >= 4; ox += 4, n -= 4)
+      dwb_pixels(j, xb, wg, yb, oy, ox, ky0, ky1, a, 4, KW, S, 1);
+    switch (n) {
+    case 3: dwb_pixels(j, xb, wg, yb, oy, ox, ky0, ky1, a, 3, KW, S, 1); break;
+    case 2: dwb_pixels(j, xb, wg, yb, oy, ox, ky0, ky1, a, 2, KW, S, 1); break;
+    case 1: dwb_pixels(j, xb, wg, yb, oy, ox, ky0, ky1, a, 1, KW, S, 1); break;
+    default: break;
+    }
+    return;
+  }
+  for (; n >= 8; ox += 8, n -= 8)
+    dwb_pixels(j, xb, wg, yb, oy, ox, ky0, ky1, a, 8, KW, S, 0);
+  if (n > 0 && ox >= 8 && cpu_act_is_smooth(a->kind)) {
+    /* A smooth activation in registers overlaps its chains only eight vectors at a time:
+     * the last block of eight recomputes some pixels instead. */
+    dwb_pixels(j, xb, wg, yb, oy, ox + n - 8, ky0, ky1, a, 8, KW, S, 0);
+    return;
+  }
+  switch (n) {
+  case 7: dwb_pixels(j, xb, wg, yb, oy, ox, ky0, ky1, a, 7, KW, S, 0); break;
+  case 6: dwb_pixels(j, xb, wg, yb, oy, ox, ky0, ky1, a, 6, KW, S, 0); break;
+  case 5: dwb_pixels(j, xb, wg, yb, oy, ox, ky0, ky1, a, 5, KW, S, 0); break;
+  case 4: dwb_pixels(j, xb, wg, yb, oy, ox, ky0, ky1, a, 4, KW, S, 0); break;
+  case 3: dwb_pixels(j, xb, wg, yb, oy, ox, ky0, ky1, a, 3, KW, S, 0); break;
+  case 2: dwb_pixels(j, xb, wg, yb, oy, ox, ky0, ky1, a, 2, KW, S, 0); break;
+  case 1: dwb_pixels(j, xb, wg, yb, oy, ox, ky0, ky1, a, 1, KW, S, 0); break;
+  default: break;
+  }
 }
 
 /* The interior columns [lo, hi) of the output: ox * sw - pw >= 0 and ox * sw - pw + kw <= iw
@@ -1070,7 +1119,7 @@ static void dwb_interior(const nn_window *w, int64_t *lo, int64_t *hi) {
   valid_range(w->out[2], w->s[2], -w->pb[2], w->in[2] - w->k[2] + 1, lo, hi);
 }
 
-DW_AVX2 static ALWAYS_INLINE void dwb_rows(const dwb_job *j, size_t item, int KH, int KW) {
+DW_AVX2 static ALWAYS_INLINE void dwb_rows(const dwb_job *j, size_t item, int KH, int KW, int S) {
   const conv_plan *p = j->p;
   const nn_window *w = &p->w;
   size_t plane = item / j->nchunk, chunk = item % j->nchunk; /* plane: image x block */
@@ -1079,6 +1128,14 @@ DW_AVX2 static ALWAYS_INLINE void dwb_rows(const dwb_job *j, size_t item, int KH
   float *yb = j->y + plane * p->out_sp * 8;
   int64_t ih = w->in[1], ow = w->out[2], kh = KH ? KH : w->k[1];
   int64_t ox_lo = j->ox_lo, ox_hi = j->ox_hi;
+  /* Over narrow rows a smooth activation is applied to each finished row in one pass: the
+   * blocks at the rows' ends and their remainders hold too few vectors to overlap its chains
+   * (SiLU, 5x5 over 7x7 and 14x14: 12% and 8% slower than the pass). Over wide ones it stays
+   * in the blocks of eight, where it overlaps the loads (3x3 stride 2 from 112x112, its
+   * input out of L2: the pass took 5% longer). */
+  static const cpu_act none = {CPU_ACT_NONE, 0, 0};
+  const bool smooth = cpu_act_is_smooth(p->act.kind) && ow <= 32;
+  const cpu_act *a = smooth ? &none : &p->act;
   int64_t oy0 = (int64_t)chunk * j->rows;
   int64_t oy1 = oy0 + j->rows < w->out[1] ? oy0 + j->rows : w->out[1];
   for (int64_t oy = oy0; oy < oy1; oy++) {
@@ -1086,39 +1143,45 @@ DW_AVX2 static ALWAYS_INLINE void dwb_rows(const dwb_job *j, size_t item, int KH
     int64_t ky0 = iy0 < 0 ? -iy0 : 0, ky1 = ih - iy0 < kh ? ih - iy0 : kh;
     ky0 = ky0 > kh ? kh : ky0;
     ky1 = ky1 < ky0 ? ky0 : ky1;
-    for (int64_t ox = 0; ox < ox_lo; ox++)
-      dwb_edge(j, xb, wg, yb, oy, ox, ky0, ky1);
-    int64_t n = ox_hi - ox_lo, ox = ox_lo;
-    /* Whole blocks, the last one ending at the interior's end (it may recompute a few). */
-    if (n >= 8) {
-      for (; ox + 8 <= ox_hi; ox += 8)
-        dwb_pixels(j, xb, wg, yb, oy, ox, ky0, ky1, 8, KW);
-      if (ox < ox_hi)
-        dwb_pixels(j, xb, wg, yb, oy, ox_hi - 8, ky0, ky1, 8, KW);
-    } else if (n >= 4) {
-      dwb_pixels(j, xb, wg, yb, oy, ox, ky0, ky1, 4, KW);
-      if (n > 4)
-        dwb_pixels(j, xb, wg, yb, oy, ox_hi - 4, ky0, ky1, 4, KW);
-    } else {
-      for (; ox < ox_hi; ox++)
-        dwb_pixels(j, xb, wg, yb, oy, ox, ky0, ky1, 1, KW);
-    }
-    for (ox = ox_hi; ox < ow; ox++)
-      dwb_edge(j, xb, wg, yb, oy, ox, ky0, ky1);
+    int64_t lo = ox_lo < ow ? ox_lo : ow, hi = ox_hi > lo ? ox_hi : lo;
+    dwb_span(j, xb, wg, yb, oy, 0, lo, ky0, ky1, a, KW, S, 1);
+    dwb_span(j, xb, wg, yb, oy, lo, hi - lo, ky0, ky1, a, KW, S, 0);
+    dwb_span(j, xb, wg, yb, oy, hi, ow - hi, ky0, ky1, a, KW, S, 1);
+    if (smooth)
+      cpu_act_apply_row_avx2(&p->act, yb + oy * ow * 8, (size_t)ow * 8);
   }
 }
+
+/* One function for each specialisation: inlined into a single one, their locals made a stack
+ * frame of megabytes under AddressSanitizer. */
+#define DWB_ROWS_FN(KH, KW, S)                                                                     \
+  DW_AVX2 static                                                                                   \
+      __attribute__((noinline)) void dwb_rows_##KH##_##KW##_##S(const dwb_job *j, size_t item) {   \
+    dwb_rows(j, item, KH, KW, S);                                                                  \
+  }
+DWB_ROWS_FN(3, 3, 1)
+DWB_ROWS_FN(3, 3, 2)
+DWB_ROWS_FN(5, 5, 1)
+DWB_ROWS_FN(5, 5, 2)
+DWB_ROWS_FN(0, 0, 0)
+#undef DWB_ROWS_FN
 
 DW_AVX2 static void dwb_task(void *arg, size_t begin, size_t end) {
   const dwb_job *j = arg;
   const nn_window *w = &j->p->w;
-  for (size_t it = begin; it < end; it++) {
-    if (w->k[1] == 3 && w->k[2] == 3)
-      dwb_rows(j, it, 3, 3);
-    else if (w->k[1] == 5 && w->k[2] == 5)
-      dwb_rows(j, it, 5, 5);
-    else
-      dwb_rows(j, it, 0, 0);
-  }
+  int k = w->k[1] == w->k[2] && (w->k[1] == 3 || w->k[1] == 5) ? (int)w->k[1] : 0;
+  int s = w->s[2] == 1 || w->s[2] == 2 ? (int)w->s[2] : 0;
+  void (*rows)(const dwb_job *, size_t) = dwb_rows_0_0_0;
+  if (k == 3 && s == 1)
+    rows = dwb_rows_3_3_1;
+  else if (k == 3 && s == 2)
+    rows = dwb_rows_3_3_2;
+  else if (k == 5 && s == 1)
+    rows = dwb_rows_5_5_1;
+  else if (k == 5 && s == 2)
+    rows = dwb_rows_5_5_2;
+  for (size_t it = begin; it < end; it++)
+    rows(j, it);
 }
 
 typedef struct to_nchw_job {
@@ -1163,14 +1226,15 @@ bool cpu_conv_dw_nchwc_applies(const conv_plan *p) {
 
 void cpu_conv_depthwise_nchwc(cpu_ctx *ctx, const conv_plan *p, const float *x, const float *packed,
                               float *y) {
-  /* Read in place where the columns at the rows' ends, which check every tap, are few (at
-   * most one in sixteen: 56x56 and wider with 3x3); over smaller planes the interleaved path,
-   * blocked, copies the input into its zero-padded buffer first and has no ends to treat
-   * apart: 5x5 over 7x7 0.043 ms against 0.069 read in place, 3x3 over 14x14 0.041 against
-   * 0.049, and 3x3 over 56x56 0.196 in place against 0.225 (one thread). */
-  int64_t lo, hi;
-  dwb_interior(&p->w, &lo, &hi);
-  if (p->w.d[1] == 1 && p->w.d[2] == 1 && (p->w.out[2] - (hi - lo)) * 16 <= p->w.out[2]) {
+  /* Without dilation, read in place. The interleaved path, blocked, copies the input into
+   * its zero-padded buffer first and has no ends to treat apart, which won over planes of 28
+   * and less while the ends ran pixel by pixel; with the ends in blocks (dwb_span) and the
+   * loads of stride 1 shared, in place wins everywhere (one thread, ms: 3x3 over 28x28 0.074
+   * -> 0.044, 14x14 0.051 -> 0.042, 7x7 0.027 -> 0.021; 5x5 over 28x28 0.155 -> 0.106, 14x14
+   * 0.075 -> 0.066, 7x7 0.054 -> 0.047; 3x3 stride 2 from 28x28 0.031 -> 0.016). */
+  if (p->w.d[1] == 1 && p->w.d[2] == 1) {
+    int64_t lo, hi;
+    dwb_interior(&p->w, &lo, &hi);
     /* Items of rows of one block of eight channels, at least some 2^14 multiply-adds each. */
     int64_t ow = p->w.out[2], oh = p->w.out[1];
     int64_t rows = (int64_t)((1 << 14) / ((size_t)ow * p->kk * 8 + 1)) + 1;

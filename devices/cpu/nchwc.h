@@ -77,10 +77,10 @@ int cpu_nchwc_pointwise(cpu_ctx *ctx, size_t N, size_t C, size_t M, size_t HW, c
 void cpu_nchwc_pw_product(const float *x, size_t xs, size_t C, size_t M, size_t np, const float *wp,
                           float *y, size_t ys, bool accumulate);
 
-/* ---- Depthwise (conv_dw.c, the interleaved path without its transposes) ---------------- */
+/* ---- Depthwise (conv_dw.c: read in place, or dilated through the interleaved path) ------ */
 
 /* Whether cpu_conv_depthwise_nchwc runs p: a 2-D depthwise Conv of multiplier 1, C % 8 == 0,
- * that the interleaved eight-channel path takes (windows of two or more taps a side). */
+ * that the interleaved eight-channel path also takes (windows of two or more taps a side). */
 bool cpu_conv_dw_nchwc_applies(const conv_plan *p);
 /* p over blocked x into blocked y, with the taps and bias that cpu_conv_dw_pack packed and p's
  * activation, on ctx's threads. */
