@@ -43,14 +43,13 @@ enum { PF_B = 1, PF_A = 2 };
   } while (0)
 
 /* Stores the mr x nr corner of a tile that a micro-kernel spilled to t through the epilogue:
- * alpha, beta * C, the biases, then the activation. Kept out of line (noinline) so that the register
- * allocation of the micro-kernel's loop stays what it is without an epilogue: inlined, the
+ * alpha, beta * C, the biases, then the activation. Kept out of line (noinline) so that the
+ * register allocation of the micro-kernel's loop stays what it is without an epilogue: inlined, the
  * epilogue's constants pushed accumulators out to the stack. One spill per tile costs little
  * next to kc steps of twelve FMAs. */
 AVX2 __attribute__((noinline)) static void store_tile(const float (*t)[CPU_SGEMM_NR], float *c,
-                                                      size_t ldc, size_t mr, size_t nr,
-                                                      float alpha, float beta,
-                                                      const cpu_sgemm_tile_ep *ep) {
+                                                      size_t ldc, size_t mr, size_t nr, float alpha,
+                                                      float beta, const cpu_sgemm_tile_ep *ep) {
   /* A full tile is finished in registers, in three passes over its twelve vectors: the sums
    * with the biases, then the activation in one loop of a constant kind, then the stores. A
    * smooth activation (sigmoid, silu, gelu) is a chain of some twenty dependent operations;
@@ -163,19 +162,21 @@ AVX2 static inline __attribute__((always_inline)) void prefetch_step(const float
 }
 
 /* Whether a tile's epilogue is the clamp that the kernels finish in registers (alpha 1, beta 0
- * or 1, at most a row bias and an addend, then none, relu or clip), with its bounds in lo, hi;
+ * or 1, at most a row bias, a column bias and an addend, then none, relu or clip), with its
+ * bounds in lo, hi;
  * relu and none are clip to [0, inf) and (-inf, inf), with max_ps/min_ps as cpu_act8 uses
  * them, so the results are the same bit for bit. */
 static inline bool clamp_epilogue(float alpha, float beta, const cpu_sgemm_tile_ep *ep, float *lo,
                                   float *hi) {
   *lo = -__builtin_inff(), *hi = __builtin_inff();
-  if (alpha != 1.0f || (beta != 0.0f && beta != 1.0f) || (ep && ep->col_bias))
+  if (alpha != 1.0f || (beta != 0.0f && beta != 1.0f))
     return false;
   return !ep || cpu_act_clamp_bounds(&ep->act, lo, hi);
 }
 
 /* Finishes row `row` of a tile from its registers lo, hi with the clamp epilogue: adds C when
- * beta is 1, the row bias rb and the addend ad (lda apart), clamps to [flo, fhi] and stores the
+ * beta is 1, the row bias rb, the column bias cb and the addend ad (lda apart), clamps to
+ * [flo, fhi] and stores the
  * row whole when `full`, else its nr columns through the masks m0, m1 (maskload reads none
  * of the rest). Uses c, ldc, beta and nr from the kernel. */
 #define EP_CLAMP_ROW(row, lo, hi, full)                                                            \
@@ -190,6 +191,10 @@ static inline bool clamp_epilogue(float alpha, float beta, const cpu_sgemm_tile_
       __m256 vr = _mm256_broadcast_ss(rb + (row));                                                 \
       v0 = _mm256_add_ps(v0, vr);                                                                  \
       v1 = _mm256_add_ps(v1, vr);                                                                  \
+    }                                                                                              \
+    if (cb) {                                                                                      \
+      v0 = _mm256_add_ps(v0, (full) ? _mm256_loadu_ps(cb) : _mm256_maskload_ps(cb, m0));           \
+      v1 = _mm256_add_ps(v1, (full) ? _mm256_loadu_ps(cb + 8) : _mm256_maskload_ps(cb + 8, m1));   \
     }                                                                                              \
     if (ad) {                                                                                      \
       const float *ar = ad + (row)*lda;                                                            \
@@ -216,8 +221,8 @@ static inline bool clamp_epilogue(float alpha, float beta, const cpu_sgemm_tile_
  * its entry point below; pf (PF_A, PF_B), a constant in each, says what to prefetch. */
 AVX2 static inline __attribute__((always_inline)) void
 ukernel_body(size_t kc, const float *ap, const float *bp, const ptrdiff_t *offs, float *c,
-             size_t ldc, size_t mr, size_t nr, float alpha, float beta,
-             const cpu_sgemm_tile_ep *ep, int pf) {
+             size_t ldc, size_t mr, size_t nr, float alpha, float beta, const cpu_sgemm_tile_ep *ep,
+             int pf) {
   __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
   __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
   __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
@@ -318,19 +323,23 @@ ukernel_body(size_t kc, const float *ap, const float *bp, const ptrdiff_t *offs,
   }
 #undef STEP
 
-  /* A full tile with the common epilogue (C itself when beta is 1, a row bias and perhaps a
-   * residual, then none, relu or clip, as Conv and Gemm with a folded bias use it; the sums in
-   * the order store_tile makes them) is finished in registers: for short depths (1x1
-   * convolutions over few channels) the spill and store_tile cost as much as the products.
+  /* A full tile with the common epilogue (C itself when beta is 1, a row or column bias and
+   * perhaps a residual, then none, relu or clip, as Conv, Gemm and MatMul + Add use it; the
+   * sums in the order store_tile makes them) is finished in registers: for short depths (1x1
+   * convolutions over few channels) the spill and store_tile cost as much as the products,
+   * and a column bias through them cost 4-8% of BERT's products (128 x 256 x 1024).
    * This kernel writes out the test and the bounds of clamp_epilogue (here and for the edge
    * tiles below) and keeps its own loop for a spilled tile without an epilogue: through the
    * helpers, gcc allocated the registers of its loop otherwise (an accumulator spilled in
    * every step) and sgemm 1024^3 ran 5% slower. */
   if (mr == CPU_SGEMM_MR && nr == CPU_SGEMM_NR && ep && alpha == 1.0f &&
-      (beta == 0.0f || beta == 1.0f) && !ep->col_bias &&
+      (beta == 0.0f || beta == 1.0f) &&
       (ep->act.kind == CPU_ACT_NONE || ep->act.kind == CPU_ACT_RELU ||
        ep->act.kind == CPU_ACT_CLIP)) {
     const float *rb = ep->row_bias, *ad = ep->addend;
+    const bool cb = ep->col_bias != NULL;
+    const __m256 cb0 = cb ? _mm256_loadu_ps(ep->col_bias) : _mm256_setzero_ps();
+    const __m256 cb1 = cb ? _mm256_loadu_ps(ep->col_bias + 8) : _mm256_setzero_ps();
     size_t lda = ep->ld_addend;
     float flo = ep->act.kind == CPU_ACT_CLIP   ? ep->act.p0
                 : ep->act.kind == CPU_ACT_RELU ? 0.0f
@@ -347,6 +356,10 @@ ukernel_body(size_t kc, const float *ap, const float *bp, const ptrdiff_t *offs,
       __m256 vr = _mm256_broadcast_ss(rb + (row));                                                 \
       v0 = _mm256_add_ps(v0, vr);                                                                  \
       v1 = _mm256_add_ps(v1, vr);                                                                  \
+    }                                                                                              \
+    if (cb) {                                                                                      \
+      v0 = _mm256_add_ps(v0, cb0);                                                                 \
+      v1 = _mm256_add_ps(v1, cb1);                                                                 \
     }                                                                                              \
     if (ad) {                                                                                      \
       v0 = _mm256_add_ps(v0, _mm256_loadu_ps(ad + (row)*lda));                                     \
@@ -375,12 +388,13 @@ ukernel_body(size_t kc, const float *ap, const float *bp, const ptrdiff_t *offs,
    * time, gcc spilled accumulators in the loop and a 3x3 layer over 64 channels at 56x56 took
    * 5.4 ms instead of 2.4. */
   if ((mr < CPU_SGEMM_MR || nr < CPU_SGEMM_NR) && alpha == 1.0f && (beta == 0.0f || beta == 1.0f) &&
-      (!ep || (!ep->col_bias && (ep->act.kind == CPU_ACT_NONE || ep->act.kind == CPU_ACT_RELU ||
-                                 ep->act.kind == CPU_ACT_CLIP)))) {
+      (!ep || ((ep->act.kind == CPU_ACT_NONE || ep->act.kind == CPU_ACT_RELU ||
+                ep->act.kind == CPU_ACT_CLIP)))) {
     static const int32_t lanes[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
     const __m256i m0 = _mm256_loadu_si256((const __m256i *)(lanes + 8 - (nr < 8 ? nr : 8)));
     const __m256i m1 = _mm256_loadu_si256((const __m256i *)(lanes + 8 - (nr > 8 ? nr - 8 : 0)));
     const float *rb = ep ? ep->row_bias : NULL, *ad = ep ? ep->addend : NULL;
+    const float *cb = ep ? ep->col_bias : NULL;
     size_t lda = ep ? ep->ld_addend : 0;
     cpu_act_kind k = ep ? ep->act.kind : CPU_ACT_NONE;
     float flo = k == CPU_ACT_CLIP ? ep->act.p0 : k == CPU_ACT_RELU ? 0.0f : -__builtin_inff();
@@ -498,6 +512,7 @@ short_body(size_t kc, const float *ap, const float *bp, float *c, size_t ldc, si
     const __m256i m0 = _mm256_loadu_si256((const __m256i *)(lanes + 8 - (nr < 8 ? nr : 8)));
     const __m256i m1 = _mm256_loadu_si256((const __m256i *)(lanes + 8 - (nr > 8 ? nr - 8 : 0)));
     const float *rb = ep ? ep->row_bias : NULL, *ad = ep ? ep->addend : NULL;
+    const float *cb = ep ? ep->col_bias : NULL;
     size_t lda = ep ? ep->ld_addend : 0;
     const bool full = nr == CPU_SGEMM_NR;
 #define SROW(row, lo, hi)                                                                          \
@@ -518,8 +533,7 @@ short_body(size_t kc, const float *ap, const float *bp, float *c, size_t ldc, si
   _mm256_store_ps(t[1], c10), _mm256_store_ps(t[1] + 8, c11);
   _mm256_store_ps(t[2], c20), _mm256_store_ps(t[2] + 8, c21);
   _mm256_store_ps(t[3], c30), _mm256_store_ps(t[3] + 8, c31);
-  store_tile((const float(*)[CPU_SGEMM_NR])t, c, ldc, (size_t)r, nr, alpha, beta,
-             ep ? ep : &plain);
+  store_tile((const float(*)[CPU_SGEMM_NR])t, c, ldc, (size_t)r, nr, alpha, beta, ep ? ep : &plain);
 }
 
 /* The entry points, one per prefetch choice (cpu_sgemm_ukernel_avx2 picks). */
