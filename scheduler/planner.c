@@ -256,6 +256,31 @@ static void extend(tsr__plan *p, int32_t *inst_of, uint32_t v, uint32_t dev, uin
   if (i >= 0 && p->instances[i].last < pos) p->instances[i].last = pos;
 }
 
+/* The instance a node's output 0 may share with its input 0, or -1. Reshape, Flatten,
+ * Squeeze and Unsqueeze write their input's bytes unchanged, and values are never written
+ * after they are made, so on the built-in CPU (whose kernels leave a copy onto itself alone)
+ * the output can simply be the input's instance, kept alive for both: no copy, and no second
+ * buffer. Only when the input was made on this device (its instance exists already) and has
+ * the output's size. Other devices copy: their copy kernels need distinct buffers. */
+static int32_t alias_of(const tsr__plan *p, const int32_t *inst_of, uint32_t node, uint32_t dev) {
+  const tsr_session *s = p->session;
+  const tsr__graph *g = s->graph;
+  const tsr__node *nd = &g->nodes[node];
+  if (s->devices[dev] != 0 || nd->domain[0] != '\0' || nd->n_inputs < 1 || nd->n_outputs < 1)
+    return -1;
+  if (strcmp(nd->op_type, "Reshape") != 0 && strcmp(nd->op_type, "Flatten") != 0 &&
+      strcmp(nd->op_type, "Squeeze") != 0 && strcmp(nd->op_type, "Unsqueeze") != 0)
+    return -1;
+  int32_t in = nd->inputs[0], out = nd->outputs[0];
+  if (in < 0 || out < 0 || value_is_const(p, in) || value_is_const(p, out)) return -1;
+  int32_t prod = g->values[in].producer;
+  if (prod < 0 || p->place[prod].device != (int32_t)dev) return -1;
+  if (p->vals[in].dtype != p->vals[out].dtype) return -1;
+  int32_t i = inst_of[(size_t)in * s->n_devices + dev];
+  if (i < 0 || p->instances[i].size != value_bytes(p, (uint32_t)out)) return -1;
+  return i;
+}
+
 /* A host partition: bindings for what its node reads and writes, the copies it needs from other
  * devices, and its subgraph sessions. */
 static tsr_status plan_host_partition(tsr__plan *p, uint32_t pi, const int32_t *inst_of,
@@ -400,9 +425,16 @@ tsr_status tsr__plan_build(tsr_session *s, const int32_t *dtypes, const size_t *
     uint32_t n = active[i];
     const tsr__node *nd = &g->nodes[n];
     uint32_t dev = (uint32_t)p->place[n].device, part = (uint32_t)p->place[n].partition;
-    for (uint32_t k = 0; k < nd->n_outputs && !st; k++)
-      if (nd->outputs[k] >= 0 && !value_is_const(p, nd->outputs[k]))
-        st = add_instance(p, inst_of, (uint32_t)nd->outputs[k], dev, i + 1, &cap);
+    int32_t alias = alias_of(p, inst_of, n, dev);
+    for (uint32_t k = 0; k < nd->n_outputs && !st; k++) {
+      if (nd->outputs[k] < 0 || value_is_const(p, nd->outputs[k])) continue;
+      if (k == 0 && alias >= 0) {
+        inst_of[(size_t)nd->outputs[0] * n_dev + dev] = alias;
+        extend(p, inst_of, (uint32_t)nd->outputs[0], dev, i + 1);
+        continue;
+      }
+      st = add_instance(p, inst_of, (uint32_t)nd->outputs[k], dev, i + 1, &cap);
+    }
     const int32_t *reads = nd->inputs;
     uint32_t n_reads = nd->n_inputs;
     if (p->parts[part].host_node >= 0) {

@@ -58,7 +58,8 @@ START_TEST(chain_reuses_memory) {
 
   /* And the results are right: relu then alternating neg/relu. */
   float xs[1024];
-  for (int i = 0; i < 1024; i++) xs[i] = (float)(i % 17) - 8.0f;
+  for (int i = 0; i < 1024; i++)
+    xs[i] = (float)(i % 17) - 8.0f;
   tsr_tensor *x = NULL, *y = NULL;
   ck_assert_ok(tsr_tensor_create_copy(rt, TSR_DTYPE_FLOAT32, 2, dims, xs, sizeof xs, &x));
   const char *names[] = {"x"};
@@ -66,7 +67,8 @@ START_TEST(chain_reuses_memory) {
   const float *yd = tsr_tensor_data(y);
   for (int i = 0; i < 1024; i++) {
     float v = xs[i];
-    for (int k = 0; k < 12; k++) v = k % 2 ? -v : (v > 0 ? v : 0);
+    for (int k = 0; k < 12; k++)
+      v = k % 2 ? -v : (v > 0 ? v : 0);
     ck_assert_float_eq(yd[i], v);
   }
   tsr_tensor_destroy(x);
@@ -109,8 +111,8 @@ START_TEST(shape_computations_fold) {
     if (!strcmp(ni.op_type, "Reshape"))
       ck_assert_str_eq(ni.device, "cpu");
     else
-      ck_assert_msg(!strcmp(ni.device, "folded"), "%s (%s) was not folded: %s", ni.name,
-                    ni.op_type, ni.device);
+      ck_assert_msg(!strcmp(ni.device, "folded"), "%s (%s) was not folded: %s", ni.name, ni.op_type,
+                    ni.device);
   }
   tsr_plan_destroy(p);
 
@@ -120,7 +122,8 @@ START_TEST(shape_computations_fold) {
     tsr_tensor *x = NULL, *y = NULL;
     ck_assert_ok(tsr_tensor_create(rt, TSR_DTYPE_FLOAT32, 2, dims, &x));
     float *xd = tsr_tensor_data(x);
-    for (int64_t i = 0; i < n * 6; i++) xd[i] = (float)i;
+    for (int64_t i = 0; i < n * 6; i++)
+      xd[i] = (float)i;
     const char *names[] = {"x"};
     ck_assert_ok(tsr_session_run(s, NULL, 1, names, (const tsr_tensor *const *)&x, 1, NULL, &y));
     ck_assert_uint_eq(tsr_tensor_rank(y), 3);
@@ -130,6 +133,65 @@ START_TEST(shape_computations_fold) {
     ck_assert(!memcmp(tsr_tensor_data(y), xd, (size_t)(n * 6) * sizeof(float)));
     tsr_tensor_destroy(x);
     tsr_tensor_destroy(y);
+  }
+  tsr_session_destroy(s);
+  tsr_model_destroy(model);
+}
+END_TEST
+
+/* Reshape, Unsqueeze, Squeeze and Flatten on the CPU share their input's buffer: a chain of
+ * them over a value that is still read afterwards (and is a graph output itself) needs no
+ * buffer of its own, and every value still reads right. */
+START_TEST(reshapes_share_their_input) {
+  mb_model *m = mb_new(13);
+  int64_t dims[] = {1, 1024}, two[] = {2}, one[] = {1}, zero = 0, shape[] = {32, 32};
+  mb_input(m, "x", TSR_DTYPE_FLOAT32, 2, dims);
+  mb_init_i64(m, "shape", 1, two, shape);
+  mb_init_i64(m, "axes", 1, one, &zero);
+  mb_node(m, "Relu", "relu", "x", "a");
+  mb_node(m, "Reshape", "reshape", "a,shape", "b");
+  mb_node(m, "Unsqueeze", "unsqueeze", "b,axes", "c");
+  mb_node(m, "Squeeze", "squeeze", "c,axes", "d");
+  mb_node(m, "Flatten", "flatten", "d", "e");
+  mb_attr_int(m, "axis", 1);
+  mb_node(m, "Neg", "neg", "e", "y1");
+  mb_node(m, "Sigmoid", "sigmoid", "a", "y2");
+  mb_output(m, "y1", TSR_DTYPE_FLOAT32);
+  mb_output(m, "y2", TSR_DTYPE_FLOAT32);
+  mb_output(m, "b", TSR_DTYPE_FLOAT32);
+  tsr_model *model = load(m);
+  tsr_session *s = NULL;
+  ck_assert_ok(tsr_session_create(rt, model, NULL, &s));
+  tsr_plan *p = plan_of(s);
+  /* a (with b, c, d, e in it), y1 and y2: three buffers, where copies would take six. */
+  uint64_t arena = tsr_plan_arena_bytes(p);
+  ck_assert_msg(arena <= 3 * 4096, "arena %llu bytes; expected at most three 4 KiB buffers",
+                (unsigned long long)arena);
+  tsr_plan_destroy(p);
+
+  for (int round = 0; round < 2; round++) { /* the second run reuses the run context */
+    float xs[1024];
+    for (int i = 0; i < 1024; i++)
+      xs[i] = (float)((i * 7 + round) % 23) - 11.0f;
+    tsr_tensor *x = NULL, *y[3] = {NULL, NULL, NULL};
+    ck_assert_ok(tsr_tensor_create_copy(rt, TSR_DTYPE_FLOAT32, 2, dims, xs, sizeof xs, &x));
+    const char *names[] = {"x"}, *outs[] = {"y1", "y2", "b"};
+    ck_assert_ok(tsr_session_run(s, NULL, 1, names, (const tsr_tensor *const *)&x, 3, outs, y));
+    ck_assert_uint_eq(tsr_tensor_rank(y[0]), 2);
+    ck_assert_int_eq(tsr_tensor_dims(y[0])[0], 32);
+    ck_assert_uint_eq(tsr_tensor_rank(y[2]), 2);
+    ck_assert_int_eq(tsr_tensor_dims(y[2])[1], 32);
+    const float *y1 = tsr_tensor_data(y[0]), *y2 = tsr_tensor_data(y[1]),
+                *b = tsr_tensor_data(y[2]);
+    for (int i = 0; i < 1024; i++) {
+      float a = xs[i] > 0 ? xs[i] : 0;
+      ck_assert_float_eq(y1[i], -a);
+      ck_assert_float_eq(b[i], a);
+      ck_assert_float_eq_tol(y2[i], 1.0f / (1.0f + expf(-a)), 1e-6f);
+    }
+    tsr_tensor_destroy(x);
+    for (int k = 0; k < 3; k++)
+      tsr_tensor_destroy(y[k]);
   }
   tsr_session_destroy(s);
   tsr_model_destroy(model);
@@ -197,7 +259,8 @@ START_TEST(broadcast_mismatch_names_the_node) {
   mb_output(m, "y", TSR_DTYPE_FLOAT32);
   tsr_model *model = load(m);
   tsr_session *s = NULL;
-  tsr_test_expect_error(tsr_session_create(rt, model, NULL, &s), TSR_STATUS_INVALID_ARGUMENT, "add_1");
+  tsr_test_expect_error(tsr_session_create(rt, model, NULL, &s), TSR_STATUS_INVALID_ARGUMENT,
+                        "add_1");
   tsr_model_destroy(model);
 }
 END_TEST
@@ -208,6 +271,7 @@ int main(void) {
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_test(tc, chain_reuses_memory);
   tcase_add_test(tc, shape_computations_fold);
+  tcase_add_test(tc, reshapes_share_their_input);
   tcase_add_test(tc, budget_is_enforced);
   tcase_add_test(tc, unknown_op_and_device_are_clear_errors);
   tcase_add_test(tc, broadcast_mismatch_names_the_node);
