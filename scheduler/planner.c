@@ -256,23 +256,41 @@ static void extend(tsr__plan *p, int32_t *inst_of, uint32_t v, uint32_t dev, uin
   if (i >= 0 && p->instances[i].last < pos) p->instances[i].last = pos;
 }
 
+/* Whether a Transpose over a value of shape v moves only axes of size 1 (the others keep
+ * their order), so that its output has its input's bytes: [S, 1, H] to [1, S, H]. */
+static bool transpose_keeps_bytes(const tsr__node *nd, const tsr__vshape *v) {
+  const tsr__attr *perm = tsr__node_attr(nd, "perm");
+  if (v->rank < 0 || (perm && (!perm->ints || perm->count != (size_t)v->rank))) return false;
+  int64_t last = -1;
+  for (int32_t i = 0; i < v->rank; i++) {
+    int64_t axis = perm ? perm->ints[i] : v->rank - 1 - i;
+    if (axis < 0 || axis >= v->rank) return false;
+    if (v->dims[axis] == 1) continue;
+    if (axis <= last) return false;
+    last = axis;
+  }
+  return true;
+}
+
 /* The instance a node's output 0 may share with its input 0, or -1. Reshape, Flatten,
- * Squeeze and Unsqueeze write their input's bytes unchanged, and values are never written
- * after they are made, so on the built-in CPU (whose kernels leave a copy onto itself alone)
- * the output can simply be the input's instance, kept alive for both: no copy, and no second
- * buffer. Only when the input was made on this device (its instance exists already) and has
- * the output's size. Other devices copy: their copy kernels need distinct buffers. */
+ * Squeeze, Unsqueeze and a Transpose that moves only axes of size 1 write their input's bytes
+ * unchanged, and values are never written after they are made, so on the built-in CPU (whose
+ * kernels leave a copy onto itself alone) the output can simply be the input's instance, kept
+ * alive for both: no copy, and no second buffer. Only when the input was made on this device
+ * (its instance exists already) and has the output's size. Other devices copy: their copy
+ * kernels need distinct buffers. */
 static int32_t alias_of(const tsr__plan *p, const int32_t *inst_of, uint32_t node, uint32_t dev) {
   const tsr_session *s = p->session;
   const tsr__graph *g = s->graph;
   const tsr__node *nd = &g->nodes[node];
   if (s->devices[dev] != 0 || nd->domain[0] != '\0' || nd->n_inputs < 1 || nd->n_outputs < 1)
     return -1;
-  if (strcmp(nd->op_type, "Reshape") != 0 && strcmp(nd->op_type, "Flatten") != 0 &&
-      strcmp(nd->op_type, "Squeeze") != 0 && strcmp(nd->op_type, "Unsqueeze") != 0)
-    return -1;
   int32_t in = nd->inputs[0], out = nd->outputs[0];
   if (in < 0 || out < 0 || value_is_const(p, in) || value_is_const(p, out)) return -1;
+  if (strcmp(nd->op_type, "Reshape") != 0 && strcmp(nd->op_type, "Flatten") != 0 &&
+      strcmp(nd->op_type, "Squeeze") != 0 && strcmp(nd->op_type, "Unsqueeze") != 0 &&
+      !(strcmp(nd->op_type, "Transpose") == 0 && transpose_keeps_bytes(nd, &p->vals[in])))
+    return -1;
   int32_t prod = g->values[in].producer;
   if (prod < 0 || p->place[prod].device != (int32_t)dev) return -1;
   if (p->vals[in].dtype != p->vals[out].dtype) return -1;

@@ -139,33 +139,42 @@ START_TEST(shape_computations_fold) {
 }
 END_TEST
 
-/* Reshape, Unsqueeze, Squeeze and Flatten on the CPU share their input's buffer: a chain of
- * them over a value that is still read afterwards (and is a graph output itself) needs no
- * buffer of its own, and every value still reads right. */
+/* Reshape, Unsqueeze, Squeeze, Flatten and a Transpose that moves only axes of size 1 share
+ * their input's buffer on the CPU: a chain of them over a value that is still read afterwards
+ * (and is a graph output itself) needs no buffer of its own, a Transpose that moves data still
+ * gets one, and every value reads right. */
 START_TEST(reshapes_share_their_input) {
   mb_model *m = mb_new(13);
   int64_t dims[] = {1, 1024}, two[] = {2}, one[] = {1}, zero = 0, shape[] = {32, 32};
   mb_input(m, "x", TSR_DTYPE_FLOAT32, 2, dims);
   mb_init_i64(m, "shape", 1, two, shape);
-  mb_init_i64(m, "axes", 1, one, &zero);
+  mb_init_i64(m, "axes0", 1, one, &zero);
+  int64_t first = 1;
+  mb_init_i64(m, "axes1", 1, one, &first);
   mb_node(m, "Relu", "relu", "x", "a");
-  mb_node(m, "Reshape", "reshape", "a,shape", "b");
-  mb_node(m, "Unsqueeze", "unsqueeze", "b,axes", "c");
-  mb_node(m, "Squeeze", "squeeze", "c,axes", "d");
+  mb_node(m, "Reshape", "reshape", "a,shape", "b");     /* [32, 32] */
+  mb_node(m, "Unsqueeze", "unsqueeze", "b,axes0", "c"); /* [1, 32, 32] */
+  mb_node(m, "Transpose", "transpose_unit", "c", "t");  /* [32, 1, 32]: same bytes */
+  mb_attr_ints(m, "perm", 3, (int64_t[]){1, 0, 2});
+  mb_node(m, "Squeeze", "squeeze", "t,axes1", "d"); /* [32, 32] */
   mb_node(m, "Flatten", "flatten", "d", "e");
   mb_attr_int(m, "axis", 1);
   mb_node(m, "Neg", "neg", "e", "y1");
   mb_node(m, "Sigmoid", "sigmoid", "a", "y2");
+  mb_node(m, "Transpose", "transpose", "b", "y3"); /* a real transpose */
+  mb_attr_ints(m, "perm", 2, (int64_t[]){1, 0});
   mb_output(m, "y1", TSR_DTYPE_FLOAT32);
   mb_output(m, "y2", TSR_DTYPE_FLOAT32);
   mb_output(m, "b", TSR_DTYPE_FLOAT32);
+  mb_output(m, "y3", TSR_DTYPE_FLOAT32);
   tsr_model *model = load(m);
   tsr_session *s = NULL;
   ck_assert_ok(tsr_session_create(rt, model, NULL, &s));
   tsr_plan *p = plan_of(s);
-  /* a (with b, c, d, e in it), y1 and y2: three buffers, where copies would take six. */
+  /* a (with b, c, t, d, e in it), y1, y2 and y3: four buffers, where copies would take
+   * nine. */
   uint64_t arena = tsr_plan_arena_bytes(p);
-  ck_assert_msg(arena <= 3 * 4096, "arena %llu bytes; expected at most three 4 KiB buffers",
+  ck_assert_msg(arena <= 4 * 4096, "arena %llu bytes; expected at most four 4 KiB buffers",
                 (unsigned long long)arena);
   tsr_plan_destroy(p);
 
@@ -173,26 +182,46 @@ START_TEST(reshapes_share_their_input) {
     float xs[1024];
     for (int i = 0; i < 1024; i++)
       xs[i] = (float)((i * 7 + round) % 23) - 11.0f;
-    tsr_tensor *x = NULL, *y[3] = {NULL, NULL, NULL};
+    tsr_tensor *x = NULL, *y[4] = {NULL, NULL, NULL, NULL};
     ck_assert_ok(tsr_tensor_create_copy(rt, TSR_DTYPE_FLOAT32, 2, dims, xs, sizeof xs, &x));
-    const char *names[] = {"x"}, *outs[] = {"y1", "y2", "b"};
-    ck_assert_ok(tsr_session_run(s, NULL, 1, names, (const tsr_tensor *const *)&x, 3, outs, y));
+    const char *names[] = {"x"}, *outs[] = {"y1", "y2", "b", "y3"};
+    ck_assert_ok(tsr_session_run(s, NULL, 1, names, (const tsr_tensor *const *)&x, 4, outs, y));
     ck_assert_uint_eq(tsr_tensor_rank(y[0]), 2);
     ck_assert_int_eq(tsr_tensor_dims(y[0])[0], 32);
     ck_assert_uint_eq(tsr_tensor_rank(y[2]), 2);
     ck_assert_int_eq(tsr_tensor_dims(y[2])[1], 32);
-    const float *y1 = tsr_tensor_data(y[0]), *y2 = tsr_tensor_data(y[1]),
-                *b = tsr_tensor_data(y[2]);
+    const float *y1 = tsr_tensor_data(y[0]), *y2 = tsr_tensor_data(y[1]);
+    const float *b = tsr_tensor_data(y[2]), *y3 = tsr_tensor_data(y[3]);
     for (int i = 0; i < 1024; i++) {
       float a = xs[i] > 0 ? xs[i] : 0;
       ck_assert_float_eq(y1[i], -a);
       ck_assert_float_eq(b[i], a);
       ck_assert_float_eq_tol(y2[i], 1.0f / (1.0f + expf(-a)), 1e-6f);
+      ck_assert_float_eq(y3[(i % 32) * 32 + i / 32], a);
     }
     tsr_tensor_destroy(x);
-    for (int k = 0; k < 3; k++)
+    for (int k = 0; k < 4; k++)
       tsr_tensor_destroy(y[k]);
   }
+  tsr_session_destroy(s);
+  tsr_model_destroy(model);
+
+  /* The unit Transpose alone: a and y (= a + a) in two buffers, not three. */
+  m = mb_new(13);
+  int64_t d3[] = {1, 1, 1024};
+  mb_input(m, "x", TSR_DTYPE_FLOAT32, 3, d3);
+  mb_node(m, "Relu", "relu", "x", "a");
+  mb_node(m, "Transpose", "transpose_unit", "a", "t");
+  mb_attr_ints(m, "perm", 3, (int64_t[]){1, 0, 2});
+  mb_node(m, "Add", "add", "t,a", "y");
+  mb_output(m, "y", TSR_DTYPE_FLOAT32);
+  model = load(m);
+  ck_assert_ok(tsr_session_create(rt, model, NULL, &s));
+  p = plan_of(s);
+  arena = tsr_plan_arena_bytes(p);
+  ck_assert_msg(arena <= 2 * 4096, "arena %llu bytes; expected two 4 KiB buffers",
+                (unsigned long long)arena);
+  tsr_plan_destroy(p);
   tsr_session_destroy(s);
   tsr_model_destroy(model);
 }
