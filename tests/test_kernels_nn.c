@@ -2392,6 +2392,69 @@ START_TEST(test_layernorm_random) {
 }
 END_TEST
 
+/* float32 LayerNormalization over long rows, as transformers have them (BERT's 128 x 256,
+ * 4096 wide, a width with a tail past the last vector), with rows whose mean is far from zero
+ * next to their spread (mean 50, spread 0.01) and rows of one value: against float64, with
+ * Mean and InvStdDev, on 1 and 3 threads, Scale and B given at run time or constant. */
+START_TEST(test_layernorm_long_rows) {
+  rng r = {777};
+  static const int64_t shapes[][2] = {{128, 256}, {2, 4096}, {5, 1029}, {3, 8}, {4, 7}};
+  for (int it = 0; it < 10; it++) {
+    const int64_t *xd = shapes[it % 5];
+    size_t rows = (size_t)xd[0], cols = (size_t)xd[1], xc = rows * cols;
+    double *x = malloc(xc * sizeof *x), *sc = malloc(cols * sizeof *sc),
+           *b = malloc(cols * sizeof *b);
+    for (size_t row = 0; row < rows; row++)
+      for (size_t j = 0; j < cols; j++) {
+        double v = runi(&r);
+        if (row % 3 == 1)
+          v = 50.0 + 0.01 * v; /* far from zero, narrow */
+        else if (row % 3 == 2 && it >= 5)
+          v = 3.25; /* constant: the variance is 0, eps alone */
+        x[row * cols + j] = (float)v;
+      }
+    for (size_t j = 0; j < cols; j++)
+      sc[j] = (float)runi(&r), b[j] = (float)runi(&r);
+    cpu_direct *d = cpu_direct_new("LayerNormalization", 17);
+    int64_t cd[1] = {(int64_t)cols}, md[2] = {(int64_t)rows, 1};
+    add_input(d, TSR_DTYPE_FLOAT32, 2, xd, x);
+    /* Constant Scale and B (expanded once, at prepare) in half the cases. */
+    add_input_c(d, TSR_DTYPE_FLOAT32, 1, cd, sc, it / 5 == 1);
+    add_input_c(d, TSR_DTYPE_FLOAT32, 1, cd, b, it / 5 == 1);
+    cpu_direct_output(d, TSR_DTYPE_FLOAT32, 2, xd);
+    cpu_direct_output(d, TSR_DTYPE_FLOAT32, 2, md);
+    cpu_direct_output(d, TSR_DTYPE_FLOAT32, 2, md);
+    RUN_OK(d, it % 2 ? 3 : 1);
+    double *ref = malloc(xc * sizeof *ref), *rm = malloc(rows * sizeof *rm),
+           *ri = malloc(rows * sizeof *ri);
+    const double eps = (float)1e-5;
+    for (size_t row = 0; row < rows; row++) {
+      const double *xr = x + row * cols;
+      double s = 0, q = 0;
+      for (size_t j = 0; j < cols; j++)
+        s += xr[j];
+      double mu = s / (double)cols;
+      for (size_t j = 0; j < cols; j++)
+        q += (xr[j] - mu) * (xr[j] - mu);
+      double inv = 1 / sqrt(q / (double)cols + eps);
+      rm[row] = mu, ri[row] = inv;
+      for (size_t j = 0; j < cols; j++)
+        ref[row * cols + j] = (xr[j] - mu) * inv * sc[j] + b[j];
+    }
+    char what[96];
+    snprintf(what, sizeof what, "LayerNormalization long rows %lld x %lld", (long long)rows,
+             (long long)cols);
+    expect_close(what, cpu_direct_out(d, 0), ref, NULL, xc, 8e-5, 2e-5, 0);
+    expect_close("LayerNormalization long rows Mean", cpu_direct_out(d, 1), rm, NULL, rows, 1e-6,
+                 1e-6, 0);
+    expect_close("LayerNormalization long rows InvStdDev", cpu_direct_out(d, 2), ri, NULL, rows,
+                 1e-6, 2e-5, 0);
+    cpu_direct_free(d);
+    free(x), free(sc), free(b), free(ref), free(rm), free(ri);
+  }
+}
+END_TEST
+
 START_TEST(test_norm_onnx_cases) {
   float x[6] = {-1, 0, 1, 2, 3, 4}, s[2] = {1, 1.5f}, b[2] = {0, 1};
   int64_t xd[4] = {1, 2, 1, 3}, cd[1] = {2};
@@ -2573,6 +2636,7 @@ static Suite *kernels_nn_suite(void) {
   tcase_add_test(n, test_instancenorm_random);
   tcase_add_test(n, test_lrn_random);
   tcase_add_test(n, test_layernorm_random);
+  tcase_add_test(n, test_layernorm_long_rows);
   tcase_add_test(n, test_norm_onnx_cases);
   tcase_add_test(n, test_norm_errors);
   tcase_add_test(n, test_empty_tensors);
