@@ -71,10 +71,11 @@ static inline float cpu_ew_bits_to_float(uint32_t u) {
 }
 
 /* exp(x) for float32 within 2 ulp over the normal range (Cephes' polynomial), written without
- * calls or branches so loops over it vectorise. Results below FLT_MIN flush to 0; NaN stays NaN;
- * large x gives +inf. */
+ * calls or branches so loops over it vectorise. Below x = -87.33 (results under about
+ * 1.2e-38) it gives 0, as cpu_exp8 does: there the scaled polynomial would be subnormal (see
+ * cpu_exp8); NaN stays NaN; large x gives +inf. */
 static inline float cpu_ew_expf(float x) {
-  const float hi = 88.7228394f, lo = -87.3365479f;
+  const float hi = 88.7228394f, lo = -87.33f;
   float xc = x > hi ? hi : x;
   xc = xc < lo ? lo : xc;
   xc = x != x ? 0.0f : xc; /* NaN would make the int conversion below undefined */
