@@ -630,6 +630,29 @@ LN_AVX2 static inline double ln_hsum(__m256 v) {
 /* Columns of a block whose float sums are added into the row's double sum. */
 enum { LN_BLOCK = 64 };
 
+/* The sum of x[i] - c over i < vcols (a multiple of eight), or of its squares with `square`:
+ * in float vectors over blocks of LN_BLOCK columns, block by block in double. */
+LN_AVX2 static inline double ln_sum(const float *x, size_t vcols, float c, const bool square) {
+  const __m256 vc = _mm256_set1_ps(c);
+  double sum = 0;
+  for (size_t b = 0; b < vcols; b += LN_BLOCK) {
+    size_t e = b + LN_BLOCK < vcols ? b + LN_BLOCK : vcols, i = b;
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    for (; i + 16 <= e; i += 16) {
+      __m256 d0 = _mm256_sub_ps(_mm256_loadu_ps(x + i), vc);
+      __m256 d1 = _mm256_sub_ps(_mm256_loadu_ps(x + i + 8), vc);
+      a0 = square ? _mm256_fmadd_ps(d0, d0, a0) : _mm256_add_ps(a0, d0);
+      a1 = square ? _mm256_fmadd_ps(d1, d1, a1) : _mm256_add_ps(a1, d1);
+    }
+    if (i < e) {
+      __m256 d0 = _mm256_sub_ps(_mm256_loadu_ps(x + i), vc);
+      a0 = square ? _mm256_fmadd_ps(d0, d0, a0) : _mm256_add_ps(a0, d0);
+    }
+    sum += ln_hsum(_mm256_add_ps(a0, a1));
+  }
+  return sum;
+}
+
 /* float32 rows on AVX2: the same two-pass statistics, summed in float vectors over blocks of
  * LN_BLOCK columns and block by block in double (a row of any length stays within a block's
  * rounding of the double sums), the mean from the sum of x - x[0], the deviations taken from
@@ -645,40 +668,13 @@ LN_AVX2 static void ln_f32_task_avx2(void *arg, size_t begin, size_t end) {
     /* The sum of x - x[0]: small terms when the row's mean is far from zero next to its
      * spread, whose float sums stay accurate. */
     const float pivot = cols ? x[0] : 0.0f;
-    const __m256 vp = _mm256_set1_ps(pivot);
-    double sum = 0;
-    for (size_t b = 0; b < vcols; b += LN_BLOCK) {
-      size_t e = b + LN_BLOCK < vcols ? b + LN_BLOCK : vcols, i = b;
-      __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-      for (; i + 16 <= e; i += 16) {
-        a0 = _mm256_add_ps(a0, _mm256_sub_ps(_mm256_loadu_ps(x + i), vp));
-        a1 = _mm256_add_ps(a1, _mm256_sub_ps(_mm256_loadu_ps(x + i + 8), vp));
-      }
-      if (i < e)
-        a0 = _mm256_add_ps(a0, _mm256_sub_ps(_mm256_loadu_ps(x + i), vp));
-      sum += ln_hsum(_mm256_add_ps(a0, a1));
-    }
+    double sum = ln_sum(x, vcols, pivot, false);
     for (size_t i = vcols; i < cols; i++)
       sum += (double)x[i] - pivot;
     const double mu = (double)pivot + sum / (double)cols;
     const float muf = (float)mu;
     const __m256 vmu = _mm256_set1_ps(muf);
-    double sq = 0;
-    for (size_t b = 0; b < vcols; b += LN_BLOCK) {
-      size_t e = b + LN_BLOCK < vcols ? b + LN_BLOCK : vcols, i = b;
-      __m256 q0 = _mm256_setzero_ps(), q1 = _mm256_setzero_ps();
-      for (; i + 16 <= e; i += 16) {
-        __m256 d0 = _mm256_sub_ps(_mm256_loadu_ps(x + i), vmu);
-        __m256 d1 = _mm256_sub_ps(_mm256_loadu_ps(x + i + 8), vmu);
-        q0 = _mm256_fmadd_ps(d0, d0, q0);
-        q1 = _mm256_fmadd_ps(d1, d1, q1);
-      }
-      if (i < e) {
-        __m256 d0 = _mm256_sub_ps(_mm256_loadu_ps(x + i), vmu);
-        q0 = _mm256_fmadd_ps(d0, d0, q0);
-      }
-      sq += ln_hsum(_mm256_add_ps(q0, q1));
-    }
+    double sq = ln_sum(x, vcols, muf, true);
     for (size_t i = vcols; i < cols; i++) {
       double d = (double)x[i] - muf;
       sq += d * d;
