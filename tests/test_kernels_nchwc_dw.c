@@ -150,6 +150,14 @@ START_TEST(test_dw_layers) {
       {CPU_ACT_CLIP, 0.0f, 6.0f}, {CPU_ACT_RELU, 0, 0}, {CPU_ACT_SILU, 0, 0}};
   for (int i = 0; i < (int)(sizeof layers / sizeof layers[0]); i++)
     dw_case(&r, "layer", i, &layers[i], true, acts[i % 3], i % 2 ? 3 : 1);
+  /* Rows over 32 wide with a smooth activation (finished in registers) whose interior is
+   * shorter than a block and starts past column 8: a kernel 35 wide padded by 17. */
+  static const ref_geom wide[] = {
+      {1, 8, 8, {5, 40}, {3, 35}, {1, 1}, {1, 17}, {1, 17}},
+      {1, 16, 16, {4, 48}, {2, 33}, {1, 1}, {0, 16}, {1, 15}},
+  };
+  for (int i = 0; i < (int)(sizeof wide / sizeof wide[0]); i++)
+    dw_case(&r, "wide kernel", i, &wide[i], true, acts[2], 1);
 }
 END_TEST
 

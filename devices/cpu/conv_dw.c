@@ -1093,9 +1093,10 @@ DW_AVX2 static ALWAYS_INLINE void dwb_span(const dwb_job *j, const float *xb, co
     }
     return;
   }
+  const int64_t start = ox;
   for (; n >= 8; ox += 8, n -= 8)
     dwb_pixels(j, xb, wg, yb, oy, ox, ky0, ky1, a, 8, KW, S, 0);
-  if (n > 0 && ox >= 8 && cpu_act_is_smooth(a->kind)) {
+  if (n > 0 && ox - start >= 8 && cpu_act_is_smooth(a->kind)) {
     /* A smooth activation in registers overlaps its chains only eight vectors at a time:
      * the last block of eight recomputes some pixels instead. */
     dwb_pixels(j, xb, wg, yb, oy, ox + n - 8, ky0, ky1, a, 8, KW, S, 0);
