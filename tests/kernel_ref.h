@@ -162,6 +162,18 @@ static inline float *ref_run_conv(const char *name, ref_packed_fn packed, ref_pa
   return ref_guarded_take(name, buf, yc);
 }
 
+/* Runs the kernel on p on a context of the given isa and checks that it fails (-1) with
+ * `want` in its message: a plan it refuses, or an ISA without AVX2. It must fail before it
+ * reads its operands, which are zeroed stand-ins. */
+static inline void ref_expect_fail(ref_conv_fn run, const conv_plan *p, cpu_isa isa,
+                                   const char *want) {
+  static float x[64], wp[64], y[64];
+  char err[256] = "";
+  cpu_ctx ctx = {.isa = isa, .err = err, .err_size = sizeof err};
+  ck_assert_int_eq(run(&ctx, p, x, wp, NULL, y), -1);
+  ck_assert_msg(strstr(err, want) != NULL, "message: %s", err);
+}
+
 static inline const char *ref_act_name(cpu_act_kind k) {
   static const char *names[] = {"none",      "relu",    "clip", "leakyrelu", "hardsigmoid",
                                 "hardswish", "sigmoid", "silu", "gelu",      "gelu_tanh"};

@@ -1269,15 +1269,10 @@ static bool conv_nchwc_strided(const conv_plan *p) { return p->w.s[1] != 1 || p-
 
 /* The pixels of blocked x that a strided 1x1 p reads, blocked, into xs ([N, C/8, OH, OW, 8]),
  * rows of a block at a time over ctx's threads (serial, ResNet-50's 256-channel projection
- * over 56x56 spent a fifth of its time in this copy on two threads). */
-typedef struct conv_sub_job {
-  const conv_plan *p;
-  const float *x;
-  float *xs;
-} conv_sub_job;
-
+ * over 56x56 spent a fifth of its time in this copy on two threads); the job is the NCHW
+ * subsample's. */
 static void conv_nchwc_subsample_rows(void *arg, size_t begin, size_t end) {
-  const conv_sub_job *j = arg;
+  const subsample_job *j = arg;
   const nn_window *w = &j->p->w;
   size_t ih = (size_t)w->in[1], iw = (size_t)w->in[2], oh = (size_t)w->out[1];
   size_t ow = (size_t)w->out[2], sy = (size_t)w->s[1], sx = (size_t)w->s[2];
@@ -1291,7 +1286,7 @@ static void conv_nchwc_subsample_rows(void *arg, size_t begin, size_t end) {
 }
 
 static void conv_nchwc_subsample(cpu_ctx *ctx, const conv_plan *p, const float *x, float *xs) {
-  conv_sub_job j = {.p = p, .x = x, .xs = xs};
+  subsample_job j = {.p = p, .x = x, .xs = xs};
   size_t rows = p->N * p->C / CPU_NCHWC * (size_t)p->w.out[1];
   cpu_parallel_for(ctx, rows, nn_grain((size_t)p->w.out[2] * 8, 1 << 14), conv_nchwc_subsample_rows,
                    &j);

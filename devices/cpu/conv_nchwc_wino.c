@@ -77,8 +77,8 @@ size_t cpu_nchwc_wino_packed_floats(const conv_plan *p) {
   return WINO_T * cpu_nchwc_pw_packed_floats(p->C, p->M);
 }
 
-/* U[xi] = G g G^T for every (m, c), G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1], in float as
- * conv_wino.c computes it (halves and sums of three), each of the 16 M x C matrices written
+/* U[xi] = G g G^T for every (m, c) by cpu_wino_kernel_transform (conv_util.h), as conv_wino.c
+ * packs it, each of the 16 M x C matrices written
  * where cpu_nchwc_pw_pack would put it (the layout WINO_NR describes; rows past M zero),
  * without a row-major copy: a void packer has no way to report a failed allocation. The unit
  * suite checks that the result is cpu_nchwc_pw_pack's of the row-major matrices, bit for bit. */
@@ -93,23 +93,7 @@ void cpu_nchwc_wino_pack(const conv_plan *p, const float *w, float *dst) {
           d[xi * per] = 0.0f;
         continue;
       }
-      const float *g = w + (m * C + c) * 9;
-      float t[4][3]; /* G g */
-      for (int k = 0; k < 3; k++) {
-        float g0 = g[k], g1 = g[3 + k], g2 = g[6 + k];
-        t[0][k] = g0;
-        t[1][k] = 0.5f * (g0 + g1 + g2);
-        t[2][k] = 0.5f * (g0 - g1 + g2);
-        t[3][k] = g2;
-      }
-      for (int a = 0; a < 4; a++) { /* (G g) G^T: elements 4a .. 4a + 3 */
-        float r0 = t[a][0], r1 = t[a][1], r2 = t[a][2];
-        float *u = d + (size_t)(4 * a) * per;
-        u[0] = r0;
-        u[per] = 0.5f * (r0 + r1 + r2);
-        u[2 * per] = 0.5f * (r0 - r1 + r2);
-        u[3 * per] = r2;
-      }
+      cpu_wino_kernel_transform(w + (m * C + c) * 9, d, per);
     }
 }
 

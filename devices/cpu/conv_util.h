@@ -77,4 +77,26 @@ int cpu_conv_wino_pack(const conv_plan *p, const float *w, float *dst);
 int cpu_conv_wino(cpu_ctx *ctx, const conv_plan *p, const float *x, const float *u,
                   const float *b, const float *res, float *y);
 
+/* U = G g G^T of one 3x3 kernel g (row-major), G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1],
+ * in float (halves and sums of three): element 4a + b of U at u[(4a + b) * stride]. Both
+ * Winograd packers (conv_wino.c, conv_nchwc_wino.c) write their layouts through it. */
+static inline void cpu_wino_kernel_transform(const float *g, float *u, size_t stride) {
+  float t[4][3]; /* G g */
+  for (int k = 0; k < 3; k++) {
+    float g0 = g[k], g1 = g[3 + k], g2 = g[6 + k];
+    t[0][k] = g0;
+    t[1][k] = 0.5f * (g0 + g1 + g2);
+    t[2][k] = 0.5f * (g0 - g1 + g2);
+    t[3][k] = g2;
+  }
+  for (int a = 0; a < 4; a++) { /* (G g) G^T: elements 4a .. 4a + 3 */
+    float r0 = t[a][0], r1 = t[a][1], r2 = t[a][2];
+    float *ua = u + (size_t)(4 * a) * stride;
+    ua[0] = r0;
+    ua[stride] = 0.5f * (r0 + r1 + r2);
+    ua[2 * stride] = 0.5f * (r0 - r1 + r2);
+    ua[3 * stride] = r2;
+  }
+}
+
 #endif

@@ -64,7 +64,7 @@ size_t cpu_conv_wino_packed_floats(const conv_plan *p) {
   return WINO_T * cpu_sgemm_packed_a_floats(p->M, p->C);
 }
 
-/* U[xi] = G g G^T for every (m, c), G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1], each of the
+/* U[xi] = G g G^T for every (m, c) (cpu_wino_kernel_transform), each of the
  * 16 matrices M x C written straight into the GEMM's packed-A layout (gemm_util.h: KC blocks,
  * MR-row panels, MR floats per column), rows past M zero. Six rows at a time, so that each
  * matrix is written in order; in float, whose rounding here (halves and sums of three) stays
@@ -86,23 +86,7 @@ int cpu_conv_wino_pack(const conv_plan *p, const float *w, float *dst) {
               panel[xi * per + at] = 0.0f;
             continue;
           }
-          const float *g = w + ((r + i) * C + c) * 9;
-          float t[4][3]; /* G g */
-          for (int j = 0; j < 3; j++) {
-            float g0 = g[j], g1 = g[3 + j], g2 = g[6 + j];
-            t[0][j] = g0;
-            t[1][j] = 0.5f * (g0 + g1 + g2);
-            t[2][j] = 0.5f * (g0 - g1 + g2);
-            t[3][j] = g2;
-          }
-          for (int a = 0; a < 4; a++) { /* (G g) G^T */
-            float r0 = t[a][0], r1 = t[a][1], r2 = t[a][2];
-            float *u = panel + (size_t)(4 * a) * per + at;
-            u[0] = r0;
-            u[per] = 0.5f * (r0 + r1 + r2);
-            u[2 * per] = 0.5f * (r0 - r1 + r2);
-            u[3 * per] = r2;
-          }
+          cpu_wino_kernel_transform(w + ((r + i) * C + c) * 9, panel + at, per);
         }
     }
   return 0;

@@ -980,20 +980,8 @@ static inline double smx_log_f64(double x) { return log(x); }
  * vectorise the scalar polynomial of cpu_ew_expf inside the row loops below. Returns false
  * (nothing done) when the build has no AVX2 code; the caller picks it only on AVX2 CPUs. */
 #ifdef CPU_VMATH_HAVE_AVX2
-CPU_VMATH_AVX2 static inline float smx_hmax8(__m256 v) {
-  __m128 h = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  h = _mm_max_ps(h, _mm_movehl_ps(h, h));
-  return _mm_cvtss_f32(_mm_max_ss(h, _mm_movehdup_ps(h)));
-}
-
-CPU_VMATH_AVX2 static inline float smx_hsum8(__m256 v) {
-  __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-  return _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h)));
-}
-
 /* The exponentials come from the fitted polynomial of the fused activations
- * (cpu_exp_neg8_fitted, 1.1e-7 relative error), not cpu_exp8: x - max <= 0 needs neither its
+ * (cpu_exp_neg8_fitted, within 4.0e-7 relative), not cpu_exp8: x - max <= 0 needs neither its
  * overflow handling nor its split scale, and it is half the operations. Below -87 a term is
  * 0 exactly (a masked score, -inf or -1e9, gives 0); a NaN passes through to the sum. Two
  * accumulators a pass, reduced in registers. Over [4, 128, 128] (BERT's attention), per node:
@@ -1009,7 +997,7 @@ CPU_VMATH_AVX2 static bool smx_row_fast_f32_avx2(const float *x, float *y, size_
   }
   for (; r + 8 <= len; r += 8)
     m0 = _mm256_max_ps(m0, _mm256_loadu_ps(x + r));
-  float m = smx_hmax8(_mm256_max_ps(m0, m1));
+  float m = cpu_hmax8(_mm256_max_ps(m0, m1));
   for (; r < len; r++)
     m = x[r] > m ? x[r] : m;
   if (m != m) /* NaN in the row: the scalar code gives the reference result */
@@ -1031,7 +1019,7 @@ CPU_VMATH_AVX2 static bool smx_row_fast_f32_avx2(const float *x, float *y, size_
   for (; r + 8 <= len; r += 8)
     SMX_EXP(r, s0);
 #undef SMX_EXP
-  float sum = smx_hsum8(_mm256_add_ps(s0, s1));
+  float sum = cpu_hsum8(_mm256_add_ps(s0, s1));
   for (; r < len; r++) {
     y[r] = cpu_ew_expf(x[r] - m);
     sum += y[r];

@@ -20,6 +20,19 @@
 
 #define CPU_VMATH_AVX2 __attribute__((target("avx2,fma")))
 
+/* The eight lanes of v summed (halves, then pairs, then the last two), and their maximum. */
+CPU_VMATH_AVX2 static inline float cpu_hsum8(__m256 v) {
+  __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+  return _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h)));
+}
+
+CPU_VMATH_AVX2 static inline float cpu_hmax8(__m256 v) {
+  __m128 h = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+  return _mm_cvtss_f32(_mm_max_ss(h, _mm_movehdup_ps(h)));
+}
+
 /* cpu_ew_expf on eight lanes; 0 below lo. lo sits a little above -126 ln 2, where the
  * reduced argument of the lowest scale, 2^-126, is still positive: at -126 ln 2 itself (the
  * clamp of every lane below it) the polynomial came out just under 1 and the product a
@@ -105,21 +118,21 @@ CPU_VMATH_AVX2 static inline __m256 cpu_sigmoid8(__m256 x) {
   return _mm256_div_ps(one, _mm256_add_ps(one, cpu_exp8(_mm256_sub_ps(_mm256_setzero_ps(), x))));
 }
 
-/* 1 + exp(-x) for the fused logistic activations of Conv and Gemm below (the Sigmoid operator
- * keeps cpu_sigmoid8), in few and shallow operations, since applied to every output of a layer
- * they bound its epilogue. x is clamped to [-87, 87] so that 2^n stays a normal scale (no
- * split, no blends; min/max are ordered so that a NaN passes through); n = round(-x / ln 2) by
- * the 1.5 * 2^23 trick, whose low bits, shifted into the exponent field, scale the polynomial
- * by an integer add; one step of the reduction by ln 2 suffices here (its error grows with n,
- * where the result is 0 or 1 to within the error anyway). exp(r) on |r| <= ln(2) / 2 is
- * 1 + r + r^2 (a0 + a1 r + a2 r^2 + a3 r^3) with coefficients fitted for the least maximum
- * relative error (1.1e-7 against float64, not counting float32 rounding), evaluated from
- * r' = -r. The degree is two below cpu_exp8's Taylor-like polynomial: the multiply-adds, not
- * the division, bound these activations on two FMA pipes. On one Zen 4 core, against the
- * degree-7 polynomial and x * (1 / d): SiLU 0.41 -> 0.32 ns an element in L1 (3.4e-7 and
- * 3.9e-7 relative error at most over [-100, 100]); a 16 -> 96 pointwise Conv with SiLU over
- * 112x112 0.89 -> 0.74 ms; EfficientNet-B0's summed per-node minima 12.2 -> 11.3 ms. */
-/* exp(-x) by that scheme, x clamped to [-87, 87] (NaN passes through). */
+/* exp(-x) in few and shallow operations, for the fused logistic activations of Conv and Gemm
+ * below as 1 + exp(-x) (the Sigmoid operator keeps cpu_sigmoid8), since applied to every
+ * output of a layer they bound its epilogue, and for Softmax's exponentials (reduce.c). x is
+ * clamped to [-87, 87] so that 2^n stays a normal scale (no split, no blends; min/max are ordered
+ * so that a NaN passes through); n = round(-x / ln 2) by the 1.5 * 2^23 trick, whose low bits,
+ * shifted into the exponent field, scale the polynomial by an integer add; one step of the
+ * reduction by ln 2 (its rounding adds n * 1.9e-9 to r: exp(-x) over [0, 87] is within 4.0e-7
+ * relative, rounding included, the most near the clamp, where a logistic is 0 or 1 to within it
+ * anyway). exp(r) on |r| <= ln(2) / 2 is 1 + r + r^2 (a0 + a1 r + a2 r^2 + a3 r^3) with
+ * coefficients fitted for the least maximum relative error (1.1e-7 against float64, not counting
+ * float32 rounding), evaluated from r' = -r. The degree is two below cpu_exp8's Taylor-like
+ * polynomial: the multiply-adds, not the division, bound these activations on two FMA pipes. On one
+ * Zen 4 core, against the degree-7 polynomial and x * (1 / d): SiLU 0.41 -> 0.32 ns an element in
+ * L1 (3.4e-7 and 3.9e-7 relative error at most over [-100, 100]); a 16 -> 96 pointwise Conv with
+ * SiLU over 112x112 0.89 -> 0.74 ms; EfficientNet-B0's summed per-node minima 12.2 -> 11.3 ms. */
 CPU_VMATH_AVX2 static inline __m256 cpu_exp_neg8_fitted(__m256 x) {
   const __m256 magic = _mm256_set1_ps(12582912.0f); /* 1.5 * 2^23 */
   const __m256 one = _mm256_set1_ps(1.0f);
