@@ -7,9 +7,12 @@ markdown table by kind of node.
 
 Each round runs both sides once, in a fresh process each, alternating which goes first:
 `tessera bench --profile` and bench/ort_run.js with ONNX Runtime's profiler. A node's figure is
-the lowest time it took in any run of any round: on a shared machine, noise only ever adds, and
-the minimum of many short kernels is far steadier than a whole run's median (compare.py gives
-those). The nodes are grouped by kind, since the two runtimes name and fuse them differently:
+its mean time over one process's measured runs (after WARMUP runs that are not counted), the
+lowest such mean of any round: on a shared machine, noise only ever adds, and the lowest mean of
+many short kernels is far steadier than a whole run's median (compare.py gives those). Both
+sides get the same statistic: Tessera's profile keeps each node's sum over the measured runs,
+and ONNX Runtime's per-run times are averaged the same way here (the lowest single run of each
+node would flatter it against Tessera's means). The nodes are grouped by kind, since the two runtimes name and fuse them differently:
 a Conv by its window (kernel, stride, depthwise or grouped) and input plane, anything else by
 operator. ONNX Runtime keeps some operations as nodes of their own that Tessera fuses into the
 node before (an activation such as QuickGelu, a squeeze-excitation Mul, Add): their rows show
@@ -31,6 +34,7 @@ import sys
 import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+WARMUP = 3  # runs of each process not counted, on both sides
 
 
 def conv_kind(x, w, o):
@@ -45,8 +49,8 @@ def conv_kind(x, w, o):
 
 
 def tessera_minima(cli, model, feeds, threads, iterations, trace, best):
-    cmd = [cli, "bench", model, "--threads", str(threads), "--iterations", str(iterations),
-           "--profile", trace]
+    cmd = [cli, "bench", model, "--threads", str(threads), "--warmup", str(WARMUP),
+           "--iterations", str(iterations), "--profile", trace]
     for f in feeds:
         cmd += ["--input", f]
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -63,17 +67,18 @@ def ort_minima(model, feeds, threads, runs, scratch, env, best, kinds):
     for old in glob.glob(prefix + "*.json"):
         os.remove(old)
     subprocess.run(["node", os.path.join(HERE, "ort_run.js"), model, scratch, "--threads",
-                    str(threads), "--repeat", str(runs), "--profile", prefix] + feeds,
+                    str(threads), "--repeat", str(WARMUP + runs), "--profile", prefix] + feeds,
                    check=True, stdout=subprocess.DEVNULL, env=env)
     (path,) = glob.glob(prefix + "*.json")
     with open(path) as f:
         events = json.load(f)
+    times = collections.defaultdict(list)  # a node's times in run order
     for e in events:
         if e.get("cat") != "Node" or not e["name"].endswith("_kernel_time"):
             continue
-        a, t = e["args"], e["dur"] / 1000.0
+        a = e["args"]
         name = e["name"][: -len("_kernel_time")]
-        best[name] = min(best.get(name, t), t)
+        times[name].append(e["dur"] / 1000.0)
         if name not in kinds:
             if a["op_name"] == "Conv" and len(a["input_type_shape"]) >= 2:
                 shapes = [list(d.values())[0] for d in a["input_type_shape"][:2]]
@@ -81,6 +86,11 @@ def ort_minima(model, feeds, threads, runs, scratch, env, best, kinds):
                 kinds[name] = conv_kind(shapes[0], shapes[1], out)
             else:
                 kinds[name] = a["op_name"]
+    for name, ts in times.items():
+        per_run = max(1, len(ts) // (WARMUP + runs))  # a node inside a loop runs several times
+        measured = ts[WARMUP * per_run:] or ts
+        t = sum(measured) / (len(measured) / per_run)
+        best[name] = min(best.get(name, t), t)
 
 
 def tessera_kinds(model, inputs):
