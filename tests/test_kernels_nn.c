@@ -340,7 +340,7 @@ START_TEST(test_sgemm_random) {
     bool ta = rnext(&r) & 1, tb = rnext(&r) & 1;
     float alpha = (it % 5 == 0) ? 1.0f : (float)runi(&r) * 2;
     float beta = (it % 3 == 0) ? 0.0f : (it % 3 == 1 ? 1.0f : (float)runi(&r));
-    cpu_isa isa = (it & 1) ? CPU_ISA_GENERIC : best;
+    cpu_isa isa = (it / 8) & 1 ? CPU_ISA_GENERIC : best; /* every kind of shape on both */
     sgemm_case(&r, m, n, k, ta, tb, alpha, beta, isa, (size_t)(1 + it % 3));
   }
 }
@@ -356,6 +356,10 @@ START_TEST(test_sgemm_blocking_edges) {
     sgemm_case(&r, 2310, 19, 40, false, true, 0.5f, 1.0f, isa, 3);
     sgemm_case(&r, 13, 35, 777, true, false, 1.0f, -0.5f, isa, 1);
     sgemm_case(&r, 150, 150, 513, true, true, 2.0f, 0.25f, isa, 2);
+    /* A packed during the call over three KC blocks of 234 (not a multiple of 8 deep), and
+     * rows that end in a partial panel. */
+    sgemm_case(&r, 41, 70, 700, false, false, 1.0f, 0.0f, isa, 2);
+    sgemm_case(&r, 128, 256, 1024, false, false, 1.0f, 1.0f, isa, 1);
   }
 }
 END_TEST

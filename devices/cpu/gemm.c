@@ -247,6 +247,7 @@ static void pack_plain_b(const void *arg, size_t p0, size_t kc, size_t col0, siz
 
 typedef struct pack_a_job {
   bool ta;
+  bool avx2; /* whole panels of a plain A through cpu_sgemm_pack_a6_avx2 */
   const float *a;
   size_t lda, m, row0, k, kc, mpad, n_panels;
   float *dst;
@@ -257,9 +258,15 @@ static void pack_a_task(void *arg, size_t begin, size_t end) {
   const pack_a_job *j = arg;
   for (size_t t = begin; t < end; t++) {
     size_t pc = t / j->n_panels * j->kc, r = t % j->n_panels * MR;
-    size_t kt = j->k - pc < j->kc ? j->k - pc : j->kc;
-    pack_a_panel(j->ta, j->a, j->lda, j->row0 + r, j->m - r < MR ? j->m - r : MR, pc, kt,
-                 j->dst + panel_offset(j->mpad, pc, kt, r));
+    size_t kt = j->k - pc < j->kc ? j->k - pc : j->kc, rows = j->m - r < MR ? j->m - r : MR;
+    float *dst = j->dst + panel_offset(j->mpad, pc, kt, r);
+#ifdef CPU_GEMM_HAVE_AVX2
+    if (j->avx2 && !j->ta && rows == MR) {
+      cpu_sgemm_pack_a6_avx2(j->a + (j->row0 + r) * j->lda + pc, j->lda, kt, dst);
+      continue;
+    }
+#endif
+    pack_a_panel(j->ta, j->a, j->lda, j->row0 + r, rows, pc, kt, dst);
   }
 }
 
@@ -582,6 +589,7 @@ int cpu_sgemm_run(cpu_ctx *ctx, const cpu_sgemm_args *g) {
   for (size_t row0 = 0; row0 < m; row0 += chunk) {
     size_t rows = m - row0 < chunk ? m - row0 : chunk;
     pack_a_job pj = {.ta = g->ta,
+                     .avx2 = ctx && ctx->isa == CPU_ISA_AVX2_FMA,
                      .a = g->a,
                      .lda = g->lda,
                      .m = rows,

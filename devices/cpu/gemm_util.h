@@ -247,6 +247,9 @@ cpu_sgemm_ukernel_fn cpu_sgemm_ukernel_avx2(bool a_ahead, bool b_ahead);
 cpu_sgemm_ukernel_fn cpu_sgemm_ukernel_short_avx2(bool a_ahead, bool b_ahead);
 /* The micro-kernel for B read in place: row p of the panel at b + offs[p] (see b_rows). */
 cpu_sgemm_ukernel_offs_fn cpu_sgemm_ukernel_offs_avx2(bool a_ahead);
+/* One whole MR-row panel of a row-major A (rows lda apart), kc deep, into dst in the packed
+ * layout: dst[p * MR + i] = a[i * lda + p]. */
+void cpu_sgemm_pack_a6_avx2(const float *a, size_t lda, size_t kc, float *dst);
 /* y[i] += a * x[i] for i < n. */
 void cpu_saxpy_avx2(size_t n, float a, const float *x, float *y);
 /* Returns sum x[i] * y[i] for i < n. */
