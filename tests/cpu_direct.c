@@ -23,6 +23,10 @@ struct cpu_direct {
   cpu_tensor in[MAX_ITEMS], out[MAX_ITEMS];
   int64_t in_dims[MAX_ITEMS][MAX_RANK], out_dims[MAX_ITEMS][MAX_RANK];
   uint32_t n_in, n_out;
+  bool skip;
+  bool alias;
+  uint32_t alias_out, alias_in;
+  ptrdiff_t alias_off;
 };
 
 static int g_node_attr(const tsr_plugin_graph *g, uint32_t node, const char *name,
@@ -132,6 +136,12 @@ void cpu_direct_output(cpu_direct *d, uint32_t dtype, uint32_t rank, const int64
 
 cpu_tensor *cpu_direct_out(cpu_direct *d, uint32_t k) { return &d->out[k]; }
 
+void cpu_direct_skip(cpu_direct *d) { d->skip = true; }
+
+void cpu_direct_alias(cpu_direct *d, uint32_t k, uint32_t j, ptrdiff_t offset_bytes) {
+  d->alias = true, d->alias_out = k, d->alias_in = j, d->alias_off = offset_bytes;
+}
+
 int cpu_direct_run(cpu_direct *d, size_t threads, char *err, size_t err_size) {
   if (err && err_size) err[0] = '\0';
   const cpu_op *op = cpu_find_op("", d->op_type, d->opset);
@@ -158,7 +168,8 @@ int cpu_direct_run(cpu_direct *d, size_t threads, char *err, size_t err_size) {
                    .n_in = d->n_in,
                    .n_out = d->n_out,
                    .in = in_static,
-                   .out = out_static};
+                   .out = out_static,
+                   .skip = d->skip};
   if (op->check) {
     tsr_plugin_reason r = op->check(&node, err, err_size);
     if (r != TSR_PLUGIN_REASON_NONE) return (int)r;
@@ -167,7 +178,29 @@ int cpu_direct_run(cpu_direct *d, size_t threads, char *err, size_t err_size) {
   if (op->prepare && op->prepare(&node, &state, err, err_size) != 0) return -1;
   cpu_pool *pool = cpu_pool_create(threads);
   cpu_ctx ctx = {.pool = pool, .isa = cpu_detect_isa(), .err = err, .err_size = err_size};
-  int rc = op->run(&ctx, &node, state, d->in, d->out);
+  /* An aliased output: one block holding input j's bytes and the output's, offset apart. */
+  cpu_tensor in_run[MAX_ITEMS], out_run[MAX_ITEMS];
+  memcpy(in_run, d->in, sizeof in_run);
+  memcpy(out_run, d->out, sizeof out_run);
+  char *block = NULL;
+  if (d->alias) {
+    cpu_tensor *ti = &in_run[d->alias_in], *to = &out_run[d->alias_out];
+    size_t lead = d->alias_off < 0 ? (size_t)-d->alias_off : 0;
+    size_t at = (size_t)((ptrdiff_t)lead + d->alias_off); /* the output's start */
+    size_t end_in = lead + ti->nbytes, end_out = at + to->nbytes;
+    size_t size = end_in > end_out ? end_in : end_out;
+    block = calloc(1, size ? size : 1);
+    if (!block)
+      abort();
+    memcpy(block + lead, ti->data, ti->nbytes);
+    ti->data = block + lead;
+    to->data = block + at;
+  }
+  int rc = op->run(&ctx, &node, state, in_run, out_run);
+  if (block) {
+    memcpy(d->out[d->alias_out].data, out_run[d->alias_out].data, d->out[d->alias_out].nbytes);
+    free(block);
+  }
   if (op->release) op->release(state);
   cpu_pool_destroy(pool);
   return rc == 0 ? 0 : -1;

@@ -24,6 +24,15 @@ void cpu_direct_input_absent(cpu_direct *d);
 /* Adds the next output with its (already inferred) dtype and shape; zero-filled memory. */
 void cpu_direct_output(cpu_direct *d, uint32_t dtype, uint32_t rank, const int64_t *dims);
 
+/* What plugin.c's fuse_nodes would have given the node: LayerNormalization's skip input (in[3],
+ * added to X; the inputs up to it must have been added, absent ones through
+ * cpu_direct_input_absent). */
+void cpu_direct_skip(cpu_direct *d);
+/* Runs with output k placed in the memory of input j, offset_bytes from its start (negative:
+ * before it), as a session's memory plan may place a fused node's output; input j's data is
+ * what the run first sees there, and out(k) holds the result after the run. */
+void cpu_direct_alias(cpu_direct *d, uint32_t k, uint32_t j, ptrdiff_t offset_bytes);
+
 /* check(), prepare(), run(), release() with `threads` threads. Returns 0 on success, a positive
  * tsr_plugin_reason when check() refused, -1 when no kernel exists or prepare/run failed; the
  * message goes to err. */

@@ -2459,6 +2459,68 @@ START_TEST(test_layernorm_long_rows) {
 }
 END_TEST
 
+/* LayerNormalization with the Add before it taken in (cpu_node.skip: X + in[3] normalised),
+ * against float64 of the float32 sum, with the output in its own memory, exactly on X or on
+ * the skip operand (normalised in place), or partly over either by some rows or floats either
+ * way (computed apart, then copied): on 1 and 3 threads, rows with a tail past the last
+ * vector and rows of mean 50 and spread 0.01. */
+START_TEST(test_layernorm_skip) {
+  rng r = {4242};
+  static const int64_t shapes[][2] = {{128, 256}, {6, 67}, {9, 8}, {3, 1029}};
+  for (int it = 0; it < 24; it++) {
+    const int64_t *xd = shapes[it % 4];
+    size_t rows = (size_t)xd[0], cols = (size_t)xd[1], xc = rows * cols;
+    double *x = malloc(xc * sizeof *x), *sk = malloc(xc * sizeof *sk),
+           *sc = malloc(cols * sizeof *sc), *b = malloc(cols * sizeof *b);
+    for (size_t i = 0; i < xc; i++) {
+      bool far = i / cols % 3 == 1;
+      x[i] = (float)(far ? 50.0 + 0.01 * runi(&r) : runi(&r) * 2);
+      sk[i] = (float)(far ? 0.005 * runi(&r) : runi(&r));
+    }
+    for (size_t j = 0; j < cols; j++)
+      sc[j] = (float)runi(&r), b[j] = (float)runi(&r);
+    cpu_direct *d = cpu_direct_new("LayerNormalization", 17);
+    int64_t cd[1] = {(int64_t)cols};
+    add_input(d, TSR_DTYPE_FLOAT32, 2, xd, x);
+    add_input_c(d, TSR_DTYPE_FLOAT32, 1, cd, sc, it % 2 == 0);
+    add_input_c(d, TSR_DTYPE_FLOAT32, 1, cd, b, it % 2 == 0);
+    add_input(d, TSR_DTYPE_FLOAT32, 2, xd, sk);
+    cpu_direct_output(d, TSR_DTYPE_FLOAT32, 2, xd);
+    cpu_direct_skip(d);
+    /* Where the output lies: 0 apart, 1 on X, 2 on the skip operand, 3 one row past X's
+     * start, 4 two rows before the skip operand's, 5 three floats past X's start. */
+    int place = it / 4 % 6;
+    ptrdiff_t row = (ptrdiff_t)(cols * sizeof(float));
+    static const char *places[] = {"apart",     "on X",          "on skip",
+                                   "X + 1 row", "skip - 2 rows", "X + 3 floats"};
+    if (place == 1 || place == 3 || place == 5)
+      cpu_direct_alias(d, 0, 0, place == 1 ? 0 : place == 3 ? row : 3 * (ptrdiff_t)sizeof(float));
+    else if (place == 2 || place == 4)
+      cpu_direct_alias(d, 0, 3, place == 2 ? 0 : -2 * row);
+    RUN_OK(d, it % 3 ? 3 : 1);
+    double *ref = malloc(xc * sizeof *ref);
+    const double eps = (float)1e-5;
+    for (size_t rr = 0; rr < rows; rr++) {
+      double v[1029], s = 0, q = 0;
+      for (size_t j = 0; j < cols; j++)
+        s += v[j] = (float)((float)x[rr * cols + j] + (float)sk[rr * cols + j]);
+      double mu = s / (double)cols;
+      for (size_t j = 0; j < cols; j++)
+        q += (v[j] - mu) * (v[j] - mu);
+      double inv = 1 / sqrt(q / (double)cols + eps);
+      for (size_t j = 0; j < cols; j++)
+        ref[rr * cols + j] = (v[j] - mu) * inv * sc[j] + b[j];
+    }
+    char what[96];
+    snprintf(what, sizeof what, "LayerNormalization + skip %zu x %zu, output %s", rows, cols,
+             places[place]);
+    expect_close(what, cpu_direct_out(d, 0), ref, NULL, xc, 8e-5, 2e-5, 0);
+    cpu_direct_free(d);
+    free(x), free(sk), free(sc), free(b), free(ref);
+  }
+}
+END_TEST
+
 START_TEST(test_norm_onnx_cases) {
   float x[6] = {-1, 0, 1, 2, 3, 4}, s[2] = {1, 1.5f}, b[2] = {0, 1};
   int64_t xd[4] = {1, 2, 1, 3}, cd[1] = {2};
@@ -2641,6 +2703,7 @@ static Suite *kernels_nn_suite(void) {
   tcase_add_test(n, test_lrn_random);
   tcase_add_test(n, test_layernorm_random);
   tcase_add_test(n, test_layernorm_long_rows);
+  tcase_add_test(n, test_layernorm_skip);
   tcase_add_test(n, test_norm_onnx_cases);
   tcase_add_test(n, test_norm_errors);
   tcase_add_test(n, test_empty_tensors);

@@ -1307,6 +1307,55 @@ static void check_fused(bytes b, size_t rank, const int64_t *dims, const char *o
   check_fused_wino(b, rank, dims, op, fused, "", what);
 }
 
+/* ---- The CPU plugin's Add -> LayerNormalization fusion ----------------------------------- */
+
+/* x[2, 5, C] (C = 64, or 67 with kind 1): t = Relu(x), r = Sigmoid(x), then an Add feeding a
+ * LayerNormalization over the last axis with constant Scale and B. `kind` picks the Add:
+ *   0: Add(t, r)                       fused
+ *   1: Add(r, t), C = 67, no B         fused
+ *   2: Add(t, t)                       fused
+ *   3: Add(t, r), its sum a graph output too          not fused
+ *   4: Add(t, r), a Neg between it and the norm       not fused
+ *   5: Add(t, r) broadcast over a [C] constant r      not fused */
+static int64_t skip_norm_cols(int kind) { return kind == 1 ? 67 : 64; }
+
+static bytes skip_norm_model(int kind) {
+  mb_model *m = mb_new(17);
+  int64_t c = skip_norm_cols(kind), xd[] = {2, 5, c}, cd[] = {c};
+  mb_input(m, "x", TSR_DTYPE_FLOAT32, 3, xd);
+  init_rand(m, "scale", 1, cd, 0.5f, 1.5f);
+  if (kind != 1)
+    init_rand(m, "bias", 1, cd, -0.5f, 0.5f);
+  if (kind == 5)
+    init_rand(m, "r", 1, cd, -1.0f, 1.0f);
+  else
+    mb_node(m, "Sigmoid", "sig", "x", "r");
+  mb_node(m, "Relu", "pre", "x", "t");
+  mb_node(m, "Add", "add", kind == 1 ? "r,t" : kind == 2 ? "t,t" : "t,r", "s");
+  if (kind == 4)
+    mb_node(m, "Neg", "between", "s", "s2");
+  char in[32];
+  snprintf(in, sizeof in, "%s,scale%s", kind == 4 ? "s2" : "s", kind == 1 ? "" : ",bias");
+  mb_node(m, "LayerNormalization", "norm", in, "y");
+  mb_attr_int(m, "axis", -1);
+  mb_output(m, "y", TSR_DTYPE_FLOAT32);
+  if (kind == 3)
+    mb_output(m, "s", TSR_DTYPE_FLOAT32);
+  return finish(m);
+}
+
+START_TEST(skip_norm_fused) {
+  for (int kind = 0; kind < 6; kind++) {
+    char what[64];
+    snprintf(what, sizeof what, "Add -> LayerNormalization kind %d", kind);
+    bytes b = skip_norm_model(kind);
+    int64_t xd[] = {2, 5, skip_norm_cols(kind)};
+    check_fused(b, 3, xd, "Add", kind <= 2, what);
+    free(b.data);
+  }
+}
+END_TEST
+
 START_TEST(residual_add_fused) {
   for (int kind = 0; kind < 18; kind++)
     for (int relu = 0; relu < 2; relu++) {
@@ -1878,6 +1927,7 @@ int main(void) {
   tcase_add_test(tc, hardswish_written_out);
   tcase_add_test(tc, environment_switch);
   tcase_add_test(tc, residual_add_fused);
+  tcase_add_test(tc, skip_norm_fused);
   tcase_add_test(tc, winograd_scratch_reused);
   tcase_add_test(tc, matmul_bias_fused);
   tcase_add_test(tc, se_scale_fused);

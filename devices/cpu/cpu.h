@@ -51,8 +51,10 @@ typedef struct cpu_node {
    * in[4] (N x C floats): the Mul of a squeeze-and-excitation block that fed it. A Conv with
    * `residual` adds in[3], the other operand of the Add that read its output, of the output's
    * shape and dtype; a MatMul with `col_bias` adds in[2], a constant vector of N floats, to
-   * every row; either then applies fused_act. */
-  bool in_scale, residual, col_bias;
+   * every row; either then applies fused_act. A LayerNormalization with `skip` normalises
+   * in[0] + in[3] (float32, of one shape): the Add that fed it, as a transformer's residual
+   * connection does. */
+  bool in_scale, residual, col_bias, skip;
   cpu_fused_act fused_act;
   /* The node reads and writes the channel-blocked layout (nchwc.h), as plugin.c
    * (assign_layouts) laid out its values: in[0] (and a residual in[3]) and out[0] for a

@@ -570,6 +570,7 @@ static void ln_task(void *arg, size_t begin, size_t end) {
  * ln_f32_task_avx2 below (ctx->isa). */
 typedef struct ln_f32_job {
   const float *x;
+  const float *skip; /* added to x first (cpu_node.skip), or NULL */
   float *y;
   size_t cols;
   double eps;
@@ -577,11 +578,21 @@ typedef struct ln_f32_job {
   cpu_tensor *mean, *inv;
 } ln_f32_job;
 
+/* With a skip input, row r of x + skip into y's row r, which is then the row to normalise (y is
+ * x's memory, skip's, or apart from both: ln_run_f32). */
+static const float *ln_skip_row(const ln_f32_job *j, size_t r) {
+  const float *x = j->x + r * j->cols, *s = j->skip + r * j->cols;
+  float *y = j->y + r * j->cols;
+  for (size_t i = 0; i < j->cols; i++)
+    y[i] = x[i] + s[i];
+  return y;
+}
+
 static void ln_f32_task(void *arg, size_t begin, size_t end) {
   const ln_f32_job *j = arg;
   const size_t cols = j->cols;
   for (size_t r = begin; r < end; r++) {
-    const float *x = j->x + r * cols;
+    const float *x = j->skip ? ln_skip_row(j, r) : j->x + r * cols;
     float *y = j->y + r * cols;
     double s[8] = {0}, q[8] = {0}, sum = 0, sq = 0;
     size_t i = 0;
@@ -665,6 +676,15 @@ LN_AVX2 static void ln_f32_task_avx2(void *arg, size_t begin, size_t end) {
   for (size_t r = begin; r < end; r++) {
     const float *x = j->x + r * cols;
     float *y = j->y + r * cols;
+    if (j->skip) { /* x + skip into y's row, normalised there */
+      const float *s = j->skip + r * cols;
+      size_t i = 0;
+      for (; i < vcols; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_add_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(s + i)));
+      for (; i < cols; i++)
+        y[i] = x[i] + s[i];
+      x = y;
+    }
     /* The sum of x - x[0]: small terms when the row's mean is far from zero next to its
      * spread, whose float sums stay accurate. */
     const float pivot = cols ? x[0] : 0.0f;
@@ -750,14 +770,34 @@ static int ln_prepare(const cpu_node *n, void **out_state, char *msg, size_t siz
   return 0;
 }
 
+/* Whether [a, a + n) and [b, b + n) share a byte without being the same range. */
+static bool ln_overlaps_apart(const void *a, const void *b, size_t n) {
+  const char *ca = a, *cb = b;
+  return ca != cb && ca < cb + n && cb < ca + n;
+}
+
+/* skip: in[3], added to X first (cpu_node.skip), or NULL. The plan may put Y on X or on skip
+ * (their lives end at this node); rows then normalise in place. Y partly over either (another
+ * row of it) would be overwritten before it is read: Y is then computed apart, in the
+ * executable's scratch block, and copied. */
 static int ln_run_f32(cpu_ctx *ctx, const ln_plan *p, const cpu_tensor *in, cpu_tensor *out,
-                      const float *prepared) {
+                      const float *prepared, const float *skip) {
+  size_t bytes = out[0].nbytes;
+  bool apart = skip && (ln_overlaps_apart(out[0].data, in[0].data, bytes) ||
+                        ln_overlaps_apart(out[0].data, skip, bytes));
+  bool fresh;
+  float *tmp = apart ? cpu_scratch_take(ctx, bytes, &fresh) : NULL;
+  if (apart && !tmp)
+    return cpu_fail(ctx, "out of memory for LayerNormalization's output");
   float *params = prepared ? NULL : ln_params_f32(p, in);
-  if (!prepared && !params)
+  if (!prepared && !params) {
+    cpu_scratch_give(ctx, tmp);
     return cpu_fail(ctx, "out of memory");
+  }
   const float *pp = prepared ? prepared : params;
   ln_f32_job j = {.x = in[0].data,
-                  .y = out[0].data,
+                  .skip = skip,
+                  .y = tmp ? tmp : out[0].data,
                   .cols = p->cols,
                   .eps = p->eps,
                   .scale = pp,
@@ -771,6 +811,10 @@ static int ln_run_f32(cpu_ctx *ctx, const ln_plan *p, const cpu_tensor *in, cpu_
 #endif
   cpu_parallel_for(ctx, p->rows, nn_grain(3 * p->cols, 1 << 15), task, &j);
   free(params);
+  if (tmp) {
+    memcpy(out[0].data, tmp, bytes);
+    cpu_scratch_give(ctx, tmp);
+  }
   return 0;
 }
 
@@ -780,10 +824,21 @@ static int ln_run(cpu_ctx *ctx, const cpu_node *n, void *state, const cpu_tensor
   ln_plan p;
   if (ln_setup(n, in, out, &p, msg, sizeof msg))
     return cpu_fail(ctx, "%s", msg);
+  if (n->skip) { /* fuse_nodes took the Add before it in: float32 operands of X's shape */
+    if (!ln_is_f32(&p, in) || in[3].dtype != TSR_DTYPE_FLOAT32 || in[3].count != in[0].count)
+      return cpu_fail(ctx,
+                      "LayerNormalization's fused Add: %s operand of %zu values for X of "
+                      "%zu %s",
+                      cpu_dtype_name(in[3].dtype), in[3].count, in[0].count,
+                      cpu_dtype_name(in[0].dtype));
+    if (in[0].count == 0)
+      return 0;
+    return ln_run_f32(ctx, &p, in, out, state, in[3].data);
+  }
   if (out[0].count == 0 && p.rows == 0)
     return 0;
   if (ln_is_f32(&p, in))
-    return ln_run_f32(ctx, &p, in, out, state);
+    return ln_run_f32(ctx, &p, in, out, state, NULL);
   double *params = malloc(2 * (p.cols ? p.cols : 1) * sizeof *params);
   if (!params)
     return cpu_fail(ctx, "out of memory");

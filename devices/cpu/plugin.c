@@ -29,7 +29,7 @@ typedef struct cpu_exe_node {
   /* Fusion (fuse_nodes): the nodes a node took in are absorbed and do not run. A node that took
    * in the Add (and activation) after it is deferred: it runs not at its own place but at that
    * of the last node it took in, whose run_fused names it (-1 elsewhere). A Mul taken into the
-   * Conv after it is only absorbed. */
+   * Conv after it, and an Add taken into the LayerNormalization after it, are only absorbed. */
   bool deferred, absorbed;
   int32_t run_fused;
 } cpu_exe_node;
@@ -419,6 +419,38 @@ static bool fuse_scales(cpu_exe *exe) {
   return true;
 }
 
+/* Add -> LayerNormalization: an Add of two float32 values of one shape whose sum only the
+ * LayerNormalization right after it reads (a transformer's residual connection, the Add of
+ * SkipLayerNormalization): the LayerNormalization adds them row by row as it normalises
+ * (cpu_node.skip), and the sum is never written. */
+static bool fuse_skip_norms(cpu_exe *exe) {
+  for (uint32_t i = 0; i + 1 < exe->n_nodes; i++) {
+    cpu_exe_node *a = &exe->nodes[i];
+    if (a->deferred || a->absorbed || strcmp(a->node.op_type, "Add") != 0 ||
+        *exe->api->node_domain(exe->g, a->node.index) || a->node.n_in != 2 || a->node.n_out != 1 ||
+        a->out_idx[0] < 0 || a->in_idx[0] < 0 || a->in_idx[1] < 0 ||
+        !same_f32_shape(&a->in_static[0], &a->out_static[0]) ||
+        !same_f32_shape(&a->in_static[1], &a->out_static[0]))
+      continue;
+    int32_t j = sole_reader(exe, a->out_idx[0], "LayerNormalization");
+    if (j != (int32_t)i + 1)
+      continue;
+    cpu_exe_node *ln = &exe->nodes[j];
+    if (ln->node.n_in < 2 || ln->node.n_in > 3 || ln->in_idx[0] != a->out_idx[0] ||
+        ln->in_idx[1] == a->out_idx[0] || (ln->node.n_in > 2 && ln->in_idx[2] == a->out_idx[0]))
+      continue;
+    if (!grow_inputs(ln))
+      return false;
+    ln->in_static[0] = a->in_static[0];
+    ln->in_idx[0] = a->in_idx[0];
+    ln->in_static[3] = a->in_static[1];
+    ln->in_idx[3] = a->in_idx[1];
+    ln->node.skip = true;
+    a->absorbed = true;
+  }
+  return true;
+}
+
 /* Conv -> Add -> (Relu) and MatMul -> Add -> (Relu | Gelu): when a Conv's output is read only
  * by an Add whose other operand has the same shape (no broadcast), the Conv adds that operand
  * in its GEMM's epilogue and writes the Add's output (or the activation's, applying it too):
@@ -483,7 +515,7 @@ static bool fuse_nodes(cpu_exe *exe) {
     last->absorbed = true;
     last->run_fused = (int32_t)i;
   }
-  return true;
+  return fuse_skip_norms(exe);
 }
 
 /* ---- Channel-blocked layout ---------------------------------------------------------- */
