@@ -41,7 +41,7 @@ static float *run_dw(const conv_plan *p, const float *x, const float *w, const f
   cpu_pool *pool = cpu_pool_create(threads);
   char err[256] = "";
   cpu_ctx ctx = {.pool = pool, .isa = CPU_ISA_AVX2_FMA, .err = err, .err_size = sizeof err};
-  cpu_conv_depthwise_nchwc(&ctx, p, x, packed, buf + REF_GUARD);
+  ck_assert_msg(cpu_conv_depthwise_nchwc(&ctx, p, x, packed, buf + REF_GUARD) == 0, "%s", err);
   cpu_pool_destroy(pool);
   free(packed);
   return ref_guarded_take("cpu_conv_depthwise_nchwc", buf, yc);
@@ -238,6 +238,24 @@ START_TEST(test_dw_applies) {
 }
 END_TEST
 
+/* The kernel in ref_conv_fn's form (its bias is packed with the taps). */
+static int dw_fn(cpu_ctx *ctx, const conv_plan *p, const float *x, const float *packed,
+                 const float *bias, float *y) {
+  (void)bias;
+  return cpu_conv_depthwise_nchwc(ctx, p, x, packed, y);
+}
+
+/* Called on a plan it does not take or without AVX2, the kernel fails with a message before it
+ * reads anything. */
+START_TEST(test_dw_refuses) {
+  ref_geom g = {1, 16, 16, {12, 12}, {3, 3}, {1, 1}, {1, 1}, {1, 1}};
+  conv_plan p = dw_plan(&g, true, ref_acts[0]);
+  ref_expect_fail(dw_fn, &p, CPU_ISA_GENERIC, "AVX2");
+  p.C = p.M = p.G = 12;
+  ref_expect_fail(dw_fn, &p, CPU_ISA_AVX2_FMA, "does not apply");
+}
+END_TEST
+
 #else
 
 START_TEST(test_dw_absent) {
@@ -256,6 +274,7 @@ static Suite *kernels_nchwc_dw_suite(void) {
   tcase_add_test(c, test_dw_layers);
   tcase_add_test(c, test_dw_clamps_exact);
   tcase_add_test(c, test_dw_applies);
+  tcase_add_test(c, test_dw_refuses);
 #else
   tcase_add_test(c, test_dw_absent);
 #endif

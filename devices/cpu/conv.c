@@ -1402,7 +1402,7 @@ static int conv_run_nchwc(cpu_ctx *ctx, const cpu_node *n, const conv_state *st,
   case NCHWC_K_DW: {
     const float *packed = st && st->wdw ? st->wdw : (own = cpu_conv_dw_pack(p, in[1].data, b));
     if (packed)
-      cpu_conv_depthwise_nchwc(ctx, p, in[0].data, packed, y);
+      rc = cpu_conv_depthwise_nchwc(ctx, p, in[0].data, packed, y);
     else
       rc = cpu_fail(ctx, "out of memory packing depthwise weights");
     break;

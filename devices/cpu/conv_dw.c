@@ -1225,8 +1225,13 @@ bool cpu_conv_dw_nchwc_applies(const conv_plan *p) {
   return p->C % 8 == 0 && dw2d_applies(p) && dwi_plan(p, &g) && g.groups * 8 == p->C;
 }
 
-void cpu_conv_depthwise_nchwc(cpu_ctx *ctx, const conv_plan *p, const float *x, const float *packed,
-                              float *y) {
+int cpu_conv_depthwise_nchwc(cpu_ctx *ctx, const conv_plan *p, const float *x, const float *packed,
+                             float *y) {
+  if (ctx->isa != CPU_ISA_AVX2_FMA)
+    return cpu_fail(ctx, "the blocked depthwise convolution needs AVX2 and FMA");
+  if (!cpu_conv_dw_nchwc_applies(p))
+    return cpu_fail(ctx, "the blocked depthwise convolution does not apply to this Conv (2-D, "
+                         "one channel a group, channels a multiple of 8)");
   /* Without dilation, read in place. The interleaved path, blocked, copies the input into
    * its zero-padded buffer first and has no ends to treat apart, which won over planes of 28
    * and less while the ends ran pixel by pixel; with the ends in blocks (dwb_span) and the
@@ -1243,13 +1248,14 @@ void cpu_conv_depthwise_nchwc(cpu_ctx *ctx, const conv_plan *p, const float *x, 
     dwb_job j = {.p = p, .x = x, .packed = packed, .y = y, .rows = rows, .ox_lo = lo, .ox_hi = hi};
     j.nchunk = (size_t)((oh + rows - 1) / rows);
     cpu_parallel_for(ctx, p->N * (p->C / 8) * j.nchunk, 1, dwb_task, &j);
-    return;
+    return 0;
   }
   dw2d_job j = {.p = p, .x = x, .packed = packed, .y = y, .isa = ctx->isa, .blocked = true};
   dwi_plan(p, &j.gi);
   size_t items = p->N * j.gi.groups * (size_t)j.gi.nbands;
   size_t per_item = (size_t)(j.gi.band * j.gi.ow) * 8 * p->kk;
   cpu_parallel_for(ctx, items, nn_grain(per_item, 1 << 15), dwi_task, &j);
+  return 0;
 }
 #endif
 

@@ -83,9 +83,10 @@ void cpu_nchwc_pw_product(const float *x, size_t xs, size_t C, size_t M, size_t 
  * that the interleaved eight-channel path also takes (windows of two or more taps a side). */
 bool cpu_conv_dw_nchwc_applies(const conv_plan *p);
 /* p over blocked x into blocked y, with the taps and bias that cpu_conv_dw_pack packed and p's
- * activation, on ctx's threads. */
-void cpu_conv_depthwise_nchwc(cpu_ctx *ctx, const conv_plan *p, const float *x, const float *packed,
-                              float *y);
+ * activation, on ctx's threads. Returns 0, or -1 with ctx's message when ctx's ISA is not AVX2
+ * or the kernel does not apply to p (cpu_conv_dw_nchwc_applies). */
+int cpu_conv_depthwise_nchwc(cpu_ctx *ctx, const conv_plan *p, const float *x, const float *packed,
+                             float *y);
 
 /* ---- Conversion (conv_dw.c) ----------------------------------------------------------- */
 
