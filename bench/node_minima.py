@@ -12,11 +12,11 @@ lowest such mean of any round: on a shared machine, noise only ever adds, and th
 many short kernels is far steadier than a whole run's median (compare.py gives those). Both
 sides get the same statistic: Tessera's profile keeps each node's sum over the measured runs,
 and ONNX Runtime's per-run times are averaged the same way here (the lowest single run of each
-node would flatter it against Tessera's means). The nodes are grouped by kind, since the two runtimes name and fuse them differently:
-a Conv by its window (kernel, stride, depthwise or grouped) and input plane, anything else by
-operator. ONNX Runtime keeps some operations as nodes of their own that Tessera fuses into the
-node before (an activation such as QuickGelu, a squeeze-excitation Mul, Add): their rows show
-ONNX Runtime's time against none. Tessera's figures are its Conv with whatever it took in.
+node would flatter it against Tessera's means). The nodes are grouped by kind, since the two
+runtimes name and fuse them differently: a Conv by its window (kernel, stride, depthwise or
+grouped) and input plane, anything else by operator. ONNX Runtime keeps some operations as
+nodes of their own that Tessera fuses into the node before (an activation such as QuickGelu, a
+squeeze-excitation Mul, Add): their rows show ONNX Runtime's time against none. Tessera's figures are its Conv with whatever it took in.
 Where shape inference cannot tell a Conv's shapes in Tessera's graph (shapes computed at run
 time, as ShuffleNet's Reshapes make them), its row says "shape unknown".
 

@@ -1223,8 +1223,8 @@ static int conv_run_fused(cpu_ctx *ctx, const cpu_node *n, const conv_state *st,
   const char *x0 = in[0].data, *y0 = out[0].data, *r0 = (const char *)res;
   size_t bytes = out[0].nbytes;
   float *y = out[0].data, *tmp = NULL, *res_copy = NULL;
-  bool y_on_x = !xs && !conv_reads_copy(p, st) && y0 < x0 + in[0].nbytes && x0 < y0 + bytes;
-  bool res_apart = res && r0 != y0 && r0 < y0 + bytes && y0 < r0 + bytes;
+  bool y_on_x = !xs && !conv_reads_copy(p, st) && nn_bytes_overlap(y0, bytes, x0, in[0].nbytes);
+  bool res_apart = res && r0 != y0 && nn_bytes_overlap(r0, bytes, y0, bytes);
   if ((y_on_x && !(tmp = malloc(bytes))) || (res_apart && !(res_copy = malloc(bytes)))) {
     free(tmp), free(scale), free(xs);
     return cpu_fail(ctx, "out of memory for the output of a fused Conv");
@@ -1367,9 +1367,10 @@ static int conv_run_nchwc(cpu_ctx *ctx, const cpu_node *n, const conv_state *st,
   const char *x0 = in[0].data, *y0 = out[0].data, *r0 = (const char *)res;
   const char *s0 = (const char *)scale;
   size_t bytes = out[0].nbytes;
-  bool y_on_x = k != NCHWC_K_DW && k != NCHWC_K_STEM && y0 < x0 + in[0].nbytes && x0 < y0 + bytes;
-  bool y_on_s = scale && y0 < s0 + in[4].nbytes && s0 < y0 + bytes;
-  bool res_apart = res && r0 != y0 && r0 < y0 + bytes && y0 < r0 + bytes;
+  bool y_on_x =
+      k != NCHWC_K_DW && k != NCHWC_K_STEM && nn_bytes_overlap(y0, bytes, x0, in[0].nbytes);
+  bool y_on_s = scale && nn_bytes_overlap(y0, bytes, s0, in[4].nbytes);
+  bool res_apart = res && r0 != y0 && nn_bytes_overlap(r0, bytes, y0, bytes);
   float *y = out[0].data, *tmp = NULL, *res_copy = NULL, *own = NULL;
   bool fresh;
   /* A strided layer's subsampled input goes into the same scratch block, after the output

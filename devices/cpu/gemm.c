@@ -1193,7 +1193,7 @@ static int matmul_run(cpu_ctx *ctx, const cpu_node *n, void *state, const cpu_te
      * on A: then it is made apart. */
     const char *a0 = in[0].data, *y0 = out[0].data;
     float *y = out[0].data, *tmp = NULL;
-    if (y0 < a0 + in[0].nbytes && a0 < y0 + out[0].nbytes) {
+    if (nn_bytes_overlap(y0, out[0].nbytes, a0, in[0].nbytes)) {
       if (!(tmp = malloc(out[0].count * sizeof *tmp)))
         return cpu_fail(ctx, "out of memory");
       y = tmp;

@@ -388,8 +388,8 @@ ukernel_body(size_t kc, const float *ap, const float *bp, const ptrdiff_t *offs,
    * time, gcc spilled accumulators in the loop and a 3x3 layer over 64 channels at 56x56 took
    * 5.4 ms instead of 2.4. */
   if ((mr < CPU_SGEMM_MR || nr < CPU_SGEMM_NR) && alpha == 1.0f && (beta == 0.0f || beta == 1.0f) &&
-      (!ep || ((ep->act.kind == CPU_ACT_NONE || ep->act.kind == CPU_ACT_RELU ||
-                ep->act.kind == CPU_ACT_CLIP)))) {
+      (!ep || ep->act.kind == CPU_ACT_NONE || ep->act.kind == CPU_ACT_RELU ||
+       ep->act.kind == CPU_ACT_CLIP)) {
     static const int32_t lanes[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
     const __m256i m0 = _mm256_loadu_si256((const __m256i *)(lanes + 8 - (nr < 8 ? nr : 8)));
     const __m256i m1 = _mm256_loadu_si256((const __m256i *)(lanes + 8 - (nr > 8 ? nr - 8 : 0)));

@@ -27,6 +27,15 @@ static inline void *nn_alloc_aligned(size_t count, size_t elem) {
   return p;
 }
 
+/* Whether the byte ranges [a, a + na) and [b, b + nb) share a byte. A fused node runs where
+ * the last node it took in ran, so the plan may put its output on an operand whose life ended
+ * there: the kernels test for it and compute apart where that would clobber what they still
+ * read. */
+static inline bool nn_bytes_overlap(const void *a, size_t na, const void *b, size_t nb) {
+  const char *ca = a, *cb = b;
+  return ca < cb + nb && cb < ca + na;
+}
+
 /* ---- Staging through float32 ---------------------------------------------------------- */
 
 /* A float32 copy of t (any numeric dtype; float16 through the fast converter). The caller frees

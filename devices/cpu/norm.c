@@ -12,6 +12,7 @@
 
 #include "devices/cpu/cpu.h"
 #include "devices/cpu/nn_util.h"
+#include "devices/cpu/vmath_avx2.h"
 
 #define ALWAYS_INLINE inline __attribute__((always_inline))
 
@@ -625,25 +626,15 @@ static void ln_f32_task(void *arg, size_t begin, size_t end) {
   }
 }
 
-#if defined(TSR_CPU_HAVE_AVX2) && (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
-#define LN_HAVE_AVX2 1
-#include <immintrin.h>
-#define LN_AVX2 __attribute__((target("avx2,fma")))
-
-/* The eight lanes of v summed in double. */
-LN_AVX2 static inline double ln_hsum(__m256 v) {
-  __m256d d = _mm256_add_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(v)),
-                            _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
-  __m128d h = _mm_add_pd(_mm256_castpd256_pd128(d), _mm256_extractf128_pd(d, 1));
-  return _mm_cvtsd_f64(_mm_add_sd(h, _mm_unpackhi_pd(h, h)));
-}
+#ifdef CPU_VMATH_HAVE_AVX2
 
 /* Columns of a block whose float sums are added into the row's double sum. */
 enum { LN_BLOCK = 64 };
 
 /* The sum of x[i] - c over i < vcols (a multiple of eight), or of its squares with `square`:
  * in float vectors over blocks of LN_BLOCK columns, block by block in double. */
-LN_AVX2 static inline double ln_sum(const float *x, size_t vcols, float c, const bool square) {
+CPU_VMATH_AVX2 static inline double ln_sum(const float *x, size_t vcols, float c,
+                                           const bool square) {
   const __m256 vc = _mm256_set1_ps(c);
   double sum = 0;
   for (size_t b = 0; b < vcols; b += LN_BLOCK) {
@@ -659,7 +650,7 @@ LN_AVX2 static inline double ln_sum(const float *x, size_t vcols, float c, const
       __m256 d0 = _mm256_sub_ps(_mm256_loadu_ps(x + i), vc);
       a0 = square ? _mm256_fmadd_ps(d0, d0, a0) : _mm256_add_ps(a0, d0);
     }
-    sum += ln_hsum(_mm256_add_ps(a0, a1));
+    sum += cpu_hsum8_f64(_mm256_add_ps(a0, a1));
   }
   return sum;
 }
@@ -670,7 +661,7 @@ LN_AVX2 static inline double ln_sum(const float *x, size_t vcols, float c, const
  * the mean rounded to float and the sum of their squares corrected for that rounding; then
  * y = (x - mean) * inv * Scale + B in float. The double path above, converting every element, took
  * some 35 us for one of BERT's 128 x 256 LayerNormalizations on one thread. */
-LN_AVX2 static void ln_f32_task_avx2(void *arg, size_t begin, size_t end) {
+CPU_VMATH_AVX2 static void ln_f32_task_avx2(void *arg, size_t begin, size_t end) {
   const ln_f32_job *j = arg;
   const size_t cols = j->cols, vcols = cols / 8 * 8;
   for (size_t r = begin; r < end; r++) {
@@ -770,12 +761,6 @@ static int ln_prepare(const cpu_node *n, void **out_state, char *msg, size_t siz
   return 0;
 }
 
-/* Whether [a, a + n) and [b, b + n) share a byte without being the same range. */
-static bool ln_overlaps_apart(const void *a, const void *b, size_t n) {
-  const char *ca = a, *cb = b;
-  return ca != cb && ca < cb + n && cb < ca + n;
-}
-
 /* skip: in[3], added to X first (cpu_node.skip), or NULL. The plan may put Y on X or on skip
  * (their lives end at this node); rows then normalise in place. Y partly over either (another
  * row of it) would be overwritten before it is read: Y is then computed apart, in the
@@ -783,8 +768,9 @@ static bool ln_overlaps_apart(const void *a, const void *b, size_t n) {
 static int ln_run_f32(cpu_ctx *ctx, const ln_plan *p, const cpu_tensor *in, cpu_tensor *out,
                       const float *prepared, const float *skip) {
   size_t bytes = out[0].nbytes;
-  bool apart = skip && (ln_overlaps_apart(out[0].data, in[0].data, bytes) ||
-                        ln_overlaps_apart(out[0].data, skip, bytes));
+  const void *y0 = out[0].data;
+  bool apart = skip && ((y0 != in[0].data && nn_bytes_overlap(y0, bytes, in[0].data, bytes)) ||
+                        (y0 != skip && nn_bytes_overlap(y0, bytes, skip, bytes)));
   bool fresh;
   float *tmp = apart ? cpu_scratch_take(ctx, bytes, &fresh) : NULL;
   if (apart && !tmp)
@@ -805,7 +791,7 @@ static int ln_run_f32(cpu_ctx *ctx, const ln_plan *p, const cpu_tensor *in, cpu_
                   .mean = p->want_mean ? &out[1] : NULL,
                   .inv = p->want_inv ? &out[2] : NULL};
   void (*task)(void *, size_t, size_t) = ln_f32_task;
-#ifdef LN_HAVE_AVX2
+#ifdef CPU_VMATH_HAVE_AVX2
   if (ctx->isa == CPU_ISA_AVX2_FMA)
     task = ln_f32_task_avx2;
 #endif
