@@ -42,6 +42,41 @@ START_TEST(covers_every_index_once) {
 }
 END_TEST
 
+/* The heaviest thread's share when chunks of c are taken one at a time. */
+static size_t share_of(size_t n, size_t c, size_t threads) {
+  size_t chunks = (n + c - 1) / c;
+  return (chunks + threads - 1) / threads * c;
+}
+
+/* cpu_pool_chunk against the rule it replaced (a quarter of a thread's items, rounded up, at
+ * least the grain): never a heavier share, and an even one whenever the items are few and the
+ * grain one; and by hand, shares the old rule made uneven. */
+START_TEST(chunks_share_evenly) {
+  size_t grains[] = {1, 2, 3, 7, 10, 146};
+  for (size_t threads = 2; threads <= 4; threads++)
+    for (size_t g = 0; g < sizeof grains / sizeof *grains; g++)
+      for (size_t n = grains[g] + 1; n <= 1200; n++) {
+        size_t grain = grains[g], c = cpu_pool_chunk(n, grain, threads);
+        size_t old = (n + 4 * threads - 1) / (4 * threads);
+        old = old < grain ? grain : old;
+        ck_assert_msg(c >= grain && c <= n, "n %zu grain %zu threads %zu: chunk %zu", n, grain,
+                      threads, c);
+        ck_assert_msg(share_of(n, c, threads) <= share_of(n, old, threads),
+                      "n %zu grain %zu threads %zu: share %zu, the old rule's %zu", n, grain,
+                      threads, share_of(n, c, threads), share_of(n, old, threads));
+        if (grain == 1 && n <= 16 * threads)
+          ck_assert_msg(share_of(n, c, threads) == (n + threads - 1) / threads,
+                        "n %zu threads %zu: share %zu", n, threads, share_of(n, c, threads));
+      }
+  ck_assert_uint_eq(cpu_pool_chunk(10, 1, 2), 1);   /* old: 5 chunks of 2, shares 6 and 4 */
+  ck_assert_uint_eq(cpu_pool_chunk(26, 1, 2), 1);   /* old: 7 of 4, 16 and 10 */
+  ck_assert_uint_eq(cpu_pool_chunk(18, 2, 2), 3);   /* 6 of 3 */
+  ck_assert_uint_eq(cpu_pool_chunk(22, 10, 2), 11); /* old: 10, 10 and 2 */
+  ck_assert_uint_eq(cpu_pool_chunk(128, 1, 2), 16); /* already even: unchanged */
+  ck_assert_uint_eq(cpu_pool_chunk(5, 1, 1), 5);
+}
+END_TEST
+
 typedef struct racer {
   cpu_ctx *ctx;
   int ok;
@@ -81,6 +116,7 @@ int main(void) {
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, covers_every_index_once);
   tcase_add_test(tc, two_callers_share_a_pool);
+  tcase_add_test(tc, chunks_share_evenly);
   suite_add_tcase(s, tc);
   return tsr_test_run_suite(s) != 0;
 }

@@ -455,6 +455,12 @@ int cpu_nchwc_direct(cpu_ctx *ctx, const conv_plan *p, const float *x, const flo
       size_t per_image = (want + p->N * groups - 1) / (p->N * groups);
       nbands = per_image < (size_t)oh ? per_image : (size_t)oh;
     }
+    /* A count of items the threads share evenly: more groups, or else more bands. */
+    size_t more = cpu_even_items(groups, p->N * nbands, threads, j.units);
+    if (more != groups)
+      groups = more;
+    else
+      nbands = cpu_even_items(nbands, p->N * groups, threads, (size_t)oh);
   }
   j.nbands = nbands;
   j.groups = groups;

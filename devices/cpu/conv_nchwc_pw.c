@@ -340,10 +340,19 @@ typedef struct pw_job {
   float lohi[2];
   size_t units, last_width;     /* units of output channels (pw_shape) */
   size_t kb;                    /* input channels per block of the depth */
-  size_t chunk, chunks, groups; /* pixels per chunk, chunks per image, groups of units */
+  size_t chunk, chunks, groups; /* most pixels of a chunk, chunks per image, groups of units */
   bool scale_x;                 /* under a scale: scale a copy of the input, not the weights */
   atomic_int failed;
 } pw_job;
+
+/* The first pixel of chunk k of an image of HW pixels cut into n (k = n: HW): k / n of the
+ * way, down to a multiple of twelve, so that only the last chunk ends in a partial tile of six
+ * (whole panels) or four (a unit of 24), and the chunks differ by at most twelve pixels (cut
+ * into chunks of one rounded size, 784 pixels went 10 x 72 + 64, eleven items that two threads
+ * share six to five). The caller keeps HW / n at 24 or more, so that no chunk is empty. */
+static size_t pw_chunk_start(size_t HW, size_t n, size_t k) {
+  return k >= n ? HW : k * HW / n / 12 * 12;
+}
 
 /* The tiles of one unit (panel q, width 8, 16 or 24 channels) over np pixels and one block
  * of the depth (nblk input blocks): xc is the first pixel in the first block (blocks xs floats
@@ -390,7 +399,7 @@ AVX2 static void pw_task(void *arg, size_t i0, size_t i1) {
   }
   for (size_t it = i0; it < i1; it++) {
     size_t g = it % j->groups, k = it / j->groups % j->chunks, n = it / j->groups / j->chunks;
-    size_t p0 = k * j->chunk, np = p0 + j->chunk < HW ? j->chunk : HW - p0;
+    size_t p0 = pw_chunk_start(HW, j->chunks, k), np = pw_chunk_start(HW, j->chunks, k + 1) - p0;
     size_t u0 = j->units * g / j->groups, u1 = j->units * (g + 1) / j->groups;
     const float *xn = j->x + n * C * HW + p0 * CPU_NCHWC;
     const float *sn = j->scale ? j->scale + n * C : NULL;
@@ -498,7 +507,7 @@ int cpu_nchwc_pointwise(cpu_ctx *ctx, size_t N, size_t C, size_t M, size_t HW, c
     j.bounds = j.lohi;
   }
   /* Chunks of pixels: what fits PW_CHUNK_BYTES, or with several threads fewer pixels, until
-   * each thread has a few items; of equal size. */
+   * each thread has a few items; of nearly equal size (pw_chunk_start). */
   size_t chunk = PW_CHUNK_BYTES / (C ? C * sizeof(float) : 1);
   chunk = chunk < PW_CHUNK_MIN ? PW_CHUNK_MIN : chunk > PW_CHUNK_MAX ? PW_CHUNK_MAX : chunk;
   size_t threads = cpu_thread_count(ctx), want = threads * PW_ITEMS_PER_THREAD;
@@ -510,22 +519,32 @@ int cpu_nchwc_pointwise(cpu_ctx *ctx, size_t N, size_t C, size_t M, size_t HW, c
     if (even < chunk)
       chunk = even < PW_CHUNK_MIN ? PW_CHUNK_MIN : even;
   }
-  /* The nearest count, so that a chunk is not halved for a few pixels over. */
+  /* The nearest count, so that a chunk is not halved for a few pixels over; with several
+   * threads, and chunks enough for them, a count the threads share evenly (784 pixels in 7
+   * chunks, 6 of 120 and one of 64, made two threads' shares 4 to 3; in 8 of 96-108 even). */
   size_t chunks = (HW + chunk / 2) / chunk;
   if (chunks == 0)
     chunks = 1;
-  j.chunk = pw_round12((HW + chunks - 1) / chunks);
-  j.chunks = (HW + j.chunk - 1) / j.chunk;
+  if (threads > 1 && N * chunks >= threads)
+    chunks = cpu_even_items(chunks, N, threads, HW / 24);
+  j.chunks = chunks;
+  j.chunk = 0;
+  for (size_t k = 0; k < chunks; k++) {
+    size_t np = pw_chunk_start(HW, chunks, k + 1) - pw_chunk_start(HW, chunks, k);
+    j.chunk = np > j.chunk ? np : j.chunk;
+  }
   /* Then the units in groups, for planes too small for chunks enough (7x7, 14x14): each
    * group reads the chunk's input again. A plane of one chunk (7x7) takes a group per unit:
    * in groups of one and two units, as many as the threads want, the threads' shares
    * differed by a unit (12 units in 8 groups), and MNASNet's 1152 -> 192 layers took 15%
-   * longer on two threads (0.137 against 0.118 ms). */
+   * longer on two threads (0.137 against 0.118 ms). Otherwise as many groups as make the
+   * items a multiple of the threads, where the units allow. */
   j.groups = 1;
   if (threads > 1 && N * j.chunks < want) {
     size_t most = (size_t)(flops / (double)(N * j.chunks) / PW_ITEM_FLOPS);
     j.groups = (want + N * j.chunks - 1) / (N * j.chunks);
     j.groups = j.groups < most ? j.groups : most ? most : 1;
+    j.groups = cpu_even_items(j.groups, N * j.chunks, threads, j.units < most ? j.units : most);
     if (j.chunks == 1)
       j.groups = j.units;
     j.groups = j.groups < j.units ? j.groups : j.units;

@@ -245,7 +245,7 @@ typedef struct stem_job {
   const conv_plan *p;
   const float *x, *wp, *bias;
   float *y;
-  int64_t band, nbands; /* output rows per band, bands per image */
+  int64_t band, nbands; /* output rows of the largest band, bands per image */
   int64_t brows;        /* input rows a band reads: (band - 1) * sh + kh */
   int64_t cols;         /* columns the tiles read: (OW - 1) * sw + kw */
   size_t ld;            /* floats per buffer row: cols rounded up to 16 */
@@ -295,8 +295,8 @@ STEM_AVX2 static void stem_task(void *arg, size_t begin, size_t end) {
       .ld = j->ld, .kw = w->k[2], .sw = w->s[2], .ybs = (size_t)(oh * ow) * 8, .act = p->act};
   for (size_t it = begin; it < end; it++) {
     size_t n = it / (size_t)j->nbands;
-    int64_t oy0 = (int64_t)(it % (size_t)j->nbands) * j->band;
-    int64_t oy1 = oy0 + j->band < oh ? oy0 + j->band : oh;
+    int64_t bi = (int64_t)(it % (size_t)j->nbands);
+    int64_t oy0 = bi * oh / j->nbands, oy1 = (bi + 1) * oh / j->nbands;
     /* Input rows the band reads, clipped to the input. */
     int64_t a = oy0 * sh - ph, b = (oy1 - 1) * sh - ph + kh;
     a = a < 0 ? 0 : a;
@@ -350,8 +350,11 @@ int cpu_nchwc_stem(cpu_ctx *ctx, const conv_plan *p, const float *x, const float
     int64_t per_image = (int64_t)((want + p->N - 1) / p->N);
     band = (oh + per_image - 1) / per_image;
   }
-  j.band = band;
-  j.nbands = (oh + band - 1) / band;
+  /* Bands as many as the threads share evenly (112 rows in bands of 5 made 23, which two
+   * threads took twelve to eleven), the rows spread over them. */
+  size_t nbands = (size_t)((oh + band - 1) / band);
+  j.nbands = (int64_t)cpu_even_items(nbands, p->N, cpu_thread_count(ctx), (size_t)oh);
+  j.band = band = (oh + j.nbands - 1) / j.nbands; /* rows of the largest */
   j.brows = (band - 1) * sh + kh;
   if (!nn_mul_size((size_t)j.brows, per_row, &j.bufn))
     return cpu_fail(ctx, "the NCHW8c stem convolution's rows are too large");

@@ -361,11 +361,14 @@ int cpu_nchwc_wino(cpu_ctx *ctx, const conv_plan *p, const float *x, const float
     size_t units = p->M / WINO_NR;
     if (p->M > 4 * (size_t)(j.th * j.tw) && units > 1) {
       j.ngroups = per_image < units ? per_image : units;
+      j.ngroups = cpu_even_items(j.ngroups, p->N * (size_t)j.nbands, threads, units);
     } else {
       per_image = (want + p->N - 1) / p->N;
       j.nbands = (int64_t)per_image < j.th ? (int64_t)per_image : j.th;
     }
   }
+  if (j.ngroups == 1)
+    j.nbands = (int64_t)cpu_even_items((size_t)j.nbands, p->N, threads, (size_t)j.th);
   /* The rows spread evenly, band b tile rows [b th / nbands, (b + 1) th / nbands), so that
    * the items are alike: 28 tile rows on two threads in 7 bands of 4 would leave one thread 4
    * bands and the other 3 (64 -> 64 over 56x56: 0.76 ms, against 0.59 in 8 bands of 3 or 4). */

@@ -187,12 +187,19 @@ float cpu_half_to_float(uint16_t h);
 uint16_t cpu_float_to_half(float f);
 
 /* Splits [0, n) into chunks and calls fn(arg, begin, end) on the pool's threads and the
- * caller's; returns when all are done. `grain` is the smallest chunk worth a thread. When the
- * pool is busy with another run, everything runs on the calling thread. */
+ * caller's; returns when all are done. `grain` is the smallest chunk worth a thread; a grain of
+ * one says the items are coarse already and of about equal work (cpu_pool_chunk in
+ * threadpool.h cuts the chunks). When the pool is busy with another run, everything runs on
+ * the calling thread. */
 void cpu_parallel_for(cpu_ctx *ctx, size_t n, size_t grain,
                       void (*fn)(void *arg, size_t begin, size_t end), void *arg);
 /* The number of threads parallel_for may use (>= 1). */
 size_t cpu_thread_count(const cpu_ctx *ctx);
+
+/* For kernels that cut each of N images into `per` items of equal work: the least count from
+ * per up to most that makes N * count a multiple of the threads, so that their shares come out
+ * even (a 112-row stem in 23 bands went twelve to eleven on two threads); per where none does. */
+size_t cpu_even_items(size_t per, size_t N, size_t threads, size_t most);
 
 /* A kernel's large scratch memory (padded inputs, transformed tiles), kept in ctx's slot from
  * one run to the next and shared by the nodes of an executable in turn, instead of allocated

@@ -210,6 +210,52 @@ void cpu_scratch_give(cpu_ctx *ctx, void *p) {
 
 void cpu_scratch_free(cpu_scratch *_Atomic *slot) { free(atomic_exchange(slot, NULL)); }
 
+/* The heaviest thread's share of n items cut in chunks of c and taken one chunk at a time:
+ * the chunks come out as one thread's share more than another's at most (the last, partial
+ * chunk goes to a thread with fewer). */
+static size_t pool_share(size_t n, size_t c, size_t threads) {
+  size_t chunks = (n + c - 1) / c;
+  return (chunks + threads - 1) / threads * c;
+}
+
+size_t cpu_pool_chunk(size_t n, size_t grain, size_t threads) {
+  if (grain == 0)
+    grain = 1;
+  if (threads <= 1 || n <= grain)
+    return n > grain ? n : grain;
+  size_t even = (n + threads - 1) / threads; /* no share can be smaller */
+  size_t best = grain, best_share = SIZE_MAX;
+  /* From four chunks a thread to eight, and one item a chunk when the items are few; then,
+   * where the grain left the shares uneven, fewer chunks, each taken only if clearly better. */
+  for (size_t k = 4 * threads; k <= 8 * threads + 1 && best_share > even; k++) {
+    size_t kk = k <= 8 * threads ? k : n <= 16 * threads ? n : 0;
+    if (kk == 0)
+      break;
+    size_t c = (n + kk - 1) / kk;
+    c = c < grain ? grain : c;
+    size_t share = pool_share(n, c, threads);
+    if (share < best_share)
+      best = c, best_share = share;
+  }
+  for (size_t k = 4 * threads - 1; k >= threads && best_share > even; k--) {
+    size_t c = (n + k - 1) / k;
+    c = c < grain ? grain : c;
+    size_t share = pool_share(n, c, threads);
+    if (share * 50 < best_share * 49)
+      best = c, best_share = share;
+  }
+  return best;
+}
+
+size_t cpu_even_items(size_t per, size_t N, size_t threads, size_t most) {
+  if (threads <= 1 || N == 0)
+    return per;
+  for (size_t k = per; k <= most && k < per + threads; k++)
+    if (N * k % threads == 0)
+      return k;
+  return per;
+}
+
 void cpu_parallel_for(cpu_ctx *ctx, size_t n, size_t grain,
                       void (*fn)(void *arg, size_t begin, size_t end), void *arg) {
   if (n == 0)
@@ -221,12 +267,8 @@ void cpu_parallel_for(cpu_ctx *ctx, size_t n, size_t grain,
     fn(arg, 0, n);
     return;
   }
-  /* A few chunks per thread balances uneven work without much dispatch overhead. */
-  size_t n_chunks = p->threads * 4;
-  size_t chunk = (n + n_chunks - 1) / n_chunks;
-  if (chunk < grain)
-    chunk = grain;
-  n_chunks = (n + chunk - 1) / chunk;
+  size_t chunk = cpu_pool_chunk(n, grain, p->threads);
+  size_t n_chunks = (n + chunk - 1) / chunk;
 
   pthread_mutex_lock(&p->mu);
   /* A worker that came late for the previous job may still hold it; let it leave first. */

@@ -12,4 +12,10 @@
 cpu_pool *cpu_pool_create(size_t threads);
 void cpu_pool_destroy(cpu_pool *pool);
 
+/* The items of one chunk when cpu_parallel_for cuts n items (chunks of at least grain) among
+ * threads that take a chunk at a time: a few chunks a thread, so that uneven work balances,
+ * and of a size that shares the items evenly where one can (ten items on two threads in ten
+ * chunks, not five of two that the threads take three to two). */
+size_t cpu_pool_chunk(size_t n, size_t grain, size_t threads);
+
 #endif
