@@ -35,6 +35,15 @@ const tsr_plugin_host tsr__plugin_host = {
     .free = host_free,
 };
 
+const char *tsr__plugin_node_note(const tsr__plugin *p, void *executable, uint32_t node) {
+  const tsr_plugin_table *t = p ? p->table : NULL;
+  if (!t || !executable || t->abi_version < 2 ||
+      t->struct_size < offsetof(tsr_plugin_table, node_note) + sizeof t->node_note || !t->node_note)
+    return "";
+  const char *note = t->node_note(p->state, executable, node);
+  return note ? note : "";
+}
+
 tsr_status tsr__plugin_status(tsr_plugin_result r, const tsr_plugin_error *err, const char *fmt,
                               ...) {
   if (r == TSR_PLUGIN_OK) return NULL;

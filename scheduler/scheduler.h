@@ -55,6 +55,10 @@ struct tsr_plugin_error {
 tsr_status tsr__plugin_status(tsr_plugin_result r, const tsr_plugin_error *err, const char *fmt,
                               ...) __attribute__((format(printf, 3, 4)));
 
+/* The plugin's note on how `executable` runs node `node` of its partition (node_note, ABI
+ * version 2), or "" when the plugin is older, gives none, or there is no executable. */
+const char *tsr__plugin_node_note(const tsr__plugin *p, void *executable, uint32_t node);
+
 /* Registers a plugin from its table (used for the built-in CPU and for loaded libraries).
  * A table that fails negotiation or init is recorded as a failure, not returned as an error;
  * only running out of memory is an error. */

@@ -15,6 +15,7 @@ typedef struct profile_item {
   char device[64];
   char *name;
   char *op_type;
+  char *kernel; /* the plugin's note on the node, "" for devices and copies */
   uint64_t total_ns, calls;
 } profile_item;
 
@@ -37,6 +38,7 @@ static void free_items(profile_item *items, size_t n) {
   for (size_t i = 0; i < n; i++) {
     free(items[i].name);
     free(items[i].op_type);
+    free(items[i].kernel);
   }
 }
 
@@ -62,7 +64,7 @@ void tsr_profile_destroy(tsr_profile *p) {
 /* Adds time to the item (device, name); items are few, so a linear search is fine. Called
  * with p->mu held. Allocation failures drop the sample rather than fail the run. */
 static void profile_add(profile_item **items, size_t *n, size_t *cap, const char *device,
-                        const char *name, const char *op_type, uint64_t ns) {
+                        const char *name, const char *op_type, const char *kernel, uint64_t ns) {
   for (size_t i = 0; i < *n; i++) {
     profile_item *it = &(*items)[i];
     if (!strcmp(it->device, device) && !strcmp(it->name, name)) {
@@ -83,9 +85,11 @@ static void profile_add(profile_item **items, size_t *n, size_t *cap, const char
   snprintf(it->device, sizeof it->device, "%s", device);
   it->name = strdup(name);
   it->op_type = strdup(op_type);
-  if (!it->name || !it->op_type) {
+  it->kernel = strdup(kernel);
+  if (!it->name || !it->op_type || !it->kernel) {
     free(it->name);
     free(it->op_type);
+    free(it->kernel);
     return;
   }
   it->total_ns = ns;
@@ -97,8 +101,13 @@ static tsr_status get_item(const profile_item *items, size_t n, size_t index,
                            tsr_profile_entry *out) {
   if (!out || index >= n)
     return tsr__status_make(TSR_STATUS_INVALID_ARGUMENT, "profile index %zu out of range", index);
-  tsr_profile_entry e = {sizeof e, items[index].device, items[index].name, items[index].op_type,
-                         items[index].total_ns, items[index].calls};
+  tsr_profile_entry e = {sizeof e,
+                         items[index].device,
+                         items[index].name,
+                         items[index].op_type,
+                         items[index].total_ns,
+                         items[index].calls,
+                         items[index].kernel};
   tsr__copy_info(out, &e, sizeof e);
   return NULL;
 }
@@ -577,16 +586,17 @@ typedef struct node_timer {
   tsr_profile *profile;
   const tsr__plan *plan;
   const tsr__partition *part;
-  const char *device;
+  const tsr__device *device;
 } node_timer;
 
 static void on_node_time(void *ctx, uint32_t node, uint64_t ns) {
   node_timer *t = ctx;
   if (node >= t->part->n_nodes) return;
   const tsr__node *nd = &t->plan->session->graph->nodes[t->part->nodes[node]];
+  const char *note = tsr__plugin_node_note(t->device->plugin, t->part->executable, node);
   pthread_mutex_lock(&t->profile->mu);
-  profile_add(&t->profile->nodes, &t->profile->n_nodes, &t->profile->cap_nodes, t->device,
-              nd->name, nd->op_type, ns);
+  profile_add(&t->profile->nodes, &t->profile->n_nodes, &t->profile->cap_nodes, t->device->id,
+              nd->name, nd->op_type, note, ns);
   pthread_mutex_unlock(&t->profile->mu);
 }
 
@@ -618,7 +628,7 @@ static tsr_status execute_plan(tsr__plan *p, tsr__run_ctx *c, const tsr_tensor *
         const tsr__node *hn = &s->graph->nodes[pt->host_node];
         pthread_mutex_lock(&profile->mu);
         profile_add(&profile->nodes, &profile->n_nodes, &profile->cap_nodes, "host", hn->name,
-                    hn->op_type, now_ns() - t1);
+                    hn->op_type, "", now_ns() - t1);
         pthread_mutex_unlock(&profile->mu);
       }
       continue;
@@ -637,7 +647,7 @@ static tsr_status execute_plan(tsr__plan *p, tsr__run_ctx *c, const tsr_tensor *
       b[l].buffer = inst >= 0 ? c->arenas[p->instances[inst].device] : NULL;
       b[l].offset = inst >= 0 ? p->instances[inst].offset : 0;
     }
-    node_timer timer = {profile, p, pt, dev->id};
+    node_timer timer = {profile, p, pt, dev};
     tsr_plugin_exec_options eo = {sizeof eo, profile ? on_node_time : NULL, &timer};
     tsr_plugin_error err = {{0}};
     tsr_plugin_result r = dev->plugin->table->execute(dev->plugin->state, pt->executable, b,
@@ -647,12 +657,12 @@ static tsr_status execute_plan(tsr__plan *p, tsr__run_ctx *c, const tsr_tensor *
       uint64_t t2 = now_ns();
       pthread_mutex_lock(&profile->mu);
       profile_add(&profile->devices, &profile->n_devices, &profile->cap_devices, dev->id, dev->id,
-                  "", t2 - t1);
+                  "", "", t2 - t1);
       if (pt->n_copies_in) {
         char label[96];
         snprintf(label, sizeof label, "copies to %s", dev->id);
-        profile_add(&profile->nodes, &profile->n_nodes, &profile->cap_nodes, dev->id, label,
-                    "Copy", t1 - t0);
+        profile_add(&profile->nodes, &profile->n_nodes, &profile->cap_nodes, dev->id, label, "Copy",
+                    "", t1 - t0);
       }
       pthread_mutex_unlock(&profile->mu);
     }
@@ -939,6 +949,15 @@ tsr_status tsr_plan_get_node(const tsr_plan *plan, size_t index, tsr_plan_node_i
   info.reason_text = pl->refused_by >= 0 ? pl->reason_text : "";
   info.refused_by = pl->refused_by >= 0 ? plan_device(p, (uint32_t)pl->refused_by)->id : "";
   info.estimated_cost_us = pl->cost_us;
+  info.kernel = "";
+  if (pl->partition >= 0) {
+    const tsr__partition *pt = &p->parts[pl->partition];
+    for (uint32_t k = 0; pt->executable && k < pt->n_nodes; k++)
+      if (pt->nodes[k] == index) {
+        info.kernel = tsr__plugin_node_note(plan_device(p, pt->device)->plugin, pt->executable, k);
+        break;
+      }
+  }
   tsr__copy_info(out, &info, sizeof info);
   return NULL;
 }

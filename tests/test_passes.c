@@ -1244,7 +1244,7 @@ static bytes residual_model(int kind, bool relu, int64_t n) {
  * creation); returns output "y" and, through op_ns, the profiled time of the (last) node of
  * type op. */
 static tsr_tensor *run_fused(bytes b, const tsr_tensor *x, bool fuse, const char *op,
-                             uint64_t *op_ns) {
+                             uint64_t *op_ns, size_t *op_noted_fused) {
   tsr_model *model = load(b, true);
   tsr_session_options so = {sizeof so};
   so.threads = 2;
@@ -1252,6 +1252,17 @@ static tsr_tensor *run_fused(bytes b, const tsr_tensor *x, bool fuse, const char
   setenv("TESSERA_NO_PASSES", fuse ? "0" : "1", 1);
   ck_assert_ok(tsr_session_create(rt, model, &so, &s));
   unsetenv("TESSERA_NO_PASSES");
+  /* The plan's notes: how many nodes of type op the CPU says it took into another. */
+  tsr_plan *plan = NULL;
+  ck_assert_ok(tsr_session_plan(s, 0, NULL, NULL, NULL, &plan));
+  *op_noted_fused = 0;
+  for (size_t i = 0; i < tsr_plan_node_count(plan); i++) {
+    tsr_plan_node_info ni = {sizeof ni};
+    ck_assert_ok(tsr_plan_get_node(plan, i, &ni));
+    if (strcmp(ni.op_type, op) == 0 && strncmp(ni.kernel, "fused into '", 12) == 0)
+      (*op_noted_fused)++;
+  }
+  tsr_plan_destroy(plan);
   tsr_profile *prof = NULL;
   ck_assert_ok(tsr_profile_create(&prof));
   tsr_run_options ro = {sizeof ro};
@@ -1285,18 +1296,21 @@ static void check_fused_wino(bytes b, size_t rank, const int64_t *dims, const ch
                                       prod(rank, dims) * sizeof(float), &x));
   free(xv);
   uint64_t fused_ns, plain_ns;
+  size_t fused_notes, plain_notes;
   setenv("TESSERA_CPU_WINOGRAD", winograd, 1);
-  tsr_tensor *got = run_fused(b, x, true, op, &fused_ns);
+  tsr_tensor *got = run_fused(b, x, true, op, &fused_ns, &fused_notes);
   setenv("TESSERA_CPU_WINOGRAD", "0", 1);
-  tsr_tensor *want = run_fused(b, x, false, op, &plain_ns);
+  tsr_tensor *want = run_fused(b, x, false, op, &plain_ns, &plain_notes);
   unsetenv("TESSERA_CPU_WINOGRAD");
   expect_close(got, want, what);
   ck_assert_msg(plain_ns > 0 && plain_ns != UINT64_MAX, "%s: %s not timed unfused", what, op);
+  ck_assert_msg(plain_notes == 0, "%s: unfused, a %s is noted as fused", what, op);
   if (fused)
-    ck_assert_msg(fused_ns == 0, "%s: the %s was not fused (%llu ns)", what, op,
-                  (unsigned long long)fused_ns);
+    ck_assert_msg(fused_ns == 0 && fused_notes > 0,
+                  "%s: the %s was not fused (%llu ns, %zu noted fused)", what, op,
+                  (unsigned long long)fused_ns, fused_notes);
   else
-    ck_assert_msg(fused_ns > 0, "%s: the %s was fused", what, op);
+    ck_assert_msg(fused_ns > 0 && fused_notes == 0, "%s: the %s was fused", what, op);
   tsr_tensor_destroy(got);
   tsr_tensor_destroy(want);
   tsr_tensor_destroy(x);

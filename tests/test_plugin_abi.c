@@ -190,6 +190,16 @@ START_TEST(test_newer_plugin_accepted) {
   tsr_session *s = make_session(rt, model, "fake_newer,cpu", 0);
   run_and_check(rt, s);
   ck_assert_int_ge(counters_of(h).executes, 2);
+  /* Its node notes (ABI version 2) reach the plan: each Relu is node 0 of its partition. */
+  tsr_plan *plan = NULL;
+  ck_assert_ok(tsr_session_plan(s, 0, NULL, NULL, NULL, &plan));
+  for (size_t i = 0; i < 3; i += 2) {
+    tsr_plan_node_info ni = {sizeof ni};
+    ck_assert_ok(tsr_plan_get_node(plan, i, &ni));
+    ck_assert_str_eq(ni.device, "fake_newer");
+    ck_assert_str_eq(ni.kernel, "fake kernel 0");
+  }
+  tsr_plan_destroy(plan);
   tsr_session_destroy(s);
   tsr_model_destroy(model);
   free(path);
@@ -405,6 +415,15 @@ START_TEST(test_placement_on_plugin) {
   ck_assert_ok(tsr_plan_get_node(plan, 0, &ni));
   ck_assert_int_eq(ni.reason, TSR_REASON_NONE);
   ck_assert(ni.estimated_cost_us >= 0);
+  /* A version 1 plugin gives no node notes (its node_note slot aborts if called). */
+  ck_assert_str_eq(ni.kernel, "");
+  /* A caller built before the kernel member sees its struct filled up to its own size. */
+  const char *untouched = "untouched";
+  tsr_plan_node_info old = {offsetof(tsr_plan_node_info, kernel)};
+  old.kernel = untouched;
+  ck_assert_ok(tsr_plan_get_node(plan, 0, &old));
+  ck_assert_str_eq(old.name, "relu_a");
+  ck_assert_ptr_eq(old.kernel, untouched);
   ck_assert_ok(tsr_plan_get_node(plan, 1, &ni));
   ck_assert_int_eq(ni.reason, TSR_REASON_OP);
   ck_assert_str_eq(ni.refused_by, "fake");

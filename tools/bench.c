@@ -121,7 +121,12 @@ static int write_trace(const char *path, const tsr_profile *profile, uint64_t ru
     json_string(f, e.device);
     fprintf(f, ", \"ts\": %.3f, \"dur\": %.3f, \"args\": {\"op\": ", ts, dur);
     json_string(f, e.op_type);
-    fprintf(f, ", \"calls\": %llu}}", (unsigned long long)e.calls);
+    fprintf(f, ", \"calls\": %llu", (unsigned long long)e.calls);
+    if (e.kernel && *e.kernel) {
+      fprintf(f, ", \"kernel\": ");
+      json_string(f, e.kernel);
+    }
+    fprintf(f, "}}");
     ts += dur;
   }
   fprintf(f, "\n]}\n");

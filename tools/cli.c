@@ -22,7 +22,38 @@ int fail_status(const char *what, tsr_status s) {
   return rc;
 }
 
-/* Time per operator type, summed over nodes, most expensive first. */
+/* The slowest nodes, with how their device ran them (its plugin's note, when it gives one). */
+static void print_top_nodes(const tsr_profile *profile, uint64_t runs, double total) {
+  enum { TOP = 10 };
+  size_t n = tsr_profile_node_count(profile), top[TOP], n_top = 0;
+  double top_ms[TOP];
+  for (size_t i = 0; i < n; i++) {
+    tsr_profile_entry e = {sizeof e};
+    if (tsr_profile_node(profile, i, &e))
+      continue;
+    double ms = (double)e.total_ns / 1e6 / (double)(runs ? runs : 1);
+    size_t k = n_top < TOP ? n_top++ : TOP;
+    if (k == TOP && ms <= top_ms[TOP - 1])
+      continue;
+    if (k == TOP)
+      k = TOP - 1;
+    for (; k > 0 && top_ms[k - 1] < ms; k--)
+      top[k] = top[k - 1], top_ms[k] = top_ms[k - 1];
+    top[k] = i, top_ms[k] = ms;
+  }
+  if (!n_top)
+    return;
+  printf("\n%-32s %-20s %10s %7s  %s\n", "SLOWEST NODES", "OP", "MS/RUN", "SHARE", "KERNEL");
+  for (size_t k = 0; k < n_top; k++) {
+    tsr_profile_entry e = {sizeof e};
+    if (tsr_profile_node(profile, top[k], &e))
+      continue;
+    printf("%-32s %-20s %10.3f %6.1f%%  %s\n", e.name, e.op_type, top_ms[k],
+           total > 0 ? 100.0 * top_ms[k] / total : 0.0, e.kernel && *e.kernel ? e.kernel : "-");
+  }
+}
+
+/* Time per operator type, summed over nodes, most expensive first; then the slowest nodes. */
 void print_op_profile(const tsr_profile *profile, uint64_t runs) {
   size_t n = tsr_profile_node_count(profile), n_ops = 0;
   struct op_time {
@@ -54,6 +85,7 @@ void print_op_profile(const tsr_profile *profile, uint64_t runs) {
     printf("%-24s %10.3f %6.1f%% %6zu\n", ops[i].op, ops[i].ms,
            total > 0 ? 100.0 * ops[i].ms / total : 0.0, ops[i].nodes);
   free(ops);
+  print_top_nodes(profile, runs, total);
 }
 
 double now_ms(void) {

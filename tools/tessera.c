@@ -212,6 +212,8 @@ static int cmd_partition(tsr_runtime *rt, const cli_opts *o) {
         printf(", \"partition\": ");
         if (ni.partition == SIZE_MAX) printf("null");
         else printf("%zu", ni.partition);
+        printf(", \"kernel\": ");
+        json_string(stdout, ni.kernel ? ni.kernel : "");
         printf(", \"reason\": ");
         if (ni.reason == TSR_REASON_NONE) {
           printf("null");
@@ -234,15 +236,18 @@ static int cmd_partition(tsr_runtime *rt, const cli_opts *o) {
       }
       printf("\n], \"arena_bytes\": %llu}\n", (unsigned long long)tsr_plan_arena_bytes(plan));
     } else {
-      printf("%-32s %-20s %-10s %-5s %s\n", "NODE", "OP", "DEVICE", "PART", "REASON");
+      printf("%-32s %-20s %-10s %-5s %s\n", "NODE", "OP", "DEVICE", "PART",
+             "KERNEL; REASON (when a device refused it)");
       for (size_t i = 0; i < nn; i++) {
         tsr_plan_node_info ni = {sizeof ni};
         tsr_plan_get_node(plan, i, &ni);
         char part[32] = "-";
         if (ni.partition != SIZE_MAX) snprintf(part, sizeof part, "%zu", ni.partition);
-        printf("%-32s %-20s %-10s %-5s", ni.name, ni.op_type, ni.device, part);
+        printf("%-32s %-20s %-10s %-5s %s", ni.name, ni.op_type, ni.device, part,
+               ni.kernel && *ni.kernel ? ni.kernel : "-");
         if (ni.reason != TSR_REASON_NONE)
-          printf(" %s refused (%s): %s", ni.refused_by, tsr_reason_name(ni.reason), ni.reason_text);
+          printf("; %s refused (%s): %s", ni.refused_by, tsr_reason_name(ni.reason),
+                 ni.reason_text);
         printf("\n");
       }
       printf("\n%zu partitions:\n", np);

@@ -1599,8 +1599,44 @@ static int convt_run(cpu_ctx *ctx, const cpu_node *n, void *state, const cpu_ten
   return conv_run_common(ctx, n, NULL, in, out, true);
 }
 
+/* The kernel conv_run_common will take, as prepare() left the state: the blocked kernels by
+ * the layout's choice, the NCHW ones by what prepare() packed (a run over another plane than
+ * planned may still choose otherwise). */
+static void conv_note(const cpu_node *n, const void *state, cpu_isa isa, char *buf, size_t size) {
+  const conv_state *st = state;
+  conv_plan p;
+  char msg[160];
+  buf[0] = '\0';
+  if (conv_setup(n, n->in, n->out, false, &p, msg, sizeof msg) != TSR_PLUGIN_REASON_NONE)
+    return;
+  const char *k = NULL;
+#ifdef CPU_NCHWC_HAVE_AVX2
+  if (n->nchwc) {
+    switch (cpu_conv_depthwise_applies(&p) ? NCHWC_K_DW : st ? st->nk : NCHWC_K_NONE) {
+    case NCHWC_K_PW: k = conv_nchwc_strided(&p) ? "1x1 over a subsampled copy" : "1x1"; break;
+    case NCHWC_K_DW: k = "depthwise"; break;
+    case NCHWC_K_GROUP: k = "grouped"; break;
+    case NCHWC_K_WINO: k = "winograd F(2x2,3x3)"; break;
+    case NCHWC_K_DIRECT: k = "direct"; break;
+    case NCHWC_K_STEM: k = "stem, from NCHW"; break;
+    default: break;
+    }
+  }
+#endif
+  if (!k) {
+    bool pw = p.kk == 1 && p.G == 1 && !p.transpose;
+    k = st && st->wu                     ? "winograd F(2x2,3x3)"
+        : st && st->wt                   ? "1x1 as a transposed GEMM"
+        : cpu_conv_depthwise_applies(&p) ? "depthwise"
+        : pw                             ? "1x1 as a GEMM"
+                                         : "im2col + GEMM";
+  }
+  snprintf(buf, size, "%s (%s)", k, isa == CPU_ISA_AVX2_FMA ? "AVX2" : "generic C");
+}
+
 static const cpu_op conv_ops[] = {
-    {"Conv", "", 1, 17, conv_check, conv_prepare, conv_run, conv_release, conv_nchwc_role},
+    {"Conv", "", 1, 17, conv_check, conv_prepare, conv_run, conv_release, conv_nchwc_role,
+     conv_note},
     {"ConvTranspose", "", 1, 17, convt_check, NULL, convt_run, NULL},
 };
 

@@ -117,6 +117,10 @@ typedef struct cpu_op {
    * from its shapes and attributes at compile time, with what fusion gave it; NULL or
    * CPU_NCHWC_NONE when it has none. */
   cpu_nchwc_role (*nchwc_role)(const cpu_node *n, cpu_isa isa);
+  /* Optional: after prepare(), a few words on the kernel the node will run with `state` on
+   * this isa ("winograd F(2x2,3x3)"), for the plugin's node note (plugin.c adds the layout and
+   * what fusion gave the node); buf may be left empty. */
+  void (*note)(const cpu_node *n, const void *state, cpu_isa isa, char *buf, size_t size);
 } cpu_op;
 
 typedef struct cpu_op_list {

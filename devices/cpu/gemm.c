@@ -1249,9 +1249,42 @@ bool cpu_matmul_bias_ok(const cpu_node *n) {
          p.b_shared;
 }
 
+/* The path cpu_sgemm_run takes for an m x k by k x n product (per batch), as prepare() left
+ * the state: the packed micro-kernel with B packed once at load (a constant B), or else, with
+ * both operands plain, the direct loops of a small product, the matrix-vector loops, or the
+ * micro-kernel packing both per run. */
+static void mm_note_of(const mm_state *st, size_t m, size_t n, size_t k, cpu_isa isa, char *buf,
+                       size_t size) {
+  const char *on = isa == CPU_ISA_AVX2_FMA ? "AVX2" : "generic C";
+  if (st && st->b_packed)
+    snprintf(buf, size, "sgemm 6x16 (%s), B packed at load", on);
+  else if ((double)m * (double)n * (double)k <= SGEMM_SMALL_MNK)
+    snprintf(buf, size, "direct loops (a small product)");
+  else if (m == 1 || n == 1)
+    snprintf(buf, size, "matrix-vector (%s)", on);
+  else
+    snprintf(buf, size, "sgemm 6x16 (%s), A and B packed per run", on);
+}
+
+static void gemm_note(const cpu_node *n, const void *state, cpu_isa isa, char *buf, size_t size) {
+  gemm_plan p;
+  char msg[160];
+  buf[0] = '\0';
+  if (gemm_setup(n, n->in, n->out, &p, msg, sizeof msg) == TSR_PLUGIN_REASON_NONE)
+    mm_note_of(state, p.m, p.n, p.k, isa, buf, size);
+}
+
+static void matmul_note(const cpu_node *n, const void *state, cpu_isa isa, char *buf, size_t size) {
+  matmul_plan p;
+  char msg[160];
+  buf[0] = '\0';
+  if (matmul_setup(n, n->in, n->out, &p, msg, sizeof msg) == TSR_PLUGIN_REASON_NONE)
+    mm_note_of(state, p.b_shared ? p.m * p.batches : p.m, p.n, p.k, isa, buf, size);
+}
+
 static const cpu_op gemm_ops[] = {
-    {"Gemm", "", 7, 17, gemm_check, gemm_prepare, gemm_run, mm_release},
-    {"MatMul", "", 1, 17, matmul_check, matmul_prepare, matmul_run, mm_release},
+    {"Gemm", "", 7, 17, gemm_check, gemm_prepare, gemm_run, mm_release, NULL, gemm_note},
+    {"MatMul", "", 1, 17, matmul_check, matmul_prepare, matmul_run, mm_release, NULL, matmul_note},
 };
 
 const cpu_op_list cpu_ops_gemm = {gemm_ops, sizeof gemm_ops / sizeof gemm_ops[0]};

@@ -32,6 +32,8 @@ typedef struct cpu_exe_node {
    * Conv after it, and an Add taken into the LayerNormalization after it, are only absorbed. */
   bool deferred, absorbed;
   int32_t run_fused;
+  int32_t absorbed_by; /* an absorbed node: the node that took it in */
+  char note[128];      /* how the node runs (node_note), built once prepared */
 } cpu_exe_node;
 
 typedef struct cpu_exe {
@@ -415,6 +417,7 @@ static bool fuse_scales(cpu_exe *exe) {
     c->in_idx[4] = mul->in_idx[1 - side];
     c->node.in_scale = true;
     mul->absorbed = true;
+    mul->absorbed_by = (int32_t)(c - exe->nodes);
   }
   return true;
 }
@@ -447,6 +450,7 @@ static bool fuse_skip_norms(cpu_exe *exe) {
     ln->in_idx[3] = a->in_idx[1];
     ln->node.skip = true;
     a->absorbed = true;
+    a->absorbed_by = (int32_t)(ln - exe->nodes);
   }
   return true;
 }
@@ -513,6 +517,7 @@ static bool fuse_nodes(cpu_exe *exe) {
     c->deferred = true;
     a->absorbed = true;
     last->absorbed = true;
+    a->absorbed_by = last->absorbed_by = (int32_t)i;
     last->run_fused = (int32_t)i;
   }
   return fuse_skip_norms(exe);
@@ -624,6 +629,68 @@ static bool assign_layouts(cpu_exe *exe, cpu_isa isa, char *msg, size_t size) {
   return true;
 }
 
+/* ---- Node notes ------------------------------------------------------------------------ */
+
+/* Appends ", what" (or just what, first) to the note being built. */
+static void note_add(char *buf, size_t size, const char *what) {
+  size_t len = strlen(buf);
+  if (*what && len + 1 < size)
+    snprintf(buf + len, size - len, "%s%s", len ? ", " : "", what);
+}
+
+/* How node i runs, for node_note: the kernel its op names (cpu_op.note), the blocked layout,
+ * and what it took in, from the graph passes ("tessera.activation") and from fuse_nodes; or,
+ * for a node another took in, which. */
+static void build_note(cpu_exe *exe, uint32_t i, cpu_isa isa) {
+  cpu_exe_node *en = &exe->nodes[i];
+  char *b = en->note, part[96];
+  const size_t size = sizeof en->note;
+  b[0] = '\0';
+  if (en->absorbed) {
+    int32_t by = en->absorbed_by;
+    snprintf(b, size, "fused into '%s'",
+             by >= 0 && (uint32_t)by < exe->n_nodes ? exe->nodes[by].node.name : "?");
+    return;
+  }
+  if (en->op->note) {
+    part[0] = '\0';
+    en->op->note(&en->node, en->state, isa, part, sizeof part);
+    note_add(b, size, part);
+  }
+  if (en->node.nchwc)
+    note_add(b, size, en->node.nchwc_out_plain ? "NCHW8c, writes NCHW" : "NCHW8c");
+  if (en->node.in_scale)
+    note_add(b, size, "+Mul (scale)");
+  if (en->node.skip)
+    note_add(b, size, "+Add (skip)");
+  if (en->node.residual || en->node.col_bias)
+    note_add(b, size, en->node.residual ? "+Add (residual)" : "+Add (bias)");
+  /* The activation core/passes.c fused in, by its ONNX name. */
+  static const char *const acts[][2] = {{"relu", "Relu"},
+                                        {"clip", "Clip"},
+                                        {"leakyrelu", "LeakyRelu"},
+                                        {"hardsigmoid", "HardSigmoid"},
+                                        {"hardswish", "HardSwish"},
+                                        {"sigmoid", "Sigmoid"},
+                                        {"silu", "SiLU (Sigmoid, Mul)"},
+                                        {"gelu", "Gelu"},
+                                        {"gelu_tanh", "Gelu (tanh)"}};
+  const char *act = cpu_attr_string(&en->node, "tessera.activation", NULL);
+  for (size_t k = 0; act && k < sizeof acts / sizeof acts[0]; k++)
+    if (!strcmp(act, acts[k][0])) {
+      snprintf(part, sizeof part, "+%s", acts[k][1]);
+      note_add(b, size, part);
+    }
+  static const char *const fused[] = {"", "+Relu", "+Gelu", "+Gelu (tanh)"};
+  if ((size_t)en->node.fused_act < sizeof fused / sizeof fused[0])
+    note_add(b, size, fused[en->node.fused_act]);
+}
+
+static const char *cpu_node_note(void *state, void *executable, uint32_t node) {
+  const cpu_exe *exe = executable;
+  return exe && node < exe->n_nodes ? exe->nodes[node].note : NULL;
+}
+
 static tsr_plugin_result cpu_compile(void *state, uint32_t device, const tsr_plugin_graph *g,
                                      const tsr_plugin_compile_options *options, void **out,
                                      tsr_plugin_error *err) {
@@ -660,6 +727,7 @@ static tsr_plugin_result cpu_compile(void *state, uint32_t device, const tsr_plu
     uint32_t io = en->node.n_in > en->node.n_out ? en->node.n_in : en->node.n_out;
     if (io > exe->max_io) exe->max_io = io;
     en->run_fused = -1;
+    en->absorbed_by = -1;
   }
   /* TESSERA_NO_PASSES turns this off with the graph passes, for comparing results. */
   const char *no_passes = getenv("TESSERA_NO_PASSES");
@@ -682,8 +750,10 @@ static tsr_plugin_result cpu_compile(void *state, uint32_t device, const tsr_plu
       return TSR_PLUGIN_ERROR_INVALID;
     }
   }
-  for (uint32_t i = 0; i < exe->n_nodes; i++)
+  for (uint32_t i = 0; i < exe->n_nodes; i++) {
     if (exe->nodes[i].node.n_in > exe->max_io) exe->max_io = exe->nodes[i].node.n_in;
+    build_note(exe, i, st->isa);
+  }
   uint32_t threads = options && options->threads ? options->threads : 1;
   exe->pool = cpu_pool_create(threads);
   *out = exe;
@@ -786,6 +856,7 @@ static const tsr_plugin_table cpu_table = {
     .execute = cpu_execute,
     .release_executable = cpu_release,
     .copy = NULL,
+    .node_note = cpu_node_note,
 };
 
 const tsr_plugin_table *tsr__cpu_plugin_query(uint32_t host_max_abi_version) {

@@ -4,6 +4,7 @@
  * ABI changelog (versions are negotiated by min/max, never compared for equality):
  *   1  First version: device properties, per-node capability with reasons, buffers, compile a
  *      partition once and execute it many times, errors through the host.
+ *   2  node_note: an executable says how it runs each node (its kernel, layout, what it fused).
  *
  * Evolution rules: every table starts with struct_size and abi_version; members are only ever
  * appended; a reader checks struct_size >= offsetof(member) + sizeof(member) and that a function
@@ -24,7 +25,7 @@
 extern "C" {
 #endif
 
-#define TSR_PLUGIN_ABI_VERSION 1u
+#define TSR_PLUGIN_ABI_VERSION 2u
 #define TSR_PLUGIN_QUERY_SYMBOL "tsr_plugin_query"
 
 #if defined(_WIN32)
@@ -274,6 +275,15 @@ typedef struct tsr_plugin_table {
   tsr_plugin_result (*copy)(void *state, uint32_t src_device, const void *src, uint64_t src_offset,
                             uint32_t dst_device, void *dst, uint64_t dst_offset, uint64_t size,
                             tsr_plugin_error *err);
+
+  /* ---- ABI version 2 ---- */
+
+  /* Optional (may be NULL, or return NULL or ""): a short note, for people, on how `executable`
+   * runs node `node` of its partition: the kernel it chose, the data layout, what it took in
+   * from neighbouring nodes ("winograd F(2x2,3x3), NCHW8c, +Relu"), or, for a node that another
+   * absorbed, which. The string lives as long as the executable. The host shows it in plans
+   * and profiles; it never parses it. */
+  const char *(*node_note)(void *state, void *executable, uint32_t node);
 } tsr_plugin_table;
 
 typedef const tsr_plugin_table *(*tsr_plugin_query_fn)(uint32_t host_max_abi_version);

@@ -296,6 +296,8 @@ typedef struct tsr_plan_node_info {
   const char *reason_text; /* that device's words, or "" */
   const char *refused_by;  /* the device that refused it, or "" */
   double estimated_cost_us; /* the device's estimate, or < 0 when it gave none */
+  const char *kernel;       /* how the device runs it (its plugin's note: kernel, layout,
+                               fusion), or "" when the plugin gives none */
 } tsr_plan_node_info;
 
 typedef struct tsr_plan_partition_info {
@@ -329,6 +331,8 @@ typedef struct tsr_profile_entry {
   const char *op_type;  /* op type, or "" for a partition or a transfer; "Copy" for a transfer */
   uint64_t total_ns;    /* summed over recorded runs */
   uint64_t calls;
+  const char *kernel; /* per-node entries: how the device ran the node (as
+                         tsr_plan_node_info.kernel); "" otherwise */
 } tsr_profile_entry;
 
 /* Device totals: one entry per device with its summed execution time and copies. */

@@ -426,6 +426,16 @@ def test_partition(tmp, rng):
             check("partition tiny_cnn: bn1 is folded and relu1 fused into conv1 at load",
                   "bn1" not in names and "relu1" not in names and "conv1" in names
                   and len(names) == 7, repr(names))
+            # Each node says how the CPU runs it: conv1's kernel, on which instruction set,
+            # with the Relu the graph passes fused in.
+            conv1 = [n for n in plan.get("nodes", []) if n.get("name") == "conv1"]
+            kernel = conv1[0].get("kernel", "") if conv1 else ""
+            check("partition tiny_cnn: conv1's kernel note names its kernel, ISA and fused Relu",
+                  ("(AVX2)" in kernel or "(generic C)" in kernel) and "+Relu" in kernel,
+                  repr(conv1))
+            check("partition --json gives every node a kernel string",
+                  all(isinstance(n.get("kernel"), str) for n in plan.get("nodes", [])),
+                  repr(plan.get("nodes", [])[:2]))
         # The plan node by node, as the model has it, with the graph passes off.
         plan = partition_json(cnn, env=NO_PASSES)
         if plan is not None:
@@ -715,6 +725,11 @@ def test_bench(tmp):
         check("bench --profile writes a Chrome trace with one event per node",
               len(events) == 10 and all(e.get("ph") == "X" and e.get("dur", -1) >= 0
                                        for e in events), repr(events[:2]))
+        convs = [e for e in events if e.get("cat") == "Conv"]
+        check("bench --profile's trace gives each Conv its kernel",
+              convs and all(any(isa in e.get("args", {}).get("kernel", "")
+                                for isa in ("(AVX2)", "(generic C)")) for e in convs),
+              repr(convs[:2]))
     rc, out, err = run([TESSERA, "bench", model, "--iterations", "2"])
     check("bench prints a table", rc == 0 and "MEDIAN_MS" in out, describe(rc, out, err))
     expect_error("bench with an unknown --shape input", [TESSERA, "bench", model, "--shape",

@@ -3,9 +3,12 @@
  * picks a variant:
  *
  *   FAKE_GOOD          a working plugin: one device of kind OTHER that runs Relu on float32,
- *                      with host-visible buffers (host_pointer) and device-to-device copy
- *   FAKE_NEWER         built for a newer host: its table is larger than a v1 table, with extra
- *                      trailing members, and it answers min(host, 2) as its ABI version
+ *                      with host-visible buffers (host_pointer) and device-to-device copy; it
+ *                      answers ABI version 1, and its node_note slot (a version 2 member, which
+ *                      a host must not call on a version 1 table) aborts
+ *   FAKE_NEWER         built for a newer host: its table is larger than the current one, with
+ *                      extra trailing members, it answers min(host, 3) as its ABI version, and
+ *                      its node_note names each node ("fake kernel 0", ...)
  *   FAKE_QUERY_NULL    its query returns NULL (it cannot serve a v1 host)
  *   FAKE_INIT_FAILS    init() fails with a message
  *   FAKE_NO_EXECUTE    its table lacks a required slot (execute == NULL)
@@ -13,7 +16,7 @@
  *   FAKE_SMALL_TABLE   its struct_size is smaller than a v1 table
  *   FAKE_NO_OPTIONAL   host_pointer and copy are NULL, so the host must stage through
  *                      read/write; otherwise like FAKE_GOOD
- *   FAKE_TOO_NEW       answers ABI version 2 to a host that asked for at most 1
+ *   FAKE_TOO_NEW       answers an ABI version newer than the host asked for
  *
  * FAKE_NAME is the plugin's name (each variant has its own, so that several load together).
  *
@@ -362,37 +365,42 @@ static void fake_release(void *state, void *executable) {
 #endif
 
 #if defined(FAKE_NEWER)
-/* What a plugin compiled against a future plugin.h looks like to a v1 host: the v1 table
- * followed by members the host does not know. */
-typedef struct fake_table_v2 {
-  tsr_plugin_table v1;
+/* What a plugin compiled against a future plugin.h (version 3) looks like to this host: the
+ * current table followed by members the host does not know. */
+typedef struct fake_table_v3 {
+  tsr_plugin_table v2;
   tsr_plugin_result (*future_fence)(void *state, uint32_t device);
   uint64_t future_flags;
   char future_padding[64];
-} fake_table_v2;
+} fake_table_v3;
 
 static tsr_plugin_result fake_future_fence(void *state, uint32_t device) { return TSR_PLUGIN_OK; }
 
-static const fake_table_v2 table_v2 = {
-    .v1 = {.struct_size = sizeof(fake_table_v2),
-           .abi_version = 2,
-           FAKE_TABLE_MEMBERS,
-           FAKE_OPTIONAL,
-           FAKE_EXECUTE},
-    .future_fence = fake_future_fence,
-    .future_flags = 0xffffffffffffffffull,
-};
-/* The same members answered to a v1 host: its abi_version says 1, its size stays larger. */
-static const fake_table_v2 table_v2_as_v1 = {
-    .v1 = {.struct_size = sizeof(fake_table_v2),
-           .abi_version = 1,
-           FAKE_TABLE_MEMBERS,
-           FAKE_OPTIONAL,
-           FAKE_EXECUTE},
-    .future_fence = fake_future_fence,
-    .future_flags = 0xffffffffffffffffull,
-};
+static const char *fake_node_note(void *state, void *executable, uint32_t node) {
+  static const char *const notes[] = {"fake kernel 0", "fake kernel 1", "fake kernel 2"};
+  return node < 3 ? notes[node] : NULL;
+}
+
+#define FAKE_TABLE_V3(version)                                                                     \
+  {                                                                                                \
+    .v2 = {.struct_size = sizeof(fake_table_v3),                                                   \
+           .abi_version = (version),                                                               \
+           FAKE_TABLE_MEMBERS,                                                                     \
+           FAKE_OPTIONAL,                                                                          \
+           FAKE_EXECUTE,                                                                           \
+           .node_note = fake_node_note},                                                           \
+    .future_fence = fake_future_fence, .future_flags = 0xffffffffffffffffull                       \
+  }
+static const fake_table_v3 table_v3 = FAKE_TABLE_V3(3);
+/* The same members answered to an older host: abi_version says the host's, the size stays
+ * larger. */
+static const fake_table_v3 table_v3_as_v2 = FAKE_TABLE_V3(2);
+static const fake_table_v3 table_v3_as_v1 = FAKE_TABLE_V3(1);
 #else
+#if !defined(FAKE_SMALL_TABLE)
+/* A version 1 table answers no node_note; a host that called it anyway would end here. */
+static const char *fake_node_note_v1(void *state, void *executable, uint32_t node) { abort(); }
+#endif
 static const tsr_plugin_table table = {
 #if defined(FAKE_SMALL_TABLE)
     /* A table cut short before compile, as an old or broken plugin might ship it. */
@@ -401,13 +409,17 @@ static const tsr_plugin_table table = {
     .struct_size = sizeof(tsr_plugin_table),
 #endif
 #if defined(FAKE_TOO_NEW)
-    .abi_version = 2,
+    .abi_version = TSR_PLUGIN_ABI_VERSION + 1,
 #else
     .abi_version = 1,
 #endif
     FAKE_TABLE_MEMBERS,
     FAKE_OPTIONAL,
-    FAKE_EXECUTE};
+    FAKE_EXECUTE,
+#if !defined(FAKE_SMALL_TABLE)
+    .node_note = fake_node_note_v1,
+#endif
+};
 #endif
 
 #if defined(FAKE_NO_QUERY)
@@ -422,10 +434,12 @@ TSR_PLUGIN_EXPORT const tsr_plugin_table *tsr_plugin_query(uint32_t host_max_abi
   return NULL;
 #elif defined(FAKE_NEWER)
   /* Negotiation by min/max: the highest version both sides know. */
+  if (host_max_abi_version >= 3)
+    return &table_v3.v2;
   if (host_max_abi_version >= 2)
-    return &table_v2.v1;
+    return &table_v3_as_v2.v2;
   if (host_max_abi_version >= 1)
-    return &table_v2_as_v1.v1;
+    return &table_v3_as_v1.v2;
   return NULL;
 #else
   return host_max_abi_version >= 1 ? &table : NULL;
