@@ -150,6 +150,26 @@ START_TEST(matches_cpu_and_caches_the_program) {
   tsr_tensor *want = run_on(rt, model, "cpu", 1, x);
   tsr_tensor *got = run_on(rt, model, "opencl", 1, x);
   assert_close(got, want);
+  /* Each node's note names the kernels it launches and the precision (node_note). */
+  tsr_session_options so = {sizeof so};
+  so.devices = "opencl";
+  so.strict = 1;
+  tsr_session *s = NULL;
+  ck_assert_ok(tsr_session_create(rt, model, &so, &s));
+  tsr_plan *plan = NULL;
+  ck_assert_ok(tsr_session_plan(s, 0, NULL, NULL, NULL, &plan));
+  size_t launches = 0;
+  for (size_t i = 0; i < tsr_plan_node_count(plan); i++) {
+    tsr_plan_node_info ni = {sizeof ni};
+    ck_assert_ok(tsr_plan_get_node(plan, i, &ni));
+    if (strncmp(ni.device, "opencl", 6) != 0)
+      continue;
+    ck_assert_msg(strstr(ni.kernel, "(float32)") != NULL, "node %s: note '%s'", ni.name, ni.kernel);
+    launches += strstr(ni.kernel, "_f32") != NULL;
+  }
+  ck_assert_uint_ge(launches, 1);
+  tsr_plan_destroy(plan);
+  tsr_session_destroy(s);
   /* The program binary went to $XDG_CACHE_HOME/tessera/opencl. */
   char dir[4200];
   snprintf(dir, sizeof dir, "%s/tessera/opencl", cache);

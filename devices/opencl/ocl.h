@@ -116,6 +116,7 @@ typedef struct ocl_exe {
   uint32_t n_steps, cap_steps;
   cl_mem *owned; /* parameter buffers */
   uint32_t n_owned, cap_owned;
+  char (*notes)[128]; /* per node: how it runs (node_note), built at the end of compile() */
 } ocl_exe;
 
 /* Lowering context for one node: used by supports() with exe == NULL (check only) and by

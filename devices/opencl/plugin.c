@@ -848,6 +848,7 @@ static void ocl_release(void *state, void *executable) {
   free(exe->owned);
   free(exe->consts);
   free(exe->values);
+  free(exe->notes);
   free(exe);
 }
 
@@ -875,6 +876,33 @@ static uint64_t now_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Each node's note (node_note): the kernels its steps launch, in order ("copy" for a buffer
+ * copy, "none" for a node that moves no data), and the precision the program computes in.
+ * Without memory for them the notes are left out. */
+static void build_notes(ocl_exe *exe) {
+  exe->notes = calloc(exe->n_nodes + 1, sizeof *exe->notes);
+  if (!exe->notes)
+    return;
+  static const char *const precision[OCL_N_VARIANTS] = {"float32", "fp16", "fp16 emulated"};
+  for (uint32_t i = 0; i < exe->n_nodes; i++) {
+    char *b = exe->notes[i];
+    const size_t size = sizeof exe->notes[i];
+    size_t len = 0;
+    for (uint32_t k = 0; k < exe->n_steps && len + 1 < size; k++) {
+      const ocl_step *s = &exe->steps[k];
+      if (s->node != i)
+        continue;
+      char name[64] = "copy";
+      if (s->kernel && clGetKernelInfo(s->kernel, CL_KERNEL_FUNCTION_NAME, sizeof name, name,
+                                       NULL) != CL_SUCCESS)
+        snprintf(name, sizeof name, "?");
+      len += (size_t)snprintf(b + len, size - len, "%s%s", len ? ", " : "", name);
+    }
+    if (len + 1 < size)
+      snprintf(b + len, size - len, "%s(%s)", len ? " " : "none ", precision[exe->variant]);
+  }
 }
 
 static tsr_plugin_result ocl_compile(void *state, uint32_t device, const tsr_plugin_graph *g,
@@ -979,8 +1007,14 @@ static tsr_plugin_result ocl_compile(void *state, uint32_t device, const tsr_plu
         exe->n_nodes, dev->props.name, (double)(t_end - t_start) / 1e6,
         (double)(t_program - t_start) / 1e6, (double)(t_end - t_program) / 1e6,
         (double)const_bytes / 1e6);
+  build_notes(exe);
   *out = exe;
   return TSR_PLUGIN_OK;
+}
+
+static const char *ocl_node_note(void *state, void *executable, uint32_t node) {
+  const ocl_exe *exe = executable;
+  return exe && exe->notes && node < exe->n_nodes ? exe->notes[node] : NULL;
 }
 
 /* ---- Execute --------------------------------------------------------------------------- */
@@ -1158,26 +1192,20 @@ static tsr_plugin_result ocl_execute(void *state, void *executable,
   return r;
 }
 
-static const tsr_plugin_table ocl_table = {
-    .struct_size = sizeof(tsr_plugin_table),
-    .abi_version = 1,
-    .name = "opencl",
-    .init = ocl_init,
-    .shutdown = ocl_shutdown,
-    .device_count = ocl_device_count,
-    .device_props = ocl_device_props,
-    .supports = ocl_supports,
-    .alloc = ocl_alloc,
-    .free = ocl_free,
-    .write = ocl_write,
-    .read = ocl_read,
-    .host_pointer = NULL, /* device memory is not host-visible through this plugin */
-    .compile = ocl_compile,
-    .execute = ocl_execute,
-    .release_executable = ocl_release,
-    .copy = NULL, /* the host stages copies through read() and write() */
-};
+/* The table, answered as version 2 or, to an older host (which never reads node_note), 1. */
+#define OCL_TABLE(version)                                                                         \
+  {                                                                                                \
+    .struct_size = sizeof(tsr_plugin_table), .abi_version = (version), .name = "opencl",           \
+    .init = ocl_init, .shutdown = ocl_shutdown, .device_count = ocl_device_count,                  \
+    .device_props = ocl_device_props, .supports = ocl_supports, .alloc = ocl_alloc,                \
+    .free = ocl_free, .write = ocl_write, .read = ocl_read,                                        \
+    .host_pointer = NULL, /* device memory is not host-visible through this plugin */              \
+        .compile = ocl_compile, .execute = ocl_execute, .release_executable = ocl_release,         \
+    .copy = NULL, /* the host stages copies through read() and write() */                          \
+        .node_note = ocl_node_note                                                                 \
+  }
+static const tsr_plugin_table ocl_table = OCL_TABLE(2), ocl_table_v1 = OCL_TABLE(1);
 
 TSR_PLUGIN_EXPORT const tsr_plugin_table *tsr_plugin_query(uint32_t host_max_abi_version) {
-  return host_max_abi_version >= 1 ? &ocl_table : NULL;
+  return host_max_abi_version >= 2 ? &ocl_table : host_max_abi_version >= 1 ? &ocl_table_v1 : NULL;
 }
