@@ -1261,7 +1261,7 @@ static void mm_note_of(const mm_state *st, size_t m, size_t n, size_t k, cpu_isa
   else if ((double)m * (double)n * (double)k <= SGEMM_SMALL_MNK)
     snprintf(buf, size, "direct loops (a small product)");
   else if (m == 1 || n == 1)
-    snprintf(buf, size, "matrix-vector (%s)", on);
+    snprintf(buf, size, "matrix-vector loops"); /* plain C, no ISA path of their own */
   else
     snprintf(buf, size, "sgemm 6x16 (%s), A and B packed per run", on);
 }
