@@ -1345,14 +1345,18 @@ static cpu_nchwc_role conv_nchwc_role(const cpu_node *n, cpu_isa isa) {
 #ifdef CPU_NCHWC_HAVE_AVX2
 /* A Conv over blocked tensors, with what it took in. Like conv_run_fused, a fused node may find
  * its output on its input or near its residual in the plan: it then computes apart. */
+/* The blocked kernel a run takes: the one prepare() packed for (a depthwise layer's packing is
+ * the interleaved path's, and may have been left to the run). */
+static conv_nchwc_kernel conv_nchwc_kernel_taken(const conv_plan *p, const conv_state *st) {
+  return cpu_conv_depthwise_applies(p) ? NCHWC_K_DW : st ? st->nk : NCHWC_K_NONE;
+}
+
 static int conv_run_nchwc(cpu_ctx *ctx, const cpu_node *n, const conv_state *st,
                           const cpu_tensor *in, cpu_tensor *out, conv_plan *p) {
   const float *b = p->has_bias ? in[2].data : NULL;
   if (in[0].dtype != TSR_DTYPE_FLOAT32)
     return cpu_fail(ctx, "blocked Conv over %s", cpu_dtype_name(in[0].dtype));
-  /* The kernel prepare() packed for (a depthwise layer's packing is the interleaved path's,
-   * and may have been left to this run). */
-  conv_nchwc_kernel k = cpu_conv_depthwise_applies(p) ? NCHWC_K_DW : st ? st->nk : NCHWC_K_NONE;
+  conv_nchwc_kernel k = conv_nchwc_kernel_taken(p, st);
   if (k == NCHWC_K_NONE || (k != NCHWC_K_DW && !st->wn))
     return cpu_fail(ctx, "blocked Conv without packed weights");
   bool pw = k == NCHWC_K_PW, sub = pw && conv_nchwc_strided(p);
@@ -1599,9 +1603,9 @@ static int convt_run(cpu_ctx *ctx, const cpu_node *n, void *state, const cpu_ten
   return conv_run_common(ctx, n, NULL, in, out, true);
 }
 
-/* The kernel conv_run_common will take, as prepare() left the state: the blocked kernels by
- * the layout's choice, the NCHW ones by what prepare() packed (a run over another plane than
- * planned may still choose otherwise). */
+/* The kernel a run will take, as prepare() left the state: the blocked one
+ * (conv_nchwc_kernel_taken), or conv_f32_ex's choice in its order (a run over another plane
+ * than planned may still choose otherwise). */
 static void conv_note(const cpu_node *n, const void *state, cpu_isa isa, char *buf, size_t size) {
   const conv_state *st = state;
   conv_plan p;
@@ -1612,7 +1616,7 @@ static void conv_note(const cpu_node *n, const void *state, cpu_isa isa, char *b
   const char *k = NULL;
 #ifdef CPU_NCHWC_HAVE_AVX2
   if (n->nchwc) {
-    switch (cpu_conv_depthwise_applies(&p) ? NCHWC_K_DW : st ? st->nk : NCHWC_K_NONE) {
+    switch (conv_nchwc_kernel_taken(&p, st)) {
     case NCHWC_K_PW: k = conv_nchwc_strided(&p) ? "1x1 over a subsampled copy" : "1x1"; break;
     case NCHWC_K_DW: k = "depthwise"; break;
     case NCHWC_K_GROUP: k = "grouped"; break;
@@ -1623,14 +1627,14 @@ static void conv_note(const cpu_node *n, const void *state, cpu_isa isa, char *b
     }
   }
 #endif
-  if (!k) {
-    bool pw = p.kk == 1 && p.G == 1 && !p.transpose;
-    k = st && st->wu                     ? "winograd F(2x2,3x3)"
-        : st && st->wt                   ? "1x1 as a transposed GEMM"
-        : cpu_conv_depthwise_applies(&p) ? "depthwise"
-        : pw                             ? "1x1 as a GEMM"
-                                         : "im2col + GEMM";
-  }
+  if (!k)
+    k = cpu_conv_depthwise_applies(&p)              ? "depthwise"
+        : st && st->wu && cpu_conv_wino_applies(&p) ? "winograd F(2x2,3x3)"
+        : conv_pwt_ready(&p, st)                    ? "1x1 as a transposed GEMM"
+        : conv_is_strided_pointwise(&p)             ? "1x1 over a subsampled copy"
+        : conv_is_pointwise(&p)                     ? "1x1 as a GEMM"
+        : conv_implicit_applies(&p)                 ? "implicit GEMM"
+                                                    : "im2col + GEMM";
   snprintf(buf, size, "%s (%s)", k, isa == CPU_ISA_AVX2_FMA ? "AVX2" : "generic C");
 }
 

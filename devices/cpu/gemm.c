@@ -1183,10 +1183,7 @@ static int matmul_run(cpu_ctx *ctx, const cpu_node *n, void *state, const cpu_te
     /* The Add of a bias vector (and an activation) that the plugin took in (fuse_nodes in
      * plugin.c); cpu_matmul_bias_ok said yes at compile time. */
     cpu_sgemm_epilogue ep = {.col_bias = in[2].data};
-    ep.act.kind = n->fused_act == CPU_FUSED_RELU        ? CPU_ACT_RELU
-                  : n->fused_act == CPU_FUSED_GELU      ? CPU_ACT_GELU
-                  : n->fused_act == CPU_FUSED_GELU_TANH ? CPU_ACT_GELU_TANH
-                                                        : CPU_ACT_NONE;
+    ep.act.kind = cpu_fused_act_kind(n->fused_act);
     if (dt != TSR_DTYPE_FLOAT32 || !p.b_shared || n->n_in < 3 || in[2].count != p.n)
       return cpu_fail(ctx, "fused bias of %zu values for %zu columns", in[2].count, p.n);
     /* Planned for the Add's (or the activation's) output after A had died, the output may lie

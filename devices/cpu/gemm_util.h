@@ -123,6 +123,29 @@ static inline tsr_plugin_reason cpu_act_from_node(const cpu_node *n, cpu_act *ou
                     name);
 }
 
+/* The activation an output fusion (plugin.c, fuse_nodes) gave a node, as a kind. */
+static inline cpu_act_kind cpu_fused_act_kind(cpu_fused_act f) {
+  return f == CPU_FUSED_RELU        ? CPU_ACT_RELU
+         : f == CPU_FUSED_GELU      ? CPU_ACT_GELU
+         : f == CPU_FUSED_GELU_TANH ? CPU_ACT_GELU_TANH
+                                    : CPU_ACT_NONE;
+}
+
+/* An activation kind by the ONNX operators it stands for, for people ("" for none). */
+static inline const char *cpu_act_name(cpu_act_kind k) {
+  static const char *const names[] = {"",
+                                      "Relu",
+                                      "Clip",
+                                      "LeakyRelu",
+                                      "HardSigmoid",
+                                      "HardSwish",
+                                      "Sigmoid",
+                                      "SiLU (Sigmoid, Mul)",
+                                      "Gelu",
+                                      "Gelu (tanh)"};
+  return (size_t)k < sizeof names / sizeof names[0] ? names[k] : "";
+}
+
 /* What cpu_sgemm_ex does to each result before storing it:
  *   C[i][j] = act(alpha * sum + beta * C[i][j] + row_bias[i] + col_bias[j]
  *                 + addend[i * ld_addend + j])

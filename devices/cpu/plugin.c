@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "devices/cpu/cpu.h"
+#include "devices/cpu/gemm_util.h"
 #include "devices/cpu/nchwc.h"
 #include "devices/cpu/threadpool.h"
 
@@ -665,25 +666,16 @@ static void build_note(cpu_exe *exe, uint32_t i, cpu_isa isa) {
     note_add(b, size, "+Add (skip)");
   if (en->node.residual || en->node.col_bias)
     note_add(b, size, en->node.residual ? "+Add (residual)" : "+Add (bias)");
-  /* The activation core/passes.c fused in, by its ONNX name. */
-  static const char *const acts[][2] = {{"relu", "Relu"},
-                                        {"clip", "Clip"},
-                                        {"leakyrelu", "LeakyRelu"},
-                                        {"hardsigmoid", "HardSigmoid"},
-                                        {"hardswish", "HardSwish"},
-                                        {"sigmoid", "Sigmoid"},
-                                        {"silu", "SiLU (Sigmoid, Mul)"},
-                                        {"gelu", "Gelu"},
-                                        {"gelu_tanh", "Gelu (tanh)"}};
-  const char *act = cpu_attr_string(&en->node, "tessera.activation", NULL);
-  for (size_t k = 0; act && k < sizeof acts / sizeof acts[0]; k++)
-    if (!strcmp(act, acts[k][0])) {
-      snprintf(part, sizeof part, "+%s", acts[k][1]);
+  /* The activations taken in: by core/passes.c ("tessera.activation") and by fuse_nodes. */
+  cpu_act act;
+  cpu_act_kind kinds[2] = {CPU_ACT_NONE, cpu_fused_act_kind(en->node.fused_act)};
+  if (cpu_act_from_node(&en->node, &act, part, sizeof part) == TSR_PLUGIN_REASON_NONE)
+    kinds[0] = act.kind;
+  for (int k = 0; k < 2; k++)
+    if (kinds[k] != CPU_ACT_NONE) {
+      snprintf(part, sizeof part, "+%s", cpu_act_name(kinds[k]));
       note_add(b, size, part);
     }
-  static const char *const fused[] = {"", "+Relu", "+Gelu", "+Gelu (tanh)"};
-  if ((size_t)en->node.fused_act < sizeof fused / sizeof fused[0])
-    note_add(b, size, fused[en->node.fused_act]);
 }
 
 static const char *cpu_node_note(void *state, void *executable, uint32_t node) {
