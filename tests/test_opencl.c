@@ -59,13 +59,7 @@ static tsr_model *cnn_model(tsr_runtime *rt) {
   mb_attr_int(m, "transB", 1);
   mb_node(m, "Softmax", "softmax", "g", "y");
   mb_output(m, "y", TSR_DTYPE_FLOAT32);
-  size_t size;
-  void *bytes = mb_serialize(m, &size);
-  mb_free(m);
-  tsr_model *model = NULL;
-  ck_assert_ok(tsr_model_load_memory(rt, bytes, size, NULL, &model));
-  free(bytes);
-  return model;
+  return ocl_test_load(rt, m);
 }
 
 static tsr_tensor *cnn_input(tsr_runtime *rt) {
@@ -170,6 +164,26 @@ START_TEST(matches_cpu_and_caches_the_program) {
   ck_assert_uint_ge(launches, 1);
   tsr_plan_destroy(plan);
   tsr_session_destroy(s);
+  /* A run of launches of one kernel is written once, with its count: Concat copies each of its
+   * three inputs with one launch. */
+  mb_model *cm = mb_new(13);
+  const int64_t cd[2] = {2, 3};
+  mb_input(cm, "a", TSR_DTYPE_FLOAT32, 2, cd);
+  mb_input(cm, "b", TSR_DTYPE_FLOAT32, 2, cd);
+  mb_input(cm, "c", TSR_DTYPE_FLOAT32, 2, cd);
+  mb_node(cm, "Concat", "cat", "a,b,c", "y");
+  mb_attr_int(cm, "axis", 1);
+  mb_output(cm, "y", TSR_DTYPE_FLOAT32);
+  tsr_model *cat = ocl_test_load(rt, cm);
+  ck_assert_ok(tsr_session_create(rt, cat, &so, &s));
+  ck_assert_ok(tsr_session_plan(s, 0, NULL, NULL, NULL, &plan));
+  tsr_plan_node_info ci = {sizeof ci};
+  ck_assert_ok(tsr_plan_get_node(plan, 0, &ci));
+  ck_assert_msg(strstr(ci.kernel, " x3 (float32)") && !strchr(ci.kernel, ','), "note '%s'",
+                ci.kernel);
+  tsr_plan_destroy(plan);
+  tsr_session_destroy(s);
+  tsr_model_destroy(cat);
   /* The program binary went to $XDG_CACHE_HOME/tessera/opencl. */
   char dir[4200];
   snprintf(dir, sizeof dir, "%s/tessera/opencl", cache);
@@ -235,13 +249,7 @@ static tsr_model *conv_ops_model(tsr_runtime *rt) {
   mb_output(m, "d", TSR_DTYPE_FLOAT32);
   mb_output(m, "e", TSR_DTYPE_FLOAT32);
   mb_output(m, "cs", TSR_DTYPE_FLOAT32);
-  size_t size;
-  void *bytes = mb_serialize(m, &size);
-  mb_free(m);
-  tsr_model *model = NULL;
-  ck_assert_ok(tsr_model_load_memory(rt, bytes, size, NULL, &model));
-  free(bytes);
-  return model;
+  return ocl_test_load(rt, m);
 }
 
 START_TEST(depthwise_transposed_and_typed_ops_match_cpu) {
@@ -284,12 +292,7 @@ START_TEST(scatter_into_constant_data) {
   mb_node(m, "ScatterElements", "el", "data,eidx,u", "b");
   mb_output(m, "a", TSR_DTYPE_FLOAT32);
   mb_output(m, "b", TSR_DTYPE_FLOAT32);
-  size_t size;
-  void *bytes = mb_serialize(m, &size);
-  mb_free(m);
-  tsr_model *model = NULL;
-  ck_assert_ok(tsr_model_load_memory(rt, bytes, size, NULL, &model));
-  free(bytes);
+  tsr_model *model = ocl_test_load(rt, m);
   tsr_tensor *u = NULL;
   ck_assert_ok(tsr_tensor_create(rt, TSR_DTYPE_FLOAT32, 2, ud, &u));
   float *pu = tsr_tensor_data(u);
@@ -507,13 +510,7 @@ static tsr_model *relu_model(tsr_runtime *rt) {
   mb_input(m, "x", TSR_DTYPE_FLOAT32, 2, xd);
   mb_node(m, "Relu", "relu", "x", "y");
   mb_output(m, "y", TSR_DTYPE_FLOAT32);
-  size_t size;
-  void *bytes = mb_serialize(m, &size);
-  mb_free(m);
-  tsr_model *model = NULL;
-  ck_assert_ok(tsr_model_load_memory(rt, bytes, size, NULL, &model));
-  free(bytes);
-  return model;
+  return ocl_test_load(rt, m);
 }
 
 static tsr_status run_relu(tsr_session *s, tsr_runtime *rt, int64_t n) {
@@ -604,12 +601,7 @@ START_TEST(index_out_of_range_fails_the_run) {
       mb_input(m, "u", TSR_DTYPE_FLOAT32, 2, nd ? ud : dd);
     mb_node(m, cases[c].op, cases[c].name, scatter ? "data,idx,u" : "data,idx", "y");
     mb_output(m, "y", TSR_DTYPE_FLOAT32);
-    size_t size;
-    void *bytes = mb_serialize(m, &size);
-    mb_free(m);
-    tsr_model *model = NULL;
-    ck_assert_ok(tsr_model_load_memory(rt, bytes, size, NULL, &model));
-    free(bytes);
+    tsr_model *model = ocl_test_load(rt, m);
     tsr_tensor *data = NULL, *idx = NULL, *u = NULL;
     ck_assert_ok(tsr_tensor_create(rt, TSR_DTYPE_FLOAT32, 2, dd, &data));
     for (int i = 0; i < 20; i++) ((float *)tsr_tensor_data(data))[i] = (float)i;

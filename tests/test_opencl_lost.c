@@ -343,16 +343,6 @@ static tsr_runtime *start(void) {
   return rt;
 }
 
-static tsr_model *load(tsr_runtime *rt, mb_model *m) {
-  size_t size;
-  void *bytes = mb_serialize(m, &size);
-  mb_free(m);
-  tsr_model *model = NULL;
-  ck_assert_ok(tsr_model_load_memory(rt, bytes, size, NULL, &model));
-  free(bytes);
-  return model;
-}
-
 /* x[2,3,3] -> Relu -> Sigmoid -> y, wholly on OpenCL. */
 static tsr_model *relu_model(tsr_runtime *rt) {
   mb_model *m = mb_new(13);
@@ -361,7 +351,7 @@ static tsr_model *relu_model(tsr_runtime *rt) {
   mb_node(m, "Relu", "relu", "x", "r");
   mb_node(m, "Sigmoid", "sigmoid", "r", "y");
   mb_output(m, "y", TSR_DTYPE_FLOAT32);
-  return load(rt, m);
+  return ocl_test_load(rt, m);
 }
 
 /* x[2,3,3] -> Relu -> r, If(ReduceSum(r) > 0, Neg(r), Abs(r)) -> Sigmoid -> y. Control flow
@@ -389,7 +379,7 @@ static tsr_model *split_model(tsr_runtime *rt) {
   mb_attr_graph(m, "else_branch", else_b);
   mb_node(m, "Sigmoid", "sigmoid", "n", "y");
   mb_output(m, "y", TSR_DTYPE_FLOAT32);
-  tsr_model *model = load(rt, m);
+  tsr_model *model = ocl_test_load(rt, m);
   /* Check the split. */
   tsr_session_options so = {sizeof so};
   so.devices = "opencl,cpu";

@@ -879,8 +879,17 @@ static uint64_t now_ns(void) {
 }
 
 /* Each node's note (node_note): the kernels its steps launch, in order ("copy" for a buffer
- * copy, "none" for a node that moves no data), and the precision the program computes in.
- * Without memory for them the notes are left out. */
+ * copy, "none" for a node that moves no data), a run of launches of one kernel written once
+ * with its count ("concat_u32 x2"), and the precision the program computes in. Without memory
+ * for them the notes are left out. */
+static size_t note_append(char *b, size_t size, size_t len, const char *name, unsigned count) {
+  if (!count || len + 1 >= size)
+    return len;
+  int n = count > 1 ? snprintf(b + len, size - len, "%s%s x%u", len ? ", " : "", name, count)
+                    : snprintf(b + len, size - len, "%s%s", len ? ", " : "", name);
+  return n < 0 ? len : len + (size_t)n;
+}
+
 static void build_notes(ocl_exe *exe) {
   exe->notes = calloc(exe->n_nodes + 1, sizeof *exe->notes);
   if (!exe->notes)
@@ -890,7 +899,9 @@ static void build_notes(ocl_exe *exe) {
     char *b = exe->notes[i];
     const size_t size = sizeof exe->notes[i];
     size_t len = 0;
-    for (uint32_t k = 0; k < exe->n_steps && len + 1 < size; k++) {
+    char prev[64] = "";
+    unsigned run = 0;
+    for (uint32_t k = 0; k < exe->n_steps; k++) {
       const ocl_step *s = &exe->steps[k];
       if (s->node != i)
         continue;
@@ -898,8 +909,15 @@ static void build_notes(ocl_exe *exe) {
       if (s->kernel && clGetKernelInfo(s->kernel, CL_KERNEL_FUNCTION_NAME, sizeof name, name,
                                        NULL) != CL_SUCCESS)
         snprintf(name, sizeof name, "?");
-      len += (size_t)snprintf(b + len, size - len, "%s%s", len ? ", " : "", name);
+      if (run && !strcmp(name, prev)) {
+        run++;
+        continue;
+      }
+      len = note_append(b, size, len, prev, run);
+      memcpy(prev, name, sizeof prev);
+      run = 1;
     }
+    len = note_append(b, size, len, prev, run);
     if (len + 1 < size)
       snprintf(b + len, size - len, "%s(%s)", len ? " " : "none ", precision[exe->variant]);
   }
