@@ -1,8 +1,10 @@
 /* The CPU plugin's thread pool: every index visited exactly once, for many sizes, grains and
- * thread counts, including two callers racing for one pool. */
+ * thread counts, including two callers racing for one pool; each thread starting on its own
+ * range of the items, and taking another's when it runs out. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "devices/cpu/threadpool.h"
 #include "tests/harness.h"
@@ -110,6 +112,74 @@ START_TEST(two_callers_share_a_pool) {
 }
 END_TEST
 
+/* Who ran each item; an item waits (up to a second) until `wait_for` items have started, and
+ * items below `slow_below` take 20 ms. */
+typedef struct owners {
+  pthread_t who[16];
+  atomic_int started;
+  int wait_for;
+  size_t slow_below;
+  atomic_flag other_seen; /* the first item another thread than the caller ran: */
+  pthread_t first_other, caller;
+  size_t first_other_item;
+} owners;
+
+static void sleep_ms(long ms) {
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+static void record(void *arg, size_t begin, size_t end) {
+  owners *o = arg;
+  for (size_t i = begin; i < end; i++) {
+    o->who[i] = pthread_self();
+    if (!pthread_equal(o->caller, pthread_self()) && !atomic_flag_test_and_set(&o->other_seen)) {
+      o->first_other = pthread_self();
+      o->first_other_item = i;
+    }
+    atomic_fetch_add(&o->started, 1);
+    for (int k = 0; k < 1000 && atomic_load(&o->started) < o->wait_for; k++)
+      sleep_ms(1);
+    if (i < o->slow_below)
+      sleep_ms(20);
+  }
+}
+
+/* The caller starts on the first half of the items and the worker on the second (items wait
+ * until both threads have started one, so that neither can finish its half and take from the
+ * other first): consecutive kernels that cut their work alike then find what they read where
+ * they wrote it. */
+START_TEST(threads_start_on_their_own_ranges) {
+  cpu_pool *pool = cpu_pool_create(2);
+  cpu_ctx ctx = {.pool = pool};
+  for (int rep = 0; rep < 5; rep++) {
+    owners o = {.wait_for = 2, .caller = pthread_self(), .other_seen = ATOMIC_FLAG_INIT};
+    cpu_parallel_for(&ctx, 8, 1, record, &o);
+    ck_assert(pthread_equal(o.who[0], pthread_self()));
+    ck_assert(!pthread_equal(o.who[4], pthread_self()));
+    ck_assert(!pthread_equal(o.first_other, pthread_self()));
+    ck_assert_uint_eq(o.first_other_item, 4);
+  }
+  cpu_pool_destroy(pool);
+}
+END_TEST
+
+/* A thread that runs out of its own items takes the rest of another's: the caller's four items
+ * are slow, the worker's fast, and the worker ends up running some of the caller's. */
+START_TEST(an_idle_thread_takes_anothers_items) {
+  cpu_pool *pool = cpu_pool_create(2);
+  cpu_ctx ctx = {.pool = pool};
+  owners o = {.slow_below = 4, .caller = pthread_self(), .other_seen = ATOMIC_FLAG_INIT};
+  cpu_parallel_for(&ctx, 8, 1, record, &o);
+  ck_assert_int_eq(atomic_load(&o.started), 8);
+  int stolen = 0;
+  for (size_t i = 1; i < 4; i++)
+    stolen += !pthread_equal(o.who[i], pthread_self());
+  ck_assert_int_ge(stolen, 1);
+  cpu_pool_destroy(pool);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("threadpool");
   TCase *tc = tcase_create("core");
@@ -117,6 +187,8 @@ int main(void) {
   tcase_add_test(tc, covers_every_index_once);
   tcase_add_test(tc, two_callers_share_a_pool);
   tcase_add_test(tc, chunks_share_evenly);
+  tcase_add_test(tc, threads_start_on_their_own_ranges);
+  tcase_add_test(tc, an_idle_thread_takes_anothers_items);
   suite_add_tcase(s, tc);
   return tsr_test_run_suite(s) != 0;
 }

@@ -1123,7 +1123,10 @@ static void dwb_interior(const nn_window *w, int64_t *lo, int64_t *hi) {
 DW_AVX2 static ALWAYS_INLINE void dwb_rows(const dwb_job *j, size_t item, int KH, int KW, int S) {
   const conv_plan *p = j->p;
   const nn_window *w = &p->w;
-  size_t plane = item / j->nchunk, chunk = item % j->nchunk; /* plane: image x block */
+  /* Items run over the blocks of a chunk of rows, then the next chunk (cpu_parallel_for). */
+  size_t blocks = p->C / 8, per_image = blocks * j->nchunk;
+  size_t r = item % per_image, chunk = r / blocks;
+  size_t plane = item / per_image * blocks + r % blocks; /* image x block */
   const float *xb = j->x + plane * p->in_sp * 8;
   const float *wg = j->packed + plane % (p->C / 8) * (p->kk + 1) * 8;
   float *yb = j->y + plane * p->out_sp * 8;

@@ -191,9 +191,10 @@ GRP_AVX2 static void grp_task(void *arg, size_t begin, size_t end) {
       : w->s[2] == 2 ? grp_row_s2
                      : grp_row_sn;
   for (size_t it = begin; it < end; it++) {
-    size_t ng = it / (size_t)j->nbands; /* image * G + group */
-    size_t g = ng % p->G;
-    int64_t oy0 = (int64_t)(it % (size_t)j->nbands) * j->band;
+    /* Items run over the groups of a band of rows, then the next band (cpu_parallel_for). */
+    size_t per_image = p->G * (size_t)j->nbands, r = it % per_image;
+    size_t g = r % p->G, ng = it / per_image * p->G + g; /* image * G + group */
+    int64_t oy0 = (int64_t)(r / p->G) * j->band;
     int64_t oy1 = oy0 + j->band < oh ? oy0 + j->band : oh;
     const float *xg = j->x + ng * isz, *wg = j->wp + g * p->kk * 64;
     __m256 bv = j->bias ? _mm256_loadu_ps(j->bias + g * 8) : _mm256_setzero_ps();

@@ -193,8 +193,10 @@ uint16_t cpu_float_to_half(float f);
 /* Splits [0, n) into chunks and calls fn(arg, begin, end) on the pool's threads and the
  * caller's; returns when all are done. `grain` is the smallest chunk worth a thread; a grain of
  * one says the items are coarse already and of about equal work (cpu_pool_chunk in
- * threadpool.h cuts the chunks). When the pool is busy with another run, everything runs on
- * the calling thread. */
+ * threadpool.h cuts the chunks). Each thread starts on its own contiguous range of the
+ * chunks, the caller on the first (threadpool.c), so kernels that order their items alike
+ * keep each thread on the part of the data it wrote last. When the pool is busy with another
+ * run, everything runs on the calling thread. */
 void cpu_parallel_for(cpu_ctx *ctx, size_t n, size_t grain,
                       void (*fn)(void *arg, size_t begin, size_t end), void *arg);
 /* The number of threads parallel_for may use (>= 1). */

@@ -742,6 +742,7 @@ typedef struct maxpool_blocked_job {
   bool plain; /* the output is NCHW */
   int64_t rows;  /* output rows per item */
   size_t nchunk; /* items per block */
+  size_t blocks, per_image; /* blocks of an image, items of an image */
 } maxpool_blocked_job;
 
 AVX2 static __m256 maxpool_blocked_pixel(const nn_window *w, const float *xb, int64_t oy,
@@ -798,7 +799,9 @@ AVX2 static void maxpool_blocked_task(void *arg, size_t begin, size_t end) {
   valid_range(ow, w->s[2], -w->pb[2], w->in[2] - (w->k[2] - 1) * w->d[2], &ox_lo, &ox_hi);
   bool k3 = w->k[2] == 3 && w->d[2] == 1;
   for (size_t it = begin; it < end; it++) {
-    size_t blk = it / j->nchunk, chunk = it % j->nchunk;
+    /* Items run over the blocks of a chunk of rows, then the next chunk (cpu_parallel_for). */
+    size_t r = it % j->per_image, chunk = r / j->blocks;
+    size_t blk = it / j->per_image * j->blocks + r % j->blocks;
     const float *xb = j->x + blk * j->p->in_sp * 8;
     float *yb = j->y + blk * 8 * out_sp; /* block b of image n: channels n * C + 8b.., or
                                             the block itself */
@@ -852,7 +855,7 @@ AVX2 static void maxpool_blocked_task(void *arg, size_t begin, size_t end) {
   }
 }
 
-static void nchwc_maxpool(cpu_ctx *ctx, const pool_plan *p, const float *x, float *y,
+static void nchwc_maxpool(cpu_ctx *ctx, const pool_plan *p, size_t images, const float *x, float *y,
                           bool plain) {
   const nn_window *w = &p->w;
   int64_t per_row = w->out[2] * w->k[1] * w->k[2] * 8 + 1;
@@ -860,6 +863,8 @@ static void nchwc_maxpool(cpu_ctx *ctx, const pool_plan *p, const float *x, floa
   rows = rows > w->out[1] ? w->out[1] : rows;
   maxpool_blocked_job j = {.p = p, .x = x, .y = y, .plain = plain, .rows = rows};
   j.nchunk = (size_t)((w->out[1] + rows - 1) / rows);
+  j.blocks = p->planes / 8 / (images ? images : 1);
+  j.per_image = j.blocks * j.nchunk;
   cpu_parallel_for(ctx, p->planes / 8 * j.nchunk, 1, maxpool_blocked_task, &j);
 }
 #endif
@@ -937,7 +942,7 @@ static int pool_run_nchwc(cpu_ctx *ctx, const cpu_node *n, const cpu_tensor *in,
       return 0;
     }
     if (!global && kind == POOL_MAX && p->w.nsp == 2 && !p->indices) {
-      nchwc_maxpool(ctx, p, in[0].data, out[0].data, n->nchwc_out_plain);
+      nchwc_maxpool(ctx, p, (size_t)in[0].dims[0], in[0].data, out[0].data, n->nchwc_out_plain);
       return 0;
     }
   }
