@@ -22,6 +22,11 @@ ort_run.js has no warm-up option: ONNX Runtime gets ITERATIONS + WARMUP runs and
 median, which the few slower first runs barely move. Tessera gets WARMUP runs plus its first run
 unmeasured, then ITERATIONS measured.
 
+Where bench/vcpu_probe is built (BUILD/bench/vcpu_probe beside the CLI), each round is
+preceded by it and the spell the shared machine was in (spells.py: the two vCPUs on one die,
+on two dies, or on one core) is counted per row and in all; two-thread medians differ by up
+to 1.7x between spells, for both runtimes.
+
 --gemm adds single-MatMul models ([M, K] x [K, N], weight constant) and reports GFLOP/s.
 --profile-dir writes each model's per-operator table (`tessera bench --profile`) at the first
 thread count.
@@ -72,6 +77,30 @@ _, status, ru = os.wait4(pid, 0)
 sys.stderr.write("\\n@maxrss_kb %d\\n" % ru.ru_maxrss)
 sys.exit(os.waitstatus_to_exitcode(status))
 """
+
+
+SPELLS = ("one die", "two dies", "one core")
+
+
+def probe_spell(path):
+    """The spell bench/vcpu_probe finds the machine in: the two vCPUs on different dies (a
+    cache line takes over 100 ns between them), on one core's two hardware threads (two
+    multiply-add loops together under 75% of one alone's rate), or else on one die; None when
+    the probe fails."""
+    try:
+        out = subprocess.run([path], capture_output=True, text=True, timeout=60)
+        p = json.loads(out.stdout)
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return None
+    if p["pingpong_ns"] > 100:
+        return "two dies"
+    if p["fma_solo_gflops"] > 0 and p["fma_both_gflops"] < 0.75 * p["fma_solo_gflops"]:
+        return "one core"
+    return "one die"
+
+
+def spell_counts(spells):
+    return ", ".join(f"{spells.count(k)} {k}" for k in SPELLS if spells.count(k))
 
 
 def run_measured(cmd, env=None, timeout=900):
@@ -184,6 +213,8 @@ def main():
     if args.gemm != "none":
         models += [make_gemm(models_dir, s) for s in args.gemm.split(",")]
 
+    probe = os.path.join(os.path.dirname(cli), "bench", "vcpu_probe")
+    probe = probe if os.access(probe, os.X_OK) else None
     results = []
     scratch = tempfile.mkdtemp(prefix="tsr-compare-")
     load_start, t_start = os.getloadavg(), time.time()
@@ -191,8 +222,11 @@ def main():
         feeds = [f"{k}={v}" for k, v in sorted(m["inputs"].items())]
         for t in threads:
             per = {"ort": [], "tessera": []}
+            spells = []
             error = None
             for r in range(args.rounds):
+                if probe:
+                    spells.append(probe_spell(probe))
                 order = ["ort", "tessera"] if r % 2 == 0 else ["tessera", "ort"]
                 try:
                     for side in order:
@@ -206,7 +240,7 @@ def main():
                     error = str(e)
                     break
             row = {"model": m["name"], "threads": t, "rounds": per, "error": error,
-                   "flops": m.get("flops")}
+                   "flops": m.get("flops"), "spells": spells}
             for side in per:
                 runs = per[side]
                 med = [x["median_ms"] for x in runs]
@@ -218,7 +252,9 @@ def main():
             results.append(row)
             o, s = row["ort"], row["tessera"]
             print(f"compare: {m['name']} threads={t}: ORT {fmt(o and o['median_ms'])} ms, "
-                  f"Tessera {fmt(s and s['median_ms'])} ms" + (f"; ERROR {error}" if error else ""),
+                  f"Tessera {fmt(s and s['median_ms'])} ms"
+                  + (f" (rounds: {spell_counts(spells)})" if spells else "")
+                  + (f"; ERROR {error}" if error else ""),
                   file=sys.stderr, flush=True)
 
     if args.profile_dir:
@@ -238,6 +274,10 @@ def main():
     print(f"\nMeasured in {(time.time() - t_start) / 60:.1f} min; load average (1, 5, 15 min) "
           f"{', '.join(f'{v:.1f}' for v in load_start)} at the start and "
           f"{', '.join(f'{v:.1f}' for v in load_end)} at the end, on {os.cpu_count()} CPUs.")
+    every = [sp for r in results for sp in r["spells"]]
+    if every:
+        print(f"Spells of the rounds (bench/vcpu_probe before each): {spell_counts(every)}"
+              + (f", {every.count(None)} unknown" if None in every else "") + ".")
     shutil.rmtree(scratch, ignore_errors=True)
     if args.json:
         with open(args.json, "w") as f:

@@ -33,24 +33,13 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-import compare  # noqa: E402  (ensure_ort, run_ort, run_tessera)
+import compare  # noqa: E402  (ensure_ort, run_ort, run_tessera, probe_spell, SPELLS)
 
-SPELLS = ("one die", "two dies", "one core")
-
-
-def probe(path):
-    out = subprocess.run([path], capture_output=True, text=True, timeout=60)
-    if out.returncode != 0:
-        raise RuntimeError(f"{path}: {out.stderr.strip()}")
-    return json.loads(out.stdout)
-
-
-def spell(p):
-    if p["pingpong_ns"] > 100:
-        return "two dies"
-    if p["fma_solo_gflops"] > 0 and p["fma_both_gflops"] < 0.75 * p["fma_solo_gflops"]:
-        return "one core"
-    return "one die"
+def probe_or_exit(path):
+    got = compare.probe_spell(path)
+    if got is None:
+        sys.exit(f"spells: {path} did not run (build it with ninja: bench/vcpu_probe)")
+    return got
 
 
 def main():
@@ -88,11 +77,11 @@ def main():
     feeds = [f"{k}={v}" for k, v in sorted(model["inputs"].items())]
 
     sides = ([] if args.no_ort else ["ort"]) + clis
-    kept = {s: {side: [] for side in sides} for s in SPELLS}
+    kept = {s: {side: [] for side in sides} for s in compare.SPELLS}
     dropped = 0
     scratch = tempfile.mkdtemp(prefix="tsr-spells-")
     for r in range(args.rounds):
-        before = spell(probe(probe_path))
+        before = probe_or_exit(probe_path)
         order = sides[:]
         random.shuffle(order)
         got = {}
@@ -103,7 +92,7 @@ def main():
             else:
                 got[side] = compare.run_tessera(side, model, feeds, args.threads,
                                                 args.iterations, args.warmup)
-        after = spell(probe(probe_path))
+        after = probe_or_exit(probe_path)
         if before != after:
             dropped += 1
             continue
@@ -121,7 +110,7 @@ def main():
           f"({dropped} dropped: the spell changed during the round)\n")
     print("| spell | rounds | " + " | ".join(names) + " |")
     print("|---|---:|" + "---:|" * len(names))
-    for s in SPELLS:
+    for s in compare.SPELLS:
         rows = kept[s]
         n = len(rows[sides[0]])
         if not n:
