@@ -9,7 +9,7 @@
  * threads' cores share no cache: on the shared two-vCPU machine this was written on, the
  * vCPUs spend spells on different dies (a cache line crosses between them in 170-200 ns
  * instead of 25-45), and MNASNet at two threads took 6.6 ms in those spells with chunks handed
- * out first-come from one counter, 5.7 with ranges (4.4 in the other spells, either way).
+ * out first-come from one counter, 5.7 with ranges (4.2 and 4.1 in the other spells).
  *
  * Between jobs a worker spins for a short while (SPIN_NS) watching for the next one before it
  * sleeps on a condition variable, and the caller likewise spins before it sleeps waiting for
