@@ -6,7 +6,7 @@
  * (each range has its own counter, advanced by its owner and by thieves alike). Kernels that
  * order their items alike (the blocked ones: rows of the image first) then give a thread the
  * same part of consecutive layers, and it reads what it wrote itself. That matters where the
- * threads' cores share no cache: on the shared two-vCPU machine this was written on, the
+ * threads' cores share no cache: on the shared two-vCPU development machine the
  * vCPUs spend spells on different dies (a cache line crosses between them in 170-200 ns
  * instead of 25-45), and MNASNet at two threads took 6.6 ms in those spells with chunks handed
  * out first-come from one counter, 5.7 with ranges (4.2 and 4.1 in the other spells).
