@@ -47,6 +47,8 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 ORT_PACKAGE = "onnxruntime-node@1.30.0"
 DEFAULT_GEMM = "64x768x3072,256x1024x1024,1024x1024x1024"
+DEFAULT_CACHE = os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")),
+                             "tessera-bench")
 
 
 def ensure_ort(cache):
@@ -77,6 +79,22 @@ _, status, ru = os.wait4(pid, 0)
 sys.stderr.write("\\n@maxrss_kb %d\\n" % ru.ru_maxrss)
 sys.exit(os.waitstatus_to_exitcode(status))
 """
+
+
+def zoo_models(models_dir, npm_prefix=None, only=None):
+    """Builds the zoo's models (or those named in `only`, a comma-separated list) into
+    models_dir with make_models.py, which keeps what is there, and returns their entries from
+    models.json; a model that could not be built is left out, with a note."""
+    make = [sys.executable, os.path.join(HERE, "make_models.py"), models_dir]
+    if npm_prefix:
+        make += ["--npm-prefix", npm_prefix]
+    if only:
+        make += ["--only", only]
+    if subprocess.run(make).returncode != 0:
+        print("compare: some models could not be built; going on with the others", file=sys.stderr)
+    with open(os.path.join(models_dir, "models.json")) as f:
+        models = json.load(f)
+    return [m for m in models if m["name"] in only.split(",")] if only else models
 
 
 SPELLS = ("one die", "two dies", "one core")
@@ -179,9 +197,8 @@ def fmt(v, spec=".2f"):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--tessera", required=True, help="path to the tessera CLI")
-    ap.add_argument("--cache", default=os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "tessera-bench"),
-        help="folder for onnxruntime-node and, by default, the models")
+    ap.add_argument("--cache", default=DEFAULT_CACHE,
+                    help="folder for onnxruntime-node and, by default, the models")
     ap.add_argument("--models", help="model folder (default: CACHE/models)")
     ap.add_argument("--threads", default="1,2", help="comma-separated thread counts")
     ap.add_argument("--rounds", type=int, default=5)
@@ -201,15 +218,7 @@ def main():
     prefix = ensure_ort(cache)
     env = dict(os.environ, NODE_PATH=os.path.join(prefix, "node_modules"))
 
-    make = [sys.executable, os.path.join(HERE, "make_models.py"), models_dir, "--npm-prefix", prefix]
-    if args.only:
-        make += ["--only", args.only]
-    if subprocess.run(make).returncode != 0:
-        print("compare: some models could not be built; going on with the others", file=sys.stderr)
-    with open(os.path.join(models_dir, "models.json")) as f:
-        models = json.load(f)
-    if args.only:
-        models = [m for m in models if m["name"] in args.only.split(",")]
+    models = zoo_models(models_dir, prefix, args.only)
     if args.gemm != "none":
         models += [make_gemm(models_dir, s) for s in args.gemm.split(",")]
 

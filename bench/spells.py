@@ -23,11 +23,9 @@ Prints, per spell, the rounds kept and each side's median of per-round medians, 
 ORT/Tessera for each build. Installs onnxruntime-node and builds the models as compare.py does.
 """
 import argparse
-import json
 import os
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 
@@ -46,8 +44,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--tessera", required=True, help="comma-separated paths to tessera CLIs")
     ap.add_argument("--model", required=True, help="a model of the zoo (models.json)")
-    ap.add_argument("--cache", default=os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "tessera-bench"))
+    ap.add_argument("--cache", default=compare.DEFAULT_CACHE)
     ap.add_argument("--models", help="model folder (default: CACHE/models)")
     ap.add_argument("--probe", help="vcpu_probe (default: bench/vcpu_probe beside the first CLI)")
     ap.add_argument("--threads", type=int, default=2)
@@ -61,17 +58,11 @@ def main():
     probe_path = args.probe or os.path.join(os.path.dirname(clis[0]), "bench", "vcpu_probe")
     cache = os.path.abspath(args.cache)
     models_dir = os.path.abspath(args.models or os.path.join(cache, "models"))
-    env = None
+    env = prefix = None
     if not args.no_ort:
         prefix = compare.ensure_ort(cache)
         env = dict(os.environ, NODE_PATH=os.path.join(prefix, "node_modules"))
-    make = [sys.executable, os.path.join(HERE, "make_models.py"), models_dir, "--only", args.model]
-    if not args.no_ort:
-        make += ["--npm-prefix", prefix]
-    if subprocess.run(make).returncode != 0:
-        sys.exit(f"spells: could not build {args.model}")
-    with open(os.path.join(models_dir, "models.json")) as f:
-        model = next((m for m in json.load(f) if m["name"] == args.model), None)
+    model = next(iter(compare.zoo_models(models_dir, prefix, args.model)), None)
     if model is None:
         sys.exit(f"spells: no model '{args.model}' in {models_dir}/models.json")
     feeds = [f"{k}={v}" for k, v in sorted(model["inputs"].items())]

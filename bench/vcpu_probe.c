@@ -35,11 +35,11 @@ static double now(void) {
   return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
-static void pin(int cpu) {
+static int pin(int cpu) {
   cpu_set_t s;
   CPU_ZERO(&s);
   CPU_SET(cpu, &s);
-  pthread_setaffinity_np(pthread_self(), sizeof s, &s);
+  return pthread_setaffinity_np(pthread_self(), sizeof s, &s);
 }
 
 static void *pong(void *arg) {
@@ -116,8 +116,12 @@ int main(int argc, char **argv) {
       if (CPU_ISSET(c, &allowed))
         *(cpu_a < 0 ? &cpu_a : &cpu_b) = c;
   }
-  if (cpu_a < 0 || cpu_b < 0 || cpu_a == cpu_b) {
+  if (cpu_a < 0 || cpu_b < 0 || cpu_a >= CPU_SETSIZE || cpu_b >= CPU_SETSIZE || cpu_a == cpu_b) {
     fprintf(stderr, "vcpu_probe: needs two CPUs (usage: vcpu_probe [CPU_A CPU_B])\n");
+    return 2;
+  }
+  if (pin(cpu_b) != 0 || pin(cpu_a) != 0) {
+    fprintf(stderr, "vcpu_probe: CPU %d or %d is not one this process may run on\n", cpu_a, cpu_b);
     return 2;
   }
   double pp = pingpong_ns();

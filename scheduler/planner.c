@@ -416,6 +416,7 @@ tsr_status tsr__plan_build(tsr_session *s, const int32_t *dtypes, const size_t *
       p->n_parts++;
     }
     p->place[active[i]].partition = (int32_t)p->n_parts - 1;
+    p->place[active[i]].local = i - part_start[p->n_parts - 1];
   }
   part_start[p->n_parts] = n_active;
 

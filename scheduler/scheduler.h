@@ -151,6 +151,7 @@ typedef struct tsr__partition {
 typedef struct tsr__node_place {
   int32_t device;            /* index into the plan's devices; -1 when folded */
   int32_t partition;
+  uint32_t local;            /* its position in the partition's nodes */
   tsr_reason reason;         /* why the first device in order refused it */
   char reason_text[160];
   int32_t refused_by;        /* plan device index, or -1 */

@@ -952,11 +952,8 @@ tsr_status tsr_plan_get_node(const tsr_plan *plan, size_t index, tsr_plan_node_i
   info.kernel = "";
   if (pl->partition >= 0) {
     const tsr__partition *pt = &p->parts[pl->partition];
-    for (uint32_t k = 0; pt->executable && k < pt->n_nodes; k++)
-      if (pt->nodes[k] == index) {
-        info.kernel = tsr__plugin_node_note(plan_device(p, pt->device)->plugin, pt->executable, k);
-        break;
-      }
+    info.kernel =
+        tsr__plugin_node_note(plan_device(p, pt->device)->plugin, pt->executable, pl->local);
   }
   tsr__copy_info(out, &info, sizeof info);
   return NULL;

@@ -32,7 +32,9 @@ cp "$build/tests/test_opencl" "$build/tests/test_opencl_lost" "$dir/b/tests/"
 cp "$build/tests/conformance/node_suite" "$dir/b/tests/conformance/"
 find "$dir/b" -type f -exec strip --strip-debug {} +
 for l in libprotobuf-c.so.1 libsubunit.so.0 libOpenCL.so.1; do
-  cp -L "$(ldconfig -p | awk -v l="$l" '$1 == l && /x86-64/ {print $NF; exit}')" "$dir/lib/"
+  path=$(ldconfig -p | awk -v l="$l" '$1 == l && /x86-64/ {print $NF; exit}')
+  [ -n "$path" ] || { echo "opencl_remote_check: $l is not installed here" >&2; exit 1; }
+  cp -L "$path" "$dir/lib/"
 done
 tar -C "$build/tests/conformance" -cJf "$dir/suite.tar.xz" onnx-suite
 cp -r "$here/tests" "$dir/src-tests"

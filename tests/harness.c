@@ -1,4 +1,5 @@
 #include "tests/harness.h"
+#include "tests/model_builder.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,4 +67,14 @@ int tsr_test_run_suite(Suite *s) {
   int failed = srunner_ntests_failed(sr);
   srunner_free(sr);
   return failed;
+}
+
+tsr_model *tsr_test_load_built(tsr_runtime *rt, mb_model *m) {
+  size_t size;
+  void *bytes = mb_serialize(m, &size);
+  mb_free(m);
+  tsr_model *model = NULL;
+  ck_assert_ok(tsr_model_load_memory(rt, bytes, size, NULL, &model));
+  free(bytes);
+  return model;
 }

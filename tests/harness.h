@@ -33,6 +33,11 @@ void *tsr_test_read_file(const char *path, size_t *size);
 const char *tsr_test_srcdir(void);
 const char *tsr_test_builddir(void);
 
+/* Serialises a model built with tests/model_builder.h, frees the builder and loads the model
+ * into rt, failing the test with the status message when it does not load. */
+typedef struct mb_model mb_model;
+tsr_model *tsr_test_load_built(tsr_runtime *rt, mb_model *m);
+
 /* Runs a suite with Check's runner and returns the number of failures (for main()). */
 int tsr_test_run_suite(Suite *s);
 

@@ -12,7 +12,6 @@
 #include <sys/stat.h>
 
 #include "harness.h"
-#include "model_builder.h"
 
 static inline bool ocl_test_plugin_path(char *out, size_t size) {
   snprintf(out, size, "%s/../devices/opencl/libtessera_opencl.so", tsr_test_builddir());
@@ -54,17 +53,6 @@ static inline tsr_runtime *ocl_test_start(const char *suite) {
     rt = NULL;
   }
   return rt;
-}
-
-/* Serialises a built model, frees the builder and loads the model. */
-static inline tsr_model *ocl_test_load(tsr_runtime *rt, mb_model *m) {
-  size_t size;
-  void *bytes = mb_serialize(m, &size);
-  mb_free(m);
-  tsr_model *model = NULL;
-  ck_assert_ok(tsr_model_load_memory(rt, bytes, size, NULL, &model));
-  free(bytes);
-  return model;
 }
 
 /* A cache folder in the build tree, so that the program (and PoCL's own kernel cache under it)

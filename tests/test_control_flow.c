@@ -19,15 +19,7 @@ static void teardown(void) { tsr_runtime_destroy(rt); }
 
 #define N 100 /* elements of x */
 
-static tsr_model *load(mb_model *m) {
-  size_t size;
-  void *bytes = mb_serialize(m, &size);
-  tsr_model *model = NULL;
-  ck_assert_ok(tsr_model_load_memory(rt, bytes, size, NULL, &model));
-  free(bytes);
-  mb_free(m);
-  return model;
-}
+static tsr_model *load(mb_model *m) { return tsr_test_load_built(rt, m); }
 
 static float xs_at(int i) { return (float)((i * 7) % 13) - 5.0f; }
 

@@ -59,7 +59,7 @@ static tsr_model *cnn_model(tsr_runtime *rt) {
   mb_attr_int(m, "transB", 1);
   mb_node(m, "Softmax", "softmax", "g", "y");
   mb_output(m, "y", TSR_DTYPE_FLOAT32);
-  return ocl_test_load(rt, m);
+  return tsr_test_load_built(rt, m);
 }
 
 static tsr_tensor *cnn_input(tsr_runtime *rt) {
@@ -174,7 +174,7 @@ START_TEST(matches_cpu_and_caches_the_program) {
   mb_node(cm, "Concat", "cat", "a,b,c", "y");
   mb_attr_int(cm, "axis", 1);
   mb_output(cm, "y", TSR_DTYPE_FLOAT32);
-  tsr_model *cat = ocl_test_load(rt, cm);
+  tsr_model *cat = tsr_test_load_built(rt, cm);
   ck_assert_ok(tsr_session_create(rt, cat, &so, &s));
   ck_assert_ok(tsr_session_plan(s, 0, NULL, NULL, NULL, &plan));
   tsr_plan_node_info ci = {sizeof ci};
@@ -249,7 +249,7 @@ static tsr_model *conv_ops_model(tsr_runtime *rt) {
   mb_output(m, "d", TSR_DTYPE_FLOAT32);
   mb_output(m, "e", TSR_DTYPE_FLOAT32);
   mb_output(m, "cs", TSR_DTYPE_FLOAT32);
-  return ocl_test_load(rt, m);
+  return tsr_test_load_built(rt, m);
 }
 
 START_TEST(depthwise_transposed_and_typed_ops_match_cpu) {
@@ -292,7 +292,7 @@ START_TEST(scatter_into_constant_data) {
   mb_node(m, "ScatterElements", "el", "data,eidx,u", "b");
   mb_output(m, "a", TSR_DTYPE_FLOAT32);
   mb_output(m, "b", TSR_DTYPE_FLOAT32);
-  tsr_model *model = ocl_test_load(rt, m);
+  tsr_model *model = tsr_test_load_built(rt, m);
   tsr_tensor *u = NULL;
   ck_assert_ok(tsr_tensor_create(rt, TSR_DTYPE_FLOAT32, 2, ud, &u));
   float *pu = tsr_tensor_data(u);
@@ -510,7 +510,7 @@ static tsr_model *relu_model(tsr_runtime *rt) {
   mb_input(m, "x", TSR_DTYPE_FLOAT32, 2, xd);
   mb_node(m, "Relu", "relu", "x", "y");
   mb_output(m, "y", TSR_DTYPE_FLOAT32);
-  return ocl_test_load(rt, m);
+  return tsr_test_load_built(rt, m);
 }
 
 static tsr_status run_relu(tsr_session *s, tsr_runtime *rt, int64_t n) {
@@ -601,7 +601,7 @@ START_TEST(index_out_of_range_fails_the_run) {
       mb_input(m, "u", TSR_DTYPE_FLOAT32, 2, nd ? ud : dd);
     mb_node(m, cases[c].op, cases[c].name, scatter ? "data,idx,u" : "data,idx", "y");
     mb_output(m, "y", TSR_DTYPE_FLOAT32);
-    tsr_model *model = ocl_test_load(rt, m);
+    tsr_model *model = tsr_test_load_built(rt, m);
     tsr_tensor *data = NULL, *idx = NULL, *u = NULL;
     ck_assert_ok(tsr_tensor_create(rt, TSR_DTYPE_FLOAT32, 2, dd, &data));
     for (int i = 0; i < 20; i++) ((float *)tsr_tensor_data(data))[i] = (float)i;

@@ -351,7 +351,7 @@ static tsr_model *relu_model(tsr_runtime *rt) {
   mb_node(m, "Relu", "relu", "x", "r");
   mb_node(m, "Sigmoid", "sigmoid", "r", "y");
   mb_output(m, "y", TSR_DTYPE_FLOAT32);
-  return ocl_test_load(rt, m);
+  return tsr_test_load_built(rt, m);
 }
 
 /* x[2,3,3] -> Relu -> r, If(ReduceSum(r) > 0, Neg(r), Abs(r)) -> Sigmoid -> y. Control flow
@@ -379,7 +379,7 @@ static tsr_model *split_model(tsr_runtime *rt) {
   mb_attr_graph(m, "else_branch", else_b);
   mb_node(m, "Sigmoid", "sigmoid", "n", "y");
   mb_output(m, "y", TSR_DTYPE_FLOAT32);
-  tsr_model *model = ocl_test_load(rt, m);
+  tsr_model *model = tsr_test_load_built(rt, m);
   /* Check the split. */
   tsr_session_options so = {sizeof so};
   so.devices = "opencl,cpu";

@@ -12,15 +12,7 @@ static tsr_runtime *rt;
 static void setup(void) { ck_assert_ok(tsr_runtime_create(NULL, &rt)); }
 static void teardown(void) { tsr_runtime_destroy(rt); }
 
-static tsr_model *load(mb_model *m) {
-  size_t size;
-  void *bytes = mb_serialize(m, &size);
-  tsr_model *model = NULL;
-  ck_assert_ok(tsr_model_load_memory(rt, bytes, size, NULL, &model));
-  free(bytes);
-  mb_free(m);
-  return model;
-}
+static tsr_model *load(mb_model *m) { return tsr_test_load_built(rt, m); }
 
 static tsr_plan *plan_of(tsr_session *s) {
   tsr_plan *p = NULL;

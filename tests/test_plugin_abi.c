@@ -82,13 +82,7 @@ static tsr_model *relu_sigmoid_model(tsr_runtime *rt) {
   mb_node(m, "Sigmoid", "sigmoid_mid", "r1", "s");
   mb_node(m, "Relu", "relu_b", "s", "y");
   mb_output(m, "y", TSR_DTYPE_FLOAT32);
-  size_t size = 0;
-  void *bytes = mb_serialize(m, &size);
-  mb_free(m);
-  tsr_model *model = NULL;
-  ck_assert_ok(tsr_model_load_memory(rt, bytes, size, NULL, &model));
-  free(bytes);
-  return model;
+  return tsr_test_load_built(rt, m);
 }
 
 static tsr_session *make_session(tsr_runtime *rt, const tsr_model *model, const char *devices,

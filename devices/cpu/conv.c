@@ -1343,14 +1343,14 @@ static cpu_nchwc_role conv_nchwc_role(const cpu_node *n, cpu_isa isa) {
 }
 
 #ifdef CPU_NCHWC_HAVE_AVX2
-/* A Conv over blocked tensors, with what it took in. Like conv_run_fused, a fused node may find
- * its output on its input or near its residual in the plan: it then computes apart. */
 /* The blocked kernel a run takes: the one prepare() packed for (a depthwise layer's packing is
  * the interleaved path's, and may have been left to the run). */
 static conv_nchwc_kernel conv_nchwc_kernel_taken(const conv_plan *p, const conv_state *st) {
   return cpu_conv_depthwise_applies(p) ? NCHWC_K_DW : st ? st->nk : NCHWC_K_NONE;
 }
 
+/* A Conv over blocked tensors, with what it took in. Like conv_run_fused, a fused node may find
+ * its output on its input or near its residual in the plan: it then computes apart. */
 static int conv_run_nchwc(cpu_ctx *ctx, const cpu_node *n, const conv_state *st,
                           const cpu_tensor *in, cpu_tensor *out, conv_plan *p) {
   const float *b = p->has_bias ? in[2].data : NULL;

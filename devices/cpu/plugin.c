@@ -30,10 +30,11 @@ typedef struct cpu_exe_node {
   /* Fusion (fuse_nodes): the nodes a node took in are absorbed and do not run. A node that took
    * in the Add (and activation) after it is deferred: it runs not at its own place but at that
    * of the last node it took in, whose run_fused names it (-1 elsewhere). A Mul taken into the
-   * Conv after it, and an Add taken into the LayerNormalization after it, are only absorbed. */
-  bool deferred, absorbed;
+   * Conv after it, and an Add taken into the LayerNormalization after it, are only absorbed:
+   * absorbed_by names the node that took them in (-1 for a node that runs). */
+  bool deferred;
   int32_t run_fused;
-  int32_t absorbed_by; /* an absorbed node: the node that took it in */
+  int32_t absorbed_by;
   char note[128];      /* how the node runs (node_note), built once prepared */
 } cpu_exe_node;
 
@@ -323,7 +324,7 @@ static int32_t sole_reader(const cpu_exe *exe, int32_t v, const char *op) {
   if (v < 0 || value_readers(exe, v, &r) != 1 || value_leaves(exe, v))
     return -1;
   const cpu_exe_node *en = &exe->nodes[r];
-  if (en->deferred || en->absorbed || strcmp(en->node.op_type, op) != 0 ||
+  if (en->deferred || en->absorbed_by >= 0 || strcmp(en->node.op_type, op) != 0 ||
       *exe->api->node_domain(exe->g, en->node.index) || en->node.n_out != 1 || en->out_idx[0] < 0)
     return -1;
   return (int32_t)r;
@@ -383,7 +384,7 @@ static bool grow_inputs(cpu_exe_node *c) {
 static bool fuse_scales(cpu_exe *exe) {
   for (uint32_t i = 0; i + 1 < exe->n_nodes; i++) {
     cpu_exe_node *mul = &exe->nodes[i];
-    if (mul->deferred || mul->absorbed || strcmp(mul->node.op_type, "Mul") != 0 ||
+    if (mul->deferred || mul->absorbed_by >= 0 || strcmp(mul->node.op_type, "Mul") != 0 ||
         *exe->api->node_domain(exe->g, mul->node.index) || mul->node.n_in != 2 ||
         mul->node.n_out != 1 || mul->out_idx[0] < 0)
       continue;
@@ -417,7 +418,6 @@ static bool fuse_scales(cpu_exe *exe) {
     c->in_static[4] = mul->in_static[1 - side];
     c->in_idx[4] = mul->in_idx[1 - side];
     c->node.in_scale = true;
-    mul->absorbed = true;
     mul->absorbed_by = (int32_t)(c - exe->nodes);
   }
   return true;
@@ -430,7 +430,7 @@ static bool fuse_scales(cpu_exe *exe) {
 static bool fuse_skip_norms(cpu_exe *exe) {
   for (uint32_t i = 0; i + 1 < exe->n_nodes; i++) {
     cpu_exe_node *a = &exe->nodes[i];
-    if (a->deferred || a->absorbed || strcmp(a->node.op_type, "Add") != 0 ||
+    if (a->deferred || a->absorbed_by >= 0 || strcmp(a->node.op_type, "Add") != 0 ||
         *exe->api->node_domain(exe->g, a->node.index) || a->node.n_in != 2 || a->node.n_out != 1 ||
         a->out_idx[0] < 0 || a->in_idx[0] < 0 || a->in_idx[1] < 0 ||
         !same_f32_shape(&a->in_static[0], &a->out_static[0]) ||
@@ -450,7 +450,6 @@ static bool fuse_skip_norms(cpu_exe *exe) {
     ln->in_static[3] = a->in_static[1];
     ln->in_idx[3] = a->in_idx[1];
     ln->node.skip = true;
-    a->absorbed = true;
     a->absorbed_by = (int32_t)(ln - exe->nodes);
   }
   return true;
@@ -476,7 +475,7 @@ static bool fuse_nodes(cpu_exe *exe) {
     return false;
   for (uint32_t i = 0; i + 1 < exe->n_nodes; i++) {
     cpu_exe_node *c = &exe->nodes[i];
-    if (c->deferred || c->absorbed || *exe->api->node_domain(exe->g, c->node.index) ||
+    if (c->deferred || c->absorbed_by >= 0 || *exe->api->node_domain(exe->g, c->node.index) ||
         c->node.n_out != 1 || c->out_idx[0] < 0)
       continue;
     bool conv = strcmp(c->node.op_type, "Conv") == 0 &&
@@ -516,8 +515,6 @@ static bool fuse_nodes(cpu_exe *exe) {
     c->node.col_bias = matmul;
     c->node.fused_act = act;
     c->deferred = true;
-    a->absorbed = true;
-    last->absorbed = true;
     a->absorbed_by = last->absorbed_by = (int32_t)i;
     last->run_fused = (int32_t)i;
   }
@@ -568,7 +565,7 @@ static bool assign_layouts(cpu_exe *exe, cpu_isa isa, char *msg, size_t size) {
   bool any = false;
   for (uint32_t i = 0; i < nn; i++) {
     cpu_exe_node *en = &exe->nodes[i];
-    if (en->absorbed)
+    if (en->absorbed_by >= 0)
       continue;
     const cpu_node *n = &en->node;
     role[i] = en->op->nchwc_role ? en->op->nchwc_role(n, isa) : CPU_NCHWC_NONE;
@@ -588,7 +585,7 @@ static bool assign_layouts(cpu_exe *exe, cpu_isa isa, char *msg, size_t size) {
     changed = false;
     for (uint32_t i = 0; i < nn; i++) {
       const cpu_exe_node *en = &exe->nodes[i];
-      if (en->absorbed)
+      if (en->absorbed_by >= 0)
         continue;
       cpu_nchwc_role r = role[i];
       /* Whether the node can run blocked with its operands as they stand: a Conv whose inputs
@@ -616,7 +613,7 @@ static bool assign_layouts(cpu_exe *exe, cpu_isa isa, char *msg, size_t size) {
   for (uint32_t i = 0; i < nn; i++) {
     cpu_exe_node *en = &exe->nodes[i];
     cpu_nchwc_role r = role[i];
-    if (en->absorbed || r == CPU_NCHWC_NONE || r == CPU_NCHWC_FREE)
+    if (en->absorbed_by >= 0 || r == CPU_NCHWC_NONE || r == CPU_NCHWC_FREE)
       continue;
     int32_t v = r == CPU_NCHWC_STEM ? en->out_idx[0] : en->in_idx[0];
     if (v < 0 || (r != CPU_NCHWC_STEM && !blk[v]))
@@ -647,10 +644,10 @@ static void build_note(cpu_exe *exe, uint32_t i, cpu_isa isa) {
   char *b = en->note, part[96];
   const size_t size = sizeof en->note;
   b[0] = '\0';
-  if (en->absorbed) {
+  if (en->absorbed_by >= 0) {
     int32_t by = en->absorbed_by;
     snprintf(b, size, "fused into '%s'",
-             by >= 0 && (uint32_t)by < exe->n_nodes ? exe->nodes[by].node.name : "?");
+             (uint32_t)by < exe->n_nodes ? exe->nodes[by].node.name : "?");
     return;
   }
   if (en->op->note) {
@@ -791,7 +788,7 @@ static tsr_plugin_result cpu_execute(void *state, void *executable,
      * reported as its own, the nodes it took in as taking none. */
     const cpu_exe_node *at = &exe->nodes[s];
     if (at->deferred) continue;
-    if (at->absorbed && at->run_fused < 0) {
+    if (at->absorbed_by >= 0 && at->run_fused < 0) {
       if (timed) options->node_time(options->node_time_ctx, s, 0);
       continue;
     }

@@ -1210,17 +1210,17 @@ static tsr_plugin_result ocl_execute(void *state, void *executable,
   return r;
 }
 
-/* The table, answered as version 2 or, to an older host (which never reads node_note), 1. */
+/* The table, answered as version 2 or, to an older host (which never reads node_note), 1.
+ * Device memory is not host-visible through this plugin (no host_pointer), and the host stages
+ * copies through read() and write() (no copy). */
 #define OCL_TABLE(version)                                                                         \
   {                                                                                                \
     .struct_size = sizeof(tsr_plugin_table), .abi_version = (version), .name = "opencl",           \
     .init = ocl_init, .shutdown = ocl_shutdown, .device_count = ocl_device_count,                  \
     .device_props = ocl_device_props, .supports = ocl_supports, .alloc = ocl_alloc,                \
-    .free = ocl_free, .write = ocl_write, .read = ocl_read,                                        \
-    .host_pointer = NULL, /* device memory is not host-visible through this plugin */              \
-        .compile = ocl_compile, .execute = ocl_execute, .release_executable = ocl_release,         \
-    .copy = NULL, /* the host stages copies through read() and write() */                          \
-        .node_note = ocl_node_note                                                                 \
+    .free = ocl_free, .write = ocl_write, .read = ocl_read, .host_pointer = NULL,                  \
+    .compile = ocl_compile, .execute = ocl_execute, .release_executable = ocl_release,             \
+    .copy = NULL, .node_note = ocl_node_note                                                       \
   }
 static const tsr_plugin_table ocl_table = OCL_TABLE(2), ocl_table_v1 = OCL_TABLE(1);
 
