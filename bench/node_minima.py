@@ -34,6 +34,9 @@ import sys
 import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import compare  # noqa: E402  (DEFAULT_CACHE)
+
 WARMUP = 3  # runs of each process not counted, on both sides
 
 
@@ -128,8 +131,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--tessera", required=True, help="path to the tessera CLI")
     ap.add_argument("--model", required=True, help="a model name from DIR/models.json")
-    ap.add_argument("--cache", default=os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "tessera-bench"))
+    ap.add_argument("--cache", default=compare.DEFAULT_CACHE)
     ap.add_argument("--models", help="model folder (default: CACHE/models)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=8)
