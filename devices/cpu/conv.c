@@ -841,6 +841,7 @@ typedef struct conv_state {
   float *wdw;      /* a depthwise Conv's weights and bias by eight channels (cpu_conv_dw_pack) */
   float *wn;       /* a blocked Conv's weights, packed for its kernel nk (nchwc.h) */
   conv_nchwc_kernel nk;
+  int wino_tile; /* the tile side wn was packed for when nk is NCHWC_K_WINO (2 or 4) */
 } conv_state;
 
 /* Whether the transposed pointwise product runs p: prepare() packed W^T for it (for the plane
@@ -1417,7 +1418,7 @@ static int conv_run_nchwc(cpu_ctx *ctx, const cpu_node *n, const conv_state *st,
         cpu_nchwc_pointwise(ctx, p->N, p->C, p->M, p->out_sp, x, st->wn, b, scale, res, &p->act, y);
     break;
   case NCHWC_K_GROUP: rc = cpu_nchwc_group(ctx, p, in[0].data, st->wn, b, y); break;
-  case NCHWC_K_WINO: rc = cpu_nchwc_wino(ctx, p, in[0].data, st->wn, b, y); break;
+  case NCHWC_K_WINO: rc = cpu_nchwc_wino(ctx, p, st->wino_tile, in[0].data, st->wn, b, y); break;
   case NCHWC_K_DIRECT: rc = cpu_nchwc_direct(ctx, p, in[0].data, st->wn, b, y); break;
   default: rc = cpu_nchwc_stem(ctx, p, in[0].data, st->wn, b, y); break;
   }
@@ -1495,10 +1496,11 @@ static int conv_prepare(const cpu_node *n, void **out_state, char *msg, size_t s
     /* The blocked kernel's weights (plugin.c chose the layout, having asked conv_nchwc_role);
      * a blocked depthwise layer packs as the interleaved path does, below. */
     size_t nf = 0;
+    int tile = k == NCHWC_K_WINO ? cpu_nchwc_wino_tile(&p) : 0;
     switch (k) {
     case NCHWC_K_PW: nf = cpu_nchwc_pw_packed_floats(p.C, p.M); break;
     case NCHWC_K_GROUP: nf = cpu_nchwc_group_packed_floats(&p); break;
-    case NCHWC_K_WINO: nf = cpu_nchwc_wino_packed_floats(&p); break;
+    case NCHWC_K_WINO: nf = cpu_nchwc_wino_packed_floats(&p, tile); break;
     case NCHWC_K_DIRECT: nf = cpu_nchwc_direct_packed_floats(&p); break;
     case NCHWC_K_STEM: nf = cpu_nchwc_stem_packed_floats(&p); break;
     default: snprintf(msg, size, "no blocked kernel takes this Conv"); return -1;
@@ -1512,11 +1514,12 @@ static int conv_prepare(const cpu_node *n, void **out_state, char *msg, size_t s
     switch (k) {
     case NCHWC_K_PW: cpu_nchwc_pw_pack(w->data, p.C, p.M, st->wn); break;
     case NCHWC_K_GROUP: cpu_nchwc_group_pack(&p, w->data, st->wn); break;
-    case NCHWC_K_WINO: cpu_nchwc_wino_pack(&p, w->data, st->wn); break;
+    case NCHWC_K_WINO: cpu_nchwc_wino_pack(&p, tile, w->data, st->wn); break;
     case NCHWC_K_DIRECT: cpu_nchwc_direct_pack(&p, w->data, st->wn); break;
     default: cpu_nchwc_stem_pack(&p, w->data, st->wn); break;
     }
     st->nk = k;
+    st->wino_tile = tile;
     *out_state = st;
     return 0;
   }
@@ -1620,7 +1623,9 @@ static void conv_note(const cpu_node *n, const void *state, cpu_isa isa, char *b
     case NCHWC_K_PW: k = conv_nchwc_strided(&p) ? "1x1 over a subsampled copy" : "1x1"; break;
     case NCHWC_K_DW: k = "depthwise"; break;
     case NCHWC_K_GROUP: k = "grouped"; break;
-    case NCHWC_K_WINO: k = "winograd F(2x2,3x3)"; break;
+    case NCHWC_K_WINO:
+      k = st->wino_tile == 4 ? "winograd F(4x4,3x3)" : "winograd F(2x2,3x3)";
+      break;
     case NCHWC_K_DIRECT: k = "direct"; break;
     case NCHWC_K_STEM: k = "stem, from NCHW"; break;
     default: break;

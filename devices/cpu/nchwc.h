@@ -129,20 +129,24 @@ void cpu_nchwc_group_pack(const conv_plan *p, const float *w, float *dst);
 int cpu_nchwc_group(cpu_ctx *ctx, const conv_plan *p, const float *x, const float *wp,
                     const float *bias, float *y);
 
-/* ---- 3x3 by Winograd's F(2x2, 3x3) (conv_nchwc_wino.c) -------------------------------- */
+/* ---- 3x3 by Winograd's F(2x2, 3x3) or F(4x4, 3x3) (conv_nchwc_wino.c) ------------------ */
 
 /* Whether cpu_nchwc_wino runs p: a 2-D 3x3 Conv, stride and dilation 1, one group, C and M
  * multiples of eight, any padding. */
 bool cpu_nchwc_wino_applies(const conv_plan *p);
-size_t cpu_nchwc_wino_packed_floats(const conv_plan *p);
-/* Packs w ([M, C, 3, 3]) into dst (64-byte aligned, cpu_nchwc_wino_packed_floats(p) floats):
- * the 16 transformed matrices U[xi] = (G g G^T)[xi], M x C each, one after another, each as
- * cpu_nchwc_pw_pack packs a 1x1 layer's weights. */
-void cpu_nchwc_wino_pack(const conv_plan *p, const float *w, float *dst);
-/* y (blocked [N, M/8, OH, OW, 8]) = act(conv(x) + bias) with x blocked [N, C/8, IH, IW, 8];
- * bias may be NULL; the activation is p->act. Runs on ctx's threads. Returns 0, or -1 after
- * cpu_fail() (out of memory). x and y do not overlap. */
-int cpu_nchwc_wino(cpu_ctx *ctx, const conv_plan *p, const float *x, const float *wp,
+/* The side of the output tiles p is best run with, 2 or 4 (TESSERA_CPU_WINOGRAD_TILE=2 or 4
+ * forces one). The weights are packed for one tile and run with the same. */
+int cpu_nchwc_wino_tile(const conv_plan *p);
+size_t cpu_nchwc_wino_packed_floats(const conv_plan *p, int tile);
+/* Packs w ([M, C, 3, 3]) into dst (64-byte aligned, cpu_nchwc_wino_packed_floats(p, tile)
+ * floats): the 16 (tile 2) or 36 (tile 4) transformed matrices U[xi] = (G g G^T)[xi], M x C
+ * each, one after another, each as cpu_nchwc_pw_pack packs a 1x1 layer's weights. */
+void cpu_nchwc_wino_pack(const conv_plan *p, int tile, const float *w, float *dst);
+/* y (blocked [N, M/8, OH, OW, 8]) = act(conv(x) + bias) with x blocked [N, C/8, IH, IW, 8],
+ * by tiles of tile x tile outputs (2 or 4, as wp was packed); bias may be NULL; the activation
+ * is p->act. Runs on ctx's threads. Returns 0, or -1 after cpu_fail() (out of memory, a tile
+ * of another size). x and y do not overlap. */
+int cpu_nchwc_wino(cpu_ctx *ctx, const conv_plan *p, int tile, const float *x, const float *wp,
                    const float *bias, float *y);
 
 /* ---- Direct dense convolution (conv_nchwc_direct.c) ------------------------------------- */
