@@ -1,14 +1,18 @@
 #!/usr/bin/python3
 """Single Conv layers through each of the CPU plugin's strategies that an environment variable
 switches, alternately, as a markdown table: the measurements behind the cost rules in
-devices/cpu/conv_wino.c (TESSERA_CPU_WINOGRAD) and conv_pw.c (TESSERA_CPU_PWT).
+devices/cpu/conv_wino.c (TESSERA_CPU_WINOGRAD), conv_pw.c (TESSERA_CPU_PWT) and
+conv_nchwc_wino.c (TESSERA_CPU_WINOGRAD_TILE).
 
     conv_layers.py --tessera BUILD/tessera [--threads 1] [--rounds 3] [--iterations 100]
                    [--only NAME,...] [--dir DIR]
 
 Each layer is a one-node ONNX model (a Conv with bias, random weights from a fixed seed, the
 shapes of ResNet-50's, SqueezeNet's and EfficientNet-B0's layers), written to DIR (default: a
-temporary folder). Per round, every variant of a layer runs once (`tessera bench --json
+temporary folder). The `blocked_*` layers run in the channel-blocked layout, as inside a model:
+a 3x3 stem Conv from three channels (with Relu) comes before the layer and a
+GlobalAveragePool after it, so that the layer reads and writes NCHW8c; only the layer's node
+is timed. Per round, every variant of a layer runs once (`tessera bench --json
 --profile`), in an order that rotates between rounds; the figure is the Conv node's time per
 run from the profile (the input copy left out), the lowest over the rounds, since on a shared
 machine noise only ever adds. `auto` is the plugin's own choice. Alone, a layer's weights and
@@ -39,22 +43,42 @@ LAYERS = {
     "resnet_1x1_7": (512, 2048, 7, 1, 1, 0, "TESSERA_CPU_PWT", ["0", "1"]),
     "effnet_1x1_7": (1152, 192, 7, 1, 1, 0, "TESSERA_CPU_PWT", ["0", "1"]),
     "effnet_1x1_14": (112, 672, 14, 1, 1, 0, "TESSERA_CPU_PWT", ["0", "1"]),
+    "blocked_3x3_56": (64, 64, 56, 3, 1, 1, "TESSERA_CPU_WINOGRAD_TILE", ["2", "4"]),
+    "blocked_3x3_28": (128, 128, 28, 3, 1, 1, "TESSERA_CPU_WINOGRAD_TILE", ["2", "4"]),
+    "blocked_3x3_14": (256, 256, 14, 3, 1, 1, "TESSERA_CPU_WINOGRAD_TILE", ["2", "4"]),
+    "blocked_3x3_7": (512, 512, 7, 3, 1, 1, "TESSERA_CPU_WINOGRAD_TILE", ["2", "4"]),
+    "blocked_squeeze_55": (16, 64, 55, 3, 1, 1, "TESSERA_CPU_WINOGRAD_TILE", ["2", "4"]),
+    "blocked_squeeze_27": (32, 128, 27, 3, 1, 1, "TESSERA_CPU_WINOGRAD_TILE", ["2", "4"]),
 }
+VARIABLES = ("TESSERA_CPU_WINOGRAD", "TESSERA_CPU_PWT", "TESSERA_CPU_WINOGRAD_TILE")
 
 
-def make_layer(path, c, m, hw, k, s, pad, seed):
+def make_layer(path, c, m, hw, k, s, pad, seed, blocked):
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(seed)
     w = (rng.standard_normal((m, c, k, k)) / np.sqrt(c * k * k)).astype(np.float32)
     b = (rng.standard_normal(m) * 0.1).astype(np.float32)
-    node = helper.make_node("Conv", ["x", "w", "b"], ["y"], name="conv", kernel_shape=[k, k],
-                            strides=[s, s], pads=[pad] * 4)
+    inits = [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")]
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["y"], name="conv", kernel_shape=[k, k],
+                              strides=[s, s], pads=[pad] * 4)]
+    cin = c
+    if blocked:
+        cin = 3
+        w0 = (rng.standard_normal((c, 3, 3, 3)) / np.sqrt(27)).astype(np.float32)
+        inits.append(numpy_helper.from_array(w0, "w0"))
+        nodes = [helper.make_node("Conv", ["in", "w0"], ["s"], name="stem", kernel_shape=[3, 3],
+                                  pads=[1] * 4),
+                 helper.make_node("Relu", ["s"], ["x"], name="stem_relu"),
+                 helper.make_node("Conv", ["x", "w", "b"], ["c"], name="conv",
+                                  kernel_shape=[k, k], strides=[s, s], pads=[pad] * 4),
+                 helper.make_node("GlobalAveragePool", ["c"], ["y"], name="pool")]
     graph = helper.make_graph(
-        [node], "layer", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, c, hw, hw])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
-        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")])
+        nodes, "layer",
+        [helper.make_tensor_value_info("in" if blocked else "x", TensorProto.FLOAT,
+                                       [1, cin, hw, hw])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
 
 
@@ -93,14 +117,14 @@ def main():
         c, m, hw, k, s, pad, var, values = LAYERS[name]
         path = os.path.join(work, name + ".onnx")
         if not os.path.exists(path):
-            make_layer(path, c, m, hw, k, s, pad, seed=i)
+            make_layer(path, c, m, hw, k, s, pad, seed=i, blocked=name.startswith("blocked_"))
         variants = values + [""]
         best = {v: float("inf") for v in variants}
         for r in range(args.rounds):
             for v in variants[r % len(variants):] + variants[:r % len(variants)]:
                 env = dict(os.environ)
-                env.pop("TESSERA_CPU_WINOGRAD", None)
-                env.pop("TESSERA_CPU_PWT", None)
+                for var_name in VARIABLES:
+                    env.pop(var_name, None)
                 if v:
                     env[var] = v
                 best[v] = min(best[v], conv_ms(args.tessera, path, args.threads,

@@ -81,15 +81,17 @@ bool cpu_nchwc_wino_applies(const conv_plan *p) {
          w->d[2] == 1 && w->pb[1] >= 0 && w->pb[2] >= 0;
 }
 
-/* 4x4 tiles over output planes of 24x24 and more, 2x2 tiles below. Measured on one Zen 4
- * core, the Conv nodes' times in `tessera bench --profile` with TESSERA_CPU_WINOGRAD_TILE=2
- * and 4 alternating (runs in noisy spells, so as ranges): ResNet-50's three 64 -> 64 layers
- * over 56x56 together 3.4-4.0 -> 2.3-2.8 ms, its three 128 -> 128 over 28x28 3.4-4.0 ->
- * 2.3-2.9 (at two threads the six together 3.8-5.5 -> 2.7-3.3); SqueezeNet's 16 -> 64 over 55x55
- * and 32 -> 128 over 27x27, four layers, 1.44-1.77 -> 1.06-1.12. But 256 -> 256 over 14x14
- * (16 tiles a plane, 30% of their outputs past the edge, U 9.4 MB) went 6.4-8.2 -> 5.7-12.3 ms
- * for five layers, and worse when neighbours load the machine: U's stream costs more than the
- * products save. 512 -> 512 over 7x7 (four tiles) 4.1-5.3 -> 4.0-4.8, no gain. */
+/* 4x4 tiles over output planes of 24x24 and more, 2x2 tiles below. Single layers in the
+ * blocked layout (`bench/conv_layers.py --only blocked_3x3_56,...`, best of 6 rounds, tile 2
+ * -> 4, one thread then two, Zen 4): 64 -> 64 over 56x56 1.05 -> 0.71 ms and 0.62 -> 0.40,
+ * 128 -> 128 over 28x28 1.01 -> 0.66 and 0.62 -> 0.49, SqueezeNet's 16 -> 64 over 55x55 0.35
+ * -> 0.21 and 32 -> 128 over 27x27 0.28 -> 0.17; but 256 -> 256 over 14x14 1.02 -> 1.02 (16
+ * tiles a plane, 30% of their outputs past the edge) and 512 -> 512 over 7x7 2.06 -> 2.22.
+ * Inside ResNet-50 (`tessera bench --profile`, TESSERA_CPU_WINOGRAD_TILE=2 and 4 alternating,
+ * noisy spells, so as ranges) the 56x56 and 28x28 layers gained as much (the six 7.2-8.3 ->
+ * 5.4-6.7 ms summed over runs, 3.8-5.5 -> 2.7-3.3 at two threads), while the 14x14 ones lost,
+ * the more when neighbours loaded the machine (5 layers 6.4-8.2 -> 5.7-12.3): their U, 9.4 MB
+ * against 4.2, streams from memory on every run. */
 int cpu_nchwc_wino_tile(const conv_plan *p) {
   const char *force = getenv("TESSERA_CPU_WINOGRAD_TILE");
   if (force && (*force == '2' || *force == '4') && force[1] == '\0')
