@@ -17,6 +17,10 @@ Columns: median latency of each side, ORT/Tessera (> 1: Tessera is faster), mode
 session creation; Tessera: model load plus session creation, which includes planning and weight
 packing), and peak resident memory of each process (from wait4; node and the onnxruntime-node
 module take about 50 MB of ONNX Runtime's figure before a model is loaded). The geometric mean of the ratios is given per thread count.
+A last column, "per round", is the median over the rounds of each round's ORT/Tessera: the two
+sides of one round run back to back, so a busy spell of the machine moves both; the ratio of
+the medians (the fifth column, the one the targets are stated in) can instead swing when a
+spell happens to cover more of one side's runs than the other's.
 
 ort_run.js has no warm-up option: ONNX Runtime gets ITERATIONS + WARMUP runs and reports their
 median, which the few slower first runs barely move. Tessera gets WARMUP runs plus its first run
@@ -298,25 +302,31 @@ def print_tables(results, threads):
     nets = [r for r in results if not r["flops"]]
     gemms = [r for r in results if r["flops"]]
     print("| model | threads | ORT ms | Tessera ms | ORT/Tessera | ORT load ms | Tessera load ms "
-          "| ORT peak RSS MB | Tessera peak RSS MB | spread ORT / Tessera |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| ORT peak RSS MB | Tessera peak RSS MB | spread ORT / Tessera | per round |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in nets:
         o, s = r["ort"] or {}, r["tessera"] or {}
         ratio = (o["median_ms"] / s["median_ms"]) if o and s and not r["error"] else None
         r["ratio"] = ratio
+        pairs = [a["median_ms"] / b["median_ms"]
+                 for a, b in zip(r["rounds"]["ort"], r["rounds"]["tessera"])]
+        r["round_ratio"] = statistics.median(pairs) if pairs and not r["error"] else None
         print(f"| {r['model']} | {r['threads']} | {fmt(o.get('median_ms'))} | "
               f"{fmt(s.get('median_ms')) if not r['error'] else 'error'} | {fmt(ratio)} | "
               f"{fmt(o.get('load_ms'), '.0f')} | {fmt(s.get('load_ms'), '.0f')} | "
               f"{fmt(o.get('rss_mb'), '.0f')} | {fmt(s.get('rss_mb'), '.0f')} | "
               f"{fmt(o.get('spread') and 100 * o['spread'], '.0f')}% / "
-              f"{fmt(s.get('spread') and 100 * s['spread'], '.0f')}% |")
+              f"{fmt(s.get('spread') and 100 * s['spread'], '.0f')}% | "
+              f"{fmt(r['round_ratio'])} |")
     print()
     for t in threads:
         ratios = [r["ratio"] for r in nets if r["threads"] == t and r.get("ratio")]
         if ratios:
             geo = math.exp(sum(math.log(x) for x in ratios) / len(ratios))
+            paired = [r["round_ratio"] for r in nets if r["threads"] == t and r.get("ratio")]
+            geo_p = math.exp(sum(math.log(x) for x in paired) / len(paired))
             print(f"Geometric mean of ORT/Tessera at {t} thread{'s' if t > 1 else ''}: "
-                  f"{geo:.2f} over {len(ratios)} models")
+                  f"{geo:.2f} over {len(ratios)} models (per round: {geo_p:.2f})")
     if gemms:
         print()
         print("| MatMul M x K x N | threads | ORT ms | Tessera ms | ORT GFLOP/s | Tessera GFLOP/s "
