@@ -450,11 +450,13 @@ WINO_AVX2 static void wino4_in_row(const wino_job *j, const float *xb, int64_t t
     row_k(j, pm, bv, yb, ty, kind);                                                                \
   }
 WINO_OUT_FN(wino_out_plain, wino_out_row_k, CPU_ACT_NONE)
+WINO_OUT_FN(wino_out_relu, wino_out_row_k, CPU_ACT_RELU)
 WINO_OUT_FN(wino_out_clip, wino_out_row_k, CPU_ACT_CLIP)
 WINO_OUT_FN(wino_out_leaky, wino_out_row_k, CPU_ACT_LEAKYRELU)
 WINO_OUT_FN(wino_out_hsig, wino_out_row_k, CPU_ACT_HARDSIGMOID)
 WINO_OUT_FN(wino_out_hswish, wino_out_row_k, CPU_ACT_HARDSWISH)
 WINO_OUT_FN(wino4_out_plain, wino4_out_row_k, CPU_ACT_NONE)
+WINO_OUT_FN(wino4_out_relu, wino4_out_row_k, CPU_ACT_RELU)
 WINO_OUT_FN(wino4_out_clip, wino4_out_row_k, CPU_ACT_CLIP)
 WINO_OUT_FN(wino4_out_leaky, wino4_out_row_k, CPU_ACT_LEAKYRELU)
 WINO_OUT_FN(wino4_out_hsig, wino4_out_row_k, CPU_ACT_HARDSIGMOID)
@@ -599,13 +601,13 @@ int cpu_nchwc_wino(cpu_ctx *ctx, const conv_plan *p, int tile, const float *x, c
     return cpu_fail(ctx, "the NCHW8c Winograd convolution's buffers are too large");
   j.scratch = all;
 
-  /* The activation in registers as the output transform stores (relu and clip as a clamp,
-   * cpu_act_clamp_bounds), or the smooth ones over the finished rows. */
+  /* The activation in registers as the output transform stores (relu as a max, clip as a
+   * clamp, cpu_act_clamp_bounds), or the smooth ones over the finished rows. */
   j.act = p->act;
   j.p0 = p->act.p0, j.p1 = p->act.p1;
   j.smooth = cpu_act_is_smooth(p->act.kind);
   switch (p->act.kind) {
-  case CPU_ACT_RELU:
+  case CPU_ACT_RELU: j.out_row = tile == 4 ? wino4_out_relu : wino_out_relu; break;
   case CPU_ACT_CLIP:
     cpu_act_clamp_bounds(&p->act, &j.p0, &j.p1);
     j.out_row = tile == 4 ? wino4_out_clip : wino_out_clip;
