@@ -38,6 +38,13 @@ LAYERS = {
     "narrow_3x3_56": (16, 16, 56, 3, 1, 1, "TESSERA_CPU_WINOGRAD", ["0", "1"]),
     "narrow_3x3_28": (16, 32, 28, 3, 1, 1, "TESSERA_CPU_WINOGRAD", ["0", "1"]),
     "deep_3x3_4": (512, 512, 4, 3, 1, 1, "TESSERA_CPU_WINOGRAD", ["0", "1"]),
+    "ppocr_3x3_56": (96, 24, 56, 3, 1, 1, "TESSERA_CPU_WINOGRAD", ["0", "1"]),
+    "ppocr_3x3_28": (96, 24, 28, 3, 1, 1, "TESSERA_CPU_WINOGRAD", ["0", "1"]),
+    "ppocr_3x3_14": (96, 24, 14, 3, 1, 1, "TESSERA_CPU_WINOGRAD", ["0", "1"]),
+    "narrow_out_3x3_56": (64, 16, 56, 3, 1, 1, "TESSERA_CPU_WINOGRAD", ["0", "1"]),
+    "narrow_24_3x3_56": (24, 24, 56, 3, 1, 1, "TESSERA_CPU_WINOGRAD", ["0", "1"]),
+    "narrow_16_48_3x3_56": (16, 48, 56, 3, 1, 1, "TESSERA_CPU_WINOGRAD", ["0", "1"]),
+    "narrow_32_16_3x3_56": (32, 16, 56, 3, 1, 1, "TESSERA_CPU_WINOGRAD", ["0", "1"]),
     "squeeze_3x3_13": (64, 256, 13, 3, 1, 1, "TESSERA_CPU_WINOGRAD", ["0", "1"]),
     "resnet_1x1_14": (256, 1024, 14, 1, 1, 0, "TESSERA_CPU_PWT", ["0", "1"]),
     "resnet_1x1_7": (512, 2048, 7, 1, 1, 0, "TESSERA_CPU_PWT", ["0", "1"]),
@@ -49,6 +56,8 @@ LAYERS = {
     "blocked_3x3_7": (512, 512, 7, 3, 1, 1, "TESSERA_CPU_WINOGRAD_TILE", ["2", "4"]),
     "blocked_squeeze_55": (16, 64, 55, 3, 1, 1, "TESSERA_CPU_WINOGRAD_TILE", ["2", "4"]),
     "blocked_squeeze_27": (32, 128, 27, 3, 1, 1, "TESSERA_CPU_WINOGRAD_TILE", ["2", "4"]),
+    "blocked_ppocr_56": (96, 24, 56, 3, 1, 1, "TESSERA_CPU_WINOGRAD", ["0", "1"]),
+    "blocked_ppocr_28": (96, 24, 28, 3, 1, 1, "TESSERA_CPU_WINOGRAD", ["0", "1"]),
 }
 VARIABLES = ("TESSERA_CPU_WINOGRAD", "TESSERA_CPU_PWT", "TESSERA_CPU_WINOGRAD_TILE")
 

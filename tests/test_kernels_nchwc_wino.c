@@ -420,6 +420,36 @@ START_TEST(test_wino_tile_choice) {
 }
 END_TEST
 
+/* Which 3x3 layers Winograd is wanted for (cpu_conv_wino_wanted, for this kernel and
+ * conv_wino.c's): C M / (C + M) at least 12, over planes at least 7 wide and 4 high. */
+START_TEST(test_wino_wanted) {
+  static const struct {
+    int64_t C, M, h, w;
+    bool want;
+  } cases[] = {{64, 64, 56, 56, true},  {96, 24, 56, 56, true},  {24, 24, 56, 56, true},
+               {16, 48, 56, 56, true},  {64, 16, 28, 28, true},  {16, 64, 55, 55, true},
+               {32, 16, 56, 56, false}, {16, 32, 28, 28, false}, {16, 16, 56, 56, false},
+               {8, 512, 28, 28, false}, {64, 64, 3, 28, false},  {64, 64, 28, 6, false}};
+  unsetenv("TESSERA_CPU_WINOGRAD");
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    ref_geom g = geom3(1, cases[i].C, cases[i].M, cases[i].h, cases[i].w, 1, 1, 1, 1);
+    conv_plan p = ref_plan(&g, false, ref_acts[0]);
+    ck_assert_msg(cpu_conv_wino_wanted(&p) == cases[i].want, "%lld -> %lld over %lldx%lld: %s",
+                  (long long)cases[i].C, (long long)cases[i].M, (long long)cases[i].h,
+                  (long long)cases[i].w, cases[i].want ? "not wanted" : "wanted");
+  }
+  ref_geom g = geom3(1, 16, 16, 56, 56, 1, 1, 1, 1);
+  conv_plan p = ref_plan(&g, false, ref_acts[0]);
+  setenv("TESSERA_CPU_WINOGRAD", "1", 1);
+  ck_assert(cpu_conv_wino_wanted(&p));
+  setenv("TESSERA_CPU_WINOGRAD", "0", 1);
+  g = geom3(1, 64, 64, 56, 56, 1, 1, 1, 1);
+  p = ref_plan(&g, false, ref_acts[0]);
+  ck_assert(!cpu_conv_wino_wanted(&p));
+  unsetenv("TESSERA_CPU_WINOGRAD");
+}
+END_TEST
+
 /* A run on another ISA fails with a message instead of executing AVX2 code. */
 START_TEST(test_wino_needs_avx2) {
   ref_geom g = geom3(1, 8, 8, 4, 4, 1, 1, 1, 1);
@@ -451,6 +481,7 @@ static Suite *kernels_nchwc_wino_suite(void) {
   tcase_add_loop_test(c, test_wino_nan, 0, 2);
   tcase_add_test(c, test_wino_applies);
   tcase_add_test(c, test_wino_tile_choice);
+  tcase_add_test(c, test_wino_wanted);
   tcase_add_test(c, test_wino_needs_avx2);
 #else
   tcase_add_test(c, test_wino_absent);

@@ -46,18 +46,23 @@ bool cpu_conv_wino_applies(const conv_plan *p) {
 }
 
 /* Where it pays: enough channels in and out that the matrix products outweigh the transforms,
- * and planes wide enough that a tile row fills most of the transforms' eight lanes. Measured by
- * bench/conv_layers.py (Zen 4, AVX2 kernels; direct -> Winograd, one thread, then two):
- * 56x56x64 2.35 -> 1.30 ms, 14x14x256 2.48 -> 1.38, 7x7x512 2.77 -> 2.00 and 1.46 -> 1.16, 16
- * -> 64 over 55x55 0.59 -> 0.48 and 0.33 -> 0.25, 13x13 64 -> 256 0.57 -> 0.41; but 16 -> 16
- * over 56x56 0.18 -> 0.19 and 0.11 -> 0.16, 16 -> 32 over 28x28 0.10 -> 0.08 and 0.06 -> 0.07
- * (the transforms weigh as much as the products saved, and split over threads in steps too
- * short), and 4x4x512 1.49 -> 1.98 (four tiles, past which all 16 MB of U stream). */
+ * and planes wide enough that a tile row fills most of the transforms' eight lanes. The
+ * products per tile grow as C M, the transforms as C + M (input and output), so the rule is
+ * on C M / (C + M), at least 12. Measured by bench/conv_layers.py (Zen 4, AVX2 kernels; direct
+ * -> Winograd, one thread, then two): 56x56x64 2.35 -> 1.30 ms, 14x14x256 2.48 -> 1.38, 7x7x512
+ * 2.77 -> 2.00 and 1.46 -> 1.16, 16 -> 64 over 55x55 0.59 -> 0.48 and 0.33 -> 0.25, 13x13 64 ->
+ * 256 0.57 -> 0.41; the narrow ones (best of 6 rounds): 96 -> 24 over 56x56 (PP-OCR's head,
+ * 19.2) 1.43 -> 0.84 and 0.89 -> 0.52, over 28x28 0.37 -> 0.24, 64 -> 16 (12.8) 0.72 -> 0.50
+ * and 0.48 -> 0.32, 24 -> 24 (12) 0.36 -> 0.27 and 0.24 -> 0.22, 16 -> 48 (12) 0.47 -> 0.35
+ * and 0.31 -> 0.24; but 32 -> 16 (10.7) 0.36 -> 0.27 and 0.22 -> 0.25, 16 -> 16 (8) 0.19 ->
+ * 0.19 and 0.15 -> 0.18 (the transforms weigh as much as the products saved, and split over
+ * threads in steps too short), and 4x4x512 1.49 -> 1.98 (four tiles, past which all 16 MB of U
+ * stream). */
 bool cpu_conv_wino_wanted(const conv_plan *p) {
   const char *force = getenv("TESSERA_CPU_WINOGRAD");
   if (force && *force)
     return *force == '1';
-  bool channels = (p->C >= 32 && p->M >= 32) || (p->C >= 16 && p->M >= 64);
+  bool channels = p->C * p->M >= 12 * (p->C + p->M);
   return channels && p->w.out[2] >= 7 && p->w.out[1] >= 4;
 }
 
