@@ -3,9 +3,10 @@
  * 1x1 Convs with their fused activations, residual Adds and squeeze-and-excitation scales,
  * elementwise ops, GlobalAveragePool) mixed with layers that do not (3x3 Convs, MaxPool), with
  * intermediate values as graph outputs now and then, so that layouts meet at every kind of
- * border. Each model runs through the public API with the blocked layout (the default on AVX2)
- * and with TESSERA_CPU_NCHWC=0, on 1 and 3 threads, and every output is compared with a float64
- * evaluation of the same graph written here. */
+ * border, and chains open again after a value that must lie NCHW. Each model runs through the
+ * public API with the blocked layout (the default on AVX2) and with TESSERA_CPU_NCHWC=0, on 1 and 3
+ * threads, and every output is compared with a float64 evaluation of the same graph written here.
+ */
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -423,6 +424,30 @@ START_TEST(random_chains) {
 }
 END_TEST
 
+/* The graph input x, [N, 3, H, W] of random values, also returned as floats in *xf (the
+ * caller frees them). */
+static int image_input(net *n, int64_t N, int64_t H, int64_t W, float **xf) {
+  int x = new_val(n, N, 3, H, W);
+  snprintf(n->v[x].name, sizeof n->v[x].name, "x");
+  mb_input(n->m, "x", TSR_DTYPE_FLOAT32, 4, n->v[x].dims);
+  *xf = malloc(vcount(&n->v[x]) * sizeof **xf);
+  for (size_t i = 0; i < vcount(&n->v[x]); i++)
+    n->v[x].data[i] = (*xf)[i] = runi();
+  return x;
+}
+
+/* Serializes n's model (and frees its builder), runs it on xf blocked on 1 and 3 threads and
+ * NCHW on 1 against the reference, and returns the model's bytes (*size of them), which the
+ * caller frees. */
+static void *finish_and_compare(net *n, const float *xf, int seed, size_t *size) {
+  void *b = mb_serialize(n->m, size);
+  mb_free(n->m);
+  run_and_compare(n, b, *size, xf, true, 1, seed);
+  run_and_compare(n, b, *size, xf, true, 3, seed);
+  run_and_compare(n, b, *size, xf, false, 1, seed);
+  return b;
+}
+
 /* A MobileNetV2 block as torchvision writes it, at the sizes where the kernels change paths:
  * 1x1 layers over planes of 7x7 (fewer pixels than a row of tiles) and 13x17. */
 START_TEST(fixed_blocks) {
@@ -431,12 +456,8 @@ START_TEST(fixed_blocks) {
     net n = {0};
     n.m = mb_new(17);
     int64_t H = seed % 2 ? 14 : 26, W = seed % 2 ? 14 : 34;
-    int x = new_val(&n, 1, 3, H, W);
-    snprintf(n.v[x].name, sizeof n.v[x].name, "x");
-    mb_input(n.m, "x", TSR_DTYPE_FLOAT32, 4, n.v[x].dims);
-    float *xf = malloc(vcount(&n.v[x]) * sizeof *xf);
-    for (size_t i = 0; i < vcount(&n.v[x]); i++)
-      n.v[x].data[i] = xf[i] = runi();
+    float *xf;
+    int x = image_input(&n, 1, H, W, &xf);
     int s = activation(&n, conv(&n, x, 32, 3, 2, 1, 1, true), A_CLIP);
     int e = activation(&n, conv(&n, s, 96, 1, 1, 0, 1, true), A_CLIP);
     int d = activation(&n, conv(&n, e, 96, 3, 1, 1, 96, true), A_CLIP);
@@ -445,11 +466,60 @@ START_TEST(fixed_blocks) {
     int q = activation(&n, conv(&n, r, 40, 1, 1, 0, 1, true), A_SILU);
     output(&n, gap(&n, q));
     size_t size = 0;
-    void *b = mb_serialize(n.m, &size);
-    mb_free(n.m);
-    run_and_compare(&n, b, size, xf, true, 1, seed);
-    run_and_compare(&n, b, size, xf, true, 3, seed);
-    run_and_compare(&n, b, size, xf, false, 1, seed);
+    void *b = finish_and_compare(&n, xf, seed, &size);
+    free(b);
+    free(xf);
+    free_net(&n);
+  }
+}
+END_TEST
+
+/* Where a value is read both by a Conv and by something that needs NCHW (here the host: a graph
+ * output), it lies NCHW, and the Conv opens a blocked chain from it, converting it first: a
+ * depthwise layer whose 1x1 and pool follow, and a 3x3 Convolution by Winograd, which runs
+ * blocked even with no chain after it (its output is an output too). The plan's notes say
+ * which nodes read NCHW; the outputs match the float64 evaluation, blocked or not, on 1 and 3
+ * threads. */
+START_TEST(chains_open_at_shared_values) {
+  for (int seed = 2000; seed < 2004; seed++) {
+    rng_state = 0x2545f4914f6cdd1du ^ (uint64_t)seed;
+    net n = {0};
+    n.m = mb_new(17);
+    float *xf;
+    int x = image_input(&n, 1 + seed % 2, 20 + seed % 3, 24, &xf);
+    int s = activation(&n, conv(&n, x, 16, 3, 1, 1, 1, true), A_RELU);
+    output(&n, s);
+    int d = activation(&n, conv(&n, s, 16, 3, 1, 1, 16, true), A_RELU);
+    output(&n, gap(&n, conv(&n, d, 24, 1, 1, 0, 1, true)));
+    output(&n, conv(&n, s, 48, 3, 1, 1, 1, true)); /* 16 * 48 / (16 + 48) = 12: Winograd */
+    size_t size = 0;
+    void *b = finish_and_compare(&n, xf, seed, &size);
+
+    setenv("TESSERA_CPU_NCHWC", "1", 1);
+    tsr_model *model = NULL;
+    ck_assert_ok(tsr_model_load_memory(rt, b, size, NULL, &model));
+    tsr_session *ss = NULL;
+    ck_assert_ok(tsr_session_create(rt, model, NULL, &ss));
+    tsr_plan *plan = NULL;
+    ck_assert_ok(tsr_session_plan(ss, 0, NULL, NULL, NULL, &plan));
+    bool blocked = false, dw_opens = false, wino_alone = false;
+    for (size_t i = 0; i < tsr_plan_node_count(plan); i++) {
+      tsr_plan_node_info ni = {sizeof ni};
+      ck_assert_ok(tsr_plan_get_node(plan, i, &ni));
+      blocked = blocked || (strstr(ni.kernel, "stem") && strstr(ni.kernel, "NCHW8c"));
+      dw_opens =
+          dw_opens || (strstr(ni.kernel, "depthwise") && strstr(ni.kernel, "NCHW8c, reads NCHW") &&
+                       !strstr(ni.kernel, "writes"));
+      wino_alone = wino_alone ||
+                   (strstr(ni.kernel, "winograd") && strstr(ni.kernel, "reads and writes NCHW"));
+    }
+    if (blocked) { /* an AVX2 machine: the blocked layout is on */
+      ck_assert_msg(dw_opens, "case %d: the depthwise Conv does not open a chain", seed);
+      ck_assert_msg(wino_alone, "case %d: the Winograd Conv does not run blocked", seed);
+    }
+    tsr_plan_destroy(plan);
+    tsr_session_destroy(ss);
+    tsr_model_destroy(model);
     free(b);
     free(xf);
     free_net(&n);
@@ -464,6 +534,7 @@ static Suite *suite(void) {
   tcase_set_timeout(tc, 600);
   tcase_add_test(tc, random_chains);
   tcase_add_test(tc, fixed_blocks);
+  tcase_add_test(tc, chains_open_at_shared_values);
   suite_add_tcase(s, tc);
   return s;
 }

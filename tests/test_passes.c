@@ -1394,7 +1394,11 @@ END_TEST
 /* Winograd's scratch (cpu_scratch_take) kept from run to run: x[1, 32, 20, 24] -> 3x3 Conv to
  * 48 -> Relu -> 3x3 Conv to 64 over a wider padding (a larger block than the first's, so that
  * the first Conv of the next run reuses what the second left), three runs of one session on
- * new inputs, each against a session of direct convolutions; on one and two threads. */
+ * new inputs, each against a session of direct convolutions; on one and two threads. Both
+ * layouts: NCHW (conv_wino.c's padded copies), and blocked, where the first Conv opens the
+ * chain from the graph input, converting it into the scratch block, and the second writes its
+ * blocked result there before converting it to the NCHW output; with 2x2 tiles (the 4x4 ones'
+ * larger rounding, some 3e-7 of the products' magnitudes, is the unit suite's to bound). */
 START_TEST(winograd_scratch_reused) {
   mb_model *m = mb_new(13);
   int64_t xd[] = {1, 32, 20, 24}, w1[] = {48, 32, 3, 3}, w2[] = {64, 48, 3, 3};
@@ -1408,9 +1412,13 @@ START_TEST(winograd_scratch_reused) {
   mb_attr_ints(m, "pads", 4, (int64_t[]){3, 2, 3, 2});
   mb_output(m, "y", TSR_DTYPE_FLOAT32);
   bytes b = finish(m);
-  for (int threads = 1; threads <= 2; threads++) {
+  for (int config = 0; config < 4; config++) {
+    int threads = 1 + config % 2;
+    bool blocked = config >= 2;
     tsr_session *s[2] = {NULL, NULL};
     tsr_model *model[2];
+    setenv("TESSERA_CPU_NCHWC", blocked ? "1" : "0", 1);
+    setenv("TESSERA_CPU_WINOGRAD_TILE", "2", 1);
     for (int k = 0; k < 2; k++) {
       model[k] = load(b, true);
       tsr_session_options so = {sizeof so};
@@ -1419,6 +1427,8 @@ START_TEST(winograd_scratch_reused) {
       ck_assert_ok(tsr_session_create(rt, model[k], &so, &s[k]));
     }
     unsetenv("TESSERA_CPU_WINOGRAD");
+    unsetenv("TESSERA_CPU_WINOGRAD_TILE");
+    unsetenv("TESSERA_CPU_NCHWC");
     for (int run = 0; run < 3; run++) {
       float *xv = rand_buf(32 * 20 * 24, -2.0f, 2.0f);
       tsr_tensor *x = NULL, *y[2];
@@ -1430,7 +1440,8 @@ START_TEST(winograd_scratch_reused) {
       for (int k = 0; k < 2; k++)
         ck_assert_ok(tsr_session_run(s[k], NULL, 1, names, ins, 1, outs, &y[k]));
       char what[64];
-      snprintf(what, sizeof what, "Winograd run %d on %d threads", run, threads);
+      snprintf(what, sizeof what, "Winograd run %d on %d threads, %s", run, threads,
+               blocked ? "blocked" : "NCHW");
       expect_close(y[0], y[1], what);
       tsr_tensor_destroy(y[0]);
       tsr_tensor_destroy(y[1]);

@@ -1334,9 +1334,18 @@ static cpu_nchwc_role conv_nchwc_role(const cpu_node *n, cpu_isa isa) {
   if (fused &&
       (k != NCHWC_K_PW || (n->fused_act != CPU_FUSED_NONE && n->fused_act != CPU_FUSED_RELU)))
     return CPU_NCHWC_NONE;
-  return k == NCHWC_K_NONE   ? CPU_NCHWC_NONE
-         : k == NCHWC_K_STEM ? CPU_NCHWC_STEM
-                             : CPU_NCHWC_BLOCKED;
+  /* Any blocked kernel may open a chain from a plain input, converting it (conv_run_nchwc):
+   * the NCHW paths pack or transpose their input too. Winograd even alone: over 56x56, 96 -> 24
+   * took 0.84 ms by the NCHW path's 2x2 tiles and 0.40 blocked with 4x4 ones
+   * (bench/conv_layers.py), against some 0.1 for the conversions. A fused residual has to
+   * lie blocked already, so such a node only continues a chain. */
+  if (k == NCHWC_K_NONE)
+    return CPU_NCHWC_NONE;
+  if (k == NCHWC_K_STEM)
+    return CPU_NCHWC_STEM;
+  if (fused)
+    return CPU_NCHWC_BLOCKED;
+  return k == NCHWC_K_WINO ? CPU_NCHWC_OPENS_ALONE : CPU_NCHWC_OPENS;
 #else
   (void)n, (void)isa;
   return CPU_NCHWC_NONE;
@@ -1372,8 +1381,12 @@ static int conv_run_nchwc(cpu_ctx *ctx, const cpu_node *n, const conv_state *st,
   const char *x0 = in[0].data, *y0 = out[0].data, *r0 = (const char *)res;
   const char *s0 = (const char *)scale;
   size_t bytes = out[0].nbytes;
-  bool y_on_x =
-      k != NCHWC_K_DW && k != NCHWC_K_STEM && nn_bytes_overlap(y0, bytes, x0, in[0].nbytes);
+  /* A node that opens a chain from a plain input reads a blocked copy of it, made into the
+   * scratch block first (after the output when that is apart), and so never its own output. */
+  bool in_plain = n->nchwc_in_plain;
+  size_t in_bytes = in_plain ? (in[0].nbytes + 63) / 64 * 64 : 0;
+  bool y_on_x = !in_plain && k != NCHWC_K_DW && k != NCHWC_K_STEM &&
+                nn_bytes_overlap(y0, bytes, x0, in[0].nbytes);
   bool y_on_s = scale && nn_bytes_overlap(y0, bytes, s0, in[4].nbytes);
   bool res_apart = res && r0 != y0 && nn_bytes_overlap(r0, bytes, y0, bytes);
   float *y = out[0].data, *tmp = NULL, *res_copy = NULL, *own = NULL;
@@ -1384,15 +1397,22 @@ static int conv_run_nchwc(cpu_ctx *ctx, const cpu_node *n, const conv_state *st,
   size_t sub_bytes = sub ? p->N * p->C * p->out_sp * sizeof(float) : 0;
   size_t off = apart ? (bytes + 63) / 64 * 64 : 0;
   char *blk = NULL;
-  if (((apart || sub) && !(blk = cpu_scratch_take(ctx, off + sub_bytes, &fresh))) ||
+  if (((apart || sub || in_plain) &&
+       !(blk = cpu_scratch_take(ctx, off + in_bytes + sub_bytes, &fresh))) ||
       (res_apart && !(res_copy = malloc(bytes)))) {
     cpu_scratch_give(ctx, blk);
     return cpu_fail(ctx, "out of memory for the output of a blocked Conv");
   }
   tmp = apart ? (float *)blk : NULL;
-  const float *x = in[0].data;
+  const float *xin = in[0].data; /* the blocked input */
+  if (in_plain) {
+    float *xc = (float *)(blk + off);
+    cpu_nchw_to_nchwc(ctx, xin, p->N * p->C / CPU_NCHWC, p->in_sp, xc);
+    xin = xc;
+  }
+  const float *x = xin;
   if (sub) {
-    float *xs = (float *)(blk + off);
+    float *xs = (float *)(blk + off + in_bytes);
     conv_nchwc_subsample(ctx, p, x, xs);
     x = xs;
   }
@@ -1408,7 +1428,7 @@ static int conv_run_nchwc(cpu_ctx *ctx, const cpu_node *n, const conv_state *st,
   case NCHWC_K_DW: {
     const float *packed = st && st->wdw ? st->wdw : (own = cpu_conv_dw_pack(p, in[1].data, b));
     if (packed)
-      rc = cpu_conv_depthwise_nchwc(ctx, p, in[0].data, packed, y);
+      rc = cpu_conv_depthwise_nchwc(ctx, p, xin, packed, y);
     else
       rc = cpu_fail(ctx, "out of memory packing depthwise weights");
     break;
@@ -1417,9 +1437,9 @@ static int conv_run_nchwc(cpu_ctx *ctx, const cpu_node *n, const conv_state *st,
     rc =
         cpu_nchwc_pointwise(ctx, p->N, p->C, p->M, p->out_sp, x, st->wn, b, scale, res, &p->act, y);
     break;
-  case NCHWC_K_GROUP: rc = cpu_nchwc_group(ctx, p, in[0].data, st->wn, b, y); break;
-  case NCHWC_K_WINO: rc = cpu_nchwc_wino(ctx, p, st->wino_tile, in[0].data, st->wn, b, y); break;
-  case NCHWC_K_DIRECT: rc = cpu_nchwc_direct(ctx, p, in[0].data, st->wn, b, y); break;
+  case NCHWC_K_GROUP: rc = cpu_nchwc_group(ctx, p, xin, st->wn, b, y); break;
+  case NCHWC_K_WINO: rc = cpu_nchwc_wino(ctx, p, st->wino_tile, xin, st->wn, b, y); break;
+  case NCHWC_K_DIRECT: rc = cpu_nchwc_direct(ctx, p, xin, st->wn, b, y); break;
   default: rc = cpu_nchwc_stem(ctx, p, in[0].data, st->wn, b, y); break;
   }
   if (rc == 0 && tmp) {

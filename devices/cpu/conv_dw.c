@@ -1223,6 +1223,35 @@ void cpu_nchwc_to_nchw(cpu_ctx *ctx, const float *x, size_t blocks, size_t hw, f
   cpu_parallel_for(ctx, blocks, nn_grain(hw * 8, 1 << 15), to_nchw_task, &j);
 }
 
+/* The other way: eight pixels of the eight planes at a time into eight blocked pixels. */
+DW_AVX2 static void to_nchwc_task(void *arg, size_t begin, size_t end) {
+  const to_nchw_job *j = arg;
+  size_t hw = j->hw;
+  for (size_t b = begin; b < end; b++) {
+    const float *x = j->x + b * 8 * hw;
+    float *y = j->y + b * hw * 8;
+    size_t p = 0;
+    for (; p + 8 <= hw; p += 8) {
+      __m256 v[8];
+      DW_UNROLL
+      for (int c = 0; c < 8; c++)
+        v[c] = _mm256_loadu_ps(x + (size_t)c * hw + p);
+      cpu_tr8x8(v);
+      DW_UNROLL
+      for (int i = 0; i < 8; i++)
+        _mm256_storeu_ps(y + (p + (size_t)i) * 8, v[i]);
+    }
+    for (; p < hw; p++)
+      for (int c = 0; c < 8; c++)
+        y[p * 8 + (size_t)c] = x[(size_t)c * hw + p];
+  }
+}
+
+void cpu_nchw_to_nchwc(cpu_ctx *ctx, const float *x, size_t blocks, size_t hw, float *y) {
+  to_nchw_job j = {.x = x, .y = y, .hw = hw};
+  cpu_parallel_for(ctx, blocks, nn_grain(hw * 8, 1 << 15), to_nchwc_task, &j);
+}
+
 bool cpu_conv_dw_nchwc_applies(const conv_plan *p) {
   dwi_geom g;
   return p->C % 8 == 0 && dw2d_applies(p) && dwi_plan(p, &g) && g.groups * 8 == p->C;

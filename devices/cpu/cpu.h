@@ -60,9 +60,10 @@ typedef struct cpu_node {
    * (assign_layouts) laid out its values: in[0] (and a residual in[3]) and out[0] for a
    * CPU_NCHWC_BLOCKED node, out[0] for a CPU_NCHWC_STEM one, in[0] for a CPU_NCHWC_SINK one;
    * but with nchwc_out_plain, a BLOCKED or STEM node computes blocked and writes out[0] as
-   * NCHW (its output is read by a node that cannot take it blocked, or leaves the partition).
-   * prepare() sees nchwc set when it packs weights. */
-  bool nchwc, nchwc_out_plain;
+   * NCHW (its output is read by a node that cannot take it blocked, or leaves the partition),
+   * and with nchwc_in_plain, an OPENS node reads in[0] as NCHW and converts it before it
+   * computes blocked. prepare() sees nchwc set when it packs weights. */
+  bool nchwc, nchwc_out_plain, nchwc_in_plain;
 } cpu_node;
 
 typedef struct cpu_pool cpu_pool;
@@ -92,12 +93,17 @@ typedef struct cpu_ctx {
 /* How a node can take part in the blocked layout (cpu_node.nchwc). */
 typedef enum cpu_nchwc_role {
   CPU_NCHWC_NONE = 0,
-  CPU_NCHWC_BLOCKED, /* in[0] and a residual in[3] blocked, out[0] blocked or converted to
-                        plain (Conv but stems, MaxPool) */
-  CPU_NCHWC_STEM,    /* in[0] plain NCHW, out[0] blocked (an image's first Conv) */
-  CPU_NCHWC_SINK,    /* in[0] either way, out[0] plain NCHW (global averages) */
-  CPU_NCHWC_FREE,    /* every operand either way, all alike (elementwise ops of one shape,
-                        Concat of channels) */
+  CPU_NCHWC_BLOCKED,     /* in[0] and a residual in[3] blocked, out[0] blocked or converted to
+                            plain (Conv but stems, MaxPool) */
+  CPU_NCHWC_STEM,        /* in[0] plain NCHW, out[0] blocked (an image's first Conv) */
+  CPU_NCHWC_SINK,        /* in[0] either way, out[0] plain NCHW (global averages) */
+  CPU_NCHWC_FREE,        /* every operand either way, all alike (elementwise ops of one shape,
+                            Concat of channels) */
+  CPU_NCHWC_OPENS,       /* as BLOCKED, or from a plain in[0], which the node converts first,
+                            where out[0] stays blocked: a Conv that opens a chain */
+  CPU_NCHWC_OPENS_ALONE, /* as OPENS, and from a plain in[0] even where out[0] is converted
+                            back (a Conv whose blocked kernel gains more than the two
+                            conversions cost: Winograd) */
 } cpu_nchwc_role;
 
 typedef struct cpu_op {

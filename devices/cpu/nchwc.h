@@ -93,6 +93,8 @@ int cpu_conv_depthwise_nchwc(cpu_ctx *ctx, const conv_plan *p, const float *x, c
 /* y (NCHW) = x (blocked) for `blocks` blocks of eight channels (N * C / 8) of hw pixels each:
  * where a blocked chain ends in a Conv whose output a node that cannot read it takes. */
 void cpu_nchwc_to_nchw(cpu_ctx *ctx, const float *x, size_t blocks, size_t hw, float *y);
+/* y (blocked) = x (NCHW), the same blocks: where a Conv opens a chain from a plain input. */
+void cpu_nchw_to_nchwc(cpu_ctx *ctx, const float *x, size_t blocks, size_t hw, float *y);
 
 /* ---- Global average (pool.c) ------------------------------------------------------------ */
 

@@ -523,11 +523,18 @@ static bool fuse_nodes(cpu_exe *exe) {
 
 /* ---- Channel-blocked layout ---------------------------------------------------------- */
 
-/* The operands of node en that its role lays out (cpu_nchwc_role): for BLOCKED and FREE those
- * that share its output's layout, for SINK the one it may read blocked. */
+/* Whether a node of role r reads in[0] (and a residual in[3]) blocked when it runs blocked. */
+static bool role_reads_blocked(cpu_nchwc_role r) {
+  return r == CPU_NCHWC_BLOCKED || r == CPU_NCHWC_OPENS || r == CPU_NCHWC_OPENS_ALONE;
+}
+
+/* The operands of node en that its role lays out (cpu_nchwc_role): for BLOCKED (and OPENS)
+ * and FREE those that share its output's layout, for SINK the one it may read blocked. */
 static bool layout_slot(const cpu_exe_node *en, cpu_nchwc_role role, uint32_t k) {
   switch (role) {
-  case CPU_NCHWC_BLOCKED: return k == 0 || (k == 3 && en->node.residual);
+  case CPU_NCHWC_BLOCKED:
+  case CPU_NCHWC_OPENS:
+  case CPU_NCHWC_OPENS_ALONE: return k == 0 || (k == 3 && en->node.residual);
   case CPU_NCHWC_SINK: return k == 0;
   case CPU_NCHWC_FREE: return !(en->in_static[k].is_const && en->in_static[k].count == 1);
   default: return false;
@@ -539,11 +546,15 @@ static bool layout_slot(const cpu_exe_node *en, cpu_nchwc_role role, uint32_t k)
  * of eight and more than one pixel, written by a node of the partition with a role and read
  * only by nodes that can read it blocked, and no partition output. Those conditions are
  * settled together, a value dropping back to NCHW wherever a node cannot take it, until
- * nothing changes: a stem always runs blocked; a BLOCKED Conv runs blocked when its input (and
- * residual) are, whatever its output; a FREE elementwise op passes the layout through only
- * when all its operands and its output have it; a SINK reads either. A stem or Conv whose
- * output stays NCHW (a reader cannot take it, or it leaves the partition) computes blocked and
- * converts (cpu_node.nchwc_out_plain); inputs are never converted, so chains start at stems.
+ * nothing changes: a stem always runs blocked; a BLOCKED Conv (or MaxPool) runs blocked when
+ * its input (and residual) are, whatever its output; a FREE elementwise op passes the layout
+ * through only when all its operands and its output have it; a SINK reads either. A stem or
+ * Conv whose output stays NCHW (a reader cannot take it, or it leaves the partition) computes
+ * blocked and converts (cpu_node.nchwc_out_plain). Chains start at stems, and at OPENS Convs
+ * (most Convs with no residual) whose input lies NCHW but whose output stays blocked: they
+ * convert their input first (cpu_node.nchwc_in_plain), as where a backbone's stage output also
+ * feeds a detector's neck, which reads NCHW; an OPENS_ALONE Conv (Winograd) runs blocked from
+ * and to NCHW even with no chain after it.
  * The nodes that run blocked are marked (cpu_node.nchwc), before any node is prepared, so
  * that their weights are packed once, for their kernels. Returns false when memory ran out
  * (msg says). */
@@ -572,7 +583,7 @@ static bool assign_layouts(cpu_exe *exe, cpu_isa isa, char *msg, size_t size) {
     if (role[i] == CPU_NCHWC_NONE || n->n_out != 1 || en->out_idx[0] < 0)
       continue;
     prod[en->out_idx[0]] = (int32_t)i;
-    any = any || role[i] == CPU_NCHWC_BLOCKED || role[i] == CPU_NCHWC_STEM;
+    any = any || role_reads_blocked(role[i]) || role[i] == CPU_NCHWC_STEM;
   }
   for (uint32_t v = 0; any && v < nv; v++) {
     if (prod[v] < 0 || role[prod[v]] == CPU_NCHWC_SINK)
@@ -591,10 +602,11 @@ static bool assign_layouts(cpu_exe *exe, cpu_isa isa, char *msg, size_t size) {
       /* Whether the node can run blocked with its operands as they stand: a Conv whose inputs
        * are blocked writes its output either way, an elementwise op needs both sides so. */
       bool ok = r == CPU_NCHWC_STEM || r == CPU_NCHWC_SINK;
-      if (r == CPU_NCHWC_BLOCKED || r == CPU_NCHWC_FREE) {
-        ok = r == CPU_NCHWC_BLOCKED || (en->out_idx[0] >= 0 && blk[en->out_idx[0]]);
+      bool opens = r == CPU_NCHWC_OPENS || r == CPU_NCHWC_OPENS_ALONE;
+      if (role_reads_blocked(r) || r == CPU_NCHWC_FREE) {
+        ok = r != CPU_NCHWC_FREE || (en->out_idx[0] >= 0 && blk[en->out_idx[0]]);
         for (uint32_t k = 0; k < en->node.n_in && ok; k++)
-          if (en->in_idx[k] >= 0 && layout_slot(en, r, k))
+          if (en->in_idx[k] >= 0 && layout_slot(en, r, k) && !(opens && k == 0))
             ok = blk[en->in_idx[k]];
       }
       for (uint32_t k = 0; k < en->node.n_in; k++) {
@@ -616,12 +628,18 @@ static bool assign_layouts(cpu_exe *exe, cpu_isa isa, char *msg, size_t size) {
     if (en->absorbed_by >= 0 || r == CPU_NCHWC_NONE || r == CPU_NCHWC_FREE)
       continue;
     int32_t v = r == CPU_NCHWC_STEM ? en->out_idx[0] : en->in_idx[0];
-    if (v < 0 || (r != CPU_NCHWC_STEM && !blk[v]))
+    if (v < 0)
+      continue;
+    bool out_blk = en->out_idx[0] >= 0 && blk[en->out_idx[0]];
+    bool in_plain = r != CPU_NCHWC_STEM && !blk[v];
+    /* From a plain input: an OPENS Conv where a chain follows, an OPENS_ALONE one always. */
+    if (in_plain && !(r == CPU_NCHWC_OPENS && out_blk) && r != CPU_NCHWC_OPENS_ALONE)
       continue;
     /* A stem runs blocked whatever its output (its kernel and a conversion cost less than
      * the NCHW path's packing); so does a Conv at the end of a blocked chain. */
     en->node.nchwc = true;
-    en->node.nchwc_out_plain = r != CPU_NCHWC_SINK && !blk[en->out_idx[0]];
+    en->node.nchwc_in_plain = in_plain;
+    en->node.nchwc_out_plain = r != CPU_NCHWC_SINK && !out_blk;
   }
   free(prod), free(blk), free(role);
   return true;
@@ -656,7 +674,11 @@ static void build_note(cpu_exe *exe, uint32_t i, cpu_isa isa) {
     note_add(b, size, part);
   }
   if (en->node.nchwc)
-    note_add(b, size, en->node.nchwc_out_plain ? "NCHW8c, writes NCHW" : "NCHW8c");
+    note_add(
+        b, size,
+        en->node.nchwc_in_plain
+            ? (en->node.nchwc_out_plain ? "NCHW8c, reads and writes NCHW" : "NCHW8c, reads NCHW")
+            : (en->node.nchwc_out_plain ? "NCHW8c, writes NCHW" : "NCHW8c"));
   if (en->node.in_scale)
     note_add(b, size, "+Mul (scale)");
   if (en->node.skip)
