@@ -433,10 +433,12 @@ static bool conv_affine_shape(const tsr__tensor_data *t, int32_t rank, int64_t m
   return true;
 }
 
-/* Conv (constant float32 weights, nothing fused into it yet) whose output alone feeds
- * Mul(y, s) or Add(y, b) with a constant scalar or per-channel s / b, in either order: the
- * factor is folded into the weight and bias (in double) and the Mul or Add goes, as
- * PP-LCNet's "learnable affine blocks" after each convolution want. */
+/* Conv or ConvTranspose (constant float32 weights, nothing fused into it yet) whose output
+ * alone feeds Mul(y, s) or Add(y, b) with a constant scalar or per-channel s / b, in either
+ * order: the factor is folded into the weight and bias (in double) and the Mul or Add goes, as
+ * PP-LCNet's "learnable affine blocks" after each convolution want, and as PP-OCR's detector
+ * writes its ConvTranspose bias (an Add of a [1, C, 1, 1] constant, a BatchNormalization
+ * after it, which then folds too). */
 static tsr_status fold_conv_affine(pass_ctx *c, uint32_t ni) {
   tsr__graph *g = c->g;
   const tsr__node *nd = &g->nodes[ni];
@@ -449,20 +451,29 @@ static tsr_status fold_conv_affine(pass_ctx *c, uint32_t ni) {
   for (int side = 0; side < 2 && p < 0; side++) {
     x = nd->inputs[side];
     kv = nd->inputs[1 - side];
-    if (x >= 0 && kv >= 0 && x != kv && private_value(c, x) && const_f32(c, kv))
+    if (x >= 0 && kv >= 0 && x != kv && private_value(c, x) && const_f32(c, kv)) {
       p = producer_op(c, x, "Conv");
+      p = p >= 0 ? p : producer_op(c, x, "ConvTranspose");
+    }
   }
   if (p < 0)
     return NULL;
   const tsr__node *conv = &g->nodes[p];
+  bool transpose = is_op(conv, "ConvTranspose");
   if (conv->n_inputs < 2 || conv->n_inputs > 3 || tsr__node_attr(conv, "tessera.activation") ||
       tsr__node_attr(conv, "tessera.activation_params"))
     return NULL;
   int32_t wv = conv->inputs[1], bv = conv->n_inputs > 2 ? conv->inputs[2] : -1;
   const tsr__tensor_data *w = const_f32(c, wv);
-  if (!w || w->rank < 3 || w->dims[0] <= 0)
+  if (!w || w->rank < 3 || w->dims[0] <= 0 || w->dims[1] <= 0)
     return NULL;
-  int64_t m = w->dims[0];
+  /* Output channels: W's first dim, or for ConvTranspose ([C, M / group, k...]) its second
+   * times the groups, input channel ci feeding the outputs of group ci / (C / group). */
+  int64_t group = transpose ? tsr__node_attr_int(conv, "group", 1) : 1;
+  if (group < 1 || w->dims[0] % group != 0 || w->dims[1] > INT64_MAX / group)
+    return NULL;
+  int64_t m = transpose ? w->dims[1] * group : w->dims[0];
+  int64_t mg = w->dims[1], cg = w->dims[0] / group;
   const tsr__tensor_data *cb = bv >= 0 ? const_f32(c, bv) : NULL;
   if (bv >= 0 && !is_vector(cb, m))
     return NULL;
@@ -472,6 +483,7 @@ static tsr_status fold_conv_affine(pass_ctx *c, uint32_t ni) {
     return NULL;
   const float *kd = k->data;
   size_t count = w->nbytes / sizeof(float), per = count / (size_t)m;
+  size_t taps = count / (size_t)(w->dims[0] * w->dims[1]); /* ConvTranspose: per (ci, j) */
   float *nw = mul ? tsr__alloc(c->a, w->nbytes) : NULL;
   float *nb = tsr__alloc(c->a, (size_t)m * sizeof *nb);
   if ((mul && !nw) || !nb) {
@@ -486,10 +498,16 @@ static tsr_status fold_conv_affine(pass_ctx *c, uint32_t ni) {
     double b0 = cb ? (double)((const float *)cb->data)[o] : 0.0;
     nb[o] = (float)(mul ? b0 * f : b0 + f);
     finite = isfinite(f) && isfinite(nb[o]);
+    /* Output o's weights: W[o] of a Conv; W[ci][o % mg] for the cg input channels ci of its
+     * group of a ConvTranspose. */
     for (size_t e = 0; mul && e < per && finite; e++) {
-      float wo = ((const float *)w->data)[(size_t)o * per + e];
-      nw[(size_t)o * per + e] = (float)((double)wo * f);
-      finite = isfinite(nw[(size_t)o * per + e]) || !isfinite(wo);
+      size_t at =
+          !transpose ? (size_t)o * per + e
+                     : (((size_t)(o / mg * cg) + e / taps) * (size_t)mg + (size_t)(o % mg)) * taps +
+                           e % taps;
+      float wo = ((const float *)w->data)[at];
+      nw[at] = (float)((double)wo * f);
+      finite = isfinite(nw[at]) || !isfinite(wo);
     }
   }
   if (!finite) {
@@ -1498,6 +1516,9 @@ static const struct {
     /* After BatchNormalization, so that Conv -> BatchNormalization -> Mul -> Add folds whole. */
     {TSR__PASS_FOLD_CONV_AFFINE, fold_conv_affine, false},
     {TSR__PASS_FOLD_CONV_AFFINE, fold_affine_into_conv, false},
+    /* Again, for a BatchNormalization that an Add of a bias stood before (ConvTranspose ->
+     * Add -> BatchNormalization). */
+    {TSR__PASS_FOLD_BATCHNORM, fold_batchnorm, false},
     {TSR__PASS_FUSE_HARDSWISH, fuse_hardswish, false},
     {TSR__PASS_FUSE_GEMM, fuse_gemm, false},
     {TSR__PASS_FUSE_GELU, fuse_gelu, false},

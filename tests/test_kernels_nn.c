@@ -1552,6 +1552,37 @@ START_TEST(test_convtranspose_random) {
 }
 END_TEST
 
+/* Upsampling ConvTranspose, the kernel as wide as the stride with no padding, so that each
+ * output takes one product per input channel (conv.c's convt_disjoint: col2im stores with the
+ * bias rather than adding onto a zeroed output): 2x2 by 2 as detectors and U-Nets write it, 3x3
+ * by 3, 4 by 4 in 1-D, 2x2x2 in 3-D, one and two groups, with and without bias, batches of
+ * two, on 1 and 3 threads; and beside them the same with an output padding or a pad, which
+ * take the general path, against float64. */
+START_TEST(test_convtranspose_upsample) {
+  rng r = {4711};
+  static const struct {
+    int nsp;
+    int64_t k, in, G, opad, pad;
+  } cases[] = {{2, 2, 7, 1, 0, 0}, {2, 2, 9, 2, 0, 0}, {2, 3, 5, 1, 0, 0}, {1, 4, 11, 1, 0, 0},
+               {3, 2, 3, 1, 0, 0}, {2, 2, 7, 1, 1, 0}, {2, 2, 7, 1, 0, 1}};
+  for (int it = 0; it < (int)(sizeof cases / sizeof cases[0]) * 2; it++) {
+    int c = it / 2;
+    conv_geom g = {.nsp = cases[c].nsp, .N = 1 + it % 2, .G = cases[c].G};
+    g.C = g.G * 3;
+    g.M = g.G * (it % 2 ? 4 : 8);
+    int64_t opad[3] = {0, 0, 0};
+    for (int i = 0; i < g.nsp; i++) {
+      g.in[i] = cases[c].in + i;
+      g.k[i] = g.s[i] = cases[c].k;
+      g.d[i] = 1;
+      g.pb[i] = g.pe[i] = cases[c].pad;
+      opad[i] = cases[c].opad;
+    }
+    convt_case(&r, 3 * it + 1, g, 0, opad, NULL, TSR_DTYPE_FLOAT32, it % 2 == 0, it % 2 ? 3 : 1);
+  }
+}
+END_TEST
+
 START_TEST(test_convtranspose_large) {
   rng r = {5};
   int64_t opad[3] = {1, 0, 0};
@@ -2686,6 +2717,7 @@ static Suite *kernels_nn_suite(void) {
   tcase_add_test(c, test_conv_pointwise_residual);
   tcase_add_test(c, test_convtranspose_random);
   tcase_add_test(c, test_convtranspose_large);
+  tcase_add_test(c, test_convtranspose_upsample);
   tcase_add_test(c, test_conv_onnx_cases);
   tcase_add_test(c, test_conv_errors);
   suite_add_tcase(s, c);

@@ -1622,6 +1622,48 @@ START_TEST(conv_affine_and_hardswish_fused) {
 }
 END_TEST
 
+/* ConvTranspose, as PP-OCR's detector writes its upsampling: x[1, 4, 5, 6] -> ConvTranspose
+ * (2x2, stride 2; two groups when `grouped`) -> Mul by a per-channel [1, 6, 1, 1] scale ->
+ * Add of a per-channel bias -> BatchNormalization -> Relu. The Mul and Add fold into the
+ * weights and bias, then the BatchNormalization (a second sweep), leaving the ConvTranspose and
+ * the Relu; against the unfolded graph on random inputs. */
+START_TEST(conv_transpose_affine_folded) {
+  for (int grouped = 0; grouped < 2; grouped++) {
+    mb_model *m = mb_new(13);
+    int64_t xd[] = {1, 4, 5, 6}, wd[] = {4, grouped ? 3 : 6, 2, 2}, cd[] = {6}, c4[] = {1, 6, 1, 1};
+    mb_input(m, "x", TSR_DTYPE_FLOAT32, 4, xd);
+    init_rand(m, "w", 4, wd, -0.5f, 0.5f);
+    init_rand(m, "s", 4, c4, 0.5f, 1.5f);
+    init_rand(m, "t", 4, c4, -0.5f, 0.5f);
+    init_rand(m, "gamma", 1, cd, 0.5f, 1.5f);
+    init_rand(m, "beta", 1, cd, -0.5f, 0.5f);
+    init_rand(m, "mean", 1, cd, -0.3f, 0.3f);
+    init_rand(m, "var", 1, cd, 0.2f, 2.0f);
+    mb_node(m, "ConvTranspose", "up", "x,w", "u");
+    mb_attr_ints(m, "strides", 2, (int64_t[]){2, 2});
+    mb_attr_int(m, "group", grouped ? 2 : 1);
+    mb_node(m, "Mul", "scale", "u,s", "us");
+    mb_node(m, "Add", "shift", "t,us", "ut");
+    mb_node(m, "BatchNormalization", "bn", "ut,gamma,beta,mean,var", "n");
+    mb_node(m, "Relu", "relu", "n", "y");
+    mb_output(m, "y", TSR_DTYPE_FLOAT32);
+    bytes b = finish(m);
+    size_t with, without;
+    compare(b, 4, xd, 1, grouped ? "grouped ConvTranspose affine" : "ConvTranspose affine", &with,
+            &without);
+    ck_assert_uint_eq(without, 5);
+    ck_assert_uint_eq(with, 2);
+    tsr__graph *g = import(b);
+    tsr__pass_stats st;
+    ck_assert_ok(tsr__passes_apply(g, TSR__PASS_ALL, &st));
+    ck_assert_uint_eq(st.affines_folded, 2);
+    check_producers(g);
+    tsr__graph_destroy(g);
+    free(b.data);
+  }
+}
+END_TEST
+
 /* What must stay: the Conv's output read elsewhere; constants that broadcast along another
  * axis or add a dim; a Conv with its activation fused already. */
 START_TEST(conv_affine_not_folded) {
@@ -1947,6 +1989,7 @@ int main(void) {
   tcase_add_test(tc, gelu_tanh_written_out);
   tcase_add_test(tc, layernorm_written_out);
   tcase_add_test(tc, conv_affine_and_hardswish_fused);
+  tcase_add_test(tc, conv_transpose_affine_folded);
   tcase_add_test(tc, conv_affine_not_folded);
   tcase_add_test(tc, affine_folded_into_next_conv);
   tcase_add_test(tc, hardswish_written_out);

@@ -337,7 +337,27 @@ typedef struct col2im_job {
   const float *col; /* mg*kk rows of tc floats, over input positions [col0, col0+tc) */
   float *y;         /* the group's first output channel of one image */
   size_t col0, tc;
+  /* Where every output takes exactly one column value (convt_disjoint): stored with the
+   * group's bias (or none) added, instead of added onto a zeroed output. */
+  bool assign;
+  const float *bias;
 } col2im_job;
+
+/* Whether every output of ConvTranspose p takes exactly one product per input channel: the
+ * kernel's taps as far apart as the stride, no padding and no output padding (an upsampling
+ * as PP-OCR's detector and U-Nets write it, 2x2 by 2). col2im then stores instead of adding,
+ * and the output needs no zeroing beforehand and no bias pass after. A 1x1 kernel is the
+ * pointwise case, which takes no columns. */
+static bool convt_disjoint(const conv_plan *p) {
+  if (!p->transpose || p->kk <= 1)
+    return false;
+  const nn_window *w = &p->w;
+  for (int i = 0; i < NN_SP; i++)
+    if (w->d[i] != 1 || w->k[i] != w->s[i] || w->pb[i] || w->pe[i] ||
+        w->out[i] != w->in[i] * w->s[i])
+      return false;
+  return true;
+}
 
 /* Scatters the columns of output channels [m0, m1) into y; a channel's rows are contiguous,
  * so threads that split channels never write the same element. */
@@ -369,8 +389,14 @@ static void col2im_task(void *arg, size_t m0, size_t m1) {
           if (lo < ix)
             lo = ix;
           const float *s = src - ix;
-          for (int64_t i = lo; i < hi; i++)
-            yrow[i * w->s[2] + offx] += s[i];
+          if (j->assign) {
+            const float bv = j->bias ? j->bias[m] : 0.0f;
+            for (int64_t i = lo; i < hi; i++)
+              yrow[i * w->s[2] + offx] = s[i] + bv;
+          } else {
+            for (int64_t i = lo; i < hi; i++)
+              yrow[i * w->s[2] + offx] += s[i];
+          }
         }
         src += len;
         pos += (size_t)len;
@@ -687,6 +713,9 @@ typedef struct conv_job {
   const float *res;
   bool res_in_place;
   bool inner_parallel; /* one item at a time, with the threads inside each GEMM */
+  /* ConvTranspose where convt_disjoint: col2im stores, adding the bias tb (or none). */
+  bool disjoint;
+  const float *tb;
   atomic_int failed;
 } conv_job;
 
@@ -795,7 +824,13 @@ static void convt_items(void *arg, size_t begin, size_t end) {
       size_t w_cols = p->in_sp - col0 < tc ? p->in_sp - col0 : tc;
       cpu_sgemm(&ctx, true, false, rows, w_cols, p->cg, 1.0f, wg, rows, xg + col0, p->in_sp, 0.0f,
                 col, w_cols);
-      col2im_job cj = {.p = p, .col = col, .y = yg, .col0 = col0, .tc = w_cols};
+      col2im_job cj = {.p = p,
+                       .col = col,
+                       .y = yg,
+                       .col0 = col0,
+                       .tc = w_cols,
+                       .assign = j->disjoint,
+                       .bias = j->disjoint && j->tb ? j->tb + g * p->mg : NULL};
       cpu_parallel_for(&ctx, p->mg, nn_grain(p->kk * w_cols, 1 << 15), col2im_task, &cj);
     }
   }
@@ -932,7 +967,8 @@ static int conv_f32_ex(cpu_ctx *ctx, const conv_plan *p, const float *x, const f
                                                                  : cpu_fail(ctx, "out of memory");
   if (conv_is_strided_pointwise(p))
     return conv_strided_pointwise(ctx, p, x, w, st, b, scale, res, y);
-  if (p->transpose)
+  bool disjoint = convt_disjoint(p);
+  if (p->transpose && !disjoint)
     memset(y, 0, planes * p->out_sp * sizeof *y);
   size_t items = p->N * p->G;
   double flops = 2.0 * (double)p->mg * (double)p->cg * (double)p->kk *
@@ -947,7 +983,9 @@ static int conv_f32_ex(cpu_ctx *ctx, const conv_plan *p, const float *x, const f
                 .scale = scale,
                 .y = y,
                 .res = res,
-                .res_in_place = res == y};
+                .res_in_place = res == y,
+                .disjoint = disjoint,
+                .tb = disjoint ? b : NULL};
   if (st && st->wp) {
     j.wp = st->wp;
     j.wp_group = st->wp_group;
@@ -962,7 +1000,7 @@ static int conv_f32_ex(cpu_ctx *ctx, const conv_plan *p, const float *x, const f
   }
   if (atomic_load(&j.failed))
     return cpu_fail(ctx, "out of memory for packing buffers");
-  if (b && p->transpose) {
+  if (b && p->transpose && !disjoint) {
     bias_job bj = {.p = p, .b = b, .y = y};
     cpu_parallel_for(ctx, planes, nn_grain(p->out_sp, 1 << 15), bias_task, &bj);
   }
