@@ -386,10 +386,13 @@ ukernel_body(size_t kc, const float *ap, const float *bp, const ptrdiff_t *offs,
    * written through the GEMM's window, one narrow tile per image row, 15% slower). It repeats
    * the block above rather than sharing it: merged into one block with the masks chosen at run
    * time, gcc spilled accumulators in the loop and a 3x3 layer over 64 channels at 56x56 took
-   * 5.4 ms instead of 2.4. */
+   * 5.4 ms instead of 2.4. The condition's inner parentheses are load-bearing with gcc 12:
+   * written without them, it allocated the k loop's registers otherwise (alpha kept in a
+   * general register, a broadcast moved across the pointer increment) and the 1024^3 product
+   * ran 5-7% slower (bench/sgemm_bench, the two builds alternating). */
   if ((mr < CPU_SGEMM_MR || nr < CPU_SGEMM_NR) && alpha == 1.0f && (beta == 0.0f || beta == 1.0f) &&
-      (!ep || ep->act.kind == CPU_ACT_NONE || ep->act.kind == CPU_ACT_RELU ||
-       ep->act.kind == CPU_ACT_CLIP)) {
+      (!ep || ((ep->act.kind == CPU_ACT_NONE || ep->act.kind == CPU_ACT_RELU ||
+                ep->act.kind == CPU_ACT_CLIP)))) {
     static const int32_t lanes[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
     const __m256i m0 = _mm256_loadu_si256((const __m256i *)(lanes + 8 - (nr < 8 ? nr : 8)));
     const __m256i m1 = _mm256_loadu_si256((const __m256i *)(lanes + 8 - (nr > 8 ? nr - 8 : 0)));
