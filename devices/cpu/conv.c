@@ -705,7 +705,8 @@ typedef struct conv_job {
   const float *wp; /* Conv: the weights packed by conv_prepare (wp_group floats per group), or
                       NULL to pack them in each run */
   size_t wp_group;
-  const float *b; /* Conv: the bias, added by the GEMM's epilogue with the activation */
+  const float *b;     /* Conv: the bias, added by the GEMM's epilogue with the activation;
+                         ConvTranspose where disjoint: by col2im as it stores, else NULL */
   const float *scale; /* a pointwise Conv's input channel scale, N x C floats, or NULL */
   float *y;
   /* A fused residual like y (cpu_node.residual), or NULL; res_in_place: it is y's own memory,
@@ -713,9 +714,7 @@ typedef struct conv_job {
   const float *res;
   bool res_in_place;
   bool inner_parallel; /* one item at a time, with the threads inside each GEMM */
-  /* ConvTranspose where convt_disjoint: col2im stores, adding the bias tb (or none). */
-  bool disjoint;
-  const float *tb;
+  bool disjoint;       /* ConvTranspose where convt_disjoint: col2im stores instead of adding */
   atomic_int failed;
 } conv_job;
 
@@ -830,7 +829,7 @@ static void convt_items(void *arg, size_t begin, size_t end) {
                        .col0 = col0,
                        .tc = w_cols,
                        .assign = j->disjoint,
-                       .bias = j->disjoint && j->tb ? j->tb + g * p->mg : NULL};
+                       .bias = j->b ? j->b + g * p->mg : NULL};
       cpu_parallel_for(&ctx, p->mg, nn_grain(p->kk * w_cols, 1 << 15), col2im_task, &cj);
     }
   }
@@ -974,18 +973,18 @@ static int conv_f32_ex(cpu_ctx *ctx, const conv_plan *p, const float *x, const f
   double flops = 2.0 * (double)p->mg * (double)p->cg * (double)p->kk *
                  (double)(p->transpose ? p->in_sp : p->out_sp);
   size_t threads = cpu_thread_count(ctx);
-  /* Conv adds its bias in the GEMM's epilogue; ConvTranspose after the scatter. */
+  /* Conv adds its bias in the GEMM's epilogue; ConvTranspose as col2im stores where each
+   * output takes one product, else in a pass after the scatter. */
   conv_job j = {.ctx = ctx,
                 .p = p,
                 .x = x,
                 .w = w,
-                .b = p->transpose ? NULL : b,
+                .b = p->transpose && !disjoint ? NULL : b,
                 .scale = scale,
                 .y = y,
                 .res = res,
                 .res_in_place = res == y,
-                .disjoint = disjoint,
-                .tb = disjoint ? b : NULL};
+                .disjoint = disjoint};
   if (st && st->wp) {
     j.wp = st->wp;
     j.wp_group = st->wp_group;
@@ -1439,7 +1438,8 @@ static int conv_run_nchwc(cpu_ctx *ctx, const cpu_node *n, const conv_state *st,
        !(blk = cpu_scratch_take(ctx, off + in_bytes + sub_bytes, &fresh))) ||
       (res_apart && !(res_copy = malloc(bytes)))) {
     cpu_scratch_give(ctx, blk);
-    return cpu_fail(ctx, "out of memory for the output of a blocked Conv");
+    return cpu_fail(ctx, "out of memory for a blocked Conv's scratch (%zu bytes)",
+                    off + in_bytes + sub_bytes);
   }
   tmp = apart ? (float *)blk : NULL;
   const float *xin = in[0].data; /* the blocked input */

@@ -1192,64 +1192,56 @@ typedef struct to_nchw_job {
   const float *x;
   float *y;
   size_t hw;
+  bool to_blocked; /* NCHW -> blocked, else blocked -> NCHW */
 } to_nchw_job;
 
-/* Block b: eight pixels at a time transposed into the eight planes, the rest one by one. */
+/* Block b between its eight planes (NCHW: plane c's pixel p at c * hw + p) and its blocked
+ * pixels (pixel p's lane c at p * 8 + c), either way: eight pixels at a time through one 8x8
+ * transpose, which is its own inverse, the rest one by one. */
 DW_AVX2 static void to_nchw_task(void *arg, size_t begin, size_t end) {
   const to_nchw_job *j = arg;
-  size_t hw = j->hw;
+  const size_t hw = j->hw;
+  /* Vector i of the eight pixels from p: plane i's run (i * hw + p) or blocked pixel p + i
+   * (8 i + 8 p), read from one side and written to the other. */
+  const size_t in_i = j->to_blocked ? hw : 8, in_p = j->to_blocked ? 1 : 8;
+  const size_t out_i = j->to_blocked ? 8 : hw, out_p = j->to_blocked ? 8 : 1;
   for (size_t b = begin; b < end; b++) {
     const float *x = j->x + b * hw * 8;
-    float *y = j->y + b * 8 * hw;
-    size_t p = 0;
-    for (; p + 8 <= hw; p += 8) {
-      __m256 v[8];
-      DW_UNROLL
-      for (int i = 0; i < 8; i++)
-        v[i] = _mm256_loadu_ps(x + (p + (size_t)i) * 8);
-      cpu_tr8x8(v);
-      DW_UNROLL
-      for (int c = 0; c < 8; c++)
-        _mm256_storeu_ps(y + (size_t)c * hw + p, v[c]);
-    }
-    for (; p < hw; p++)
-      for (int c = 0; c < 8; c++)
-        y[(size_t)c * hw + p] = x[p * 8 + (size_t)c];
-  }
-}
-
-void cpu_nchwc_to_nchw(cpu_ctx *ctx, const float *x, size_t blocks, size_t hw, float *y) {
-  to_nchw_job j = {.x = x, .y = y, .hw = hw};
-  cpu_parallel_for(ctx, blocks, nn_grain(hw * 8, 1 << 15), to_nchw_task, &j);
-}
-
-/* The other way: eight pixels of the eight planes at a time into eight blocked pixels. */
-DW_AVX2 static void to_nchwc_task(void *arg, size_t begin, size_t end) {
-  const to_nchw_job *j = arg;
-  size_t hw = j->hw;
-  for (size_t b = begin; b < end; b++) {
-    const float *x = j->x + b * 8 * hw;
     float *y = j->y + b * hw * 8;
     size_t p = 0;
     for (; p + 8 <= hw; p += 8) {
       __m256 v[8];
       DW_UNROLL
-      for (int c = 0; c < 8; c++)
-        v[c] = _mm256_loadu_ps(x + (size_t)c * hw + p);
+      for (int i = 0; i < 8; i++)
+        v[i] = _mm256_loadu_ps(x + (size_t)i * in_i + p * in_p);
       cpu_tr8x8(v);
       DW_UNROLL
       for (int i = 0; i < 8; i++)
-        _mm256_storeu_ps(y + (p + (size_t)i) * 8, v[i]);
+        _mm256_storeu_ps(y + (size_t)i * out_i + p * out_p, v[i]);
     }
     for (; p < hw; p++)
-      for (int c = 0; c < 8; c++)
-        y[p * 8 + (size_t)c] = x[(size_t)c * hw + p];
+      for (size_t c = 0; c < 8; c++) {
+        size_t plane = c * hw + p, pixel = p * 8 + c;
+        if (j->to_blocked)
+          y[pixel] = x[plane];
+        else
+          y[plane] = x[pixel];
+      }
   }
 }
 
+static void nchwc_convert(cpu_ctx *ctx, const float *x, size_t blocks, size_t hw, float *y,
+                          bool to_blocked) {
+  to_nchw_job j = {.x = x, .y = y, .hw = hw, .to_blocked = to_blocked};
+  cpu_parallel_for(ctx, blocks, nn_grain(hw * 8, 1 << 15), to_nchw_task, &j);
+}
+
+void cpu_nchwc_to_nchw(cpu_ctx *ctx, const float *x, size_t blocks, size_t hw, float *y) {
+  nchwc_convert(ctx, x, blocks, hw, y, false);
+}
+
 void cpu_nchw_to_nchwc(cpu_ctx *ctx, const float *x, size_t blocks, size_t hw, float *y) {
-  to_nchw_job j = {.x = x, .y = y, .hw = hw};
-  cpu_parallel_for(ctx, blocks, nn_grain(hw * 8, 1 << 15), to_nchwc_task, &j);
+  nchwc_convert(ctx, x, blocks, hw, y, true);
 }
 
 bool cpu_conv_dw_nchwc_applies(const conv_plan *p) {

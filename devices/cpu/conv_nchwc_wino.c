@@ -160,7 +160,6 @@ struct wino_job {
   size_t C, M;
   size_t per;                     /* floats of one packed U[xi] */
   int64_t tile;                   /* outputs along a tile's side, 2 or 4 */
-  size_t nt;                      /* elements of a transformed tile, WINO_T or WINO4_T */
   int64_t ih, iw, oh, ow, pt, pl; /* input and output planes, top and left padding */
   int64_t th, tw;                 /* tile rows and columns */
   int64_t nbands;                 /* bands of tile rows per image */
@@ -417,9 +416,10 @@ WINO_AVX2 static ALWAYS_INLINE void wino_in_row_k(const wino_job *j, const float
   }
   /* Tiles [txa, txb) load their patch directly (valid_range keeps txa <= txb). */
   const int64_t txa = inside ? j->txa : tw, txb = inside ? j->txb : tw;
+  void (*const edge)(const float *const *, int64_t, int64_t, float *, size_t) =
+      t == 4 ? wino4_in_tile_edge : wino_in_tile_edge;
   for (int64_t tx = 0; tx < txa; tx++)
-    (t == 4 ? wino4_in_tile_edge : wino_in_tile_edge)(rows, t * tx - pl, iw, v + tx * CPU_NCHWC,
-                                                      vs);
+    edge(rows, t * tx - pl, iw, v + tx * CPU_NCHWC, vs);
   for (int64_t tx = txa; tx < txb; tx++) {
     const int64_t at = (t * tx - pl) * CPU_NCHWC;
     __m256 d[WINO4_T];
@@ -432,8 +432,7 @@ WINO_AVX2 static ALWAYS_INLINE void wino_in_row_k(const wino_job *j, const float
     wino_in_patch(d, v + tx * CPU_NCHWC, vs, t);
   }
   for (int64_t tx = txb; tx < tw; tx++)
-    (t == 4 ? wino4_in_tile_edge : wino_in_tile_edge)(rows, t * tx - pl, iw, v + tx * CPU_NCHWC,
-                                                      vs);
+    edge(rows, t * tx - pl, iw, v + tx * CPU_NCHWC, vs);
 }
 
 WINO_AVX2 static void wino_in_row(const wino_job *j, const float *xb, int64_t ty, float *v) {
@@ -443,25 +442,24 @@ WINO_AVX2 static void wino4_in_row(const wino_job *j, const float *xb, int64_t t
   wino_in_row_k(j, xb, ty, v, 4);
 }
 
-/* The output transforms by tile and activation. */
-#define WINO_OUT_FN(name, row_k, kind)                                                             \
-  WINO_AVX2 static void name(const wino_job *j, const float *pm, __m256 bv, float *yb,             \
-                             int64_t ty) {                                                         \
-    row_k(j, pm, bv, yb, ty, kind);                                                                \
-  }
-WINO_OUT_FN(wino_out_plain, wino_out_row_k, CPU_ACT_NONE)
-WINO_OUT_FN(wino_out_relu, wino_out_row_k, CPU_ACT_RELU)
-WINO_OUT_FN(wino_out_clip, wino_out_row_k, CPU_ACT_CLIP)
-WINO_OUT_FN(wino_out_leaky, wino_out_row_k, CPU_ACT_LEAKYRELU)
-WINO_OUT_FN(wino_out_hsig, wino_out_row_k, CPU_ACT_HARDSIGMOID)
-WINO_OUT_FN(wino_out_hswish, wino_out_row_k, CPU_ACT_HARDSWISH)
-WINO_OUT_FN(wino4_out_plain, wino4_out_row_k, CPU_ACT_NONE)
-WINO_OUT_FN(wino4_out_relu, wino4_out_row_k, CPU_ACT_RELU)
-WINO_OUT_FN(wino4_out_clip, wino4_out_row_k, CPU_ACT_CLIP)
-WINO_OUT_FN(wino4_out_leaky, wino4_out_row_k, CPU_ACT_LEAKYRELU)
-WINO_OUT_FN(wino4_out_hsig, wino4_out_row_k, CPU_ACT_HARDSIGMOID)
-WINO_OUT_FN(wino4_out_hswish, wino4_out_row_k, CPU_ACT_HARDSWISH)
-#undef WINO_OUT_FN
+/* The output transforms by activation, each for both tiles ([0]: 2x2, [1]: 4x4). */
+#define WINO_OUT_FNS(name, kind)                                                                   \
+  WINO_AVX2 static void name##_2(const wino_job *j, const float *pm, __m256 bv, float *yb,         \
+                                 int64_t ty) {                                                     \
+    wino_out_row_k(j, pm, bv, yb, ty, kind);                                                       \
+  }                                                                                                \
+  WINO_AVX2 static void name##_4(const wino_job *j, const float *pm, __m256 bv, float *yb,         \
+                                 int64_t ty) {                                                     \
+    wino4_out_row_k(j, pm, bv, yb, ty, kind);                                                      \
+  }                                                                                                \
+  static const wino_out_fn name[2] = {name##_2, name##_4};
+WINO_OUT_FNS(wino_out_plain, CPU_ACT_NONE)
+WINO_OUT_FNS(wino_out_relu, CPU_ACT_RELU)
+WINO_OUT_FNS(wino_out_clip, CPU_ACT_CLIP)
+WINO_OUT_FNS(wino_out_leaky, CPU_ACT_LEAKYRELU)
+WINO_OUT_FNS(wino_out_hsig, CPU_ACT_HARDSIGMOID)
+WINO_OUT_FNS(wino_out_hswish, CPU_ACT_HARDSWISH)
+#undef WINO_OUT_FNS
 
 /* ---- The driver ------------------------------------------------------------------------- */
 
@@ -475,7 +473,8 @@ WINO_AVX2 static void wino_task(void *arg, size_t begin, size_t end) {
     atomic_store(&j->failed, true);
     return;
   }
-  float *pr = v + j->nt * j->vs;
+  const size_t nxi = wino_elements((int)j->tile); /* elements of a transformed tile */
+  float *pr = v + nxi * j->vs;
   const size_t C = j->C, M = j->M, xs = j->xs;
   const size_t isz = (size_t)(j->ih * j->iw) * CPU_NCHWC, osz = (size_t)(j->oh * j->ow) * CPU_NCHWC;
   const size_t rowf = (size_t)j->tw * CPU_NCHWC; /* floats of one tile row in V and P */
@@ -494,7 +493,7 @@ WINO_AVX2 static void wino_task(void *arg, size_t begin, size_t end) {
     for (size_t cb = 0; cb < C / CPU_NCHWC; cb++)
       for (int64_t ty = ty0; ty < ty1; ty++)
         j->in_row(j, xn + cb * isz, ty, v + cb * xs + (size_t)(ty - ty0) * rowf);
-    for (size_t xi = 0; xi < j->nt; xi++)
+    for (size_t xi = 0; xi < nxi; xi++)
       cpu_nchwc_pw_product(v + xi * j->vs, xs, C, m1 - m0, nt, j->wp + xi * j->per + m0 * C,
                            pr + xi * j->ps + m0 / CPU_NCHWC * xs, xs, false);
     for (size_t mb = m0 / CPU_NCHWC; mb < m1 / CPU_NCHWC; mb++) {
@@ -547,8 +546,9 @@ int cpu_nchwc_wino(cpu_ctx *ctx, const conv_plan *p, int tile, const float *x, c
     return 0;
   wino_job j = {.x = x, .wp = wp, .bias = bias, .y = y, .C = p->C, .M = p->M};
   j.per = cpu_nchwc_pw_packed_floats(p->C, p->M);
-  j.tile = tile, j.nt = wino_elements(tile);
-  j.in_row = tile == 4 ? wino4_in_row : wino_in_row;
+  j.tile = tile;
+  const int t4 = tile == 4; /* index of the tile's functions */
+  j.in_row = t4 ? wino4_in_row : wino_in_row;
   j.ih = w->in[1], j.iw = w->in[2], j.oh = w->out[1], j.ow = w->out[2];
   j.pt = w->pb[1], j.pl = w->pb[2];
   j.th = (j.oh + tile - 1) / tile, j.tw = (j.ow + tile - 1) / tile;
@@ -560,7 +560,7 @@ int cpu_nchwc_wino(cpu_ctx *ctx, const conv_plan *p, int tile, const float *x, c
    * threads, more bands until each thread has a few items, or one a tile row. */
   size_t per_row, chan;
   bool big = __builtin_add_overflow(p->C, p->M, &chan) ||
-             !nn_mul_size(j.nt * (size_t)j.tw, chan, &per_row);
+             !nn_mul_size(wino_elements(tile) * (size_t)j.tw, chan, &per_row);
   if (big)
     return cpu_fail(ctx, "the NCHW8c Winograd convolution's tile rows are too large");
   size_t band_floats = tile == 4 ? WINO4_BAND_FLOATS : WINO_BAND_FLOATS;
@@ -596,7 +596,7 @@ int cpu_nchwc_wino(cpu_ctx *ctx, const conv_plan *p, int tile, const float *x, c
   big = !nn_mul_size(tiles, CPU_NCHWC, &j.xs) || (j.xs = wino_block_pitch(j.xs)) == SIZE_MAX ||
         !nn_mul_size(p->C / CPU_NCHWC, j.xs, &vm) || !nn_mul_size(p->M / CPU_NCHWC, j.xs, &pm) ||
         (j.vs = wino_matrix_pitch(vm)) == SIZE_MAX || (j.ps = wino_matrix_pitch(pm)) == SIZE_MAX ||
-        __builtin_add_overflow(j.vs, j.ps, &vp) || !nn_mul_size(j.nt, vp, &all);
+        __builtin_add_overflow(j.vs, j.ps, &vp) || !nn_mul_size(wino_elements(tile), vp, &all);
   if (big)
     return cpu_fail(ctx, "the NCHW8c Winograd convolution's buffers are too large");
   j.scratch = all;
@@ -607,15 +607,15 @@ int cpu_nchwc_wino(cpu_ctx *ctx, const conv_plan *p, int tile, const float *x, c
   j.p0 = p->act.p0, j.p1 = p->act.p1;
   j.smooth = cpu_act_is_smooth(p->act.kind);
   switch (p->act.kind) {
-  case CPU_ACT_RELU: j.out_row = tile == 4 ? wino4_out_relu : wino_out_relu; break;
+  case CPU_ACT_RELU: j.out_row = wino_out_relu[t4]; break;
   case CPU_ACT_CLIP:
     cpu_act_clamp_bounds(&p->act, &j.p0, &j.p1);
-    j.out_row = tile == 4 ? wino4_out_clip : wino_out_clip;
+    j.out_row = wino_out_clip[t4];
     break;
-  case CPU_ACT_LEAKYRELU: j.out_row = tile == 4 ? wino4_out_leaky : wino_out_leaky; break;
-  case CPU_ACT_HARDSIGMOID: j.out_row = tile == 4 ? wino4_out_hsig : wino_out_hsig; break;
-  case CPU_ACT_HARDSWISH: j.out_row = tile == 4 ? wino4_out_hswish : wino_out_hswish; break;
-  default: j.out_row = tile == 4 ? wino4_out_plain : wino_out_plain; break;
+  case CPU_ACT_LEAKYRELU: j.out_row = wino_out_leaky[t4]; break;
+  case CPU_ACT_HARDSIGMOID: j.out_row = wino_out_hsig[t4]; break;
+  case CPU_ACT_HARDSWISH: j.out_row = wino_out_hswish[t4]; break;
+  default: j.out_row = wino_out_plain[t4]; break;
   }
   atomic_init(&j.failed, false);
   cpu_parallel_for(ctx, p->N * (size_t)j.nbands * j.ngroups, 1, wino_task, &j);
