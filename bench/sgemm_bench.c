@@ -176,7 +176,10 @@ int main(int argc, char **argv) {
 
   openblas_set_num_threads((int)threads);
   cpu_pool *pool = cpu_pool_create(threads);
-  cpu_ctx ctx = {.pool = pool, .isa = cpu_detect_isa()};
+  /* A scratch slot as the plugin gives each executable: the packing scratch is kept from one
+   * call to the next, as it is from one run of a model to the next. */
+  cpu_scratch *_Atomic slot = NULL;
+  cpu_ctx ctx = {.pool = pool, .isa = cpu_detect_isa(), .scratch = &slot};
   double ghz = cpuinfo_ghz();
   printf("threads %zu, Tessera kernels %s, OpenBLAS %s\n", threads,
          ctx.isa == CPU_ISA_AVX2_FMA ? "avx2-fma" : "generic", openblas_get_config());
@@ -240,6 +243,7 @@ int main(int argc, char **argv) {
            best_p, best_p / best_o);
     free(a), free(b), free(c1), free(c2), free(c3), free(bp);
   }
+  cpu_scratch_free(&slot);
   cpu_pool_destroy(pool);
   return status;
 }

@@ -288,11 +288,22 @@ static void sgemm_case_ep(rng *r, size_t m, size_t n, size_t k, bool ta, bool tb
       }
   }
   cpu_pool *pool = cpu_pool_create(threads);
-  cpu_ctx ctx = {.pool = pool, .isa = isa};
+  /* A scratch slot as the plugin gives an executable, lending a block that another kernel
+   * left full of NaN: the packing must not read what it did not write. */
+  cpu_scratch *_Atomic slot = NULL;
+  cpu_ctx ctx = {.pool = pool, .isa = isa, .scratch = &slot};
+  bool fresh;
+  size_t seed_bytes = (size_t)rint_in(r, 1, 1 << 20) * 8;
+  float *seed = cpu_scratch_take(&ctx, seed_bytes, &fresh);
+  ck_assert(seed);
+  for (size_t i = 0; i < seed_bytes / sizeof *seed; i++)
+    seed[i] = NAN;
+  cpu_scratch_give(&ctx, seed);
   if (act < 0)
     cpu_sgemm(&ctx, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   else
     cpu_sgemm_ex(&ctx, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, &ep);
+  cpu_scratch_free(&slot);
   cpu_pool_destroy(pool);
   free(rb), free(cb), free(res);
   for (size_t i = 0; i < m; i++) {
@@ -346,7 +357,8 @@ START_TEST(test_sgemm_random) {
 }
 END_TEST
 
-/* Sizes that cross every blocking boundary: NC (4096 columns), MBIG (2304 rows), KC (256). */
+/* Sizes that cross every blocking boundary: NC (4096 columns), MBIG (2304 rows), KC (256), row
+ * blocks (MC_MAX) and A's packing chunks. */
 START_TEST(test_sgemm_blocking_edges) {
   rng r = {12345};
   cpu_isa best = cpu_detect_isa();
@@ -360,6 +372,14 @@ START_TEST(test_sgemm_blocking_edges) {
      * rows that end in a partial panel. */
     sgemm_case(&r, 41, 70, 700, false, false, 1.0f, 0.0f, isa, 2);
     sgemm_case(&r, 128, 256, 1024, false, false, 1.0f, 1.0f, isa, 1);
+    /* B packed whole before the items: more rows than one row block takes (MC_MAX, 480), at
+     * one thread and two, B plain and transposed, with an epilogue; and A in two chunks
+     * (A_SCRATCH_FLOATS, 4M floats) with B packed once for both. */
+    sgemm_case(&r, 1000, 37, 300, false, false, 1.0f, 0.0f, isa, 1);
+    sgemm_case(&r, 700, 45, 520, true, true, 1.5f, 0.5f, isa, 2);
+    sgemm_case_ep(&r, 500, 33, 100, false, true, 1.0f, 1.0f, isa, 1, 1, 7);
+    if (isa_i == 0)
+      sgemm_case(&r, 4300, 20, 1000, false, false, 1.0f, 0.0f, isa, 2);
   }
 }
 END_TEST

@@ -1,6 +1,7 @@
 /* The CPU plugin's thread pool: every index visited exactly once, for many sizes, grains and
  * thread counts, including two callers racing for one pool; each thread starting on its own
- * range of the items, and taking another's when it runs out. */
+ * range of the items, and taking another's when it runs out. And the scratch slot: it keeps the
+ * largest block given back, whatever the order and however many threads give at once. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -180,6 +181,74 @@ START_TEST(an_idle_thread_takes_anothers_items) {
 }
 END_TEST
 
+/* Two blocks out at once (the slot lends one, the other is allocated), given back in either
+ * order: the slot keeps the larger, which the next take of that size gets without allocating. */
+START_TEST(the_scratch_slot_keeps_the_larger_block) {
+  for (int order = 0; order < 2; order++) {
+    cpu_scratch *_Atomic slot = NULL;
+    cpu_ctx ctx = {.scratch = &slot};
+    bool fresh;
+    char *big = cpu_scratch_take(&ctx, 1 << 20, &fresh);
+    ck_assert(big && fresh);
+    char *small = cpu_scratch_take(&ctx, 4096, &fresh);
+    ck_assert(small && fresh && small != big);
+    big[0] = 'b';
+    cpu_scratch_give(&ctx, order ? big : small);
+    cpu_scratch_give(&ctx, order ? small : big);
+    char *again = cpu_scratch_take(&ctx, 1 << 20, &fresh);
+    ck_assert_msg(again == big && !fresh && again[0] == 'b', "order %d: the large block lost",
+                  order);
+    /* A small take borrows the large block too. */
+    cpu_scratch_give(&ctx, again);
+    ck_assert(cpu_scratch_take(&ctx, 64, &fresh) == big && !fresh);
+    cpu_scratch_give(&ctx, big);
+    cpu_scratch_free(&slot);
+    ck_assert(atomic_load(&slot) == NULL);
+  }
+}
+END_TEST
+
+typedef struct scratch_race {
+  cpu_ctx *ctx;
+  atomic_int bad;
+} scratch_race;
+
+/* Each item takes a block of a size of its own, writes all of it and gives it back. */
+static void take_and_give(void *arg, size_t begin, size_t end) {
+  scratch_race *r = arg;
+  for (size_t i = begin; i < end; i++) {
+    bool fresh;
+    size_t bytes = 64 << (i % 7);
+    unsigned char *p = cpu_scratch_take(r->ctx, bytes, &fresh);
+    if (!p) {
+      atomic_fetch_add(&r->bad, 1);
+      continue;
+    }
+    for (size_t b = 0; b < bytes; b++)
+      p[b] = (unsigned char)i;
+    cpu_scratch_give(r->ctx, p);
+  }
+}
+
+/* Threads taking and giving at once: no block is handed to two of them (ASan and TSan builds
+ * would see it), and the slot ends up holding the largest size asked for. */
+START_TEST(the_scratch_slot_under_many_threads) {
+  cpu_pool *pool = cpu_pool_create(4);
+  cpu_scratch *_Atomic slot = NULL;
+  cpu_ctx ctx = {.pool = pool, .scratch = &slot};
+  scratch_race r = {.ctx = &ctx};
+  for (int rep = 0; rep < 50; rep++)
+    cpu_parallel_for(&ctx, 700, 1, take_and_give, &r);
+  ck_assert_int_eq(atomic_load(&r.bad), 0);
+  bool fresh;
+  void *p = cpu_scratch_take(&ctx, 64 << 6, &fresh);
+  ck_assert(p && !fresh);
+  cpu_scratch_give(&ctx, p);
+  cpu_scratch_free(&slot);
+  cpu_pool_destroy(pool);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("threadpool");
   TCase *tc = tcase_create("core");
@@ -189,6 +258,8 @@ int main(void) {
   tcase_add_test(tc, chunks_share_evenly);
   tcase_add_test(tc, threads_start_on_their_own_ranges);
   tcase_add_test(tc, an_idle_thread_takes_anothers_items);
+  tcase_add_test(tc, the_scratch_slot_keeps_the_larger_block);
+  tcase_add_test(tc, the_scratch_slot_under_many_threads);
   suite_add_tcase(s, tc);
   return tsr_test_run_suite(s) != 0;
 }

@@ -221,7 +221,8 @@ size_t cpu_even_items(size_t per, size_t N, size_t threads, size_t most);
  * of at least `bytes`, or NULL when memory ran out; *fresh says whether it was just allocated
  * (its contents undefined) rather than reused (what a kernel left there). Give it back with
  * cpu_scratch_give, on the same ctx, after the kernel's last use; runs at once on one
- * executable each get their own block, of which the slot keeps the last given. */
+ * executable (or kernels on several threads of one run) each get their own block, of which
+ * the slot keeps the largest given. */
 void *cpu_scratch_take(cpu_ctx *ctx, size_t bytes, bool *fresh);
 void cpu_scratch_give(cpu_ctx *ctx, void *p);
 /* Frees what a slot holds (the executable's release). */

@@ -213,8 +213,9 @@ void cpu_sgemm_pack_b(bool tb, const float *b, size_t ldb, size_t k, size_t n, f
  * stays in L1 while the micro-kernel streams MR x KC panels of A past it. The depth is balanced
  * over the blocks (cpu_sgemm_kc), so that K = 576 makes two blocks of 288, not 256 + 256 + 64.
  * MC_MAX rows of A (an MC x KC block, at most 600 KiB) stay in L2 while one thread sweeps its
- * columns. A_SCRATCH_FLOATS bounds the run-time packing of an A that was not packed ahead. */
-enum { MC_MAX = 480, A_SCRATCH_FLOATS = 1 << 22 };
+ * columns. A_SCRATCH_FLOATS bounds the run-time packing of an A that was not packed ahead,
+ * B_SCRATCH_FLOATS that of a whole plain B (cpu_sgemm_run). */
+enum { MC_MAX = 480, A_SCRATCH_FLOATS = 1 << 22, B_SCRATCH_FLOATS = 1 << 22 };
 
 typedef struct sgemm_job {
   const cpu_sgemm_args *g;
@@ -252,6 +253,32 @@ typedef struct pack_a_job {
   size_t lda, m, row0, k, kc, mpad, n_panels;
   float *dst;
 } pack_a_job;
+
+/* How many rows of an A not packed ahead are packed (and then computed) at a time. */
+static size_t a_chunk_rows(size_t m, size_t k) {
+  size_t chunk = A_SCRATCH_FLOATS / k / MR * MR;
+  if (chunk < MR)
+    chunk = MR; /* a very deep A: one panel of rows at a time */
+  return chunk < round_up(m, MR) ? chunk : round_up(m, MR);
+}
+
+typedef struct pack_b_job {
+  bool tb;
+  const float *b;
+  size_t ldb, n, k, kc, npad, n_panels;
+  float *dst;
+} pack_b_job;
+
+/* Items are (KC block, NR panel) pairs of op(B)'s columns, laid out as cpu_sgemm_pack_b does. */
+static void pack_b_task(void *arg, size_t begin, size_t end) {
+  const pack_b_job *j = arg;
+  for (size_t t = begin; t < end; t++) {
+    size_t pc = t / j->n_panels * j->kc, c = t % j->n_panels * NR;
+    size_t kt = j->k - pc < j->kc ? j->k - pc : j->kc;
+    pack_b_panel(j->tb, j->b, j->ldb, pc, kt, c, j->n - c < NR ? j->n - c : NR,
+                 j->dst + panel_offset(j->npad, pc, kt, c));
+  }
+}
 
 /* Items are (KC block, MR panel) pairs of rows [row0, row0 + m). */
 static void pack_a_task(void *arg, size_t begin, size_t end) {
@@ -552,6 +579,53 @@ int cpu_sgemm_run(cpu_ctx *ctx, const cpu_sgemm_args *g) {
                  .uk_offs = ukernel_offs_generic,
                  .ep = ep,
                  .kc = cpu_sgemm_kc(k)};
+  j.npad = round_up(n, NR);
+  size_t threads = cpu_thread_count(ctx);
+  if (2.0 * (double)m * (double)n * (double)k < SGEMM_SERIAL_FLOPS)
+    threads = 1;
+  /* Scratch, from the executable's slot (cpu_scratch_take): a whole plain B packed (below),
+   * then rows of A (chunk of them at a time) where A was not packed ahead. */
+  size_t chunk = g->a_packed ? 0 : a_chunk_rows(m, k), b_floats = 0;
+  /* A plain B is packed panel by panel inside the items, once per row block. Where there is
+   * more than one row block (more rows than MC_MAX, rows split among threads, or A packed in
+   * chunks) each panel would be packed that many times, each time reading kc rows of B a whole
+   * row pitch apart; then all of B is packed once here instead, by all threads (sgemm 1024^3
+   * at one thread: 0.90 -> 0.97 of OpenBLAS, bench/sgemm_bench). */
+  if (g->b && !g->b_packed && !g->pack_b && !g->b_rows) {
+    plan_items(&j, chunk && chunk < m ? chunk : m, n, threads);
+    if ((j.n_mb > 1 || (chunk && chunk < m)) && j.npad * k <= B_SCRATCH_FLOATS)
+      b_floats = j.npad * k;
+  }
+  bool fresh;
+  float *scratch = NULL;
+  if (chunk || b_floats) {
+    scratch = cpu_scratch_take(ctx, (b_floats + chunk * k) * sizeof(float), &fresh);
+    if (!scratch && b_floats && chunk) {
+      b_floats = 0; /* B as it comes, panel by panel: A's packing cannot be done without */
+      scratch = cpu_scratch_take(ctx, chunk * k * sizeof(float), &fresh);
+    }
+    if (!scratch)
+      return -1;
+  }
+  cpu_sgemm_args with_b;
+  if (b_floats) {
+    pack_b_job bj = {.tb = g->tb,
+                     .b = g->b,
+                     .ldb = g->ldb,
+                     .n = n,
+                     .k = k,
+                     .kc = j.kc,
+                     .npad = j.npad,
+                     .n_panels = j.npad / NR,
+                     .dst = scratch};
+    size_t panels = bj.n_panels * ((k + j.kc - 1) / j.kc);
+    cpu_parallel_for(ctx, panels, threads > 1 ? nn_grain(NR * j.kc, 1 << 14) : panels, pack_b_task,
+                     &bj);
+    with_b = *g;
+    with_b.b_packed = scratch;
+    g = &with_b;
+    j.g = g;
+  }
 #ifdef CPU_GEMM_HAVE_AVX2
   if (ctx && ctx->isa == CPU_ISA_AVX2_FMA) {
     /* Any A given packed is prefetched, the transposed 1x1 product's X^T (packed in this run)
@@ -562,10 +636,6 @@ int cpu_sgemm_run(cpu_ctx *ctx, const cpu_sgemm_args *g) {
     j.uk_offs = cpu_sgemm_ukernel_offs_avx2(g->a_packed != NULL);
   }
 #endif
-  j.npad = round_up(n, NR);
-  size_t threads = cpu_thread_count(ctx);
-  if (2.0 * (double)m * (double)n * (double)k < SGEMM_SERIAL_FLOPS)
-    threads = 1;
   if (g->a_packed) {
     j.ap = g->a_packed;
     j.a_row0 = 0;
@@ -574,18 +644,12 @@ int cpu_sgemm_run(cpu_ctx *ctx, const cpu_sgemm_args *g) {
     plan_items(&j, m, n, threads);
     size_t items = j.n_mb * j.n_ns;
     cpu_parallel_for(ctx, items, 1, compute_task, &j);
+    cpu_scratch_give(ctx, scratch);
     return 0;
   }
   /* A was not packed ahead: pack it here, all of it when that fits the scratch bound, else in
    * row chunks, each packed by all threads and then computed. */
-  size_t chunk = A_SCRATCH_FLOATS / k / MR * MR;
-  if (chunk < MR)
-    chunk = MR; /* a very deep A: one panel of rows at a time */
-  if (chunk > round_up(m, MR))
-    chunk = round_up(m, MR);
-  float *scratch = nn_alloc_aligned(chunk * k, sizeof(float));
-  if (!scratch)
-    return -1;
+  float *a_scratch = scratch + b_floats;
   for (size_t row0 = 0; row0 < m; row0 += chunk) {
     size_t rows = m - row0 < chunk ? m - row0 : chunk;
     pack_a_job pj = {.ta = g->ta,
@@ -598,11 +662,11 @@ int cpu_sgemm_run(cpu_ctx *ctx, const cpu_sgemm_args *g) {
                      .kc = j.kc,
                      .mpad = round_up(rows, MR),
                      .n_panels = (rows + MR - 1) / MR,
-                     .dst = scratch};
+                     .dst = a_scratch};
     size_t panels = pj.n_panels * ((k + j.kc - 1) / j.kc);
     cpu_parallel_for(ctx, panels, threads > 1 ? nn_grain(MR * j.kc, 1 << 14) : panels, pack_a_task,
                      &pj);
-    j.ap = scratch;
+    j.ap = a_scratch;
     j.a_row0 = row0;
     j.a_rows = rows;
     j.a_mpad = pj.mpad;
@@ -610,7 +674,7 @@ int cpu_sgemm_run(cpu_ctx *ctx, const cpu_sgemm_args *g) {
     size_t items = j.n_mb * j.n_ns;
     cpu_parallel_for(ctx, items, threads > 1 ? 1 : items, compute_task, &j);
   }
-  free(scratch);
+  cpu_scratch_give(ctx, scratch);
   return 0;
 }
 

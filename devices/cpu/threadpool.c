@@ -244,7 +244,21 @@ void cpu_scratch_give(cpu_ctx *ctx, void *p) {
     free(b);
     return;
   }
-  free(atomic_exchange(ctx->scratch, b));
+  /* The slot keeps the larger of what it holds and b: a small block given last (a GEMM's on
+   * one of several threads at once) must not push out the large one the next big layer needs. */
+  for (;;) {
+    cpu_scratch *old = atomic_exchange(ctx->scratch, b);
+    if (!old || old->bytes <= b->bytes) {
+      free(old);
+      return;
+    }
+    cpu_scratch *expect = b;
+    if (atomic_compare_exchange_strong(ctx->scratch, &expect, old)) {
+      free(b);
+      return;
+    }
+    b = old; /* b was taken meanwhile and is another's now: give old in its place */
+  }
 }
 
 void cpu_scratch_free(cpu_scratch *_Atomic *slot) { free(atomic_exchange(slot, NULL)); }
