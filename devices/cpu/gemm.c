@@ -600,11 +600,12 @@ int cpu_sgemm_run(cpu_ctx *ctx, const cpu_sgemm_args *g) {
   float *scratch = NULL;
   if (chunk || b_floats) {
     scratch = cpu_scratch_take(ctx, (b_floats + chunk * k) * sizeof(float), &fresh);
-    if (!scratch && b_floats && chunk) {
-      b_floats = 0; /* B as it comes, panel by panel: A's packing cannot be done without */
-      scratch = cpu_scratch_take(ctx, chunk * k * sizeof(float), &fresh);
+    if (!scratch && b_floats) {
+      b_floats = 0; /* B as it comes, panel by panel, then: only A's packing needs memory */
+      if (chunk)
+        scratch = cpu_scratch_take(ctx, chunk * k * sizeof(float), &fresh);
     }
-    if (!scratch)
+    if (!scratch && chunk)
       return -1;
   }
   cpu_sgemm_args with_b;
