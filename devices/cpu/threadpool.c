@@ -247,8 +247,9 @@ void cpu_scratch_give(cpu_ctx *ctx, void *p) {
   /* The slot keeps the larger of what it holds and b: a small block given last (a GEMM's on
    * one of several threads at once) must not push out the large one the next big layer needs. */
   for (;;) {
+    size_t bytes = b->bytes; /* read while b is ours: once in the slot another may take it */
     cpu_scratch *old = atomic_exchange(ctx->scratch, b);
-    if (!old || old->bytes <= b->bytes) {
+    if (!old || old->bytes <= bytes) {
       free(old);
       return;
     }
