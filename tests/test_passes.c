@@ -162,6 +162,15 @@ static void check_producers(const tsr__graph *g) {
         ck_assert_int_eq(g->values[g->nodes[i].outputs[k]].producer, (int32_t)i);
 }
 
+/* Imports without the passes, applies all of them (their counts into st, or not) and checks
+ * the producers they left. */
+static tsr__graph *import_passed(bytes b, tsr__pass_stats *st) {
+  tsr__graph *g = import(b);
+  ck_assert_ok(tsr__passes_apply(g, TSR__PASS_ALL, st));
+  check_producers(g);
+  return g;
+}
+
 static bool has_op(const tsr__graph *g, const char *op) {
   for (uint32_t i = 0; i < g->n_nodes; i++)
     if (strcmp(g->nodes[i].op_type, op) == 0)
@@ -228,13 +237,11 @@ static void check_conv_bn(const conv_case *k, const char *what) {
   ck_assert_msg(with + 1 + relu_fused == without, "%s: %zu nodes with passes, %zu without", what,
                 with, without);
   /* In the IR: the Conv writes the BN's output name and the BN's parameters are gone. */
-  tsr__graph *g = import(b);
   tsr__pass_stats st;
-  ck_assert_ok(tsr__passes_apply(g, TSR__PASS_ALL, &st));
+  tsr__graph *g = import_passed(b, &st);
   ck_assert_uint_eq(st.batchnorms_folded, 1);
   ck_assert_uint_eq(st.activations_fused, relu_fused);
   ck_assert(!has_op(g, "BatchNormalization"));
-  check_producers(g);
   int32_t bn = tsr__graph_find_value(g, relu_fused ? "y" : "bn");
   ck_assert_int_ge(g->values[bn].producer, 0);
   const tsr__node *conv = &g->nodes[g->values[bn].producer];
@@ -300,9 +307,7 @@ START_TEST(conv_bn_shared_weight) {
   compare(b, 4, xd, 1, "shared weight", &with, &without);
   ck_assert_uint_eq(with, 2);
   ck_assert_uint_eq(without, 3);
-  tsr__graph *g = import(b);
-  ck_assert_ok(tsr__passes_apply(g, TSR__PASS_ALL, NULL));
-  check_producers(g);
+  tsr__graph *g = import_passed(b, NULL);
   int32_t w = tsr__graph_find_value(g, "w"), bv = tsr__graph_find_value(g, "b");
   ck_assert_ptr_nonnull(g->values[w].init);
   ck_assert_ptr_nonnull(g->values[bv].init);
@@ -408,11 +413,9 @@ START_TEST(identity_chains) {
   compare(b, 2, xd, 2, "Identity chains", &with, &without);
   ck_assert_uint_eq(without, 7);
   ck_assert_uint_eq(with, 2);
-  tsr__graph *g = import(b);
   tsr__pass_stats st;
-  ck_assert_ok(tsr__passes_apply(g, TSR__PASS_ALL, &st));
+  tsr__graph *g = import_passed(b, &st);
   ck_assert_uint_eq(st.identities_removed, 5);
-  check_producers(g);
   const tsr__node *add = &g->nodes[g->values[tsr__graph_find_value(g, "y")].producer];
   ck_assert_str_eq(add->op_type, "Add");
   ck_assert_int_eq(add->inputs[0], tsr__graph_find_value(g, "x"));
@@ -455,9 +458,7 @@ START_TEST(identity_between_outputs) {
   compare(b, 2, xd, 2, "Identity aliases then renamed", &with, &without);
   ck_assert_uint_eq(without, 4);
   ck_assert_uint_eq(with, 2);
-  tsr__graph *g = import(b);
-  ck_assert_ok(tsr__passes_apply(g, TSR__PASS_ALL, NULL));
-  check_producers(g);
+  tsr__graph *g = import_passed(b, NULL);
   const tsr__node *neg = &g->nodes[g->values[tsr__graph_find_value(g, "y2")].producer];
   ck_assert_int_eq(neg->inputs[0], tsr__graph_find_value(g, "y1"));
   ck_assert_str_eq(g->nodes[g->values[tsr__graph_find_value(g, "y1")].producer].name, "relu");
@@ -604,13 +605,11 @@ START_TEST(matmul_add_becomes_gemm) {
       compare(b, 2, xd, 1, "MatMul+Add", &with, &without);
       ck_assert_uint_eq(without, 2);
       ck_assert_uint_eq(with, 1);
-      tsr__graph *g = import(b);
       tsr__pass_stats st;
-      ck_assert_ok(tsr__passes_apply(g, TSR__PASS_ALL, &st));
+      tsr__graph *g = import_passed(b, &st);
       ck_assert_uint_eq(st.gemms_fused, 1);
       ck_assert_str_eq(g->nodes[0].op_type, "Gemm");
       ck_assert_str_eq(g->values[g->nodes[0].outputs[0]].name, "y");
-      check_producers(g);
       tsr__graph_destroy(g);
       free(b.data);
     }
@@ -643,10 +642,8 @@ END_TEST
 /* The node that writes value `name` after the passes, with its fused activation checked. */
 static void expect_fused(bytes b, const char *out, const char *op, const char *act, size_t n_params,
                          const float *params) {
-  tsr__graph *g = import(b);
   tsr__pass_stats st;
-  ck_assert_ok(tsr__passes_apply(g, TSR__PASS_ALL, &st));
-  check_producers(g);
+  tsr__graph *g = import_passed(b, &st);
   int32_t v = tsr__graph_find_value(g, out);
   ck_assert_int_ge(v, 0);
   ck_assert_int_ge(g->values[v].producer, 0);
@@ -922,10 +919,8 @@ START_TEST(gelu_written_out) {
     compare(b, 3, x3, n_out, what, &with, &without);
     ck_assert_uint_eq(without, 7);
     ck_assert_msg(with == (fused ? 3 : 7), "%s: %zu nodes with passes", what, with);
-    tsr__graph *g = import(b);
     tsr__pass_stats st;
-    ck_assert_ok(tsr__passes_apply(g, TSR__PASS_ALL, &st));
-    check_producers(g);
+    tsr__graph *g = import_passed(b, &st);
     ck_assert_uint_eq(st.gelus_fused, fused);
     if (fused) {
       const tsr__node *n = &g->nodes[g->values[tsr__graph_find_value(g, "y")].producer];
@@ -1000,10 +995,8 @@ START_TEST(gelu_tanh_written_out) {
     ck_assert_uint_eq(without, (hf ? 10 : 11));
     ck_assert_msg(with == (cube_output ? without : 3), "%s: %zu nodes with passes", what, with);
     if (!cube_output) {
-      tsr__graph *g = import(b);
       tsr__pass_stats st;
-      ck_assert_ok(tsr__passes_apply(g, TSR__PASS_ALL, &st));
-      check_producers(g);
+      tsr__graph *g = import_passed(b, &st);
       ck_assert_uint_eq(st.gelus_fused, 1);
       const tsr__node *n = &g->nodes[g->values[tsr__graph_find_value(g, "y")].producer];
       ck_assert_str_eq(n->op_type, "Gelu");
@@ -1079,10 +1072,8 @@ START_TEST(layernorm_written_out) {
       ck_assert_uint_eq(without, nodes);
       ck_assert_msg(with == (k->fused ? 1 : nodes), "%s: %zu nodes with passes", what, with);
     }
-    tsr__graph *g = import(b);
     tsr__pass_stats st;
-    ck_assert_ok(tsr__passes_apply(g, TSR__PASS_ALL, &st));
-    check_producers(g);
+    tsr__graph *g = import_passed(b, &st);
     ck_assert_uint_eq(st.layernorms_fused, k->fused);
     if (k->fused) {
       ck_assert_uint_eq(g->n_nodes, 1);
@@ -1609,13 +1600,11 @@ START_TEST(conv_affine_and_hardswish_fused) {
     compare(b, 4, xd, 1, "conv affine hardswish", &with, &without);
     ck_assert_uint_eq(without, 7);
     ck_assert_uint_eq(with, 1); /* Conv with hardswish fused */
-    tsr__graph *g = import(b);
     tsr__pass_stats st;
-    ck_assert_ok(tsr__passes_apply(g, TSR__PASS_ALL, &st));
+    tsr__graph *g = import_passed(b, &st);
     ck_assert_uint_eq(st.affines_folded, 2);
     ck_assert_uint_eq(st.hardswishes_fused, 1);
     ck_assert_uint_eq(st.activations_fused, 1);
-    check_producers(g);
     tsr__graph_destroy(g);
     free(b.data);
   }
@@ -1653,11 +1642,9 @@ START_TEST(conv_transpose_affine_folded) {
             &without);
     ck_assert_uint_eq(without, 5);
     ck_assert_uint_eq(with, 2);
-    tsr__graph *g = import(b);
     tsr__pass_stats st;
-    ck_assert_ok(tsr__passes_apply(g, TSR__PASS_ALL, &st));
+    tsr__graph *g = import_passed(b, &st);
     ck_assert_uint_eq(st.affines_folded, 2);
-    check_producers(g);
     tsr__graph_destroy(g);
     free(b.data);
   }
@@ -1683,12 +1670,10 @@ START_TEST(conv_affine_not_folded) {
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     bytes b = conv_affine_model(true, false, cases[i].scale_rank, cases[i].scale,
                                 cases[i].shift_rank, cases[i].shift, cases[i].conv_is_output);
-    tsr__graph *g = import(b);
     tsr__pass_stats st;
-    ck_assert_ok(tsr__passes_apply(g, TSR__PASS_ALL, &st));
+    tsr__graph *g = import_passed(b, &st);
     ck_assert_msg(st.affines_folded == cases[i].folded, "case %zu: %u folded", i,
                   st.affines_folded);
-    check_producers(g);
     tsr__graph_destroy(g);
     size_t with, without;
     compare(b, 4, xd, cases[i].conv_is_output ? 2 : 1, "conv affine kept", &with, &without);

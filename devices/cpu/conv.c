@@ -367,6 +367,7 @@ static void col2im_task(void *arg, size_t m0, size_t m1) {
   size_t kk = j->p->kk;
   for (size_t m = m0; m < m1; m++) {
     float *ym = j->y + m * j->p->out_sp;
+    const float bv = j->assign && j->bias ? j->bias[m] : 0.0f; /* stored with each value */
     for (size_t kidx = 0; kidx < kk; kidx++) {
       int64_t kz = (int64_t)(kidx / (size_t)(w->k[1] * w->k[2]));
       int64_t ky = (int64_t)(kidx / (size_t)w->k[2]) % w->k[1], kx = (int64_t)kidx % w->k[2];
@@ -390,7 +391,6 @@ static void col2im_task(void *arg, size_t m0, size_t m1) {
             lo = ix;
           const float *s = src - ix;
           if (j->assign) {
-            const float bv = j->bias ? j->bias[m] : 0.0f;
             for (int64_t i = lo; i < hi; i++)
               yrow[i * w->s[2] + offx] = s[i] + bv;
           } else {

@@ -1188,18 +1188,18 @@ DW_AVX2 static void dwb_task(void *arg, size_t begin, size_t end) {
     rows(j, it);
 }
 
-typedef struct to_nchw_job {
+typedef struct nchwc_convert_job {
   const float *x;
   float *y;
   size_t hw;
   bool to_blocked; /* NCHW -> blocked, else blocked -> NCHW */
-} to_nchw_job;
+} nchwc_convert_job;
 
 /* Block b between its eight planes (NCHW: plane c's pixel p at c * hw + p) and its blocked
  * pixels (pixel p's lane c at p * 8 + c), either way: eight pixels at a time through one 8x8
  * transpose, which is its own inverse, the rest one by one. */
-DW_AVX2 static void to_nchw_task(void *arg, size_t begin, size_t end) {
-  const to_nchw_job *j = arg;
+DW_AVX2 static void nchwc_convert_task(void *arg, size_t begin, size_t end) {
+  const nchwc_convert_job *j = arg;
   const size_t hw = j->hw;
   /* Vector i of the eight pixels from p: plane i's run (i * hw + p) or blocked pixel p + i
    * (8 i + 8 p), read from one side and written to the other. */
@@ -1232,8 +1232,8 @@ DW_AVX2 static void to_nchw_task(void *arg, size_t begin, size_t end) {
 
 static void nchwc_convert(cpu_ctx *ctx, const float *x, size_t blocks, size_t hw, float *y,
                           bool to_blocked) {
-  to_nchw_job j = {.x = x, .y = y, .hw = hw, .to_blocked = to_blocked};
-  cpu_parallel_for(ctx, blocks, nn_grain(hw * 8, 1 << 15), to_nchw_task, &j);
+  nchwc_convert_job j = {.x = x, .y = y, .hw = hw, .to_blocked = to_blocked};
+  cpu_parallel_for(ctx, blocks, nn_grain(hw * 8, 1 << 15), nchwc_convert_task, &j);
 }
 
 void cpu_nchwc_to_nchw(cpu_ctx *ctx, const float *x, size_t blocks, size_t hw, float *y) {

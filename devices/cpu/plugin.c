@@ -531,10 +531,9 @@ static bool role_reads_blocked(cpu_nchwc_role r) {
 /* The operands of node en that its role lays out (cpu_nchwc_role): for BLOCKED (and OPENS)
  * and FREE those that share its output's layout, for SINK the one it may read blocked. */
 static bool layout_slot(const cpu_exe_node *en, cpu_nchwc_role role, uint32_t k) {
+  if (role_reads_blocked(role))
+    return k == 0 || (k == 3 && en->node.residual);
   switch (role) {
-  case CPU_NCHWC_BLOCKED:
-  case CPU_NCHWC_OPENS:
-  case CPU_NCHWC_OPENS_ALONE: return k == 0 || (k == 3 && en->node.residual);
   case CPU_NCHWC_SINK: return k == 0;
   case CPU_NCHWC_FREE: return !(en->in_static[k].is_const && en->in_static[k].count == 1);
   default: return false;
