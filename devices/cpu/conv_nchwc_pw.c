@@ -46,16 +46,16 @@ enum { PW_NR = 16, PW_MR = 6 };
  * below PW_SERIAL_FLOPS a layer stays on the calling thread (as cpu_sgemm_run decides), and
  * no item is cut below PW_ITEM_FLOPS (some five microseconds of work). */
 #define PW_ITEMS_PER_THREAD 4
-/* Up to this many input channels, the first tile of a unit prefetches the next unit's weights
- * into L2 (a line per step of its depth, pw_tile_body's pf). In a model the weights come from
- * memory on every run, and a unit's panel of a shallow layer (C x 64 bytes, 12 KiB for 192
- * channels) is too short a stream for the hardware prefetcher: the first tile of every unit
- * waited for it. Per-node minima, alternating processes, one thread: MNASNet's 192 -> 1152
- * layers over 7x7 0.237 -> 0.205 ms, MobileNetV2's 160 -> 960 0.170 -> 0.159, 320 -> 1280 0.424
- * -> 0.388; the models 1-2% faster (two threads: the same layers 5-8%, the models within
- * noise). Deep panels (73 KiB for 1152 channels) stream well by themselves: prefetching the
- * next one as well made MNASNet's 1152 -> 192 layers 5% slower on two threads. */
-#define PW_PREFETCH_C 512
+/* While a unit runs its tiles, they bring the next unit's weights (of the same block of the
+ * depth) into L2, each tile a share of the lines, a few a block of its depth (pw_tile_body's
+ * pf). In a model the weights come from memory on every run, and without this the first tile
+ * of every unit waited for its panel: a shallow panel (C x 64 bytes, 12 KiB for 192 channels)
+ * is too short a stream for the hardware prefetcher, and a deep one (73 KiB for 1152) takes
+ * longer to arrive than the first tile takes to use it. Prefetching it all from the first tile
+ * instead flooded that tile (MNASNet's 1152 -> 192 layers 5% slower on two threads), so it
+ * was kept to panels of at most 512 channels. Spread over the tiles and done for every depth,
+ * per-node minima of alternating processes, one thread: MNASNet's 1x1 layers 5.34 -> 5.22 ms
+ * (two threads 2.84 -> 2.80), ResNet-50's 34.4 -> 33.8, EfficientNet-B0's 7.59 -> 7.45. */
 #define PW_SERIAL_FLOPS 2e6
 #define PW_ITEM_FLOPS 5e5
 
@@ -96,8 +96,8 @@ enum { PW_FULL, PW_SPLIT, PW_24 };
  * y (from_y: a later block of the depth) or else from bias (the panel's 16 or 24 floats, or
  * NULL) plus res (laid out like y, or NULL); they end clamped to [bounds[0], bounds[1]] when
  * bounds is not NULL. Full tiles of one or two pixels split the steps too (c2x, c3x hold the
- * odd ones), for eight chains instead of four. pf, when not NULL, is the next unit's rows at
- * the same depth: each block prefetches its eight into L2 (PW_PREFETCH_C).
+ * odd ones), for eight chains instead of four. pf_n lines of the next unit's weights from pf
+ * on go to L2 meanwhile, spread over the blocks (pf NULL when pf_n is 0).
  *
  * One broadcast register at a time, as in gemm_avx2.c: twelve accumulators, two weight
  * vectors and the broadcast take fifteen registers (24: three and sixteen; gcc keeps them all
@@ -105,8 +105,8 @@ enum { PW_FULL, PW_SPLIT, PW_24 };
 AVX2 static ALWAYS_INLINE void pw_tile_body(const float *x, size_t xs, size_t nblk, const float *w,
                                             float *y, size_t ys, const float *bias,
                                             const float *res, bool from_y, const float *bounds,
-                                            const float *w2, const float *pf, const int R,
-                                            const int shape) {
+                                            const float *w2, const float *pf, size_t pf_n,
+                                            const int R, const int shape) {
   const bool one_vec = shape == PW_SPLIT; /* one weight vector a step */
   const __m256 zero = _mm256_setzero_ps();
   __m256 c00 = zero, c01 = zero, c10 = zero, c11 = zero, c20 = zero, c21 = zero;
@@ -203,12 +203,11 @@ AVX2 static ALWAYS_INLINE void pw_tile_body(const float *x, size_t xs, size_t nb
       PW_ROW(5, j, c50, c51, c50)                                                                  \
     }                                                                                              \
   } while (0)
+  /* pf_n lines of the next unit's weights from pf on, per_blk of them a block. */
+  const size_t per_blk = nblk ? (pf_n + nblk - 1) / nblk : 0;
   for (size_t b = 0; b < nblk; b++) {
-    if (pf) { /* the next unit's rows of this block, into L2 */
-      for (int l = 0; l < CPU_NCHWC; l++)
-        _mm_prefetch((const char *)(pf + l * PW_NR), _MM_HINT_T1);
-      pf += CPU_NCHWC * PW_NR;
-    }
+    for (size_t l = 0; l < per_blk && pf_n; l++, pf_n--, pf += PW_NR)
+      _mm_prefetch((const char *)pf, _MM_HINT_T1);
     PW_STEP(0);
     PW_STEP(1);
     PW_STEP(2);
@@ -285,13 +284,13 @@ AVX2 static ALWAYS_INLINE void pw_tile_body(const float *x, size_t xs, size_t nb
 
 typedef void (*pw_tile_fn)(const float *x, size_t xs, size_t nblk, const float *w, float *y,
                            size_t ys, const float *bias, const float *res, bool from_y,
-                           const float *bounds, const float *w2, const float *pf);
+                           const float *bounds, const float *w2, const float *pf, size_t pf_n);
 
 #define PW_TILE_FN(name, r, shape)                                                                 \
   AVX2 static void name(const float *x, size_t xs, size_t nblk, const float *w, float *y,          \
                         size_t ys, const float *bias, const float *res, bool from_y,               \
-                        const float *bounds, const float *w2, const float *pf) {                   \
-    pw_tile_body(x, xs, nblk, w, y, ys, bias, res, from_y, bounds, w2, pf, r, shape);              \
+                        const float *bounds, const float *w2, const float *pf, size_t pf_n) {      \
+    pw_tile_body(x, xs, nblk, w, y, ys, bias, res, from_y, bounds, w2, pf, pf_n, r, shape);        \
   }
 PW_TILE_FN(pw_tile_1, 1, PW_FULL)
 PW_TILE_FN(pw_tile_2, 2, PW_FULL)
@@ -357,11 +356,12 @@ static size_t pw_chunk_start(size_t HW, size_t n, size_t k) {
 /* The tiles of one unit (panel q, width 8, 16 or 24 channels) over np pixels and one block
  * of the depth (nblk input blocks): xc is the first pixel in the first block (blocks xs floats
  * apart), yq and rq the first pixel in the unit's first output block (blocks ys floats
- * apart); the rest as pw_tile_body describes them (pf goes to the first tile). */
+ * apart); the rest as pw_tile_body describes them. The pf_lines lines from pf on (the next
+ * unit's weights) are shared out over the tiles, so that none of them waits on many. */
 AVX2 static void pw_unit_tiles(size_t width, const float *xc, size_t xs, size_t nblk,
                                const float *w, const float *w2, float *yq, size_t ys,
                                const float *bias, const float *rq, bool from_y, const float *bounds,
-                               const float *pf, size_t np) {
+                               const float *pf, size_t pf_lines, size_t np) {
   /* The fewest tiles that cover np pixels, of sizes that differ by one at most (the first
    * `extra` tiles one pixel more): 49 pixels are 4 x 6 + 5 x 5 rather than 8 x 6 + 1, whose
    * last tile of one pixel runs four chains of FMAs at 1.5 loads a multiply-add. One thread,
@@ -375,8 +375,9 @@ AVX2 static void pw_unit_tiles(size_t width, const float *xc, size_t xs, size_t 
     size_t tiles = (np + (tr)-1) / (tr), base = np / tiles, extra = np % tiles;                    \
     for (size_t t = 0; t < tiles; t++) {                                                           \
       size_t r = base + (t < extra), o = p * CPU_NCHWC;                                            \
+      size_t l0 = pf_lines * t / tiles, l1 = pf_lines * (t + 1) / tiles;                           \
       (fns)[r - 1](xc + o, xs, nblk, w, yq + o, ys, bias, rq ? rq + o : NULL, from_y, bounds, w2,  \
-                   p == 0 ? pf : NULL);                                                            \
+                   pf ? pf + l0 * PW_NR : NULL, l1 - l0);                                          \
       p += r;                                                                                      \
     }                                                                                              \
   }
@@ -454,14 +455,17 @@ AVX2 static void pw_task(void *arg, size_t i0, size_t i1) {
           w2 = w2 ? buf + kc * PW_NR : NULL;
         }
         const bool first = c0 == 0;
-        /* The first tile brings the next unit's weights of this block of the depth into L2
-         * when they are a short stream (PW_PREFETCH_C). */
-        const float *pf =
-            C <= PW_PREFETCH_C && q_next < j->units ? j->wp + (q_next * C + c0) * PW_NR : NULL;
+        /* The tiles bring the next unit's rows of this block of the depth into L2: a line a
+         * channel, and for a unit of 24 its half panel's too when the block is the whole
+         * depth (the two panels' rows then lie together). */
+        const float *pf = q_next < j->units ? j->wp + (q_next * C + c0) * PW_NR : NULL;
+        size_t pf_lines = !pf                                                        ? 0
+                          : kc == C && q_next + 1 == j->units && j->last_width == 24 ? 2 * kc
+                                                                                     : kc;
         pw_unit_tiles(width, xn + c0 / CPU_NCHWC * xs, xs, kc / CPU_NCHWC, w, w2, yq, ys,
                       first && j->bias ? j->bias + q * PW_NR : NULL,
                       first && rn ? rn + 2 * q * ys : NULL, !first, c0 + kc == C ? j->bounds : NULL,
-                      pf, np);
+                      pf, pf_lines, np);
       }
       if (j->act.kind != CPU_ACT_NONE && !j->bounds)
         for (size_t ob = 0; ob < width / CPU_NCHWC; ob++)
@@ -473,9 +477,15 @@ AVX2 static void pw_task(void *arg, size_t i0, size_t i1) {
 
 /* The product alone over np pixels on the calling thread, for kernels that hold blocked
  * operands of their own (the blocked Winograd's transformed tiles): units and blocks of the
- * depth as pw_task takes them, no bias, no activation. */
+ * depth as pw_task takes them, no bias, no activation. wp_next, when not NULL, is the weights
+ * of the product the caller runs next (same C and M), whose first unit the last one brings
+ * into L2. The Winograd products read a layer's transformed weights from memory once each
+ * (16 x 512 x 512 floats, 16 MiB, for ResNet-50's last 3x3 layers): prefetching made them
+ * 20% faster (per-node minima, one thread: F(2x2) layers 11.1 -> 8.7 ms, F(4x4) 4.5 -> 4.3;
+ * two threads F(2x2) 6.5 -> 5.6, F(4x4) within the noise). */
 AVX2 void cpu_nchwc_pw_product(const float *x, size_t xs, size_t C, size_t M, size_t np,
-                               const float *wp, float *y, size_t ys, bool accumulate) {
+                               const float *wp, float *y, size_t ys, bool accumulate,
+                               const float *wp_next) {
   if (C == 0 || M == 0 || np == 0)
     return;
   size_t units, last_width, kb;
@@ -487,8 +497,14 @@ AVX2 void cpu_nchwc_pw_product(const float *x, size_t xs, size_t C, size_t M, si
       size_t kc = C - c0 < kb ? C - c0 : kb;
       const float *w = wp + (q * C + c0) * PW_NR;
       const float *w2 = width == 24 ? w + C * PW_NR : NULL;
+      /* The next unit's weights into L2 meanwhile, as pw_task brings them; the last unit
+       * brings the first of the next product's. */
+      const float *pf = q + 1 < units ? wp + ((q + 1) * C + c0) * PW_NR
+                        : wp_next     ? wp_next + c0 * PW_NR
+                                      : NULL;
+      size_t pf_lines = !pf ? 0 : q + 2 == units && kc == C && last_width == 24 ? 2 * kc : kc;
       pw_unit_tiles(width, x + c0 / CPU_NCHWC * xs, xs, kc / CPU_NCHWC, w, w2, yq, ys, NULL, NULL,
-                    accumulate || c0 > 0, NULL, NULL, np);
+                    accumulate || c0 > 0, NULL, pf, pf_lines, np);
     }
   }
 }

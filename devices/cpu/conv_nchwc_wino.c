@@ -495,7 +495,8 @@ WINO_AVX2 static void wino_task(void *arg, size_t begin, size_t end) {
         j->in_row(j, xn + cb * isz, ty, v + cb * xs + (size_t)(ty - ty0) * rowf);
     for (size_t xi = 0; xi < nxi; xi++)
       cpu_nchwc_pw_product(v + xi * j->vs, xs, C, m1 - m0, nt, j->wp + xi * j->per + m0 * C,
-                           pr + xi * j->ps + m0 / CPU_NCHWC * xs, xs, false);
+                           pr + xi * j->ps + m0 / CPU_NCHWC * xs, xs, false,
+                           xi + 1 < nxi ? j->wp + (xi + 1) * j->per + m0 * C : NULL);
     for (size_t mb = m0 / CPU_NCHWC; mb < m1 / CPU_NCHWC; mb++) {
       __m256 bv = j->bias ? _mm256_loadu_ps(j->bias + mb * CPU_NCHWC) : _mm256_setzero_ps();
       float *yb = yn + mb * osz;

@@ -72,10 +72,11 @@ int cpu_nchwc_pointwise(cpu_ctx *ctx, size_t N, size_t C, size_t M, size_t HW, c
 /* The product alone, on the calling thread: y[m / 8][p][m % 8] = sum over c of W[m][c] *
  * x[c / 8][p][c % 8] for the np pixels p, M outputs and C > 0 inputs, with x's blocks xs floats
  * apart and y's ys floats apart (a pixel is eight floats; both multiples of eight floats);
- * added onto y when accumulate. wp as cpu_nchwc_pw_pack made it. For kernels that hold blocked
- * operands of their own. */
+ * added onto y when accumulate. wp as cpu_nchwc_pw_pack made it; wp_next NULL, or the packed
+ * weights of the product the caller runs next, which this one starts bringing into L2. For
+ * kernels that hold blocked operands of their own. */
 void cpu_nchwc_pw_product(const float *x, size_t xs, size_t C, size_t M, size_t np, const float *wp,
-                          float *y, size_t ys, bool accumulate);
+                          float *y, size_t ys, bool accumulate, const float *wp_next);
 
 /* ---- Depthwise (conv_dw.c: read in place, or dilated through the interleaved path) ------ */
 
