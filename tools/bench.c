@@ -12,6 +12,7 @@ typedef struct bench_result {
   double load_ms, first_ms, min_ms, median_ms, p90_ms, p99_ms, mean_ms;
   double peak_rss_mb;
   int iterations;
+  double *runs_ms; /* each measured run's latency, in the order they ran (owned) */
 } bench_result;
 
 static int cmp_double(const void *a, const void *b) {
@@ -149,8 +150,12 @@ static int bench_device(tsr_runtime *rt, const cli_opts *o, const char *devices,
   tsr_tensor **inputs = calloc(n_in + 1, sizeof *inputs);
   tsr_tensor **outputs = calloc(n_out + 1, sizeof *outputs);
   double *times = calloc((size_t)o->iterations + 1, sizeof *times);
+  /* The runs in order too, for the JSON: a shared machine's slow spells show as stretches of
+   * slower runs, which the percentiles cannot tell from scattered ones. */
+  r->runs_ms = calloc((size_t)o->iterations + 1, sizeof *r->runs_ms);
   tsr_profile *profile = NULL;
-  if (!rc && (!names || !inputs || !outputs || !times)) rc = fail("out of memory");
+  if (!rc && (!names || !inputs || !outputs || !times || !r->runs_ms))
+    rc = fail("out of memory");
   if (!rc) rc = make_inputs(rt, model, o, names, inputs);
   if (!rc && want_profile) {
     tsr_status s = tsr_profile_create(&profile);
@@ -173,7 +178,8 @@ static int bench_device(tsr_runtime *rt, const cli_opts *o, const char *devices,
       break;
     }
     if (it == 0) r->first_ms = dt;
-    if (measured) times[it - o->warmup - 1] = dt;
+    if (measured)
+      times[it - o->warmup - 1] = r->runs_ms[it - o->warmup - 1] = dt;
   }
   if (!rc) {
     int n = o->iterations;
@@ -213,9 +219,12 @@ static void print_json(const bench_result *r) {
   json_string(stdout, r->device);
   printf(", \"iterations\": %d, \"load_ms\": %.3f, \"first_run_ms\": %.3f, \"min_ms\": %.4f, "
          "\"median_ms\": %.4f, \"mean_ms\": %.4f, \"p90_ms\": %.4f, \"p99_ms\": %.4f, "
-         "\"peak_rss_mb\": %.1f}",
+         "\"peak_rss_mb\": %.1f, \"runs_ms\": [",
          r->iterations, r->load_ms, r->first_ms, r->min_ms, r->median_ms, r->mean_ms, r->p90_ms,
          r->p99_ms, r->peak_rss_mb);
+  for (int i = 0; i < r->iterations && r->runs_ms; i++)
+    printf("%s%.4f", i ? ", " : "", r->runs_ms[i]);
+  printf("]}");
 }
 
 int cmd_bench(tsr_runtime *rt, const cli_opts *o) {
@@ -252,6 +261,8 @@ int cmd_bench(tsr_runtime *rt, const cli_opts *o) {
              r->peak_rss_mb);
     }
   }
+  for (size_t d = 0; d < n_dev; d++)
+    free(results[d].runs_ms);
   free(results);
   return rc;
 }

@@ -706,6 +706,11 @@ def test_bench(tmp):
         check("bench --json orders min <= median <= p90 <= p99",
               r and r["min_ms"] <= r["median_ms"] <= r["p90_ms"] <= r["p99_ms"], out[:300])
         check("bench --json counts the iterations", r.get("iterations") == 5, out[:300])
+        runs = r.get("runs_ms") if r else None
+        check("bench --json lists every measured run, its min and median as reported",
+              isinstance(runs, list) and len(runs) == 5 and all(v > 0 for v in runs)
+              and abs(min(runs) - r["min_ms"]) < 1e-3
+              and abs(sorted(runs)[2] - r["median_ms"]) < 1e-3, out[:400])
     trace = os.path.join(tmp, "trace.json")
     rc, out, err = run([TESSERA, "bench", model, "--iterations", "3", "--device", "all", "--json",
                         "--profile", trace], NO_PASSES)
