@@ -149,10 +149,10 @@ static int bench_device(tsr_runtime *rt, const cli_opts *o, const char *devices,
   const char **names = calloc(n_in + 1, sizeof *names);
   tsr_tensor **inputs = calloc(n_in + 1, sizeof *inputs);
   tsr_tensor **outputs = calloc(n_out + 1, sizeof *outputs);
-  double *times = calloc((size_t)o->iterations + 1, sizeof *times);
-  /* The runs in order too, for the JSON: a shared machine's slow spells show as stretches of
-   * slower runs, which the percentiles cannot tell from scattered ones. */
+  /* The runs in order, for the JSON (a shared machine's slow spells show as stretches of
+   * slower runs, which the percentiles cannot tell from scattered ones), and sorted. */
   r->runs_ms = calloc((size_t)o->iterations + 1, sizeof *r->runs_ms);
+  double *times = calloc((size_t)o->iterations + 1, sizeof *times);
   tsr_profile *profile = NULL;
   if (!rc && (!names || !inputs || !outputs || !times || !r->runs_ms))
     rc = fail("out of memory");
@@ -179,12 +179,14 @@ static int bench_device(tsr_runtime *rt, const cli_opts *o, const char *devices,
     }
     if (it == 0) r->first_ms = dt;
     if (measured)
-      times[it - o->warmup - 1] = r->runs_ms[it - o->warmup - 1] = dt;
+      r->runs_ms[it - o->warmup - 1] = dt;
   }
   if (!rc) {
     int n = o->iterations;
     double sum = 0;
-    for (int i = 0; i < n; i++) sum += times[i];
+    for (int i = 0; i < n; i++)
+      sum += r->runs_ms[i];
+    memcpy(times, r->runs_ms, (size_t)n * sizeof *times); /* sorted for the percentiles */
     qsort(times, (size_t)n, sizeof *times, cmp_double);
     r->iterations = n;
     r->min_ms = times[0];

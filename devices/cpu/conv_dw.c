@@ -1075,7 +1075,7 @@ DW_AVX2 static ALWAYS_INLINE void dwb_pixels(const dwb_job *j, const float *xb, 
     _mm256_storeu_ps(yp + i * 8, acc[i]);
 }
 
-/* Pixels [ox, ox + np) of output row oy, 1 <= np <= 8, as dwb_pixels takes them. */
+/* Pixels [ox, ox + np) of output row oy, 0 <= np <= 8, as dwb_pixels takes them. */
 DW_AVX2 static ALWAYS_INLINE void dwb_block(const dwb_job *j, const float *xb, const float *wg,
                                             float *yb, int64_t oy, int64_t ox, int64_t np,
                                             int64_t ky0, int64_t ky1, const cpu_act *a, int KW,
@@ -1103,12 +1103,7 @@ DW_AVX2 static ALWAYS_INLINE void dwb_span(const dwb_job *j, const float *xb, co
   if (CHECK) {
     for (; n >= 4; ox += 4, n -= 4)
       dwb_pixels(j, xb, wg, yb, oy, ox, ky0, ky1, a, 4, KW, S, 1);
-    switch (n) {
-    case 3: dwb_pixels(j, xb, wg, yb, oy, ox, ky0, ky1, a, 3, KW, S, 1); break;
-    case 2: dwb_pixels(j, xb, wg, yb, oy, ox, ky0, ky1, a, 2, KW, S, 1); break;
-    case 1: dwb_pixels(j, xb, wg, yb, oy, ox, ky0, ky1, a, 1, KW, S, 1); break;
-    default: break;
-    }
+    dwb_block(j, xb, wg, yb, oy, ox, n, ky0, ky1, a, KW, S, 1);
     return;
   }
   const int64_t start = ox;
@@ -1120,16 +1115,7 @@ DW_AVX2 static ALWAYS_INLINE void dwb_span(const dwb_job *j, const float *xb, co
     dwb_pixels(j, xb, wg, yb, oy, ox + n - 8, ky0, ky1, a, 8, KW, S, 0);
     return;
   }
-  switch (n) {
-  case 7: dwb_pixels(j, xb, wg, yb, oy, ox, ky0, ky1, a, 7, KW, S, 0); break;
-  case 6: dwb_pixels(j, xb, wg, yb, oy, ox, ky0, ky1, a, 6, KW, S, 0); break;
-  case 5: dwb_pixels(j, xb, wg, yb, oy, ox, ky0, ky1, a, 5, KW, S, 0); break;
-  case 4: dwb_pixels(j, xb, wg, yb, oy, ox, ky0, ky1, a, 4, KW, S, 0); break;
-  case 3: dwb_pixels(j, xb, wg, yb, oy, ox, ky0, ky1, a, 3, KW, S, 0); break;
-  case 2: dwb_pixels(j, xb, wg, yb, oy, ox, ky0, ky1, a, 2, KW, S, 0); break;
-  case 1: dwb_pixels(j, xb, wg, yb, oy, ox, ky0, ky1, a, 1, KW, S, 0); break;
-  default: break;
-  }
+  dwb_block(j, xb, wg, yb, oy, ox, n, ky0, ky1, a, KW, S, 0);
 }
 
 /* The interior columns [lo, hi) of the output: ox * sw - pw >= 0 and ox * sw - pw + kw <= iw

@@ -330,6 +330,16 @@ static void pw_shape(size_t C, size_t M, size_t *units, size_t *last_width, size
   *kb = nkb ? (C / CPU_NCHWC + nkb - 1) / nkb * CPU_NCHWC : CPU_NCHWC;
 }
 
+/* Unit q's rows of the input channels [c0, c0 + kc) in weights wp packed for C inputs in
+ * units as pw_shape cuts them, and in *lines their cache lines, for the tiles of the unit
+ * before to bring into L2: a line a channel, and for a last unit of 24 its half panel's too
+ * when the block is the whole depth (the two panels' rows then lie together). */
+static const float *pw_unit_rows(const float *wp, size_t C, size_t units, size_t last_width,
+                                 size_t q, size_t c0, size_t kc, size_t *lines) {
+  *lines = kc == C && q + 1 == units && last_width == 24 ? 2 * kc : kc;
+  return wp + (q * C + c0) * PW_NR;
+}
+
 typedef struct pw_job {
   size_t C, M, HW;
   const float *x, *wp, *bias, *scale, *res;
@@ -455,13 +465,10 @@ AVX2 static void pw_task(void *arg, size_t i0, size_t i1) {
           w2 = w2 ? buf + kc * PW_NR : NULL;
         }
         const bool first = c0 == 0;
-        /* The tiles bring the next unit's rows of this block of the depth into L2: a line a
-         * channel, and for a unit of 24 its half panel's too when the block is the whole
-         * depth (the two panels' rows then lie together). */
-        const float *pf = q_next < j->units ? j->wp + (q_next * C + c0) * PW_NR : NULL;
-        size_t pf_lines = !pf                                                        ? 0
-                          : kc == C && q_next + 1 == j->units && j->last_width == 24 ? 2 * kc
-                                                                                     : kc;
+        size_t pf_lines = 0;
+        const float *pf = q_next < j->units ? pw_unit_rows(j->wp, C, j->units, j->last_width,
+                                                           q_next, c0, kc, &pf_lines)
+                                            : NULL;
         pw_unit_tiles(width, xn + c0 / CPU_NCHWC * xs, xs, kc / CPU_NCHWC, w, w2, yq, ys,
                       first && j->bias ? j->bias + q * PW_NR : NULL,
                       first && rn ? rn + 2 * q * ys : NULL, !first, c0 + kc == C ? j->bounds : NULL,
@@ -499,10 +506,11 @@ AVX2 void cpu_nchwc_pw_product(const float *x, size_t xs, size_t C, size_t M, si
       const float *w2 = width == 24 ? w + C * PW_NR : NULL;
       /* The next unit's weights into L2 meanwhile, as pw_task brings them; the last unit
        * brings the first of the next product's. */
-      const float *pf = q + 1 < units ? wp + ((q + 1) * C + c0) * PW_NR
-                        : wp_next     ? wp_next + c0 * PW_NR
-                                      : NULL;
-      size_t pf_lines = !pf ? 0 : q + 2 == units && kc == C && last_width == 24 ? 2 * kc : kc;
+      size_t pf_lines = 0;
+      const float *pf =
+          q + 1 < units ? pw_unit_rows(wp, C, units, last_width, q + 1, c0, kc, &pf_lines)
+          : wp_next     ? pw_unit_rows(wp_next, C, units, last_width, 0, c0, kc, &pf_lines)
+                        : NULL;
       pw_unit_tiles(width, x + c0 / CPU_NCHWC * xs, xs, kc / CPU_NCHWC, w, w2, yq, ys, NULL, NULL,
                     accumulate || c0 > 0, NULL, pf, pf_lines, np);
     }
